@@ -1,0 +1,36 @@
+"""One base error and a shallow tree of specific ones; the API maps them to HTTP codes in one place."""
+
+
+class RouterError(Exception):
+    """Base of every error tier-router raises on purpose."""
+
+
+class ConfigError(RouterError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class ArtifactError(RouterError):
+    """A model directory is missing, corrupt, or was built for another embedder or library."""
+
+
+class NotFittedError(RouterError):
+    """An estimator was used before `fit`."""
+
+
+class TraceError(RouterError):
+    """A trace record breaks the TRACES.md contract (carries line number and field)."""
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+        self.line = line
+        self.field = field
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class PredictionError(RouterError):
+    """The embedder or the classifier failed on a request."""
