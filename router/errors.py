@@ -1,4 +1,4 @@
-"""One base error and a shallow tree of specific ones; the API maps them to HTTP codes in one place."""
+"""One base error and a shallow tree of specific ones; the API maps them to HTTP codes."""
 
 
 class RouterError(Exception):

@@ -1,0 +1,185 @@
+"""The one validated configuration object: tiers, task rules, the knob, limits, artifact path.
+
+Loaded once (``load_settings``) and passed down; nothing else reads the environment or the file.
+Changing which model serves a tier, or its price, is a config edit and never needs retraining:
+the classifier learns what a tier *class* can do, the config says who serves it today.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.errors import ConfigError
+
+Capability = Literal["tools", "json", "vision", "long_context"]
+Backend = Literal["torch", "onnx", "onnx-int8"]
+PromptStorage = Literal["full", "hash", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierConfig(_Strict):
+    """One price/ability class of models, cheapest tier listed first in the config."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    models: list[str] = Field(min_length=1, description="Deployed models, preferred first.")
+    input_price_per_m: float = Field(ge=0, description="USD per million input tokens.")
+    output_price_per_m: float = Field(ge=0, description="USD per million output tokens.")
+    context_window: int = Field(gt=0, description="Tokens the tier's models can hold.")
+    capabilities: list[Capability] = Field(default_factory=lambda: ["tools", "json"])
+    training_models: list[str] = Field(
+        default_factory=list,
+        description="Model names in labelled traces that stand for this tier's class.",
+    )
+
+    def estimate_cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input_price_per_m + tokens_out * self.output_price_per_m) / 1e6
+
+
+class TaskRule(_Strict):
+    """What an agent's own task signal forces: a floor tier, or one fixed tier."""
+
+    min_tier: str | None = None
+    tier: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TaskRule:
+        if (self.min_tier is None) == (self.tier is None):
+            raise ValueError("a task rule needs exactly one of 'min_tier' or 'tier'")
+        return self
+
+
+class EmbedderConfig(_Strict):
+    backend: Backend = "onnx-int8"
+    threads: int = Field(default=2, ge=1, le=64)
+    max_seq_length: int = Field(default=256, ge=16, le=512)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
+    cache_size: int = Field(default=20_000, ge=0)
+    onnx_cache_dir: Path | None = Field(
+        default=None, description="Where exported ONNX files are cached; default ~/.cache."
+    )
+
+
+class LimitsConfig(_Strict):
+    max_body_bytes: int = Field(default=2_000_000, gt=0)
+    max_messages: int = Field(default=512, gt=0)
+    max_content_chars: int = Field(default=1_000_000, gt=0)
+    max_tools: int = Field(default=256, gt=0)
+    max_batch: int = Field(default=256, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///traces.db"
+    prompt_storage: PromptStorage = "hash"
+    queue_size: int = Field(default=10_000, gt=0)
+    enabled: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything a running router needs; one instance per loaded config file."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    model_dir: Path = Path("models/default")
+    quality_target: float = Field(default=0.75, ge=0.0, le=1.0)
+    fail_open: bool = True
+    safe_tier: str = "large"
+    expected_output_tokens: int = Field(default=400, ge=0)
+    tiers: list[TierConfig] = Field(min_length=1)
+    task_rules: dict[str, TaskRule] = Field(default_factory=dict)
+    embedder: EmbedderConfig = EmbedderConfig()
+    limits: LimitsConfig = LimitsConfig()
+    store: StoreConfig = StoreConfig()
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique_names(cls, tiers: list[TierConfig]) -> list[TierConfig]:
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        return tiers
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Settings:
+        names = self.tier_names
+        if self.safe_tier not in names:
+            raise ValueError(f"safe_tier '{self.safe_tier}' is not one of the tiers {names}")
+        for task, rule in self.task_rules.items():
+            for ref in (rule.min_tier, rule.tier):
+                if ref is not None and ref not in names:
+                    raise ValueError(
+                        f"task rule '{task}' names unknown tier '{ref}'; tiers: {names}"
+                    )
+        return self
+
+    @property
+    def tier_names(self) -> list[str]:
+        return [t.name for t in self.tiers]
+
+    def tier(self, name: str) -> TierConfig:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def tier_of_training_model(self) -> dict[str, str]:
+        """Training model name -> tier name, for turning labelled traces into tier labels."""
+        return {m: t.name for t in self.tiers for m in t.training_models}
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("router") / "default_config.yaml"))
+
+
+def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
+    """Read a YAML or TOML file into a validated Settings; relative paths resolve beside it."""
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid YAML/TOML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    raw.update(overrides)
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config file {path} is invalid: {_short(exc)}") from exc
+    return _resolve_paths(settings, path.parent)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    model_dir = settings.model_dir
+    if not model_dir.is_absolute():
+        here = (base / model_dir).resolve()
+        model_dir = here if here.exists() else _project_root() / model_dir
+    return settings.model_copy(update={"model_dir": model_dir})
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

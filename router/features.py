@@ -1,0 +1,132 @@
+"""From an agent's call to what the classifier sees: a focused text and a few cheap numbers.
+
+Agents resend a long system prompt and every tool schema with each call, and benchmark prompts
+carry identical few-shot examples in front of the one question that differs. The encoder reads
+only its first ~256 tokens, so feeding it the whole request would make every call of one agent
+(or every ARC question) look the same. The rule, the same offline and online:
+
+1. The *focus* is the latest user message. It is split into paragraphs (blank lines) and read
+   from the end: the last paragraph, plus earlier ones until ``MIN_FOCUS_WORDS`` are reached.
+   If that skipped the message's opening, its first ``HEAD_WORDS`` words are put in front,
+   since instructions ("Summarise the text below:") usually sit there.
+2. Tool results that came after that user message (the step is "read this output and go on")
+   add their last ``TOOL_WORDS`` words each, newest first, at most ``MAX_TOOL_TURNS`` of them.
+3. System prompts, tool schemas and older turns are not part of the text: they are the agent's
+   scaffolding, not the call's task. They count only in the token estimate and in the cheap
+   features below.
+4. The result is capped at ``MAX_WORDS`` words, about the encoder's window, so a 200k-token
+   context costs the same to route as a short one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from router.schemas import ChatMessage, ToolSchema
+
+MIN_FOCUS_WORDS = 24
+HEAD_WORDS = 16
+TOOL_WORDS = 48
+MAX_TOOL_TURNS = 2
+MAX_WORDS = 200
+CHARS_PER_TOKEN = 4.0
+TOKENS_PER_MESSAGE = 4
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|[;{}]\s*$|\bimport \w+|\breturn\b", re.M)
+_MATH = re.compile(
+    r"\$|\\frac|\\sqrt|\d+\s*[-+*/^=]\s*\d+|\b(solve|calculate|compute|prove)\b", re.I
+)
+
+FEATURE_NAMES = (
+    "log_focus_words",
+    "n_user_turns",
+    "has_tool_results",
+    "has_tools",
+    "code_markers",
+    "math_markers",
+)
+
+
+@dataclass(frozen=True)
+class CallView:
+    """What routing needs to know about one call."""
+
+    text: str
+    numeric: tuple[float, ...]
+    tokens_in: int
+
+
+def view_of(
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] | None = None
+) -> CallView:
+    """The classifier text, cheap features and token estimate of one call."""
+    focus, tool_snippets, n_user = _focus_and_tools(messages)
+    text = _cap_words(" \n".join([focus, *tool_snippets]).strip(), MAX_WORDS)
+    numeric = (
+        math.log1p(len(focus.split())),
+        float(min(n_user, 20)),
+        float(bool(tool_snippets)),
+        float(bool(tools)),
+        float(min(len(_CODE.findall(focus)), 10)),
+        float(min(len(_MATH.findall(focus)), 10)),
+    )
+    return CallView(text=text, numeric=numeric, tokens_in=estimate_tokens(messages, tools))
+
+
+def view_of_prompt(prompt: str) -> CallView:
+    return view_of([ChatMessage(role="user", content=prompt)])
+
+
+def estimate_tokens(
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] | None = None
+) -> int:
+    """A provider-neutral estimate (about 4 characters a token, as OpenAI documents)."""
+    chars = sum(len(m.text()) for m in messages)
+    chars += sum(len(json.dumps(c.function)) for m in messages for c in m.tool_calls or [])
+    if tools:
+        chars += sum(len(json.dumps(t.model_dump())) for t in tools)
+    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
+
+
+def focus_text(message: str) -> str:
+    """The part of one user message that says what this call is about (rule 1)."""
+    paragraphs = [p.strip() for p in _PARAGRAPH.split(message.strip()) if p.strip()]
+    if not paragraphs:
+        return ""
+    taken: list[str] = []
+    words = 0
+    for paragraph in reversed(paragraphs):
+        taken.insert(0, paragraph)
+        words += len(paragraph.split())
+        if words >= MIN_FOCUS_WORDS:
+            break
+    if len(taken) < len(paragraphs):
+        head = _cap_words(paragraphs[0], HEAD_WORDS)
+        taken.insert(0, head)
+    return _tail_words("\n\n".join(taken), MAX_WORDS)
+
+
+def _focus_and_tools(messages: Sequence[ChatMessage]) -> tuple[str, list[str], int]:
+    user_turns = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not user_turns:
+        last = next((m for m in reversed(messages) if m.text().strip()), messages[-1])
+        return focus_text(last.text()), [], 0
+    last_user = user_turns[-1]
+    after = [m for m in messages[last_user + 1 :] if m.role == "tool" and m.text().strip()]
+    snippets = [_tail_words(m.text(), TOOL_WORDS) for m in reversed(after)][:MAX_TOOL_TURNS]
+    return focus_text(messages[last_user].text()), snippets, len(user_turns)
+
+
+def _cap_words(text: str, n: int) -> str:
+    words = text.split(" ")
+    return text if len(words) <= n else " ".join(words[:n])
+
+
+def _tail_words(text: str, n: int) -> str:
+    words = text.split(" ")
+    return text if len(words) <= n else " ".join(words[-n:])

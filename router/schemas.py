@@ -1,0 +1,127 @@
+"""Request and response models of the HTTP API, named by role."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Reason = Literal["classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded"]
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TextPart(BaseModel):
+    """A content part; only text parts are routable (images are refused with a clear 422)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text"]
+    text: str
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    type: str = "function"
+    function: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message: system, developer, user, assistant or tool."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(
+                f"a '{self.role}' message needs 'content' (only an assistant message with "
+                "'tool_calls' may omit it)"
+            )
+        return self
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content)
+
+
+class ToolSchema(BaseModel):
+    """An OpenAI tool definition; only its presence and size matter to routing."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "function"
+    function: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteRequest(BaseModel):
+    """What an agent asks before an LLM call."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, min_length=1)
+    tools: list[ToolSchema] | None = None
+    task: str | None = Field(default=None, max_length=64)
+    quality_target: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_cost_usd: float | None = Field(default=None, ge=0.0)
+    tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
+    run_id: Id | None = None
+    role: Id | None = None
+    step: Id | None = None
+    user: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> RouteRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of 'messages' (a non-empty list) or 'prompt'")
+        return self
+
+    def chat(self) -> list[ChatMessage]:
+        """The request as chat messages, whichever form it came in."""
+        if self.messages is not None:
+            return self.messages
+        return [ChatMessage(role="user", content=self.prompt)]
+
+
+class RouteDecision(BaseModel):
+    """The router's answer: which tier and model, what to try next, how sure, what it costs."""
+
+    decision_id: str
+    tier: str
+    model: str
+    fallbacks: list[str]
+    scores: dict[str, float]
+    reason: Reason
+    estimated_tokens_in: int
+    estimated_cost_usd: float
+    router_version: str
+    detail: str | None = None
+
+
+class BatchRouteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[RouteRequest] = Field(min_length=1)
+
+
+class BatchRouteResponse(BaseModel):
+    decisions: list[RouteDecision]
+
+
+class TierInfo(BaseModel):
+    name: str
+    models: list[str]
+    input_price_per_m: float
+    output_price_per_m: float
+    context_window: int
+    capabilities: list[str]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any = None
