@@ -34,3 +34,17 @@ class TraceError(RouterError):
 
 class PredictionError(RouterError):
     """The embedder or the classifier failed on a request."""
+
+
+class RequestLimitError(RouterError):
+    """A request breaks a configured limit or names something unknown (-> 422 / 413)."""
+
+    def __init__(self, field: str, message: str, limit: object = None, status: int = 422):
+        self.field = field
+        self.limit = limit
+        self.status = status
+        super().__init__(f"{field}: {message}")
+
+
+class ServiceUnavailable(RouterError):
+    """The model is not loaded or failed, and fail_open is off (-> 503)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Reason = Literal["classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded"]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
@@ -34,6 +34,18 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for i, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                if kind != "text":
+                    raise ValueError(
+                        f"content part {i} has type {kind!r}; only 'text' parts can be routed"
+                    )
+        return value
 
     @model_validator(mode="after")
     def _has_content(self) -> ChatMessage:
@@ -96,7 +108,9 @@ class RouteDecision(BaseModel):
     tier: str
     model: str
     fallbacks: list[str]
-    scores: dict[str, float]
+    scores: dict[str, float | None] = Field(
+        description="Tier -> calibrated P(answers well), cheapest first; null when degraded."
+    )
     reason: Reason
     estimated_tokens_in: int
     estimated_cost_usd: float

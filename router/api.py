@@ -1,0 +1,224 @@
+"""The FastAPI app: lifespan, routes, and the one place errors become HTTP answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from router.errors import ConfigError, RequestLimitError, RouterError, ServiceUnavailable
+from router.lifecycle import ServiceHolder
+from router.metrics import Metrics
+from router.schemas import (
+    BatchRouteRequest,
+    BatchRouteResponse,
+    RouteDecision,
+    RouteRequest,
+    TierInfo,
+)
+from router.service import RouterService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config_path: Path | None = None, holder: ServiceHolder | None = None) -> FastAPI:
+    """Build the app; the model loads in the lifespan, never at import."""
+    metrics = Metrics()
+    holder = holder or ServiceHolder(config_path, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(holder.start)
+        _install_sighup(holder)
+        yield
+        holder.stop()
+
+    app = FastAPI(title="tier-router", version="0.1.0", lifespan=lifespan)
+    app.state.holder = holder
+    app.state.metrics = metrics
+    app.add_middleware(BodySizeLimit, holder=holder)
+    _add_error_handlers(app, metrics)
+    _add_routes(app)
+    return app
+
+
+def get_service(request: Request) -> RouterService:
+    return request.app.state.holder.service
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+ServiceDep = Annotated[RouterService, Depends(get_service)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.post("/route", response_model=RouteDecision, response_model_exclude_none=True)
+    async def route(body: RouteRequest, service: ServiceDep, metrics: MetricsDep) -> RouteDecision:
+        started = time.perf_counter()
+        decisions = await run_in_threadpool(service.route, [body])
+        _count(metrics, decisions, started)
+        return decisions[0]
+
+    @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True)
+    async def route_batch(
+        body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep
+    ) -> BatchRouteResponse:
+        limit = service.settings.limits.max_batch
+        if len(body.requests) > limit:
+            raise RequestLimitError(
+                "requests", f"{len(body.requests)} requests exceed the limit of {limit}", limit
+            )
+        started = time.perf_counter()
+        decisions = await run_in_threadpool(service.route, body.requests)
+        _count(metrics, decisions, started)
+        return BatchRouteResponse(decisions=decisions)
+
+    @app.get("/tiers", response_model=list[TierInfo])
+    async def tiers(service: ServiceDep) -> list[TierInfo]:
+        tiers = service.settings.tiers
+        return [TierInfo(**t.model_dump(exclude={"training_models"})) for t in tiers]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(service: ServiceDep) -> JSONResponse:
+        body = {"ready": service.ready, "router_version": service.version}
+        if not service.ready:
+            body["reason"] = service.load_error or "model not loaded"
+        return JSONResponse(body, status_code=200 if service.ready else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint(request: Request, metrics: MetricsDep) -> Response:
+        request.app.state.holder.refresh_gauges()
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload")
+    async def reload(request: Request) -> dict[str, Any]:
+        service = await run_in_threadpool(request.app.state.holder.reload)
+        return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
+
+
+def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
+    elapsed = (time.perf_counter() - started) / max(len(decisions), 1)
+    for decision in decisions:
+        metrics.decisions.labels(decision.tier, decision.reason).inc()
+        metrics.latency.observe(elapsed)
+        if decision.reason == "degraded":
+            metrics.degraded.inc()
+
+
+def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.errors.labels("validation").inc()
+        detail = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+             "message": err["msg"], **({"limit": err["ctx"].get("limit_value") or
+                                        err["ctx"].get("le") or err["ctx"].get("ge")}
+                                       if err.get("ctx") and any(k in err["ctx"] for k in
+                                       ("limit_value", "le", "ge")) else {})}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+
+    @app.exception_handler(RequestLimitError)
+    async def over_limit(_: Request, exc: RequestLimitError) -> JSONResponse:
+        metrics.errors.labels("limit").inc()
+        body = {"field": exc.field, "message": str(exc), "limit": exc.limit}
+        return JSONResponse({"error": "invalid request", "detail": [body]}, exc.status)
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
+        metrics.errors.labels("unavailable").inc()
+        return JSONResponse({"error": "model unavailable", "detail": str(exc)}, 503)
+
+    @app.exception_handler(ConfigError)
+    async def bad_config(_: Request, exc: ConfigError) -> JSONResponse:
+        metrics.errors.labels("reload_refused").inc()
+        return JSONResponse({"error": "reload refused", "detail": str(exc)}, 409)
+
+    @app.exception_handler(RouterError)
+    async def router_error(_: Request, exc: RouterError) -> JSONResponse:
+        metrics.errors.labels("router").inc()
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, 409)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        metrics.errors.labels("internal").inc()
+        return JSONResponse({"error": "internal error", "detail": type(exc).__name__}, 500)
+
+
+class BodySizeLimit:
+    """Refuse bodies over limits.max_body_bytes (413, naming the limit) before parsing them."""
+
+    def __init__(self, app: ASGIApp, holder: ServiceHolder):
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.holder.settings.limits.max_body_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting, send)
+        except _BodyTooLarge:
+            await _too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = JSONResponse(
+        {"error": "invalid request", "detail": [{
+            "field": "body", "message": f"request body exceeds the limit of {limit} bytes",
+            "limit": limit}]},
+        status_code=413,
+    )
+    await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+    await send({"type": "http.response.body", "body": body.body})
+
+
+def _install_sighup(holder: ServiceHolder) -> None:
+    """SIGHUP reloads config and model, like POST /admin/reload (main thread only)."""
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.run_in_executor(None, holder.reload_quietly)
+        )
+    except (NotImplementedError, RuntimeError, ValueError):
+        log.info("SIGHUP reload not available in this process")

@@ -1,0 +1,109 @@
+"""Loading, verifying and atomically swapping the serving (config, model, embedder) triple."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from router.artifact import RouterModel, load_model
+from router.config import Settings, load_settings
+from router.embedder import CachedEmbedder, Embedder, make_embedder
+from router.errors import ArtifactError, ConfigError, RouterError
+from router.metrics import Metrics
+from router.service import RouterService
+
+log = logging.getLogger(__name__)
+
+
+def check_model_fits(settings: Settings, model: RouterModel) -> None:
+    """Every configured tier must be a tier class the model learned."""
+    missing = [name for name in settings.tier_names if name not in model.tiers]
+    if missing:
+        raise ArtifactError(
+            f"config tiers {missing} are not in the model at {settings.model_dir} "
+            f"(it knows {model.tiers})"
+        )
+
+
+class ServiceHolder:
+    """Owns the current RouterService; `reload` builds a new one and swaps it in, or refuses."""
+
+    def __init__(
+        self, config_path: Path | None, metrics: Metrics, settings: Settings | None = None
+    ):
+        self.config_path = config_path
+        self.metrics = metrics
+        self._initial = settings
+        self._lock = threading.Lock()
+        self._service: RouterService | None = None
+
+    @property
+    def service(self) -> RouterService:
+        if self._service is None:
+            raise RouterError("the service has not started")
+        return self._service
+
+    @property
+    def settings(self) -> Settings:
+        return self._initial if self._service is None else self._service.settings
+
+    def start(self) -> None:
+        """First load. A bad model still starts the service (degraded or 503, per fail_open)."""
+        settings = self._initial or load_settings(self.config_path)
+        self._initial = settings
+        try:
+            service = self._build(settings, previous=None)
+        except (ArtifactError, RouterError) as exc:
+            log.error("model not loaded: %s", exc)
+            service = RouterService(settings, None, None, load_error=str(exc))
+        self._swap(service)
+
+    def reload(self) -> RouterService:
+        """Re-read the config file and the model; a bad new one is refused, the old one serves."""
+        with self._lock:
+            try:
+                settings = load_settings(self.config_path) if self.config_path else self.settings
+                service = self._build(settings, previous=self._service)
+            except RouterError as exc:
+                self.metrics.reloads.labels("refused").inc()
+                raise ConfigError(
+                    f"reload refused, the previous model keeps serving: {exc}"
+                ) from exc
+            self._swap(service)
+            self.metrics.reloads.labels("ok").inc()
+            return service
+
+    def reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except RouterError as exc:
+            log.error("%s", exc)
+
+    def stop(self) -> None:
+        """Nothing to flush yet; kept so shutdown has one place to grow into."""
+
+    def refresh_gauges(self) -> None:
+        service = self._service
+        if service is None:
+            return
+        self.metrics.model_loaded.set(1.0 if service.ready else 0.0)
+        if isinstance(service.embedder, CachedEmbedder):
+            self.metrics.cache_hit_rate.set(service.embedder.hit_rate)
+
+    def _build(self, settings: Settings, previous: RouterService | None) -> RouterService:
+        model = load_model(settings.model_dir)
+        check_model_fits(settings, model)
+        embedder: Embedder
+        if previous is not None and previous.embedder is not None and (
+            previous.settings.embedder == settings.embedder
+        ):
+            embedder = previous.embedder
+        else:
+            embedder = make_embedder(settings.embedder)
+        hooks = previous.on_decision if previous is not None else []
+        return RouterService(settings, model, embedder, on_decision=hooks)
+
+    def _swap(self, service: RouterService) -> None:
+        self._service = service
+        self.metrics.model_loaded.set(1.0 if service.ready else 0.0)
