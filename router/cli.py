@@ -1,0 +1,83 @@
+"""`tier-router` command line. Parsed in `main`, never at import; training is imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tier-router", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the routing service")
+    serve.add_argument("--config", type=Path, default=None, help="YAML/TOML config file")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=_serve)
+
+    train = sub.add_parser("train", help="train a model directory from labelled traces")
+    train.add_argument("--config", type=Path, default=None)
+    train.add_argument("--data-dir", type=Path, default=None,
+                       help="the public data folder (e.g. ../shared/data)")
+    train.add_argument("--traces", type=Path, nargs="*", default=[],
+                       help="trace files in the TRACES.md format (JSONL, CSV, Parquet)")
+    train.add_argument("--out", type=Path, required=True, help="model directory to write")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--strict", action="store_true", help="bad trace lines are fatal")
+    train.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="quality-versus-cost report of a model")
+    evaluate.add_argument("--config", type=Path, default=None)
+    evaluate.add_argument("--model", type=Path, default=None, help="model directory")
+    evaluate.add_argument("--data-dir", type=Path, default=None)
+    evaluate.add_argument("--traces", type=Path, nargs="*", default=[])
+    evaluate.add_argument("--out", type=Path, required=True, help="report directory to write")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--strict", action="store_true")
+    evaluate.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    evaluate.set_defaults(func=_evaluate)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.api import create_app
+    from router.config import load_settings
+
+    settings = load_settings(args.config)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    app = create_app(args.config)
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="info", access_log=False)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import run_training
+
+    run_training(args)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import run_evaluation
+
+    run_evaluation(args)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
