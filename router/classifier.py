@@ -22,7 +22,7 @@ from sklearn.utils.validation import has_fit_parameter
 
 from router.errors import NotFittedError
 
-HEADS = ("logreg", "knn", "mlp")
+HEADS = ("logreg", "knn", "mlp", "irt")
 
 
 def make_head(name: str, random_state: int = 0, C: float = 1.0, k: int = 50) -> BaseEstimator:
@@ -44,8 +44,16 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     tiers : tier names, cheapest first; the order of `Y`'s columns and of the scores.
-    head : "logreg", "knn" or "mlp".
+    head : "logreg", "knn", "mlp" (one head per tier) or "irt" (one shared model, below).
     C, k : the logistic regression's inverse regularisation, the k of kNN.
+    tier_specific : for "irt", the scale of the per-tier part of the features; 0 makes every
+        tier share one difficulty direction, 1 is as free as separate heads.
+
+    The "irt" head is item response theory with a learned item difficulty: one logistic
+    regression over stacked (prompt, tier) rows, P(tier t good | x) = sigmoid(a_t - v.x -
+    u_t.x), with the difficulty direction v shared by all tiers and the per-tier u_t damped by
+    `tier_specific`. Every outcome of every tier trains the same v, which is what transfers
+    to prompts unlike the training data.
     calibration : None, "sigmoid" or "isotonic" (CalibratedClassifierCV, cv=3).
     random_state : seed for everything random inside.
     """
@@ -57,6 +65,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         C: float = 1.0,
         k: int = 50,
         calibration: str | None = "sigmoid",
+        tier_specific: float = 0.3,
         random_state: int = 0,
     ):
         self.tiers = tiers
@@ -64,6 +73,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
         self.k = k
         self.calibration = calibration
+        self.tier_specific = tier_specific
         self.random_state = random_state
 
     def fit(
@@ -86,13 +96,27 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.scaler_ = StandardScaler().fit(X)
         X = self.scaler_.transform(X).astype(np.float32)
         self.estimators_: list[BaseEstimator | float] = []
+        self.n_features_in_ = X.shape[1]
+        if self.head == "irt":
+            rows, tier_idx = _observed(Y)
+            stacked = self._stack(X[rows], tier_idx)
+            self.shared_ = self._fit_one(stacked, Y[rows, tier_idx], weight[rows], calibrate=False)
+            return self
         for t in range(len(self.tiers_)):
             seen = ~np.isnan(Y[:, t])
             self.estimators_.append(self._fit_one(X[seen], Y[seen, t], weight[seen]))
-        self.n_features_in_ = X.shape[1]
         return self
 
-    def _fit_one(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> BaseEstimator | float:
+    def _stack(self, X: np.ndarray, tier_idx: np.ndarray) -> np.ndarray:
+        """Rows [x, one-hot(tier), tier_specific * x (x) one-hot(tier)] for the shared model."""
+        T = len(self.tiers_)
+        onehot = np.eye(T, dtype=np.float32)[tier_idx]
+        inter = (onehot[:, :, None] * X[:, None, :]).reshape(len(X), -1) * self.tier_specific
+        return np.hstack([X, onehot * 10.0, inter]).astype(np.float32)
+
+    def _fit_one(
+        self, X: np.ndarray, y: np.ndarray, w: np.ndarray, calibrate: bool = True
+    ) -> BaseEstimator | float:
         if len(y) == 0:
             raise ValueError("every tier needs at least one labelled row; one tier has none")
         rows = np.concatenate([X, X])
@@ -102,8 +126,9 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         rows, labels, weights = rows[keep], labels[keep], weights[keep]
         if len(np.unique(labels)) < 2:
             return float(labels[0])  # a tier that always (never) succeeded: a constant
-        base = make_head(self.head, self.random_state, self.C, self.k)
-        if self.calibration is not None:
+        base = make_head("logreg" if self.head == "irt" else self.head,
+                         self.random_state, self.C, self.k)
+        if self.calibration is not None and calibrate:
             base = CalibratedClassifierCV(base, method=self.calibration, cv=3)
         return _fit_weighted(base, rows, labels, weights)
 
@@ -117,6 +142,11 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
                 f"X must have {self.n_features_in_} features per row. Got shape {X.shape}."
             )
         X = self.scaler_.transform(X).astype(np.float32)
+        if self.head == "irt":
+            T = len(self.tiers_)
+            tier_idx = np.tile(np.arange(T), len(X))
+            stacked = self._stack(np.repeat(X, T, axis=0), tier_idx)
+            return self.shared_.predict_proba(stacked)[:, 1].reshape(len(X), T)
         out = np.empty((len(X), len(self.estimators_)))
         for t, est in enumerate(self.estimators_):
             out[:, t] = est if isinstance(est, float) else est.predict_proba(X)[:, 1]
@@ -125,6 +155,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n, T) booleans: whether each tier is predicted to answer well."""
         return self.predict_proba(X) >= 0.5
+
+
+def _observed(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, tier) index pairs of the labelled cells of Y."""
+    rows, tiers = np.nonzero(~np.isnan(Y))
+    return rows, tiers
 
 
 def _fit_weighted(est: BaseEstimator, X: np.ndarray, y: np.ndarray, w: np.ndarray):
