@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.config import EmbedderConfig, Settings
+from router.embedder import Embedder, make_embedder
 from router.errors import ConfigError, RequestLimitError, RouterError, ServiceUnavailable
 from router.lifecycle import ServiceHolder
 from router.metrics import Metrics
@@ -32,10 +34,14 @@ from router.service import RouterService
 log = logging.getLogger(__name__)
 
 
-def create_app(config_path: Path | None = None, holder: ServiceHolder | None = None) -> FastAPI:
+def create_app(
+    config_path: Path | None = None,
+    settings: Settings | None = None,
+    embedder_factory: Callable[[EmbedderConfig], Embedder] | None = None,
+) -> FastAPI:
     """Build the app; the model loads in the lifespan, never at import."""
     metrics = Metrics()
-    holder = holder or ServiceHolder(config_path, metrics)
+    holder = ServiceHolder(config_path, metrics, settings, embedder_factory or make_embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -181,25 +187,28 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
             return
-        seen = 0
-
-        async def counting() -> Message:
-            nonlocal seen
+        chunks, seen = [], 0
+        while True:  # read it all (bounded by the limit) so nothing downstream can overrun it
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > limit:
+                await _too_large(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        try:
-            await self.app(scope, counting, send)
-        except _BodyTooLarge:
-            await _too_large(send, limit)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Send, limit: int) -> None:

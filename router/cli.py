@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--strict", action="store_true", help="bad trace lines are fatal")
     train.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    train.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"],
+                       help="encoder backend for training embeddings (fp32 torch: reference)")
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser("evaluate", help="quality-versus-cost report of a model")

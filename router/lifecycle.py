@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from router.artifact import RouterModel, load_model
-from router.config import Settings, load_settings
+from router.config import EmbedderConfig, Settings, load_settings
 from router.embedder import CachedEmbedder, Embedder, make_embedder
 from router.errors import ArtifactError, ConfigError, RouterError
 from router.metrics import Metrics
@@ -30,10 +31,15 @@ class ServiceHolder:
     """Owns the current RouterService; `reload` builds a new one and swaps it in, or refuses."""
 
     def __init__(
-        self, config_path: Path | None, metrics: Metrics, settings: Settings | None = None
+        self,
+        config_path: Path | None,
+        metrics: Metrics,
+        settings: Settings | None = None,
+        embedder_factory: Callable[[EmbedderConfig], Embedder] = make_embedder,
     ):
         self.config_path = config_path
         self.metrics = metrics
+        self.embedder_factory = embedder_factory
         self._initial = settings
         self._lock = threading.Lock()
         self._service: RouterService | None = None
@@ -100,7 +106,7 @@ class ServiceHolder:
         ):
             embedder = previous.embedder
         else:
-            embedder = make_embedder(settings.embedder)
+            embedder = self.embedder_factory(settings.embedder)
         hooks = previous.on_decision if previous is not None else []
         return RouterService(settings, model, embedder, on_decision=hooks)
 

@@ -1,0 +1,111 @@
+"""Every kind of bad input gets a clear 4xx naming the field and, where there is one, the limit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.api import create_app
+from router.config import LimitsConfig, Settings
+from tests.conftest import FakeEmbedder
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    limits = LimitsConfig(max_body_bytes=20_000, max_messages=5, max_content_chars=1000,
+                          max_tools=2, max_batch=3)
+    app = create_app(settings=settings.model_copy(update={"limits": limits}),
+                     embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as c:
+        yield c
+
+
+def _detail(r) -> dict:
+    return r.json()["detail"][0]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"messages": []}, "messages", "at least 1"),
+        ({}, "body", "exactly one of"),
+        ({"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, "body", "exactly one"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role", "'user'"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+         "messages.0.content", "only 'text' parts"),
+        ({"messages": [{"role": "user"}]}, "messages.0", "needs 'content'"),
+        ({"prompt": "x", "quality_target": 1.7}, "quality_target", "less than or equal to 1"),
+        ({"prompt": "x", "quality_target": -0.1}, "quality_target", "greater than or equal"),
+        ({"prompt": "x", "max_cost_usd": -1}, "max_cost_usd", "greater than or equal to 0"),
+        ({"prompt": ""}, "prompt", "at least 1 character"),
+        ({"prompt": "x", "colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_schema_errors_are_422_with_field(client, body, field, words) -> None:
+    r = client.post("/route", json=body)
+    assert r.status_code == 422, r.text
+    detail = _detail(r)
+    assert detail["field"] == field, detail
+    assert words in detail["message"], detail
+
+
+def test_limits_from_config_name_field_and_limit(client) -> None:
+    many = {"messages": [{"role": "user", "content": "hi"}] * 6}
+    r = client.post("/route", json=many)
+    assert r.status_code == 422 and _detail(r) | {} == {
+        "field": "messages", "limit": 5,
+        "message": "messages: 6 messages exceed the limit of 5"}
+    r = client.post("/route", json={"prompt": "x" * 1001})
+    assert r.status_code == 422 and _detail(r)["field"] == "prompt"
+    assert _detail(r)["limit"] == 1000
+    tools = [{"type": "function", "function": {"name": str(i)}} for i in range(3)]
+    r = client.post("/route", json={"prompt": "x", "tools": tools})
+    assert r.status_code == 422 and _detail(r)["field"] == "tools" and _detail(r)["limit"] == 2
+
+
+def test_unknown_forced_tier(client) -> None:
+    r = client.post("/route", json={"prompt": "x", "tier": "huge"})
+    assert r.status_code == 422
+    assert _detail(r)["field"] == "tier" and "unknown tier 'huge'" in _detail(r)["message"]
+
+
+def test_body_over_size_limit_is_413_naming_the_limit(client) -> None:
+    r = client.post("/route", json={"prompt": "x" * 30_000})
+    assert r.status_code == 413
+    assert _detail(r) == {"field": "body", "limit": 20_000,
+                          "message": "request body exceeds the limit of 20000 bytes"}
+
+
+def test_body_over_limit_without_content_length(client) -> None:
+    def chunks():
+        yield b'{"prompt": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = client.post("/route", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_batch_over_limit_and_errors_name_the_request(client) -> None:
+    r = client.post("/route/batch", json={"requests": [{"prompt": "x"}] * 4})
+    assert r.status_code == 422 and _detail(r)["field"] == "requests" and _detail(r)["limit"] == 3
+    r = client.post("/route/batch", json={"requests": [{"prompt": "x"}, {"prompt": "y",
+                                                                      "tier": "nope"}]})
+    assert r.status_code == 422 and _detail(r)["field"] == "requests.1.tier"
+    r = client.post("/route/batch", json={"requests": [{"prompt": "x", "quality_target": 3}]})
+    assert r.status_code == 422 and _detail(r)["field"] == "requests.0.quality_target"
+
+
+def test_not_json(client) -> None:
+    r = client.post("/route", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "JSON" in _detail(r)["message"]
+
+
+def test_bad_input_is_counted_and_service_keeps_answering(client) -> None:
+    client.post("/route", json={"prompt": "x", "quality_target": 9})
+    assert client.post("/route", json={"prompt": "say hello"}).status_code == 200
+    assert 'tier_router_errors_total{kind="validation"} 1.0' in client.get("/metrics").text

@@ -1,0 +1,73 @@
+"""Shared fixtures. The fake embedder and the synthetic model here are for unit/API tests only:
+their labels are made up (synthetic), so they say nothing about routing quality."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.artifact import save_model
+from router.classifier import TierClassifier
+from router.config import Settings, load_settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DIM = 384
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing into 384 dims; 'hard' words push one direction."""
+
+    name = "fake"
+    dimension = DIM
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[i, h % DIM] += 1.0
+            if "prove" in text.lower() or "theorem" in text.lower():
+                out[i, 0] += 5.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+class BrokenEmbedder(FakeEmbedder):
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise RuntimeError("encoder exploded")
+
+
+EASY = ["what is two plus two", "say hello", "name a colour", "list three fruits"]
+HARD = ["prove the theorem about primes", "prove this theorem rigorously", "theorem proof now"]
+
+
+def synthetic_model(path: Path) -> Path:
+    """A TierClassifier fitted on synthetic labels: 'prove'/'theorem' prompts need the large tier."""
+    rng = np.random.default_rng(0)
+    texts = [rng.choice(EASY) + f" {i}" for i in range(60)] + [
+        rng.choice(HARD) + f" {i}" for i in range(60)
+    ]
+    X = FakeEmbedder().encode(texts)
+    hard = np.array([0] * 60 + [1] * 60)
+    Y = np.stack([1.0 - hard, 1.0 - 0.7 * hard, np.full(120, 0.95)], axis=1)
+    Y[:, 2] = np.where(rng.random(120) < 0.95, 1.0, 0.0)
+    clf = TierClassifier(tiers=("small", "medium", "large"), head="logreg", C=1.0).fit(X, Y)
+    return save_model(path, clf, numeric=False, router_version="synthetic-test")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic_model(tmp_path_factory.mktemp("model") / "synthetic")
+
+
+@pytest.fixture
+def settings(model_dir: Path) -> Settings:
+    return load_settings(None).model_copy(update={"model_dir": model_dir})

@@ -1,0 +1,102 @@
+"""Model selection by leave-one-dataset-out: the score that predicts out-of-distribution routing.
+
+Each candidate is fitted on every group but one and scored on the held-out group, on the tier
+pairs that group has, by RouteLLM's APGR (the weaker tier's score is the knob). The candidate
+with the best mean held-out APGR wins; in-distribution numbers are never used to choose.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from router.classifier import TierClassifier
+from training.metrics import apgr
+
+log = logging.getLogger(__name__)
+
+MIN_PAIR_PROMPTS = 30
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    params: dict
+    numeric: bool = False
+
+
+@dataclass
+class SelectionResult:
+    best: Candidate
+    table: list[dict] = field(default_factory=list)  # one row per (candidate, held-out group)
+
+
+DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("logreg", {"head": "logreg", "C": 0.05}),
+    Candidate("irt-shared", {"head": "irt", "C": 0.05, "tier_specific": 0.0}),
+    Candidate("irt", {"head": "irt", "C": 0.05, "tier_specific": 0.3}),
+    Candidate("irt+features", {"head": "irt", "C": 0.05, "tier_specific": 0.3}, numeric=True),
+    Candidate("knn", {"head": "knn", "k": 50, "calibration": None}),
+    Candidate("mlp", {"head": "mlp"}),
+)
+
+
+def pair_apgrs(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> dict[str, float]:
+    """APGR for every (weak, strong) tier pair observed together on enough prompts."""
+    out = {}
+    for weak in range(len(tiers)):
+        for strong in range(weak + 1, len(tiers)):
+            both = ~np.isnan(labels[:, weak]) & ~np.isnan(labels[:, strong])
+            if both.sum() < MIN_PAIR_PROMPTS:
+                continue
+            value = sweep_apgr(scores[both, weak], labels[both, weak], labels[both, strong])
+            if np.isfinite(value):
+                out[f"{tiers[weak]}/{tiers[strong]}"] = value
+    return out
+
+
+def sweep_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
+    """Send to the strong tier every prompt whose weak-tier score is below a threshold."""
+    order = np.argsort(weak_score, kind="stable")
+    n = len(order)
+    gain = (q_strong - q_weak)[order]
+    quality = q_weak.mean() + np.concatenate([[0.0], np.cumsum(gain)]) / n
+    share = np.arange(n + 1) / n
+    return apgr(share, quality, float(q_weak.mean()), float(q_strong.mean()))
+
+
+def leave_one_group_out(
+    X: np.ndarray,
+    X_numeric: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    groups: np.ndarray,
+    tiers: Sequence[str],
+    candidates: Sequence[Candidate] = DEFAULT_CANDIDATES,
+    eval_groups: Sequence[str] | None = None,
+    seed: int = 0,
+) -> SelectionResult:
+    """Fit every candidate without each group, score it on that group, keep the best mean."""
+    eval_groups = list(eval_groups or sorted(set(groups)))
+    rows: list[dict] = []
+    jobs = [(c, g) for c in candidates for g in eval_groups]
+    for candidate, group in tqdm(jobs, desc="leave-one-dataset-out", unit="fit"):
+        held = groups == group
+        features = np.hstack([X, X_numeric]) if candidate.numeric else X
+        model = TierClassifier(tiers=tiers, random_state=seed, **candidate.params)
+        model.fit(features[~held], labels[~held], weights[~held])
+        scores = model.predict_proba(features[held])
+        for pair, value in pair_apgrs(scores, labels[held], tiers).items():
+            rows.append({"candidate": candidate.name, "group": group, "pair": pair, "apgr": value})
+    means = {
+        c.name: float(np.mean([r["apgr"] for r in rows if r["candidate"] == c.name] or [np.nan]))
+        for c in candidates
+    }
+    for name, value in means.items():
+        log.info("LODO mean APGR %-14s %.4f", name, value)
+    best = max(candidates, key=lambda c: np.nan_to_num(means[c.name], nan=-1.0))
+    return SelectionResult(best=best, table=rows)
