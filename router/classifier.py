@@ -30,7 +30,7 @@ def make_head(name: str, random_state: int = 0, C: float = 1.0, k: int = 50) -> 
     if name == "logreg":
         return LogisticRegression(C=C, max_iter=2000)
     if name == "knn":
-        return KNeighborsClassifier(n_neighbors=k, weights="distance")
+        return KNeighborsClassifier(n_neighbors=k)
     if name == "mlp":
         return MLPClassifier(
             hidden_layer_sizes=(128,), alpha=1e-2, max_iter=300, random_state=random_state

@@ -97,8 +97,8 @@ class CachedEmbedder:
                 else:
                     self._cache.move_to_end(key)
                     out[i] = row
-            self.hits += len(texts) - sum(len(v) for v in missing.values())
-            self.misses += sum(len(v) for v in missing.values())
+            self.hits += len(texts) - len(missing)  # repeats within a batch count as hits
+            self.misses += len(missing)
         if missing:
             order = list(missing)
             vectors = self.inner.encode([texts[missing[k][0]] for k in order])

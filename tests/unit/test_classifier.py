@@ -1,0 +1,64 @@
+"""TierClassifier follows scikit-learn's conventions and learns a signal (synthetic data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from router.classifier import TierClassifier
+from router.errors import NotFittedError
+
+
+def synthetic(n: int = 400, seed: int = 0, missing: float = 0.0):
+    """Synthetic outcomes: tier t succeeds with P = sigmoid(ability_t - difficulty(x))."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    difficulty = 1.5 * X[:, 0]
+    P = np.stack([1 / (1 + np.exp(-(a - difficulty))) for a in (-1.0, 0.0, 1.5)], axis=1)
+    Y = (rng.random(P.shape) < P).astype(float)
+    Y[rng.random(Y.shape) < missing] = np.nan
+    return X, Y, difficulty
+
+
+@pytest.mark.parametrize("head", ["logreg", "irt", "knn", "mlp"])
+def test_heads_rank_prompts_by_difficulty(head: str) -> None:
+    X, Y, difficulty = synthetic()
+    model = TierClassifier(head=head, calibration=None if head == "knn" else "sigmoid").fit(X, Y)
+    P = model.predict_proba(X)
+    assert P.shape == (len(X), 3) and np.all((P >= 0) & (P <= 1))
+    assert np.corrcoef(P[:, 0], -difficulty)[0, 1] > 0.5
+
+
+def test_partial_information_and_fractional_labels() -> None:
+    X, Y, difficulty = synthetic(missing=0.66)
+    Y = np.where(np.isnan(Y), np.nan, np.clip(Y * 0.8 + 0.1, 0, 1))
+    P = TierClassifier(head="irt").fit(X, Y).predict_proba(X)
+    assert np.corrcoef(P[:, 1], -difficulty)[0, 1] > 0.5
+    assert P[:, 2].mean() > P[:, 0].mean()  # stronger tier, higher scores
+
+
+def test_constructor_stores_params_and_fit_returns_self() -> None:
+    model = TierClassifier(head="logreg", C=0.3)
+    assert model.get_params()["C"] == 0.3 and not hasattr(model, "tiers_")
+    X, Y, _ = synthetic(100)
+    assert model.fit(X, Y) is model and model.tiers_ == ["small", "medium", "large"]
+
+
+def test_errors_say_what_was_expected() -> None:
+    X, Y, _ = synthetic(50)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        TierClassifier().predict_proba(X)
+    with pytest.raises(ValueError, match=r"Y must have shape \(n_samples, n_tiers\)"):
+        TierClassifier().fit(X, Y[:, :2])
+    with pytest.raises(ValueError, match="The 'head' parameter must be one of"):
+        TierClassifier(head="forest").fit(X, Y)
+    fitted = TierClassifier().fit(X, Y)
+    with pytest.raises(ValueError, match="must have 8 features"):
+        fitted.predict_proba(X[:, :3])
+
+
+def test_same_seed_same_model() -> None:
+    X, Y, _ = synthetic(200)
+    a = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
+    b = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
