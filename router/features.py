@@ -11,9 +11,9 @@ only its first ~256 tokens, so feeding it the whole request would make every cal
    since instructions ("Summarise the text below:") usually sit there.
 2. Tool results that came after that user message (the step is "read this output and go on")
    add their last ``TOOL_WORDS`` words each, newest first, at most ``MAX_TOOL_TURNS`` of them.
-3. System prompts, tool schemas and older turns are not part of the text: they are the agent's
-   scaffolding, not the call's task. They count only in the token estimate and in the cheap
-   features below.
+3. System prompts, tool schemas and older turns are not part of the text nor of the cheap
+   features: they are the agent's scaffolding, not the call's task. They count only in the
+   token estimate (context window and cost), and tools in the policy's capability check.
 4. The result is capped at ``MAX_WORDS`` words, about the encoder's window, so a 200k-token
    context costs the same to route as a short one.
 """
@@ -46,7 +46,6 @@ FEATURE_NAMES = (
     "log_focus_words",
     "n_user_turns",
     "has_tool_results",
-    "has_tools",
     "code_markers",
     "math_markers",
 )
@@ -71,7 +70,6 @@ def view_of(
         math.log1p(len(focus.split())),
         float(min(n_user, 20)),
         float(bool(tool_snippets)),
-        float(bool(tools)),
         float(min(len(_CODE.findall(focus)), 10)),
         float(min(len(_MATH.findall(focus)), 10)),
     )

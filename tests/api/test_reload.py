@@ -1,0 +1,71 @@
+"""POST /admin/reload swaps config and model atomically, and refuses a bad one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from fastapi.testclient import TestClient
+
+from router.api import create_app
+from router.config import default_config_path
+from tests.conftest import FakeEmbedder
+
+
+def write_config(path: Path, model_dir: Path, **changes) -> Path:
+    raw = yaml.safe_load(default_config_path().read_text())
+    raw["model_dir"] = str(model_dir)
+    raw.update(changes)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_reload_swaps_prices_without_retraining(model_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", model_dir)
+    app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as client:
+        before = client.get("/tiers").json()[0]["input_price_per_m"]
+        raw = yaml.safe_load(config.read_text())
+        raw["tiers"][0]["input_price_per_m"] = 0.05
+        raw["tiers"][0]["models"] = ["new-small-model"]
+        config.write_text(yaml.safe_dump(raw))
+        r = client.post("/admin/reload")
+        assert r.status_code == 200 and r.json()["status"] == "reloaded"
+        assert client.get("/tiers").json()[0]["input_price_per_m"] == 0.05 != before
+        body = client.post("/route", json={"prompt": "say hello", "quality_target": 0}).json()
+        assert body["model"] == "new-small-model"
+
+
+def test_bad_config_or_model_is_refused_and_old_keeps_serving(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", model_dir)
+    app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as client:
+        config.write_text("tiers: []\n")
+        r = client.post("/admin/reload")
+        assert r.status_code == 409 and "tiers" in r.json()["detail"]
+        assert "previous model keeps serving" in r.json()["detail"]
+
+        broken = Path(shutil.copytree(model_dir, tmp_path / "broken"))
+        (broken / "head.joblib").write_bytes(b"garbage")
+        write_config(config, broken)
+        r = client.post("/admin/reload")
+        assert r.status_code == 409 and "sha256" in r.json()["detail"]
+
+        ok = client.post("/route", json={"prompt": "say hello"})
+        assert ok.status_code == 200 and ok.json()["reason"] == "classifier"
+        assert 'tier_router_reloads_total{outcome="refused"} 2.0' in client.get("/metrics").text
+
+
+def test_reload_with_unknown_tier_in_config_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", model_dir)
+    app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as client:
+        raw = yaml.safe_load(config.read_text())
+        raw["tiers"].append({"name": "xl", "models": ["m"], "input_price_per_m": 9,
+                             "output_price_per_m": 9, "context_window": 10})
+        config.write_text(yaml.safe_dump(raw))
+        r = client.post("/admin/reload")
+        assert r.status_code == 409 and "['xl'] are not in the model" in r.json()["detail"]

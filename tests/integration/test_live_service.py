@@ -1,0 +1,136 @@
+"""The real service: shipped model, real encoder, uvicorn on a free loopback port, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT_SYSTEM = (
+    "You are a senior autonomous operations agent working for a large logistics company. "
+    "Follow the company policies, reason step by step, keep a log of every action, never "
+    "reveal secrets, prefer tools over guessing, and ask for confirmation before anything "
+    "irreversible. "
+) * 40  # about 3,000 tokens of scaffolding that every call of this agent repeats
+TOOLS = [
+    {"type": "function", "function": {
+        "name": f"tool_{i}", "description": f"Does operation number {i} on the shipment system.",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"},
+                                                        "note": {"type": "string"}}}}}
+    for i in range(10)
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "serve", "--port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError(f"server not ready: {log.read_text()[-2000:]}")
+    yield base, proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def route(base: str, body: dict) -> dict:
+    r = httpx.post(f"{base}/route", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_ready_with_the_shipped_model(server) -> None:
+    base, _ = server
+    ready = httpx.get(f"{base}/readyz").json()
+    meta = json.loads((ROOT / "models/default/metadata.json").read_text())
+    assert ready == {"ready": True, "router_version": meta["router_version"]}
+
+
+def test_agent_shaped_call(server) -> None:
+    base, _ = server
+    body = {
+        "messages": [
+            {"role": "system", "content": AGENT_SYSTEM},
+            {"role": "user", "content": "Shipment 4411 is late. Find out why and tell the "
+                                        "customer when it will arrive."},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "c1", "type": "function",
+                "function": {"name": "tool_1", "arguments": "{\"id\": \"4411\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1",
+             "content": "status: held at customs; documents missing: commercial invoice"},
+        ],
+        "tools": TOOLS, "task": "synthesize", "run_id": "run-7", "role": "support", "step": "4",
+    }
+    decision = route(base, body)
+    assert decision["reason"] in {"classifier", "context_upgrade"}
+    assert list(decision["scores"]) == ["small", "medium", "large"]
+    assert decision["estimated_tokens_in"] > 3000
+
+
+def test_agent_scaffolding_moves_scores_by_little(server) -> None:
+    base, _ = server
+    prompts = [
+        "Write a Python function that merges two sorted lists.",
+        "What is the capital of Australia?",
+        "Prove that the square root of 2 is irrational.",
+        "Summarise the causes of the First World War in three sentences.",
+    ]
+    for prompt in prompts:
+        bare = route(base, {"messages": [{"role": "user", "content": prompt}]})
+        wrapped = route(base, {"messages": [{"role": "system", "content": AGENT_SYSTEM},
+                                            {"role": "user", "content": prompt}],
+                               "tools": TOOLS})
+        for tier, score in bare["scores"].items():
+            assert abs(score - wrapped["scores"][tier]) < 0.05, (prompt, tier)
+
+
+def test_bad_input_over_http(server) -> None:
+    base, _ = server
+    r = httpx.post(f"{base}/route", json={"prompt": "x", "quality_target": 2})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "quality_target"
+
+
+def test_sighup_reloads(server) -> None:
+    base, proc = server
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if 'tier_router_reloads_total{outcome="ok"} 1.0' in httpx.get(f"{base}/metrics").text:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("SIGHUP did not reload")
+    assert route(base, {"prompt": "hello"})["tier"] in {"small", "medium", "large"}
