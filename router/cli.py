@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--strict", action="store_true")
     evaluate.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    evaluate.add_argument("--backend", default=None, choices=["torch", "onnx", "onnx-int8"],
+                          help="encoder backend (default: the one the model was trained with)")
+    evaluate.add_argument("--bootstrap", type=int, default=200,
+                          help="bootstrap resamples for the confidence intervals")
+    evaluate.add_argument("--lodo", action="store_true",
+                          help="also leave one dataset out: refit the head without it, score it")
     evaluate.set_defaults(func=_evaluate)
     return parser
 

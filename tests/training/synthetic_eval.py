@@ -1,0 +1,108 @@
+"""Synthetic prompts, labels, traces, a fake embedder and a tiny model for the evaluation tests.
+
+Everything here is made up in the test: no public data, no real encoder. Labels follow one
+latent difficulty d ~ U(0, 1): small answers well when d < 0.9, medium when d < 0.95, large
+always, so a perfect scorer exists (the labels themselves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from router.artifact import save_model
+from router.classifier import TierClassifier
+from router.embedder import DIMENSION
+from router.features import CallView, view_of_prompt
+from training.labels import PromptTable
+
+TIERS = ["small", "medium", "large"]
+TIER_MODELS = {
+    "small": "mistralai/mistral-7b-chat",
+    "medium": "gpt-3.5-turbo-1106",
+    "large": "gpt-4-1106-preview",
+}
+
+
+def synthetic_labels(n: int, seed: int = 0) -> np.ndarray:
+    difficulty = np.random.default_rng(seed).uniform(size=n)
+    return np.column_stack([difficulty < 0.9, difficulty < 0.95, np.ones(n, bool)]).astype(float)
+
+
+def synthetic_prompts(n: int, seed: int = 0) -> list[str]:
+    lengths = np.random.default_rng(seed + 1).integers(3, 400, size=n)
+    return [f"Question {i}: " + " ".join(["word"] * int(k)) + "?" for i, k in enumerate(lengths)]
+
+
+def synthetic_table(
+    n: int, seed: int = 0, task: str | None = None
+) -> tuple[PromptTable, list[CallView]]:
+    """A test-split PromptTable over two sources, with the views the service would compute."""
+    prompts = synthetic_prompts(n, seed)
+    frame = pd.DataFrame({
+        "prompt_id": [f"p{i}" for i in range(n)],
+        "prompt": prompts,
+        "messages": [None] * n,
+        "source": ["synth/a" if i % 2 else "synth/b" for i in range(n)],
+        "dataset": "synth",
+        "split": "test",
+        "task": [task] * n,
+    })
+    table = PromptTable(frame, synthetic_labels(n, seed), np.ones(n), list(TIERS))
+    return table, [view_of_prompt(p) for p in prompts]
+
+
+class FakeEmbedder:
+    """Unit vectors seeded by the text's hash: deterministic, instant, no model."""
+
+    name = "fake-hash-embedder@test"
+    dimension = DIMENSION
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=self.dimension)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, dtype=np.float32)
+
+
+def write_traces(path: Path, n: int, seed: int = 0) -> Path:
+    """One JSONL trace per (prompt, tier), in the TRACES.md format."""
+    labels = synthetic_labels(n, seed)
+    with path.open("w") as fh:
+        for i, prompt in enumerate(synthetic_prompts(n, seed)):
+            for t, tier in enumerate(TIERS):
+                record = {"prompt": prompt, "model": TIER_MODELS[tier],
+                          "quality": float(labels[i, t]),
+                          "source": "synth/a" if i % 2 else "synth/b"}
+                fh.write(json.dumps(record) + "\n")
+    return path
+
+
+def save_tiny_model(model_dir: Path, seed: int = 0) -> Path:
+    """A logistic-regression head on fake embeddings, saved as a real model directory."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(120, DIMENSION)).astype(np.float32)
+    y = (rng.uniform(size=(120, 3)) < [0.6, 0.8, 0.95]).astype(float)
+    classifier = TierClassifier(tiers=TIERS, head="logreg", C=0.05, calibration=None).fit(x, y)
+    return save_model(
+        model_dir, classifier, numeric=False, router_version="tiny-test-model",
+        head={"name": "logreg", "head": "logreg", "C": 0.05, "calibration": None},
+        embedder_backend=FakeEmbedder.name, seed=seed,
+    )
+
+
+def evaluate_args(
+    model_dir: Path, traces: Path, out: Path, cache_dir: Path, seed: int = 0, n_boot: int = 20
+) -> argparse.Namespace:
+    """The namespace `tier-router evaluate` would parse, for traces only."""
+    return argparse.Namespace(
+        config=None, model=model_dir, data_dir=None, traces=[traces], out=out, seed=seed,
+        strict=True, cache_dir=cache_dir, backend=None, bootstrap=n_boot, lodo=False,
+    )

@@ -1,0 +1,276 @@
+"""`tier-router evaluate`, top to bottom: config, model, data, embeddings, scores, sweeps,
+metrics, outputs. Each step is one call into a small module.
+
+Evaluation rows are the ``test`` split of every public source (``--data-dir``) and every row of
+the ``--traces`` files; the kNN baseline and ``--lodo`` refits learn from the public ``train``
+split only. The router's curve is drawn by calling `router.policy.decide` for every prompt at
+every ``quality_target`` in ``TARGETS``, with the call's estimated input tokens and, where a trace
+records one, its ``task`` (public data has none; traces record no tools), so the curve is the
+service's own policy, task rules and context limits included. Costs use the config's prices;
+see `training.report` for the definitions of every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from router.artifact import RouterModel, assemble_features, load_model
+from router.config import Settings, load_settings
+from router.errors import RouterError
+from router.features import CallView
+from router.policy import CallFacts, decide
+from training.baselines import (
+    LENGTH_STEPS,
+    knn_scores,
+    length_choices,
+    length_pseudo_scores,
+    length_tokens,
+)
+from training.data import load_outcomes
+from training.embed_cache import EmbeddingCache
+from training.labels import PromptTable, tier_table, views_of
+from training.outputs import format_summary, summary_rows, write_outputs
+from training.report import DEFINITIONS, EvalSet, concat_sets, scope_report, scopes_report
+from training.selection import Candidate
+from training.train import SELECTION_GROUPS, Featurised, fit_final, training_embedder
+
+log = logging.getLogger(__name__)
+
+TARGETS = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
+    """The CLI entry: evaluate a model directory, write the report and print its summary."""
+    started = time.perf_counter()
+    settings = load_settings(args.config)
+    model_dir = Path(args.model) if args.model is not None else settings.model_dir
+    model = load_model(model_dir)
+    table, files = evaluation_table(args.data_dir, args.traces, settings, args.strict)
+    backend = args.backend or model_backend(model.metadata)
+    cache = EmbeddingCache(args.cache_dir, training_embedder(settings, backend))
+    data, views = featurise(table, cache)
+    embedded = time.perf_counter()
+
+    in_dist = in_distribution_set(data, views, model, settings, args.seed)
+    report: dict[str, Any] = {
+        "model_dir": str(model_dir),
+        "router_version": model.version,
+        "model_head": model.metadata.get("head"),
+        "embedder_backend": backend,
+        "data_files": files,
+        "seed": args.seed,
+        "bootstrap": args.bootstrap,
+        "config": config_summary(settings),
+        "definitions": DEFINITIONS,
+        "in_distribution": scopes_report(in_dist, args.seed, args.bootstrap),
+    }
+    if args.lodo:
+        report["lodo"] = lodo_report(data, views, settings, model_candidate(model.metadata),
+                                     args.seed, args.bootstrap)
+    report["summary"] = summary_rows(report)
+    report["timings"] = {"embedding_s": round(embedded - started, 1),
+                         "total_s": round(time.perf_counter() - started, 1)}
+    write_outputs(report, Path(args.out))
+    print(format_summary(report["summary"]))
+    print(f"\nwrote {args.out}/report.json")
+    return report
+
+
+def evaluation_table(
+    data_dir: Path | None, traces: Sequence[Path], settings: Settings, strict: bool = False
+) -> tuple[PromptTable, list[dict]]:
+    """Public data (its own train/test splits) and trace rows (all marked test) as one table."""
+    if data_dir is None and not traces:
+        raise RouterError("give --data-dir (the public data folder) and/or --traces files")
+    frames, files = [], []
+    if data_dir is not None:
+        public, public_files = load_outcomes(data_dir, [], strict=strict)
+        frames.append(public)
+        files += public_files
+    if traces:
+        traced, trace_files = load_outcomes(None, traces, strict=strict)
+        frames.append(traced.assign(split="test"))
+        files += trace_files
+    return tier_table(pd.concat(frames, ignore_index=True), settings), files
+
+
+def model_backend(metadata: dict[str, Any]) -> str:
+    """The encoder backend the model was trained with ("...@onnx-int8" -> "onnx-int8")."""
+    name = str(metadata.get("embedder_backend", ""))
+    return name.rsplit("@", 1)[1] if "@" in name else "torch"
+
+
+def model_candidate(metadata: dict[str, Any]) -> Candidate:
+    """The head recipe recorded in the model's metadata, to refit it without a held-out group."""
+    head = dict(metadata.get("head") or {})
+    if "name" not in head:
+        raise RouterError("--lodo needs the model's head recipe; its metadata.json has no "
+                          "'head' (retrain it with this version of `tier-router train`)")
+    name = str(head.pop("name"))
+    return Candidate(name, head, numeric=bool(metadata.get("features", {}).get("numeric")))
+
+
+def featurise(table: PromptTable, cache: EmbeddingCache) -> tuple[Featurised, list[CallView]]:
+    """Views, embeddings and cheap features of every row (the views are what the service sees)."""
+    views = views_of(table.prompts)
+    embeddings = cache.embed([v.text for v in views])
+    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
+    return Featurised(table, embeddings, numeric), views
+
+
+def tier_costs(views: Sequence[CallView], settings: Settings) -> np.ndarray:
+    """(n, T) estimated cost of each call on each tier at the config's (today's) prices."""
+    out = settings.expected_output_tokens
+    return np.array([[t.estimate_cost(v.tokens_in, out) for t in settings.tiers] for v in views])
+
+
+def tier_scores(
+    model: RouterModel, embeddings: np.ndarray, views: list[CallView], tiers: Sequence[str]
+) -> np.ndarray:
+    """The model's (n, T) scores with columns in the config's tier order."""
+    missing = sorted(set(tiers) - set(model.tiers))
+    if missing:
+        raise RouterError(f"the model has no score for tiers {missing} of the config; it "
+                          f"was trained for {model.tiers}")
+    scores = model.scores(embeddings, views)
+    return scores[:, [model.tiers.index(t) for t in tiers]]
+
+
+def policy_choices(
+    scores: np.ndarray,
+    views: Sequence[CallView],
+    tasks: Sequence[str | None],
+    settings: Settings,
+    targets: np.ndarray = TARGETS,
+) -> np.ndarray:
+    """(len(targets), n) tier index `router.policy.decide` picks per call and target."""
+    names = settings.tier_names
+    index = {name: i for i, name in enumerate(names)}
+    out = np.empty((len(targets), len(views)), dtype=np.intp)
+    for j, (row, view, task) in enumerate(zip(scores, views, tasks, strict=True)):
+        named = dict(zip(names, (float(s) for s in row), strict=True))
+        facts = CallFacts(tokens_in=view.tokens_in,
+                          expected_tokens_out=settings.expected_output_tokens, task=task)
+        for k, target in enumerate(targets):
+            choice = decide(named, settings.tiers, float(target), facts, settings.task_rules)
+            out[k, j] = index[choice.tier]
+    return out
+
+
+def evaluation_set(
+    table: PromptTable,
+    views: list[CallView],
+    settings: Settings,
+    learned: dict[str, np.ndarray],
+) -> EvalSet:
+    """Labels, config costs and every method's routing for the rows of `table`.
+
+    `learned` maps a method name to its (n, T) scores; each is swept through the policy. The
+    length heuristic is added here, from the views.
+    """
+    tasks = [t if isinstance(t, str) else None for t in table.prompts["task"]]
+    length = length_tokens(views)
+    n_tiers = len(settings.tiers)
+    scores = {**learned, "length": length_pseudo_scores(length, n_tiers)}
+    choices = {m: policy_choices(s, views, tasks, settings) for m, s in learned.items()}
+    choices["length"] = length_choices(length, n_tiers)
+    steps = {m: TARGETS for m in learned} | {"length": LENGTH_STEPS}
+    return EvalSet(
+        tiers=list(settings.tier_names),
+        sources=table.prompts["source"].to_numpy(dtype=str),
+        quality=table.labels,
+        cost=tier_costs(views, settings),
+        scores=scores,
+        choices=choices,
+        steps=steps,
+    )
+
+
+def in_distribution_set(
+    data: Featurised, views: list[CallView], model: RouterModel, settings: Settings, seed: int
+) -> EvalSet:
+    """The shipped model and a kNN router (fitted on the train split) on the test rows."""
+    split = data.table.prompts["split"].to_numpy()
+    test, train = split == "test", split == "train"
+    if not test.any():
+        raise RouterError("no evaluation rows: the data has no test split and no traces")
+    test_views = [v for v, keep in zip(views, test, strict=True) if keep]
+    learned = {"router": tier_scores(model, data.embeddings[test], test_views,
+                                     settings.tier_names)}
+    if train.any():
+        learned["knn"] = knn_scores(
+            data.embeddings[train], data.table.labels[train], data.table.weights[train],
+            data.embeddings[test], settings.tier_names, seed,
+        )
+    else:
+        log.warning("no train split (no --data-dir): the kNN baseline is left out")
+    return evaluation_set(data.table.subset(test), test_views, settings, learned)
+
+
+def lodo_report(
+    data: Featurised,
+    views: list[CallView],
+    settings: Settings,
+    candidate: Candidate,
+    seed: int,
+    n_boot: int,
+) -> dict[str, Any]:
+    """Leave one dataset out: refit the model's head and kNN without it, score its test rows."""
+    sources = data.table.prompts["source"].to_numpy()
+    split = data.table.prompts["split"].to_numpy()
+    sets = {}
+    for group in SELECTION_GROUPS:
+        test = (split == "test") & (sources == group)
+        if not test.any():
+            continue
+        log.info("leave-one-dataset-out: %s (%d test prompts)", group, int(test.sum()))
+        train = (split == "train") & (sources != group)
+        sets[group] = heldout_set(data, views, train, test, settings, candidate, seed)
+    if not sets:
+        raise RouterError(f"--lodo needs the test split of one of {list(SELECTION_GROUPS)}")
+    out = {"all": scope_report(concat_sets(list(sets.values())), seed, n_boot)}
+    out |= {group: scope_report(es, seed, n_boot) for group, es in sets.items()}
+    return out
+
+
+def heldout_set(
+    data: Featurised,
+    views: list[CallView],
+    train: np.ndarray,
+    test: np.ndarray,
+    settings: Settings,
+    candidate: Candidate,
+    seed: int,
+) -> EvalSet:
+    """The candidate head and kNN fitted on `train` rows, evaluated on `test` rows."""
+    train_data = Featurised(data.table.subset(train), data.embeddings[train], data.numeric[train])
+    model = fit_final(train_data, candidate, seed)
+    test_views = [v for v, keep in zip(views, test, strict=True) if keep]
+    learned = {
+        "router": tier_scores(model, data.embeddings[test], test_views, settings.tier_names),
+        "knn": knn_scores(data.embeddings[train], data.table.labels[train],
+                          data.table.weights[train], data.embeddings[test],
+                          settings.tier_names, seed),
+    }
+    return evaluation_set(data.table.subset(test), test_views, settings, learned)
+
+
+def config_summary(settings: Settings) -> dict[str, Any]:
+    """The part of the config the numbers depend on: tiers and prices, output tokens, rules."""
+    return {
+        "tiers": [
+            {"name": t.name, "models": t.models, "input_price_per_m": t.input_price_per_m,
+             "output_price_per_m": t.output_price_per_m, "context_window": t.context_window}
+            for t in settings.tiers
+        ],
+        "expected_output_tokens": settings.expected_output_tokens,
+        "task_rules": {k: v.model_dump(exclude_none=True) for k, v in settings.task_rules.items()},
+    }
