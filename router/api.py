@@ -13,23 +13,35 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.auth import AdminAuth, KeyRing, RouteAuth
 from router.config import EmbedderConfig, Settings
 from router.embedder import Embedder, make_embedder
-from router.errors import ConfigError, RequestLimitError, RouterError, ServiceUnavailable
+from router.errors import (
+    AuthError,
+    ConfigError,
+    RateLimited,
+    RequestLimitError,
+    RouterError,
+    ServiceUnavailable,
+)
 from router.lifecycle import ServiceHolder
+from router.logs import decision_logger
 from router.metrics import Metrics
 from router.schemas import (
     BatchRouteRequest,
     BatchRouteResponse,
+    Readiness,
     RouteDecision,
     RouteRequest,
     TierInfo,
+    error_responses,
 )
 from router.service import RouterService
+from router.timelimit import RequestTimeLimit
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +58,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(holder.start)
+        holder.service.on_decision.append(decision_logger(lambda: holder.settings))
         _install_sighup(holder)
         yield
         holder.stop()
@@ -53,7 +66,10 @@ def create_app(
     app = FastAPI(title="tier-router", version="0.1.0", lifespan=lifespan)
     app.state.holder = holder
     app.state.metrics = metrics
+    app.state.keyring = KeyRing(lambda: holder.settings)
     app.add_middleware(BodySizeLimit, holder=holder)
+    app.add_middleware(RequestTimeLimit, settings=lambda: holder.settings,
+                       on_timeout=metrics.errors.labels("timeout").inc)
     _add_error_handlers(app, metrics)
     _add_routes(app)
     return app
@@ -72,16 +88,20 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def _add_routes(app: FastAPI) -> None:
-    @app.post("/route", response_model=RouteDecision, response_model_exclude_none=True)
-    async def route(body: RouteRequest, service: ServiceDep, metrics: MetricsDep) -> RouteDecision:
+    @app.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
+              responses=ROUTE_ERRORS)
+    async def route(
+        body: RouteRequest, service: ServiceDep, metrics: MetricsDep, _: RouteAuth
+    ) -> RouteDecision:
         started = time.perf_counter()
         decisions = await run_in_threadpool(service.route, [body])
         _count(metrics, decisions, started)
         return decisions[0]
 
-    @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True)
+    @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
+              responses=ROUTE_ERRORS)
     async def route_batch(
-        body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep
+        body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, _: RouteAuth
     ) -> BatchRouteResponse:
         limit = service.settings.limits.max_batch
         if len(body.requests) > limit:
@@ -93,8 +113,8 @@ def _add_routes(app: FastAPI) -> None:
         _count(metrics, decisions, started)
         return BatchRouteResponse(decisions=decisions)
 
-    @app.get("/tiers", response_model=list[TierInfo])
-    async def tiers(service: ServiceDep) -> list[TierInfo]:
+    @app.get("/tiers", response_model=list[TierInfo], responses=error_responses(401, 403, 429, 504))
+    async def tiers(service: ServiceDep, _: RouteAuth) -> list[TierInfo]:
         tiers = service.settings.tiers
         return [TierInfo(**t.model_dump(exclude={"training_models"})) for t in tiers]
 
@@ -102,22 +122,25 @@ def _add_routes(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(service: ServiceDep) -> JSONResponse:
         body = {"ready": service.ready, "router_version": service.version}
         if not service.ready:
             body["reason"] = service.load_error or "model not loaded"
         return JSONResponse(body, status_code=200 if service.ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics_endpoint(request: Request, metrics: MetricsDep) -> Response:
         request.app.state.holder.refresh_gauges()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/admin/reload")
-    async def reload(request: Request) -> dict[str, Any]:
+    @app.post("/admin/reload", responses=error_responses(401, 403, 409, 429))
+    async def reload(request: Request, _: AdminAuth) -> dict[str, Any]:
         service = await run_in_threadpool(request.app.state.holder.reload)
         return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
+
+
+ROUTE_ERRORS = error_responses(401, 403, 413, 422, 429, 503, 504)
 
 
 def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
@@ -148,6 +171,19 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         metrics.errors.labels("limit").inc()
         body = {"field": exc.field, "message": str(exc), "limit": exc.limit}
         return JSONResponse({"error": "invalid request", "detail": [body]}, exc.status)
+
+    @app.exception_handler(AuthError)
+    async def refused(_: Request, exc: AuthError) -> JSONResponse:
+        metrics.errors.labels("unauthorized" if exc.status == 401 else "forbidden").inc()
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        kind = "unauthorized" if exc.status == 401 else "forbidden"
+        return JSONResponse({"error": kind, "detail": str(exc)}, exc.status, headers=headers)
+
+    @app.exception_handler(RateLimited)
+    async def too_many(_: Request, exc: RateLimited) -> JSONResponse:
+        metrics.errors.labels("rate_limited").inc()
+        return JSONResponse({"error": "rate limited", "detail": str(exc)}, 429,
+                            headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:

@@ -8,6 +8,7 @@ are only ever loaded from configured directories; no endpoint unpickles bytes a 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 from dataclasses import dataclass
@@ -107,27 +108,35 @@ def load_model(model_dir: Path) -> RouterModel:
                             f"{HEAD_FILE})")
     try:
         metadata = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{meta_path} is not readable JSON: {exc}") from exc
-    _check_metadata(metadata, head)
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("features"), dict):
+        raise ArtifactError(f"{meta_path} is not model metadata (no 'features' mapping)")
     try:
-        classifier = joblib.load(head)
+        blob = head.read_bytes()  # hashed and unpickled from one read: no swap in between
+    except OSError as exc:
+        raise ArtifactError(f"{head} is not readable: {exc}") from exc
+    try:
+        _check_metadata(metadata, head, hashlib.sha256(blob).hexdigest())
+    except (AttributeError, TypeError) as exc:  # a field of the wrong JSON type
+        raise ArtifactError(f"{meta_path} has a malformed field: {exc}") from exc
+    try:
+        classifier = joblib.load(io.BytesIO(blob))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad artifact
         raise ArtifactError(f"{head} could not be loaded: {exc}") from exc
     if not isinstance(classifier, TierClassifier) or not hasattr(classifier, "tiers_"):
         raise ArtifactError(f"{head} does not hold a fitted TierClassifier")
-    numeric = bool(metadata["features"]["numeric"])
+    numeric = bool(metadata["features"].get("numeric"))
     return RouterModel(classifier=classifier, numeric_features=numeric, metadata=metadata)
 
 
-def _check_metadata(metadata: dict[str, Any], head: Path) -> None:
+def _check_metadata(metadata: dict[str, Any], head: Path, actual: str) -> None:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"model format {metadata.get('format_version')} is not supported "
             f"(expected {FORMAT_VERSION})"
         )
     expected = metadata.get("head_sha256")
-    actual = sha256_of(head)
     if expected != actual:
         raise ArtifactError(f"{head} sha256 {actual[:12]}… does not match the recorded "
                             f"{str(expected)[:12]}…; the file was changed or corrupted")

@@ -24,7 +24,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, default=None, help="YAML/TOML config file")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--log-level", default="INFO", help="JSON logs on stderr at this level")
     serve.set_defaults(func=_serve)
+
+    hash_key = sub.add_parser(
+        "hash-key", help="print an auth.keys entry (sha256 only) for a key read from stdin")
+    hash_key.add_argument("--generate", action="store_true",
+                          help="make a new random key and print it once, instead of reading one")
+    hash_key.add_argument("--name", default="client", help="who holds the key (shown in logs)")
+    hash_key.add_argument("--scope", action="append", choices=["route", "feedback", "admin"],
+                          help="repeat for several; default: route")
+    hash_key.add_argument("--rate-per-minute", type=int, default=None)
+    hash_key.set_defaults(func=_hash_key)
 
     train = sub.add_parser("train", help="train a model directory from labelled traces")
     train.add_argument("--config", type=Path, default=None)
@@ -63,13 +74,48 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from router.api import create_app
+    from router.auth import check_bind
     from router.config import load_settings
+    from router.errors import ConfigError
+    from router.logs import configure_logging
 
+    configure_logging(args.log_level.upper())
+    log = logging.getLogger("router.cli")
     settings = load_settings(args.config)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    try:
+        check_bind(settings, host)
+    except ConfigError as exc:
+        log.error("refusing to start: %s", exc, extra={"event": "bind_refused", "host": host})
+        return 2
+    if settings.auth.keys:
+        log.info("API keys required", extra={"event": "auth", "keys": len(settings.auth.keys)})
+    else:
+        log.warning("no API keys configured: the service is open, so it binds to loopback "
+                    "(%s) only", host, extra={"event": "auth", "keys": 0, "host": host})
     app = create_app(args.config)
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="info", access_log=False)
+    uvicorn.run(app, host=host, port=port, workers=1, log_level=args.log_level.lower(),
+                access_log=False, log_config=None)
+    return 0
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    from router.auth import hash_key, new_key
+
+    if args.generate:
+        key = new_key()
+        print(f"# the key, shown once (give it to {args.name}; it is not stored anywhere):")
+        print(f"# {key}")
+    else:
+        key = sys.stdin.readline().strip()
+        if not key:
+            print("hash-key: give the key on stdin, or --generate", file=sys.stderr)
+            return 2
+    scopes = ", ".join(args.scope or ["route"])
+    print(f"- name: {args.name}\n  sha256: {hash_key(key)}\n  scopes: [{scopes}]")
+    if args.rate_per_minute is not None:
+        print(f"  rate_per_minute: {args.rate_per_minute}")
     return 0
 
 

@@ -7,7 +7,10 @@ the classifier learns what a tier *class* can do, the config says who serves it 
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -21,6 +24,8 @@ from router.errors import ConfigError
 Capability = Literal["tools", "json", "vision", "long_context"]
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
+Scope = Literal["route", "feedback", "admin"]
+API_KEYS_ENV = "TIER_ROUTER_API_KEYS"
 
 
 class _Strict(BaseModel):
@@ -79,6 +84,32 @@ class LimitsConfig(_Strict):
     request_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class ApiKeyConfig(_Strict):
+    """One client key: only its sha256 is stored (``tier-router hash-key`` makes it)."""
+
+    name: str = Field(min_length=1, max_length=64, description="Who holds it; shown in logs.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the key.")
+    scopes: list[Scope] = Field(min_length=1)
+    rate_per_minute: int | None = Field(
+        default=None, gt=0, description="Token bucket: refill per minute, also the burst size."
+    )
+
+
+class AuthConfig(_Strict):
+    """No keys: the service is open and `serve` binds to loopback only."""
+
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[ApiKeyConfig]) -> list[ApiKeyConfig]:
+        for attr in ("name", "sha256"):
+            values = [getattr(k, attr) for k in keys]
+            if len(set(values)) != len(values):
+                raise ValueError(f"API key {attr}s must be unique")
+        return keys
+
+
 class StoreConfig(_Strict):
     url: str = "sqlite:///traces.db"
     prompt_storage: PromptStorage = "hash"
@@ -101,6 +132,7 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = EmbedderConfig()
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -144,8 +176,15 @@ def default_config_path() -> Path:
     return Path(str(resources.files("router") / "default_config.yaml"))
 
 
-def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
-    """Read a YAML or TOML file into a validated Settings; relative paths resolve beside it."""
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None, **overrides: object
+) -> Settings:
+    """Read a YAML or TOML file into a validated Settings; relative paths resolve beside it.
+
+    API keys may also come from the environment (``TIER_ROUTER_API_KEYS``, a JSON list of
+    ``auth.keys`` entries), added to the file's, so hashes need not live in a checked-in file.
+    This is the only place the environment is read.
+    """
     path = Path(path) if path is not None else default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -158,11 +197,29 @@ def load_settings(path: Path | str | None = None, **overrides: object) -> Settin
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     raw.update(overrides)
+    _add_env_keys(raw, os.environ if environ is None else environ)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(f"config file {path} is invalid: {_short(exc)}") from exc
     return _resolve_paths(settings, path.parent)
+
+
+def _add_env_keys(raw: dict, environ: Mapping[str, str]) -> None:
+    text = environ.get(API_KEYS_ENV, "").strip()
+    if not text:
+        return
+    try:
+        keys = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{API_KEYS_ENV} is not valid JSON: {exc}") from exc
+    if not isinstance(keys, list):
+        raise ConfigError(f"{API_KEYS_ENV} must be a JSON list of API key entries")
+    auth = raw.setdefault("auth", {}) or {}
+    if not isinstance(auth, dict):
+        raise ConfigError("config 'auth' must be a mapping")
+    auth["keys"] = [*(auth.get("keys") or []), *keys]
+    raw["auth"] = auth
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

@@ -48,3 +48,19 @@ class RequestLimitError(RouterError):
 
 class ServiceUnavailable(RouterError):
     """The model is not loaded or failed, and fail_open is off (-> 503)."""
+
+
+class AuthError(RouterError):
+    """No known API key (-> 401), or the key lacks the scope the endpoint needs (-> 403)."""
+
+    def __init__(self, message: str, status: int = 401):
+        self.status = status
+        super().__init__(message)
+
+
+class RateLimited(RouterError):
+    """An API key went over its requests-per-minute limit (-> 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)

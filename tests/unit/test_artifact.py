@@ -50,3 +50,29 @@ def test_metadata_mismatch_is_refused(model_dir: Path, tmp_path: Path, edit, mes
 def test_not_a_model_directory(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="is not a model directory"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"[1, 2]", "is not model metadata"),
+        (b"\xff\xfe not utf-8", "is not readable JSON"),
+        (b'{"features": {}, "format_version": 1, "embedder": "x"}', "sha256"),
+    ],
+)
+def test_malformed_metadata_is_an_artifact_error(
+    model_dir: Path, tmp_path: Path, text: bytes, message: str
+) -> None:
+    m = copy(model_dir, tmp_path)
+    (m / "metadata.json").write_bytes(text)
+    with pytest.raises(ArtifactError, match=message):
+        load_model(m)
+
+
+def test_wrongly_typed_metadata_field_is_an_artifact_error(model_dir: Path, tmp_path: Path) -> None:
+    m = copy(model_dir, tmp_path)
+    meta = json.loads((m / "metadata.json").read_text())
+    meta["embedder"] = "not a mapping"
+    (m / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="malformed field"):
+        load_model(m)

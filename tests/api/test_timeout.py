@@ -1,0 +1,74 @@
+"""limits.request_timeout_s: a slow request answers 504 naming the limit; its work runs on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from router.api import create_app
+from router.config import LimitsConfig, Settings
+from tests.conftest import FakeEmbedder
+
+
+class SlowEmbedder(FakeEmbedder):
+    """Sleeps before encoding when the text asks for it, so one test can mix slow and fast."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.finished = threading.Event()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if any("slowly" in t for t in texts):
+            time.sleep(self.delay)
+            self.finished.set()
+        return super().encode(texts)
+
+
+def test_slow_request_is_504_naming_the_limit_and_fast_ones_still_pass(
+    settings: Settings,
+) -> None:
+    embedder = SlowEmbedder(delay=0.6)
+    limits = LimitsConfig(request_timeout_s=0.15)
+    app = create_app(settings=settings.model_copy(update={"limits": limits}),
+                     embedder_factory=lambda cfg: embedder)
+    late: list[str] = []
+    with TestClient(app) as client:
+        app.state.holder.service.on_decision.append(lambda req, view, d: late.append(d.tier))
+        started = time.perf_counter()
+        r = client.post("/route", json={"prompt": "answer slowly please"})
+        waited = time.perf_counter() - started
+        assert r.status_code == 504, r.text
+        assert waited < 0.5
+        assert r.json() == {"error": "request timed out", "detail": [{
+            "field": "limits.request_timeout_s", "limit": 0.15,
+            "message": "the request took longer than the limit of 0.15 s; it was not answered "
+                       "(retry, or route to your default model)"}]}
+
+        assert client.post("/route", json={"prompt": "say hello"}).status_code == 200
+        # the timed-out work is not cancelled: it finishes and its decision reaches the hooks
+        assert embedder.finished.wait(2.0)
+        deadline = time.monotonic() + 2.0
+        while len(late) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(late) == 2
+        assert 'tier_router_errors_total{kind="timeout"} 1.0' in client.get("/metrics").text
+
+
+def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
+    limits = LimitsConfig(request_timeout_s=0.05)
+    slow_start = SlowEmbedder(delay=0.0)
+
+    def factory(cfg):
+        time.sleep(0.2)  # a new encoder can take longer to load than a request may take
+        return slow_start
+
+    app = create_app(settings=settings.model_copy(update={"limits": limits}),
+                     embedder_factory=factory)
+    with TestClient(app) as client:
+        app.state.holder.service.embedder = None  # force the reload to build a new encoder
+        assert client.post("/admin/reload").status_code == 200
