@@ -17,16 +17,21 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.api_feedback import router as feedback_router
 from router.auth import AdminAuth, KeyRing, RouteAuth
 from router.config import EmbedderConfig, Settings
 from router.embedder import Embedder, make_embedder
 from router.errors import (
     AuthError,
+    BudgetExhausted,
     ConfigError,
+    FeedbackConflict,
     RateLimited,
     RequestLimitError,
     RouterError,
     ServiceUnavailable,
+    StoreError,
+    UnknownDecision,
 )
 from router.lifecycle import ServiceHolder
 from router.logs import decision_logger
@@ -72,6 +77,7 @@ def create_app(
                        on_timeout=metrics.errors.labels("timeout").inc)
     _add_error_handlers(app, metrics)
     _add_routes(app)
+    app.include_router(feedback_router)
     return app
 
 
@@ -184,6 +190,29 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         metrics.errors.labels("rate_limited").inc()
         return JSONResponse({"error": "rate limited", "detail": str(exc)}, 429,
                             headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(BudgetExhausted)
+    async def budget_spent(_: Request, exc: BudgetExhausted) -> JSONResponse:
+        metrics.errors.labels("budget").inc()
+        body = {"error": "budget exhausted", "detail": str(exc), "budget": exc.name,
+                "limit_usd": exc.limit_usd, "spent_usd": exc.spent_usd,
+                "resets_at": exc.resets_at}
+        return JSONResponse(body, 402)
+
+    @app.exception_handler(UnknownDecision)
+    async def unknown_decision(_: Request, exc: UnknownDecision) -> JSONResponse:
+        metrics.errors.labels("unknown_decision").inc()
+        return JSONResponse({"error": "unknown decision", "detail": str(exc)}, 404)
+
+    @app.exception_handler(FeedbackConflict)
+    async def feedback_conflict(_: Request, exc: FeedbackConflict) -> JSONResponse:
+        metrics.errors.labels("feedback_conflict").inc()
+        return JSONResponse({"error": "feedback conflict", "detail": str(exc)}, 409)
+
+    @app.exception_handler(StoreError)
+    async def store_unavailable(_: Request, exc: StoreError) -> JSONResponse:
+        metrics.errors.labels("store").inc()
+        return JSONResponse({"error": "trace store unavailable", "detail": str(exc)}, 503)
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:

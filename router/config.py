@@ -111,10 +111,41 @@ class AuthConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    url: str = "sqlite:///traces.db"
+    """Where decisions and outcomes go; see router/store.py for what a crash can lose."""
+
+    url: str = Field(default="sqlite:///traces.db", pattern=r"^(sqlite|postgres|postgresql)://")
     prompt_storage: PromptStorage = "hash"
     queue_size: int = Field(default=10_000, gt=0)
     enabled: bool = True
+    batch_size: int = Field(default=500, gt=0, description="Decisions per write transaction.")
+    flush_interval_ms: float = Field(
+        default=50.0, ge=0, le=10_000, description="Longest wait to fill a batch before writing."
+    )
+    block_ms: float = Field(
+        default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
+    )
+
+
+class BudgetConfig(_Strict):
+    """A spending limit for one agent role over a calendar period (UTC)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=256)
+    limit_usd: float = Field(gt=0)
+    period: Literal["hour", "day", "week", "month"] = "day"
+    low_fraction: float = Field(default=0.8, gt=0, le=1, description="'Low' from this share on.")
+    low_quality_target: float = Field(
+        default=0.5, ge=0, le=1, description="The knob used while the budget is low."
+    )
+
+
+class PromotionConfig(_Strict):
+    """How `tier-router retrain` holds out logged traffic and `promote` judges a candidate."""
+
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_holdout: int = Field(default=50, ge=1)
+    quality_margin: float = Field(default=0.01, ge=0, le=1)
+    cost_margin: float = Field(default=0.05, ge=0, description="Relative cost increase allowed.")
 
 
 class Settings(BaseSettings):
@@ -132,6 +163,11 @@ class Settings(BaseSettings):
     embedder: EmbedderConfig = EmbedderConfig()
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    exploration_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    exploration_seed: int | None = None
+    drift_window_s: float = Field(default=3600.0, gt=0)
+    promotion: PromotionConfig = PromotionConfig()
     auth: AuthConfig = AuthConfig()
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -155,6 +191,9 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"task rule '{task}' names unknown tier '{ref}'; tiers: {names}"
                     )
+        budget_names = [b.name for b in self.budgets]
+        if len(set(budget_names)) != len(budget_names):
+            raise ValueError(f"budget names must be unique, got {budget_names}")
         return self
 
     @property
@@ -166,6 +205,13 @@ class Settings(BaseSettings):
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def tier_of_model(self, model: str) -> str | None:
+        """The tier a deployed (or else a training) model name serves in, if any."""
+        for t in self.tiers:
+            if model in t.models:
+                return t.name
+        return self.tier_of_training_model().get(model)
 
     def tier_of_training_model(self) -> dict[str, str]:
         """Training model name -> tier name, for turning labelled traces into tier labels."""

@@ -50,6 +50,36 @@ class ServiceUnavailable(RouterError):
     """The model is not loaded or failed, and fail_open is off (-> 503)."""
 
 
+class StoreError(RouterError):
+    """The trace store is disabled, unreachable, or refused a write (-> 503)."""
+
+
+class UnknownDecision(RouterError):
+    """Feedback names a decision_id the store has never seen (-> 404)."""
+
+    def __init__(self, decision_id: str):
+        self.decision_id = decision_id
+        super().__init__(f"no decision with decision_id {decision_id!r} was recorded")
+
+
+class FeedbackConflict(RouterError):
+    """Feedback for a decision that already has a different outcome stored (-> 409)."""
+
+
+class BudgetExhausted(RouterError):
+    """A role's budget is spent for the current period (-> 402, naming it and its reset)."""
+
+    def __init__(self, name: str, limit_usd: float, spent_usd: float, resets_at: str):
+        self.name = name
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.resets_at = resets_at
+        super().__init__(
+            f"budget '{name}' is spent ({spent_usd:.4f} of {limit_usd:.4f} USD); it resets at "
+            f"{resets_at}"
+        )
+
+
 class AuthError(RouterError):
     """No known API key (-> 401), or the key lacks the scope the endpoint needs (-> 403)."""
 

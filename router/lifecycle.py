@@ -11,6 +11,7 @@ from router.artifact import RouterModel, load_model
 from router.config import EmbedderConfig, Settings, load_settings
 from router.embedder import CachedEmbedder, Embedder, make_embedder
 from router.errors import ArtifactError, ConfigError, RouterError
+from router.loop import ClosedLoop
 from router.metrics import Metrics
 from router.service import RouterService
 
@@ -43,6 +44,7 @@ class ServiceHolder:
         self._initial = settings
         self._lock = threading.Lock()
         self._service: RouterService | None = None
+        self.loop: ClosedLoop | None = None
 
     @property
     def service(self) -> RouterService:
@@ -58,6 +60,8 @@ class ServiceHolder:
         """First load. A bad model still starts the service (degraded or 503, per fail_open)."""
         settings = self._initial or load_settings(self.config_path)
         self._initial = settings
+        if self.loop is None:
+            self.loop = ClosedLoop(settings, self.metrics.registry).start()
         try:
             service = self._build(settings, previous=None)
         except (ArtifactError, RouterError) as exc:
@@ -87,7 +91,9 @@ class ServiceHolder:
             log.error("%s", exc)
 
     def stop(self) -> None:
-        """Nothing to flush yet; kept so shutdown has one place to grow into."""
+        """Flush the trace store's queue and close it (graceful shutdown loses nothing)."""
+        if self.loop is not None:
+            self.loop.close()
 
     def refresh_gauges(self) -> None:
         service = self._service
@@ -111,5 +117,7 @@ class ServiceHolder:
         return RouterService(settings, model, embedder, on_decision=hooks)
 
     def _swap(self, service: RouterService) -> None:
+        if self.loop is not None:
+            self.loop.attach(service)
         self._service = service
         self.metrics.model_loaded.set(1.0 if service.ready else 0.0)

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from router.artifact import RouterModel
+from router.budget import BudgetTracker, budget_choice
 from router.config import Settings
 from router.embedder import Embedder
 from router.errors import RequestLimitError, ServiceUnavailable
+from router.exploration import Explorer
 from router.features import CallView, view_of
 from router.policy import CallFacts, Choice, decide
 from router.schemas import RouteDecision, RouteRequest
@@ -37,6 +39,8 @@ class RouterService:
     embedder: Embedder | None
     load_error: str | None = None
     on_decision: list[DecisionHook] = field(default_factory=list)
+    budgets: BudgetTracker | None = None
+    explorer: Explorer | None = None
 
     @property
     def ready(self) -> bool:
@@ -50,6 +54,8 @@ class RouterService:
         """Decisions for a batch of requests, in order; one encoder call for all of them."""
         for index, request in enumerate(requests):
             self.check_limits(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
+            if self.budgets is not None:
+                self.budgets.check(request.role)
         views = [view_of(r.chat(), r.tools) for r in requests]
         scores, failure = self._scores(views)
         decisions = [
@@ -132,12 +138,16 @@ class RouterService:
             target = settings.quality_target
         if failure is None or request.tier is not None:
             scores = dict(zip(settings.tier_names, row.tolist(), strict=True))
-            choice = decide(
-                {k: (0.0 if math.isnan(v) else v) for k, v in scores.items()},
-                settings.tiers, target, facts, settings.task_rules,
-            )
+            known = {k: (0.0 if math.isnan(v) else v) for k, v in scores.items()}
+            choice = decide(known, settings.tiers, target, facts, settings.task_rules)
+            low = self.budgets.low(request.role) if self.budgets is not None else None
+            if low is not None and request.tier is None:
+                choice = budget_choice(choice, low, known, settings, target, facts)
         else:
             choice = self._degraded(facts, failure)
+        propensity = None
+        if self.explorer is not None:
+            choice, propensity = self.explorer.explore(choice, facts, settings)
         return RouteDecision(
             decision_id=uuid.uuid4().hex,
             tier=choice.tier,
@@ -152,6 +162,7 @@ class RouterService:
             estimated_cost_usd=round(choice.estimated_cost_usd, 8),
             router_version=self.version,
             detail=choice.detail,
+            propensity=propensity,
         )
 
     def _degraded(self, facts: CallFacts, failure: str) -> Choice:

@@ -4,7 +4,7 @@ their labels are made up (synthetic), so they say nothing about routing quality.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ import pytest
 
 from router.artifact import save_model
 from router.classifier import TierClassifier
-from router.config import Settings, load_settings
+from router.config import Settings, StoreConfig, load_settings
+from tests.pg_server import PostgresServer, start_server, why_unavailable
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIM = 384
@@ -50,7 +51,7 @@ HARD = ["prove the theorem about primes", "prove this theorem rigorously", "theo
 
 
 def synthetic_model(path: Path) -> Path:
-    """A TierClassifier fitted on synthetic labels: 'prove'/'theorem' prompts need the large tier."""
+    """A TierClassifier on synthetic labels: 'prove'/'theorem' prompts need the large tier."""
     rng = np.random.default_rng(0)
     texts = [rng.choice(EASY) + f" {i}" for i in range(60)] + [
         rng.choice(HARD) + f" {i}" for i in range(60)
@@ -69,5 +70,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(model_dir: Path) -> Settings:
-    return load_settings(None).model_copy(update={"model_dir": model_dir})
+def settings(model_dir: Path, tmp_path: Path) -> Settings:
+    """The shipped config on the synthetic model, with a trace store of its own per test."""
+    store = StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}", flush_interval_ms=5)
+    return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store})
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test session, or a skip saying why there is none."""
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    server = start_server()
+    yield server
+    server.stop()

@@ -1,0 +1,421 @@
+"""The trace store: every decision and every outcome, off the request's hot path.
+
+Decisions go through a bounded in-memory queue to one background writer thread, which writes
+them in batches (up to ``store.batch_size``, waiting at most ``store.flush_interval_ms`` to
+fill one). The request thread only appends a reference to the queue; serialising, hashing and
+SQL all happen in the writer.
+
+What can be lost, and when:
+
+* **Graceful shutdown** (SIGTERM, `ServiceHolder.stop`): nothing; `close` drains the queue.
+* **Crash** (SIGKILL, OOM): the decisions still in the queue, at most ``store.queue_size``
+  of them and, at steady load, about ``flush_interval_ms`` worth of traffic. Committed
+  batches survive (SQLite WAL; PostgreSQL commit). Feedback is never in the queue.
+* **Queue full** (the database is slower than traffic for a while): the request waits up to
+  ``store.block_ms`` for room, then the decision is dropped and counted in
+  ``tier_router_store_dropped_total``. Routing never fails because the store is slow.
+
+Feedback is written synchronously on a ``synchronous=FULL`` connection and committed before
+the HTTP answer, so a 2xx means the outcome is on disk. If the decision it refers to is still
+in the queue, it is written in the same transaction, so an acknowledged outcome never points
+at a decision a crash could lose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from router.config import StoreConfig
+from router.errors import FeedbackConflict, StoreError
+from router.features import FEATURE_NAMES, CallView
+from router.schemas import ChatMessage, RouteDecision, RouteRequest
+from router.store_db import Database
+
+log = logging.getLogger(__name__)
+
+SPEND_KEYS = {"role": "role", "run_id": "run_id", "step": "step", "tier": "tier",
+              "model": "model", "user": "user_id"}
+WRITE_RETRIES = (0.1, 0.5, 2.0)
+
+_DECISION_COLUMNS = (
+    "decision_id", "created_at", "tier", "model", "reason", "detail", "scores", "features",
+    "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
+    "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages",
+)
+OUTCOME_COLUMNS = (
+    "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
+    "cost_usd", "cost_estimated", "tokens_in", "tokens_out", "latency_ms", "error",
+    "fallback_used", "task", "run_id", "role", "step", "user_id", "propensity", "source",
+    "prompt_hash", "prompt", "messages", "extra",
+)
+
+
+def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
+    marks = ", ".join("?" for _ in columns)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({key}) DO NOTHING")
+
+
+class StoreMetrics:
+    """The store's counters, registered in the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.written = Counter("tier_router_store_decisions_written_total",
+                               "Decisions committed to the trace store.", registry=registry)
+        self.dropped = Counter("tier_router_store_dropped_total",
+                               "Decisions not stored: queue full (after block_ms), or store "
+                               "closed.", ["why"], registry=registry)
+        self.write_errors = Counter("tier_router_store_write_errors_total",
+                                    "Decision batches lost after every write retry failed.",
+                                    registry=registry)
+        self.feedback = Counter("tier_router_feedback_total", "Feedback answered, by outcome.",
+                                ["status"], registry=registry)
+        self.queue_depth = Gauge("tier_router_store_queue_depth",
+                                 "Decisions waiting for the writer.", registry=registry)
+
+
+@dataclass(frozen=True)
+class PendingDecision:
+    """What the request thread hands the writer: references only, serialised later."""
+
+    request: RouteRequest
+    decision: RouteDecision
+    view: CallView
+    created_at: float
+
+    def summary(self) -> dict[str, Any]:
+        """The fields feedback needs, in the shape of a stored decision row."""
+        r, d = self.request, self.decision
+        return {"decision_id": d.decision_id, "created_at": self.created_at, "tier": d.tier,
+                "model": d.model, "estimated_cost_usd": d.estimated_cost_usd,
+                "tokens_in": d.estimated_tokens_in, "task": r.task, "run_id": r.run_id,
+                "role": r.role, "step": r.step, "user_id": r.user,
+                "propensity": d.propensity or 1.0, "prompt_hash": None}
+
+
+def prompt_hash(messages: Sequence[ChatMessage]) -> str:
+    """sha256 of the conversation as sent (canonical JSON), 32 hex: joins without the text."""
+    chat = [m.model_dump(exclude_none=True) for m in messages]
+    text = json.dumps(chat, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class TraceStore:
+    """Decisions through a queue and a writer thread; outcomes and reads synchronous."""
+
+    def __init__(self, config: StoreConfig, metrics: StoreMetrics | None = None):
+        self.config = config
+        self.db = Database.from_url(config.url)
+        self.metrics = metrics
+        self._queue: queue.Queue[PendingDecision | None] = queue.Queue(config.queue_size)
+        self._pending: dict[str, PendingDecision] = {}
+        self._pending_lock = threading.Lock()
+        self._conn: Any = None
+        self._conn_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+
+    # Lifetime
+
+    def open(self) -> TraceStore:
+        """Connect and create the schema; enough for readers (CLI spend, export, retrain)."""
+        if self._conn is None:
+            self._conn = self.db.connect("durable")
+            self.db.create_schema(self._conn)
+        return self
+
+    def start(self) -> TraceStore:
+        """Open, then start the background writer."""
+        self.open()
+        writer = self.db.connect("writer")
+        self._thread = threading.Thread(target=self._run, args=(writer,), daemon=True,
+                                        name="trace-store-writer")
+        self._accepting = True
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop accepting, write everything queued, then close. Safe to call twice."""
+        self._accepting = False
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("trace store writer did not finish within %.0f s", timeout)
+            self._thread = None
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # The hot path
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+        """`RouterService.on_decision` hook: enqueue, wait at most block_ms, else drop."""
+        if not self._accepting:
+            self._count_drop("closed")
+            return
+        item = PendingDecision(request, decision, view, time.time())
+        with self._pending_lock:
+            self._pending[decision.decision_id] = item
+        try:
+            if self.config.block_ms > 0:
+                self._queue.put(item, timeout=self.config.block_ms / 1000)
+            else:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            with self._pending_lock:
+                self._pending.pop(decision.decision_id, None)
+            self._count_drop("queue_full")
+
+    def _count_drop(self, why: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dropped.labels(why).inc()
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued decision is written (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(remaining)
+        return True
+
+    # The writer thread
+
+    def _run(self, conn: Any) -> None:
+        stop = False
+        while not stop:
+            batch = self._next_batch()
+            stop = batch[-1] is None
+            records = [item for item in batch if item is not None]
+            if records:
+                conn = self._write_batch(conn, records)
+            for _ in batch:
+                self._queue.task_done()
+        conn.close()
+
+    def _next_batch(self) -> list[PendingDecision | None]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.config.flush_interval_ms / 1000
+        while batch[-1] is not None and len(batch) < self.config.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
+        rows = [self._decision_row(item) for item in records]
+        sql = self.db.sql(_insert("decisions", _DECISION_COLUMNS, "decision_id"))
+        written = False
+        for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
+            try:
+                conn.cursor().executemany(sql, rows)
+                conn.commit()
+                written = True
+                break
+            except self.db.errors() as exc:
+                log.warning("trace store write failed (attempt %d): %s", attempt, exc)
+                conn = self._reset(conn)
+                if pause is not None:
+                    time.sleep(pause)
+        with self._pending_lock:
+            for item in records:
+                self._pending.pop(item.decision.decision_id, None)
+        if not written:
+            log.error("dropping %d decisions after %d failed writes", len(rows),
+                      len(WRITE_RETRIES) + 1)
+        if self.metrics is not None and written:
+            self.metrics.written.inc(len(rows))
+        elif self.metrics is not None:
+            self.metrics.write_errors.inc()
+        return conn
+
+    def _reset(self, conn: Any) -> Any:
+        """Roll back, or reconnect when the connection itself is gone (PostgreSQL restart)."""
+        try:
+            conn.rollback()
+            return conn
+        except self.db.errors():
+            try:
+                return self.db.connect("writer")
+            except StoreError as exc:
+                log.warning("%s", exc)
+                return conn
+
+    def _decision_row(self, item: PendingDecision) -> tuple[Any, ...]:
+        request, decision, view = item.request, item.decision, item.view
+        storage = self.config.prompt_storage
+        prompt = messages = None
+        if storage == "full":
+            if request.prompt is not None:
+                prompt = request.prompt
+            else:
+                messages = json.dumps([m.model_dump(exclude_none=True) for m in request.chat()],
+                                      ensure_ascii=False)
+        features = {
+            "tokens_in": view.tokens_in, "n_messages": len(request.chat()),
+            "n_tools": len(request.tools or []),
+            **dict(zip(FEATURE_NAMES, view.numeric, strict=False)),
+        }
+        return (
+            decision.decision_id, item.created_at, decision.tier, decision.model, decision.reason,
+            decision.detail, json.dumps(decision.scores), json.dumps(features),
+            request.quality_target, decision.estimated_cost_usd, decision.estimated_tokens_in,
+            request.task, request.run_id, request.role, request.step, request.user,
+            decision.router_version, decision.propensity or 1.0,
+            None if storage == "none" else prompt_hash(request.chat()), prompt, messages,
+        )
+
+    # Synchronous reads and the durable feedback write
+
+    def _cursor_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                cur.execute(self.db.sql(sql), params)
+                names = [c[0] for c in cur.description]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"trace store read failed: {exc}") from exc
+        return rows
+
+    def _require(self) -> Any:
+        if self._conn is None:
+            raise StoreError("the trace store is not open")
+        return self._conn
+
+    def decision(self, decision_id: str) -> tuple[dict[str, Any] | None, PendingDecision | None]:
+        """(stored row or summary, the pending item if it is still queued), or (None, None)."""
+        with self._pending_lock:
+            pending = self._pending.get(decision_id)
+        if pending is not None:
+            return pending.summary(), pending
+        rows = self._cursor_rows("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
+        return (rows[0] if rows else None), None
+
+    def add_outcome(
+        self, outcome: dict[str, Any], pending: PendingDecision | None = None
+    ) -> Literal["stored", "duplicate"]:
+        """Commit one outcome (and its still-queued decision) before returning.
+
+        The key is ``feedback_id``; the same key with the same body is a duplicate, with a
+        different body a `FeedbackConflict` (the first outcome stays).
+        """
+        values = tuple(outcome.get(c) for c in OUTCOME_COLUMNS)
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                if pending is not None:
+                    cur.execute(self.db.sql(_insert("decisions", _DECISION_COLUMNS,
+                                                    "decision_id")), self._decision_row(pending))
+                cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
+                            values)
+                inserted = cur.rowcount == 1
+                existing = None
+                if not inserted:
+                    cur.execute(self.db.sql("SELECT body_sha256 FROM outcomes WHERE "
+                                            "feedback_id = ?"), (outcome["feedback_id"],))
+                    existing = cur.fetchone()
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"could not store the feedback: {exc}") from exc
+        if inserted:
+            return "stored"
+        if existing is not None and existing[0] == outcome["body_sha256"]:
+            return "duplicate"
+        raise FeedbackConflict(
+            f"a different outcome is already stored for {outcome['feedback_id']!r}; "
+            "outcomes are never overwritten"
+        )
+
+    def spend(
+        self, by: str, since: float | None = None, role: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Cost per `by` key: feedback cost where it came back, else estimated (and counted)."""
+        if by not in SPEND_KEYS:
+            raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
+                             f"Got {by!r} instead.")
+        key = SPEND_KEYS[by]
+        where, params = ["t >= ?"], [since if since is not None else 0.0]
+        if role is not None:
+            where.append("role = ?")
+            params.append(role)
+        sql = f"""
+            SELECT {key} AS key, COUNT(*) AS calls,
+                   SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,
+                   SUM(CASE WHEN est = 1 THEN cost ELSE 0 END) AS estimated_usd,
+                   SUM(est) AS estimated_calls
+            FROM ({_CALLS}) calls WHERE {' AND '.join(where)}
+            GROUP BY {key} ORDER BY SUM(cost) DESC"""
+        rows = self._cursor_rows(sql, tuple(params))
+        for row in rows:
+            row["actual_usd"] = float(row["actual_usd"] or 0.0)
+            row["estimated_usd"] = float(row["estimated_usd"] or 0.0)
+            row["cost_usd"] = row["actual_usd"] + row["estimated_usd"]
+            row["estimated_calls"] = int(row["estimated_calls"] or 0)
+            row["calls"] = int(row["calls"])
+        return rows
+
+    def outcome_rows(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every outcome joined to its decision, oldest first (export and retraining)."""
+        rows = self._cursor_rows(f"{_JOINED} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
+                                 (since if since is not None else 0.0,))
+        yield from rows
+
+    def counts(self) -> dict[str, int]:
+        rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
+                                 "(SELECT COUNT(*) FROM outcomes) AS outcomes")
+        return {k: int(v) for k, v in rows[0].items()}
+
+
+# One row per call: a decision (with its outcome's real cost when one came back), or an outcome
+# posted without a decision. `est` is 1 where the cost is an estimate.
+_CALLS = """
+    SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
+           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
+           COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
+           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
+           d.created_at AS t
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    UNION ALL
+    SELECT o.role, o.run_id, o.step, o.user_id, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
+           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
+    FROM outcomes o WHERE o.decision_id IS NULL"""
+
+_JOINED = """
+    SELECT o.feedback_id, o.decision_id, o.received_at, COALESCE(d.created_at, o.received_at) AS t,
+           COALESCE(o.model_used, d.model) AS model, COALESCE(o.tier, d.tier) AS tier,
+           o.quality, o.cost_usd, o.cost_estimated, o.tokens_in, o.tokens_out, o.latency_ms,
+           o.error, o.fallback_used, COALESCE(o.task, d.task) AS task,
+           COALESCE(o.run_id, d.run_id) AS run_id, COALESCE(o.role, d.role) AS role,
+           COALESCE(o.step, d.step) AS step, COALESCE(o.user_id, d.user_id) AS user_id,
+           COALESCE(d.propensity, o.propensity) AS propensity, o.source,
+           COALESCE(d.prompt_hash, o.prompt_hash) AS prompt_hash,
+           COALESCE(d.prompt, o.prompt) AS prompt, COALESCE(d.messages, o.messages) AS messages,
+           d.tier AS decided_tier, d.reason, d.scores, d.features, d.quality_target,
+           d.tokens_in AS estimated_tokens_in, d.router_version
+    FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""

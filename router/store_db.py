@@ -1,0 +1,177 @@
+"""The two SQL databases the trace store speaks: SQLite (default) and PostgreSQL (psycopg 3).
+
+Everything above this module writes portable SQL with ``?`` placeholders and
+``INSERT ... ON CONFLICT DO NOTHING``; `Database.sql` turns the placeholders into ``%s`` for
+PostgreSQL. Two kinds of connection:
+
+* ``writer``: the background writer's. SQLite in WAL with ``synchronous=NORMAL``: a committed
+  batch survives a process crash (SIGKILL); only an OS crash or power loss can take back the
+  last commits.
+* ``durable``: feedback and synchronous reads. SQLite with ``synchronous=FULL``, so a commit is
+  on disk before the HTTP answer; PostgreSQL's default ``synchronous_commit=on`` is the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from router.errors import ConfigError, StoreError
+
+SCHEMA_VERSION = 1
+
+_DECISIONS = """
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    tier TEXT NOT NULL,
+    model TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT,
+    scores TEXT NOT NULL,
+    features TEXT NOT NULL,
+    quality_target DOUBLE PRECISION,
+    estimated_cost_usd DOUBLE PRECISION NOT NULL,
+    tokens_in INTEGER NOT NULL,
+    task TEXT,
+    run_id TEXT,
+    role TEXT,
+    step TEXT,
+    user_id TEXT,
+    router_version TEXT NOT NULL,
+    propensity DOUBLE PRECISION NOT NULL,
+    prompt_hash TEXT,
+    prompt TEXT,
+    messages TEXT
+)"""
+
+_OUTCOMES = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    feedback_id TEXT PRIMARY KEY,
+    decision_id TEXT,
+    received_at DOUBLE PRECISION NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    model_used TEXT,
+    tier TEXT,
+    quality DOUBLE PRECISION NOT NULL,
+    cost_usd DOUBLE PRECISION,
+    cost_estimated INTEGER NOT NULL,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    latency_ms DOUBLE PRECISION,
+    error TEXT,
+    fallback_used INTEGER NOT NULL,
+    task TEXT,
+    run_id TEXT,
+    role TEXT,
+    step TEXT,
+    user_id TEXT,
+    propensity DOUBLE PRECISION,
+    source TEXT,
+    prompt_hash TEXT,
+    prompt TEXT,
+    messages TEXT,
+    extra TEXT
+)"""
+
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
+    "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
+    "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
+    "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
+)
+
+_META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+Kind = Literal["writer", "durable"]
+
+
+@dataclass(frozen=True)
+class Database:
+    """A parsed store URL: ``sqlite:///relative.db``, ``sqlite:////abs.db``, ``postgresql://``."""
+
+    url: str
+    dialect: Literal["sqlite", "postgresql"]
+    path: Path | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///"):]
+            if not path or path == ":memory:":
+                raise ConfigError(
+                    "store.url must name a SQLite file (sqlite:///traces.db); an in-memory "
+                    "database cannot be shared by the writer thread and the API"
+                )
+            return cls(url, "sqlite", Path(path))
+        if url.startswith(("postgresql://", "postgres://")):
+            return cls(url, "postgresql")
+        raise ConfigError(
+            f"store.url must start with sqlite:/// or postgresql://. Got {url!r} instead."
+        )
+
+    def sql(self, text: str) -> str:
+        """Portable SQL (``?`` placeholders) in this database's parameter style."""
+        return text.replace("?", "%s") if self.dialect == "postgresql" else text
+
+    def connect(self, kind: Kind) -> Any:
+        """A DB-API connection, configured for its job (see the module docstring)."""
+        try:
+            if self.dialect == "sqlite":
+                return self._sqlite(kind)
+            return self._postgres()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the trace store {self.url}: {exc}") from exc
+
+    def _sqlite(self, kind: Kind) -> sqlite3.Connection:
+        assert self.path is not None
+        if self.path.parent != Path(""):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if kind == 'durable' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _postgres(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise ConfigError(
+                "store.url is PostgreSQL but psycopg is not installed: "
+                "pip install 'tier-router[postgres]'"
+            ) from exc
+        try:
+            return psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the trace store: {exc}") from exc
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's exception classes, for the store to catch."""
+        if self.dialect == "sqlite":
+            return (sqlite3.Error,)
+        import psycopg
+
+        return (psycopg.Error,)
+
+    def create_schema(self, conn: Any) -> None:
+        """Create the tables once (idempotent); refuse a store written by a newer version."""
+        cur = conn.cursor()
+        for statement in (_DECISIONS, _OUTCOMES, _META, *_INDEXES):
+            cur.execute(statement)
+        cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                self.sql("INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT DO NOTHING"),
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            conn.rollback()
+            raise StoreError(
+                f"the trace store has schema {row[0]}, newer than this router's {SCHEMA_VERSION}"
+            )
+        conn.commit()

@@ -1,0 +1,229 @@
+"""POST /feedback, GET /spend, budgets, exploration and drift gauges through the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.api import create_app
+from router.config import BudgetConfig, Settings, StoreConfig
+from router.store import TraceStore
+from tests.conftest import FakeEmbedder
+
+
+def client_for(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()))
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with client_for(settings) as c:
+        yield c
+
+
+def route(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/route", json={"prompt": "say hello", **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def stored(settings: Settings) -> TraceStore:
+    return TraceStore(settings.store).open()
+
+
+def test_feedback_is_stored_once_and_never_overwritten(client: TestClient) -> None:
+    decision = route(client, role="planner")
+    body = {"decision_id": decision["decision_id"], "success": True, "model_used": "gpt-4.1-nano",
+            "cost_usd": 0.0002, "tokens_in": 10, "tokens_out": 5, "latency_ms": 120.5}
+    first = client.post("/feedback", json=body)
+    assert first.status_code == 201, first.text
+    assert first.json() == {"feedback_id": decision["decision_id"],
+                            "decision_id": decision["decision_id"], "status": "stored"}
+    again = client.post("/feedback", json=dict(reversed(list(body.items()))))
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    other = client.post("/feedback", json={**body, "success": False})
+    assert other.status_code == 409 and other.json()["error"] == "feedback conflict"
+
+
+def test_feedback_right_after_route_finds_the_queued_decision(
+    settings: Settings,
+) -> None:
+    slow = settings.model_copy(update={"store": settings.store.model_copy(
+        update={"flush_interval_ms": 5000, "batch_size": 10_000})})
+    with client_for(slow) as c:
+        decision = route(c)
+        r = c.post("/feedback", json={"decision_id": decision["decision_id"], "quality": 0.7})
+        assert r.status_code == 201, r.text
+        # acknowledged means on disk, decision included, though the writer has not run yet
+        assert stored(slow).counts() == {"decisions": 1, "outcomes": 1}
+
+
+def test_unknown_decision_is_404(client: TestClient) -> None:
+    r = client.post("/feedback", json={"decision_id": "f" * 32, "success": True})
+    assert r.status_code == 404
+    assert r.json()["error"] == "unknown decision" and "f" * 32 in r.json()["detail"]
+    trace = {"prompt": "hi", "model": "gpt-4.1", "quality": 1, "decision_id": "nope"}
+    assert client.post("/feedback", json=trace).status_code == 404
+
+
+def test_a_trace_without_a_decision_is_accepted_once(client: TestClient, settings: Settings
+                                                     ) -> None:
+    trace = {"messages": [{"role": "user", "content": "What is 2 + 2?"}], "model": "gpt-4.1",
+             "quality": 1.0, "tokens_in": 12, "tokens_out": 3, "role": "solver",
+             "task": "plan", "source": "agent-logs", "timestamp": "2026-01-02T03:04:05Z",
+             "my_own_field": {"kept": True}}
+    r = client.post("/feedback", json=trace)
+    assert r.status_code == 201, r.text
+    assert r.json()["feedback_id"].startswith("trace:") and r.json()["decision_id"] is None
+    assert client.post("/feedback", json=trace).json()["status"] == "duplicate"
+    (row,) = list(stored(settings).outcome_rows())
+    assert row["tier"] == "large" and row["role"] == "solver" and row["cost_estimated"] == 1
+    assert row["cost_usd"] == pytest.approx((12 * 2.0 + 3 * 8.0) / 1e6)
+
+
+BAD_FEEDBACK = [
+    ({"success": True}, "decision_id"),
+    ({"decision_id": ""}, "decision_id"),
+    ({"decision_id": "x"}, "quality"),
+    ({"decision_id": "x", "quality": 1.5}, "quality"),
+    ({"decision_id": "x", "quality": "good"}, "quality"),
+    ({"decision_id": "x", "quality": 1.0, "success": False}, "quality"),
+    ({"decision_id": "x", "success": "maybe"}, "success"),
+    ({"decision_id": "x", "success": True, "cost_usd": -1}, "cost_usd"),
+    ({"decision_id": "x", "success": True, "tokens_in": -3}, "tokens_in"),
+    ({"decision_id": "x", "success": True, "tokens_out": 2.5}, "tokens_out"),
+    ({"decision_id": "x", "success": True, "latency_ms": -0.1}, "latency_ms"),
+    ({"decision_id": "x", "success": True, "fallback_used": "often"}, "fallback_used"),
+    ({"decision_id": "x", "success": True, "model_used": ""}, "model_used"),
+    ({"decision_id": "x", "success": True, "colour": "red"}, "colour"),
+    ({"prompt": "hi", "quality": 1}, "model"),
+    ({"prompt": "hi", "model": "m", "quality": 1, "propensity": 0}, "propensity"),
+    ({"prompt": "hi", "model": "m", "quality": 1, "timestamp": "yesterday"}, "timestamp"),
+    ({"prompt": "hi", "model": "m", "quality": 1, "messages": [{"role": "user",
+                                                               "content": "x"}]}, "body"),
+    ({"messages": [{"role": "robot", "content": "x"}], "model": "m", "quality": 1},
+     "messages.0.role"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_FEEDBACK)
+def test_bad_feedback_is_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    r = client.post("/feedback", json=body)
+    assert r.status_code == 422, r.text
+    fields = [d["field"] for d in r.json()["detail"]]
+    assert field in fields, fields
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"null"])
+def test_feedback_body_that_is_not_an_object_is_422(client: TestClient, raw: bytes) -> None:
+    r = client.post("/feedback", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "body"
+
+
+def test_feedback_that_is_not_json_is_422(client: TestClient) -> None:
+    r = client.post("/feedback", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize("number", [b"Infinity", b"NaN", b"-Infinity"])
+def test_non_finite_cost_is_422(client: TestClient, number: bytes) -> None:
+    raw = b'{"decision_id": "x", "success": true, "cost_usd": ' + number + b"}"
+    r = client.post("/feedback", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "cost_usd"
+
+
+def test_spend_by_role_real_and_estimated(client: TestClient) -> None:
+    a = route(client, role="planner")
+    route(client, role="planner")
+    route(client, role="coder", tier="large")
+    client.post("/feedback", json={"decision_id": a["decision_id"], "success": True,
+                                   "cost_usd": 0.5})
+    r = client.get("/spend", params={"by": "role"})
+    assert r.status_code == 200, r.text
+    rows = {row["key"]: row for row in r.json()["rows"]}
+    assert rows["planner"]["calls"] == 2 and rows["planner"]["actual_usd"] == 0.5
+    assert rows["planner"]["estimated_calls"] == 1 and rows["planner"]["estimated_usd"] > 0
+    assert rows["coder"]["actual_usd"] == 0 and rows["coder"]["estimated_calls"] == 1
+    by_tier = {row["key"] for row in client.get("/spend?by=tier").json()["rows"]}
+    assert by_tier == {"small", "large"}
+    bad = client.get("/spend", params={"by": "colour"})
+    assert bad.status_code == 422 and "by" in bad.json()["detail"][0]["field"]
+
+
+def test_store_disabled_feedback_is_503(settings: Settings) -> None:
+    off = settings.model_copy(update={"store": StoreConfig(enabled=False)})
+    with client_for(off) as c:
+        decision = route(c)
+        r = c.post("/feedback", json={"decision_id": decision["decision_id"], "success": True})
+        assert r.status_code == 503 and "disabled" in r.json()["detail"]
+
+
+def test_budget_low_prefers_cheaper_tiers_then_spent_is_402(settings: Settings) -> None:
+    budget = BudgetConfig(name="planner-daily", role="planner", limit_usd=1.0,
+                          low_fraction=0.5, low_quality_target=0.0)
+    with client_for(settings.model_copy(update={"budgets": [budget]})) as c:
+        hard = {"prompt": "prove the theorem about primes", "role": "planner"}
+        normal = route(c, **hard)
+        assert normal["tier"] != "small"
+        paid = route(c, role="planner")
+        c.post("/feedback", json={"decision_id": paid["decision_id"], "success": True,
+                                  "cost_usd": 0.6})
+        cheap = route(c, **hard)
+        assert cheap["tier"] == "small" and cheap["reason"] == "budget"
+        assert "planner-daily" in cheap["detail"]
+        assert route(c, **{**hard, "role": "other"})["tier"] == normal["tier"]
+        c.post("/feedback", json={"decision_id": cheap["decision_id"], "success": True,
+                                  "cost_usd": 0.5})
+        r = c.post("/route", json=hard)
+        assert r.status_code == 402, r.text
+        body = r.json()
+        assert body["budget"] == "planner-daily" and body["resets_at"].endswith("Z")
+        assert body["spent_usd"] >= 1.0 and body["limit_usd"] == 1.0
+        assert route(c, role="other")["tier"] == "small"
+
+
+def test_exploration_records_propensity_and_respects_rules(settings: Settings) -> None:
+    with client_for(settings.model_copy(update={"exploration_rate": 0.5,
+                                                "exploration_seed": 7})) as c:
+        decisions = [route(c) for _ in range(60)]
+        explored = [d for d in decisions if d["reason"] == "explore"]
+        kept = [d for d in decisions if d["reason"] != "explore"]
+        assert 10 < len(explored) < 50
+        assert all(d["tier"] != "small" and d["propensity"] == 0.25 for d in explored)
+        assert all(d["tier"] == "small" and d["propensity"] == 0.5 for d in kept)
+        planned = [route(c, task="plan") for _ in range(20)]  # min_tier large: nowhere to go
+        assert all(d["tier"] == "large" and d["propensity"] == 1.0 for d in planned)
+        capped = [route(c, max_cost_usd=0.00001) for _ in range(20)]
+        assert all(d["tier"] == "small" for d in capped)
+        forced = [route(c, tier="medium") for _ in range(10)]
+        assert all(d["reason"] == "forced" and d["propensity"] == 1.0 for d in forced)
+
+
+def test_drift_gauges_in_metrics(client: TestClient) -> None:
+    for _ in range(3):
+        decision = route(client)
+        client.post("/feedback", json={"decision_id": decision["decision_id"], "quality": 0.5})
+    route(client, tier="large")
+    text = client.get("/metrics").text
+    assert 'tier_router_window_tier_share{tier="small"} 0.75' in text
+    assert 'tier_router_window_tier_share{tier="large"} 0.25' in text
+    assert "tier_router_window_success_rate 0.5" in text
+    assert "tier_router_quality_target 0.75" in text
+    assert "tier_router_feedback_total{status=\"stored\"} 3.0" in text
+
+
+def test_shutdown_flushes_and_reload_keeps_recording(settings: Settings) -> None:
+    slow = settings.model_copy(update={"store": settings.store.model_copy(
+        update={"flush_interval_ms": 10_000, "batch_size": 10_000})})
+    with client_for(slow) as c:
+        route(c)
+        assert c.post("/admin/reload").status_code == 200
+        route(c)
+        route(c)
+    assert stored(slow).counts()["decisions"] == 3
