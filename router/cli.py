@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from router.cli_loop import add_loop_commands
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lodo", action="store_true",
                           help="also leave one dataset out: refit the head without it, score it")
     evaluate.set_defaults(func=_evaluate)
+    add_loop_commands(sub)
     return parser
 
 

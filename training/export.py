@@ -1,0 +1,77 @@
+"""`tier-router export`: the trace store written out in the TRACES.md format (JSONL or Parquet).
+
+One record per stored outcome, joined to its decision, so an export reads straight back into
+`tier-router train --traces` or any tool that speaks the format. A reported cost is written as
+``cost_usd``; an estimated one is left out (readers estimate it again from tokens and prices)
+and flagged in ``cost_estimated``. Outcomes whose text was not kept (``prompt_storage`` hash
+or none) cannot be valid traces (the format needs ``messages`` or ``prompt``): they are
+counted and skipped, never written half-formed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from router.errors import RouterError
+
+log = logging.getLogger(__name__)
+
+FORMATS = (".jsonl", ".parquet")
+
+
+def trace_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any] | None]:
+    """TRACES.md records of joined store rows; None for a row that kept no text."""
+    for row in rows:
+        if not (row.get("prompt") or row.get("messages")):
+            yield None
+            continue
+        record: dict[str, Any] = {
+            "prompt_id": f"tier-router:{row['prompt_hash']}" if row.get("prompt_hash") else None,
+            "messages": json.loads(row["messages"]) if row.get("messages") else None,
+            "prompt": row.get("prompt") if not row.get("messages") else None,
+            "model": row["model"], "tier": row.get("tier"), "quality": float(row["quality"]),
+            "cost_usd": None if row.get("cost_estimated") else row.get("cost_usd"),
+            "cost_estimated": bool(row.get("cost_estimated")),
+            "tokens_in": row.get("tokens_in"), "tokens_out": row.get("tokens_out"),
+            "latency_ms": row.get("latency_ms"), "task": row.get("task"),
+            "run_id": row.get("run_id"), "role": row.get("role"), "step": row.get("step"),
+            "user": row.get("user_id"), "decision_id": row.get("decision_id"),
+            "propensity": row.get("propensity"), "source": row.get("source") or "tier-router",
+            "timestamp": datetime.fromtimestamp(float(row["t"]), UTC).isoformat(),
+            "error": row.get("error"), "fallback_used": bool(row.get("fallback_used")),
+            "router_version": row.get("router_version"),
+        }
+        yield {k: v for k, v in record.items() if v is not None}
+
+
+def export_traces(rows: Iterable[dict[str, Any]], out: Path) -> tuple[int, int]:
+    """Write `rows` to `out` (.jsonl or .parquet); (records written, rows skipped)."""
+    out = Path(out)
+    if out.suffix not in FORMATS:
+        raise RouterError(f"export writes {' or '.join(FORMATS)} files. Got {out.name!r}.")
+    records, skipped = [], 0
+    for record in trace_records(rows):
+        if record is None:
+            skipped += 1
+        else:
+            records.append(record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".jsonl":
+        with tmp.open("w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        pd.DataFrame(records).to_parquet(tmp, index=False)
+    tmp.replace(out)
+    if skipped:
+        log.warning("%d outcomes kept no prompt text (store.prompt_storage) and were skipped",
+                    skipped)
+    return len(records), skipped
