@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api_feedback import router as feedback_router
@@ -36,6 +38,7 @@ from router.errors import (
 from router.lifecycle import ServiceHolder
 from router.logs import decision_logger
 from router.metrics import Metrics
+from router.openapi import configured_openapi
 from router.schemas import (
     BatchRouteRequest,
     BatchRouteResponse,
@@ -72,6 +75,7 @@ def create_app(
     app.state.holder = holder
     app.state.metrics = metrics
     app.state.keyring = KeyRing(lambda: holder.settings)
+    app.openapi = configured_openapi(app, lambda: holder.settings)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, holder=holder)
     app.add_middleware(RequestTimeLimit, settings=lambda: holder.settings,
                        on_timeout=metrics.errors.labels("timeout").inc)
@@ -146,7 +150,7 @@ def _add_routes(app: FastAPI) -> None:
         return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
 
 
-ROUTE_ERRORS = error_responses(401, 403, 413, 422, 429, 503, 504)
+ROUTE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503, 504)
 
 
 def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
@@ -159,6 +163,14 @@ def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> 
 
 
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Framework errors (unparseable body, 404, 405) in the same shape as ours."""
+        metrics.errors.labels("http").inc()
+        kind = HTTPStatus(exc.status_code).phrase.lower()
+        return JSONResponse({"error": kind, "detail": exc.detail}, exc.status_code,
+                            headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.errors.labels("validation").inc()

@@ -162,8 +162,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         keyring: KeyRing = request.app.state.keyring
         key = bearer.credentials if bearer is not None else api_key
-        if key is None and "authorization" in request.headers and not keyring.open:
-            raise AuthError("the Authorization header must read 'Bearer <key>'")
+        if not keyring.open:
+            if key is None and "authorization" in request.headers:
+                raise AuthError("the Authorization header must read 'Bearer <key>'")
+            if bearer is not None and api_key is not None and api_key != bearer.credentials:
+                raise AuthError("Authorization and X-API-Key carry different keys; send one")
         principal = keyring.authenticate(key, scope)
         request.state.principal = principal
         return principal

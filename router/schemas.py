@@ -35,10 +35,18 @@ class ToolCall(BaseModel):
     function: dict[str, Any] = Field(default_factory=dict)
 
 
+HAS_CONTENT = {"anyOf": [  # the schema form of `_has_content`
+    {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+    {"required": ["role", "tool_calls"],
+     "properties": {"role": {"const": "assistant"},
+                    "tool_calls": {"type": "array", "minItems": 1}}},
+]}
+
+
 class ChatMessage(BaseModel):
     """One OpenAI chat message: system, developer, user, assistant or tool."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=HAS_CONTENT)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
@@ -82,10 +90,18 @@ class ToolSchema(BaseModel):
     function: dict[str, Any] = Field(default_factory=dict)
 
 
+ONE_INPUT = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
+    {"required": ["messages"],
+     "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
+    {"required": ["prompt"],
+     "properties": {"prompt": {"type": "string"}, "messages": {"type": "null"}}},
+]}
+
+
 class RouteRequest(BaseModel):
     """What an agent asks before an LLM call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_INPUT)
     messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     prompt: str | None = Field(default=None, min_length=1)
     tools: list[ToolSchema] | None = None
@@ -264,6 +280,7 @@ class Readiness(BaseModel):
 
 
 _ERRORS = {
+    400: "The body could not be parsed (not UTF-8 / not JSON).",
     401: "No API key, or an unknown one.",
     403: "The API key lacks the scope this endpoint needs.",
     409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",

@@ -79,6 +79,8 @@ def test_open_when_no_keys_are_configured(settings: Settings) -> None:
         ({}, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"),
         ({"Authorization": "Bearer nope"}, "unknown API key"),
         ({"X-API-Key": "nope"}, "unknown API key"),
+        ({"Authorization": f"Bearer {KEYS['router']}", "X-API-Key": "other"},
+         "Authorization and X-API-Key carry different keys; send one"),
         ({"Authorization": "Basic a2V5LXJvdXRlOg=="},
          "the Authorization header must read 'Bearer <key>'"),
     ],
@@ -143,7 +145,8 @@ def test_over_the_rate_is_429_with_retry_after(client, clock: Clock) -> None:
 
 def test_a_reload_revokes_a_key(model_dir: Path, tmp_path: Path) -> None:
     keys = [entry("ops", "admin-key", ["admin"]), entry("old", "old-key", ["route"])]
-    config = write_config(tmp_path / "c.yaml", model_dir, auth={"keys": keys})
+    config = write_config(tmp_path / "c.yaml", model_dir, auth={"keys": keys},
+                          store={"url": f"sqlite:///{tmp_path / 'traces.db'}"})
     app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
     old = {"Authorization": "Bearer old-key"}
     with TestClient(app) as c:
