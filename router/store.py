@@ -39,7 +39,7 @@ from router.config import StoreConfig
 from router.errors import FeedbackConflict, StoreError
 from router.features import FEATURE_NAMES, CallView
 from router.schemas import ChatMessage, RouteDecision, RouteRequest
-from router.store_db import Database
+from router.store_db import CALLS_SQL, JOINED_SQL, Database
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ class TraceStore:
                    SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,
                    SUM(CASE WHEN est = 1 THEN cost ELSE 0 END) AS estimated_usd,
                    SUM(est) AS estimated_calls
-            FROM ({_CALLS}) calls WHERE {' AND '.join(where)}
+            FROM ({CALLS_SQL}) calls WHERE {' AND '.join(where)}
             GROUP BY {key} ORDER BY SUM(cost) DESC"""
         rows = self._cursor_rows(sql, tuple(params))
         for row in rows:
@@ -382,7 +382,7 @@ class TraceStore:
 
     def outcome_rows(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Every outcome joined to its decision, oldest first (export and retraining)."""
-        rows = self._cursor_rows(f"{_JOINED} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
+        rows = self._cursor_rows(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
                                  (since if since is not None else 0.0,))
         yield from rows
 
@@ -391,31 +391,3 @@ class TraceStore:
                                  "(SELECT COUNT(*) FROM outcomes) AS outcomes")
         return {k: int(v) for k, v in rows[0].items()}
 
-
-# One row per call: a decision (with its outcome's real cost when one came back), or an outcome
-# posted without a decision. `est` is 1 where the cost is an estimate.
-_CALLS = """
-    SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
-           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
-           COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
-           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
-           d.created_at AS t
-    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
-    UNION ALL
-    SELECT o.role, o.run_id, o.step, o.user_id, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
-           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
-    FROM outcomes o WHERE o.decision_id IS NULL"""
-
-_JOINED = """
-    SELECT o.feedback_id, o.decision_id, o.received_at, COALESCE(d.created_at, o.received_at) AS t,
-           COALESCE(o.model_used, d.model) AS model, COALESCE(o.tier, d.tier) AS tier,
-           o.quality, o.cost_usd, o.cost_estimated, o.tokens_in, o.tokens_out, o.latency_ms,
-           o.error, o.fallback_used, COALESCE(o.task, d.task) AS task,
-           COALESCE(o.run_id, d.run_id) AS run_id, COALESCE(o.role, d.role) AS role,
-           COALESCE(o.step, d.step) AS step, COALESCE(o.user_id, d.user_id) AS user_id,
-           COALESCE(d.propensity, o.propensity) AS propensity, o.source,
-           COALESCE(d.prompt_hash, o.prompt_hash) AS prompt_hash,
-           COALESCE(d.prompt, o.prompt) AS prompt, COALESCE(d.messages, o.messages) AS messages,
-           d.tier AS decided_tier, d.reason, d.scores, d.features, d.quality_target,
-           d.tokens_in AS estimated_tokens_in, d.router_version
-    FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""

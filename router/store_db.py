@@ -85,6 +85,34 @@ _INDEXES = (
 
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
+# One row per call: a decision (with its outcome's real cost when one came back), or an outcome
+# posted without a decision. `est` is 1 where the cost is an estimate.
+CALLS_SQL = """
+    SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
+           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
+           COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
+           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
+           d.created_at AS t
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    UNION ALL
+    SELECT o.role, o.run_id, o.step, o.user_id, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
+           CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
+    FROM outcomes o WHERE o.decision_id IS NULL"""
+
+JOINED_SQL = """
+    SELECT o.feedback_id, o.decision_id, o.received_at, COALESCE(d.created_at, o.received_at) AS t,
+           COALESCE(o.model_used, d.model) AS model, COALESCE(o.tier, d.tier) AS tier,
+           o.quality, o.cost_usd, o.cost_estimated, o.tokens_in, o.tokens_out, o.latency_ms,
+           o.error, o.fallback_used, COALESCE(o.task, d.task) AS task,
+           COALESCE(o.run_id, d.run_id) AS run_id, COALESCE(o.role, d.role) AS role,
+           COALESCE(o.step, d.step) AS step, COALESCE(o.user_id, d.user_id) AS user_id,
+           COALESCE(d.propensity, o.propensity) AS propensity, o.source,
+           COALESCE(d.prompt_hash, o.prompt_hash) AS prompt_hash,
+           COALESCE(d.prompt, o.prompt) AS prompt, COALESCE(d.messages, o.messages) AS messages,
+           d.tier AS decided_tier, d.reason, d.scores, d.features, d.quality_target,
+           d.tokens_in AS estimated_tokens_in, d.router_version
+    FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""
+
 Kind = Literal["writer", "durable"]
 
 
