@@ -21,7 +21,8 @@ from router.schemas import RouteDecision, RouteRequest
 
 log = logging.getLogger("router.decisions")
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}  # uvicorn's copy of msg with terminal colours
 
 
 class JsonFormatter(logging.Formatter):
