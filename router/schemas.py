@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore"
@@ -35,7 +36,7 @@ class ToolCall(BaseModel):
     function: dict[str, Any] = Field(default_factory=dict)
 
 
-HAS_CONTENT = {"anyOf": [  # the schema form of `_has_content`
+HAS_CONTENT: JsonDict = {"anyOf": [  # the schema form of `_has_content`
     {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
     {"required": ["role", "tool_calls"],
      "properties": {"role": {"const": "assistant"},
@@ -90,7 +91,7 @@ class ToolSchema(BaseModel):
     function: dict[str, Any] = Field(default_factory=dict)
 
 
-ONE_INPUT = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
+ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
     {"required": ["messages"],
      "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
     {"required": ["prompt"],
@@ -161,7 +162,10 @@ Count = Annotated[int, Field(ge=0)]
 
 
 class _Labelled(BaseModel):
-    """`success` is declared before `quality` so a missing label is reported on 'quality'."""
+    """A label, as in TRACES.md: `quality`, or `success` as its shorthand (quality wins).
+
+    `success` is declared before `quality` so a missing label is reported on 'quality'.
+    """
 
     success: bool | None = None
     quality: float | None = Field(
@@ -170,12 +174,9 @@ class _Labelled(BaseModel):
 
     @field_validator("quality")
     @classmethod
-    def _one_label(cls, quality: float | None, info: ValidationInfo) -> float | None:
-        success = info.data.get("success")
-        if quality is None and success is None:
+    def _a_label(cls, quality: float | None, info: ValidationInfo) -> float | None:
+        if quality is None and info.data.get("success") is None:
             raise ValueError("give 'quality' (a number in [0, 1]) or 'success' (true or false)")
-        if quality is not None and success is not None and quality != float(success):
-            raise ValueError(f"quality {quality} contradicts success={success}; give one")
         return quality
 
     def label(self) -> float:

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.api import create_app
-from router.config import BudgetConfig, Settings, StoreConfig
+from router.auth import hash_key
+from router.config import AuthConfig, BudgetConfig, Settings, StoreConfig
 from router.store import TraceStore
 from tests.conftest import FakeEmbedder
 
@@ -90,7 +91,7 @@ BAD_FEEDBACK = [
     ({"decision_id": "x"}, "quality"),
     ({"decision_id": "x", "quality": 1.5}, "quality"),
     ({"decision_id": "x", "quality": "good"}, "quality"),
-    ({"decision_id": "x", "quality": 1.0, "success": False}, "quality"),
+    ({"decision_id": "x", "quality": None, "success": None}, "quality"),
     ({"decision_id": "x", "success": "maybe"}, "success"),
     ({"decision_id": "x", "success": True, "cost_usd": -1}, "cost_usd"),
     ({"decision_id": "x", "success": True, "tokens_in": -3}, "tokens_in"),
@@ -227,3 +228,22 @@ def test_shutdown_flushes_and_reload_keeps_recording(settings: Settings) -> None
         route(c)
         route(c)
     assert stored(slow).counts()["decisions"] == 3
+
+
+def test_feedback_needs_the_feedback_scope_and_spend_the_admin_scope(settings: Settings) -> None:
+    keys = [{"name": name, "sha256": hash_key(name + "-key"), "scopes": scopes}
+            for name, scopes in (("agent", ["route", "feedback"]), ("router-only", ["route"]),
+                                 ("ops", ["admin"]))]
+    secured = settings.model_copy(update={"auth": AuthConfig.model_validate({"keys": keys})})
+    with client_for(secured) as c:
+        def call(method: str, path: str, key: str | None, **kw: Any) -> int:
+            headers = {"Authorization": f"Bearer {key}-key"} if key else {}
+            return c.request(method, path, headers=headers, **kw).status_code
+
+        d = c.post("/route", json={"prompt": "hi"}, headers={"Authorization": "Bearer agent-key"})
+        body = {"decision_id": d.json()["decision_id"], "success": True}
+        assert call("POST", "/feedback", None, json=body) == 401
+        assert call("POST", "/feedback", "router-only", json=body) == 403
+        assert call("POST", "/feedback", "agent", json=body) == 201
+        assert call("GET", "/spend", "agent") == 403
+        assert call("GET", "/spend", "ops") == 200
