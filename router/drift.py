@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -68,7 +69,7 @@ class DriftWindow:
                       "Share of decisions per tier over the drift window.", ["tier"],
                       registry=registry)
         for name in tiers:
-            share.labels(name).set_function(lambda name=name: self.tier_share(name))
+            share.labels(name).set_function(partial(self.tier_share, name))
         Gauge("tier_router_window_success_rate",
               "Mean reported quality of routed calls over the drift window (NaN: no feedback).",
               registry=registry).set_function(self.success_rate)

@@ -360,7 +360,8 @@ class TraceStore:
             raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
                              f"Got {by!r} instead.")
         key = SPEND_KEYS[by]
-        where, params = ["t >= ?"], [since if since is not None else 0.0]
+        where = ["t >= ?"]
+        params: list[Any] = [since if since is not None else 0.0]
         if role is not None:
             where.append("role = ?")
             params.append(role)

@@ -247,3 +247,17 @@ def test_feedback_needs_the_feedback_scope_and_spend_the_admin_scope(settings: S
         assert call("POST", "/feedback", "agent", json=body) == 201
         assert call("GET", "/spend", "agent") == 403
         assert call("GET", "/spend", "ops") == 200
+
+
+def test_the_loop_on_a_real_postgres_server(settings: Settings, postgres: Any) -> None:
+    url = postgres.new_database("api_feedback")
+    on_pg = settings.model_copy(update={"store": StoreConfig(url=url, flush_interval_ms=5)})
+    with client_for(on_pg) as c:
+        d = route(c, role="planner")
+        body = {"decision_id": d["decision_id"], "success": True, "cost_usd": 0.25}
+        assert c.post("/feedback", json=body).status_code == 201
+        assert c.post("/feedback", json=body).status_code == 200
+        route(c, role="coder")
+        rows = {r["key"]: r for r in c.get("/spend", params={"by": "role"}).json()["rows"]}
+        assert rows["planner"]["actual_usd"] == 0.25 and rows["coder"]["estimated_calls"] == 1
+    assert TraceStore(on_pg.store).open().counts() == {"decisions": 2, "outcomes": 1}
