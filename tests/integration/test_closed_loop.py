@@ -38,14 +38,15 @@ def real_outcomes(n: int, seed: int = 0) -> list[dict]:
     prompts = sorted(frame["prompt_id"].unique())
     chosen = np.random.default_rng(seed).choice(prompts, size=n, replace=False)
     out = []
-    for _, rows in frame[frame["prompt_id"].isin(chosen)].groupby("prompt_id"):
+    for _, rows in frame[frame["prompt_id"].isin(chosen)].groupby("prompt_id", sort=False):
         by_tier: dict[str, list] = {}
         for row in rows.sort_values("model").itertuples():
             by_tier.setdefault(tier_of[row.model], []).append(
                 (row.model, float(row.quality), float(row.cost_usd)))
         out.append({"prompt": rows["prompt"].iloc[0], "source": rows["source"].iloc[0],
                     "tiers": by_tier})
-    return out
+    order = np.random.default_rng(seed + 1).permutation(len(out))
+    return [out[i] for i in order]  # traffic mixes the datasets; the held-out tail does too
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,7 @@ def test_route_feedback_retrain_promote(loop_dir: Path) -> None:
         loop_dir / "config.yaml", model_dir=str(model_dir),
         store={"url": f"sqlite:///{loop_dir / 'traces.db'}", "prompt_storage": "full"},
         embedder={"backend": "torch", "threads": 2}, exploration_rate=0.2, exploration_seed=0,
+        quality_target=0.7,  # where the policy mixes tiers on these benchmarks
         promotion={"holdout_fraction": 0.3, "min_holdout": 50, "quality_margin": 0.01,
                    "cost_margin": 0.05},
     )
@@ -95,11 +97,14 @@ def test_route_feedback_retrain_promote(loop_dir: Path) -> None:
         assert posted >= 0.8 * len(calls)
 
         candidate = loop_dir / "candidate"
+        cache = loop_dir / "cache"  # a copy: other runs may be writing the project's cache
+        if (ROOT / ".cache" / "embeddings").is_dir():
+            shutil.copytree(ROOT / ".cache" / "embeddings", cache)
         retrain = subprocess.run(
             [sys.executable, "-m", "router.cli", "retrain", "--config", str(config),
              "--out", str(candidate), "--data-dir", str(SHARED_DATA),
              "--public-sources", "routerbench", "--mix-public",
-             "--cache-dir", str(ROOT / ".cache" / "embeddings")],
+             "--cache-dir", str(cache)],
             cwd=ROOT, capture_output=True, text=True, timeout=1800,
         )
         assert retrain.returncode == 0, retrain.stderr[-3000:]
