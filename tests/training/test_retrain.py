@@ -181,3 +181,20 @@ def test_ips_and_dr_are_unbiased_under_uniform_logging() -> None:
     assert tier_means(reward, logged, propensity, 3) == pytest.approx(true_q, abs=0.03)
     mean, low, high = paired_dr_ci(reward, logged, np.full(n, 0), target, propensity, q_hat)
     assert low < mean < high and mean == pytest.approx(0.3, abs=0.05)
+
+
+def test_spend_and_export_commands(config_file: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from router.cli import main
+
+    fill_store(config_file, n=8)
+    assert main(["spend", "--config", str(config_file), "--by", "role", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["rows"]
+    assert row["key"] == "solver" and row["calls"] == 8 and row["estimated_calls"] == 8
+    assert main(["spend", "--config", str(config_file), "--by", "tier"]) == 0
+    assert "estimated" in capsys.readouterr().out
+    out = tmp_path / "traces.parquet"
+    assert main(["export", "--config", str(config_file), "--out", str(out)]) == 0
+    assert "wrote 8 traces" in capsys.readouterr().out
+    assert len(read_traces(out, strict=True)[0]) == 8
