@@ -27,13 +27,7 @@ from router.config import Settings, load_settings
 from router.errors import RouterError
 from router.features import CallView
 from router.policy import CallFacts, decide
-from training.baselines import (
-    LENGTH_STEPS,
-    knn_scores,
-    length_choices,
-    length_pseudo_scores,
-    length_tokens,
-)
+from training.baselines import knn_scores, length_pseudo_scores, length_tokens
 from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
 from training.labels import PromptTable, tier_table, views_of
@@ -174,15 +168,13 @@ def evaluation_set(
     """Labels, config costs and every method's routing for the rows of `table`.
 
     `learned` maps a method name to its (n, T) scores; each is swept through the policy. The
-    length heuristic is added here, from the views.
+    length heuristic's scores are added here, from the views (its curve is drawn per scope).
     """
     tasks = [t if isinstance(t, str) else None for t in table.prompts["task"]]
     length = length_tokens(views)
     n_tiers = len(settings.tiers)
     scores = {**learned, "length": length_pseudo_scores(length, n_tiers)}
     choices = {m: policy_choices(s, views, tasks, settings) for m, s in learned.items()}
-    choices["length"] = length_choices(length, n_tiers)
-    steps = {m: TARGETS for m in learned} | {"length": LENGTH_STEPS}
     return EvalSet(
         tiers=list(settings.tier_names),
         sources=table.prompts["source"].to_numpy(dtype=str),
@@ -190,7 +182,8 @@ def evaluation_set(
         cost=tier_costs(views, settings),
         scores=scores,
         choices=choices,
-        steps=steps,
+        steps={m: TARGETS for m in learned},
+        length=length,
     )
 
 

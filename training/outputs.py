@@ -23,14 +23,18 @@ from training.report import ROUTER
 
 SCOPES = (("in-dist", "in_distribution", ""), ("lodo", "lodo", "lodo_"))
 ALL_TIERS = "all tiers"
-SUMMARY_COLUMNS = ("scope", "source", "pair", "method", "apgr", "cpt50", "cpt80", "savings95")
+SUMMARY_COLUMNS = (
+    "scope", "source", "pair", "method", "apgr", "cpt50", "cpt80", "savings95", "reach",
+)
+NUMBERS = SUMMARY_COLUMNS[4:]
 
 
 def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (scope, source, pair, method): APGR, CPT(50%), CPT(80%), savings@95%.
 
-    Savings belong to the three-tier curve, not to a pair, so they sit on rows whose pair is
-    "all tiers". Leave-one-dataset-out adds a "mean" source: the mean over held-out groups.
+    Savings (and reach, the curve's best quality over the strongest tier's) belong to the
+    three-tier curve, not to a pair, so they sit on rows whose pair is "all tiers".
+    Leave-one-dataset-out adds a "mean" source: the mean over held-out groups.
     """
     rows: list[dict[str, Any]] = []
     for scope, key, _ in SCOPES:
@@ -46,27 +50,36 @@ def _scope_rows(scope: str, source: str, section: dict[str, Any]) -> list[dict[s
         for method, m in entry["methods"].items():
             rows.append({"scope": scope, "source": source, "pair": pair, "method": method,
                          "apgr": m["apgr"], "cpt50": m["cpt50"], "cpt80": m["cpt80"],
-                         "savings95": None})
+                         "savings95": None, "reach": None})
+    reach = section.get("reach") or {}
     for method, value in (section.get("savings_at_95") or {}).items():
         rows.append({"scope": scope, "source": source, "pair": ALL_TIERS, "method": method,
-                     "apgr": None, "cpt50": None, "cpt80": None, "savings95": value})
+                     "apgr": None, "cpt50": None, "cpt80": None, "savings95": value,
+                     "reach": reach.get(method)})
     return rows
 
 
 def _lodo_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of every number over the held-out groups that have it, per (pair, method)."""
+    """Mean of every number over the held-out groups, per (pair, method).
+
+    APGR and CPT are missing only where a pair has no gap to recover, so those groups are
+    skipped; a missing saving means the method never reached 95% of the strongest tier's
+    quality, a failure, so the mean saving is missing as soon as one group's is.
+    """
     keys = sorted({(r["pair"], r["method"]) for r in rows})
     out = []
     for pair, method in keys:
         same = [r for r in rows if (r["pair"], r["method"]) == (pair, method)]
-        means = {c: _nanmean([r[c] for r in same]) for c in ("apgr", "cpt50", "cpt80", "savings95")}
+        means = {c: _mean([r[c] for r in same], strict=c == "savings95") for c in NUMBERS}
         out.append({"scope": "lodo", "source": "mean", "pair": pair, "method": method, **means})
     return out
 
 
-def _nanmean(values: list[Any]) -> float | None:
+def _mean(values: list[Any], strict: bool) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
+    if not finite or (strict and len(finite) < len(values)):
+        return None
+    return float(np.mean(finite))
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
@@ -74,7 +87,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no pair or curve had enough prompts to measure)"
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    for column in ("apgr", "cpt50", "cpt80", "savings95"):
+    for column in NUMBERS:
         frame[column] = frame[column].map(_cell)
     return frame.to_string(index=False)
 

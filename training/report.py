@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from training.baselines import oracle_curve, random_curve
+from training.baselines import LENGTH_STEPS, length_choices, oracle_curve, random_curve
 from training.metrics import (
     OperatingPoint,
     apgr,
@@ -53,7 +53,10 @@ DEFINITIONS = {
              f"(>= {MIN_PAIR_PROMPTS} prompts)",
     "curves": "policy sweep (router.policy.decide) on prompts where every tier is observed",
     "savings_at_95": f"1 - cost at {QUALITY_FRACTION:.0%} of the strongest tier's quality / "
-                     "its cost, over the curve (mixtures of points allowed)",
+                     "its cost, over the curve (mixtures of points allowed); null if never "
+                     "reached",
+    "reach": "the curve's best mean quality / the strongest tier's (the top of the knob: at "
+             "target 1.0 the policy takes the best-scored tier, not always the strongest)",
     "length": "longest prompts (view text, estimated tokens) to stronger tiers by quantile",
 }
 
@@ -63,7 +66,8 @@ class EvalSet:
     """One scope's evaluation rows, aligned: labels, config costs and every method's routing.
 
     `scores` maps a method to (n, T) "this tier will do" scores, read by the pair sweeps;
-    `choices` maps a method to (K, n) tier indices, one row per knob value in `steps`.
+    `choices` maps a method to (K, n) tier indices, one row per knob value in `steps`;
+    `length` is the prompt length the length heuristic routes by.
     """
 
     tiers: list[str]
@@ -73,6 +77,7 @@ class EvalSet:
     scores: dict[str, np.ndarray]
     choices: dict[str, np.ndarray]
     steps: dict[str, np.ndarray]
+    length: np.ndarray
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -85,6 +90,7 @@ class EvalSet:
             cost=self.cost[mask],
             scores={m: s[mask] for m, s in self.scores.items()},
             choices={m: c[:, mask] for m, c in self.choices.items()},
+            length=self.length[mask],
         )
 
 
@@ -98,6 +104,7 @@ def concat_sets(sets: Sequence[EvalSet]) -> EvalSet:
         cost=np.vstack([s.cost for s in sets]),
         scores={m: np.vstack([s.scores[m] for s in sets]) for m in first.scores},
         choices={m: np.hstack([s.choices[m] for s in sets]) for m in first.choices},
+        length=np.concatenate([s.length for s in sets]),
     )
 
 
@@ -251,12 +258,15 @@ def _savings(
 def curve_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, Any]:
     """Curves of every method and baseline, their savings, and realised-vs-target.
 
-    `es` must hold only prompts on which every tier is observed.
+    `es` must hold only prompts on which every tier is observed. The length heuristic's
+    quantiles are taken over these prompts, so each scope gets its own length path.
     """
+    choices = {**es.choices, "length": length_choices(es.length, len(es.tiers))}
+    steps = {**es.steps, "length": LENGTH_STEPS}
     curves = {
-        m: curve_records(curve_points(es.quality, es.cost, c), es.steps[m],
+        m: curve_records(curve_points(es.quality, es.cost, c), steps[m],
                          success_rates(es.quality, c), es.tiers)
-        for m, c in es.choices.items()
+        for m, c in choices.items()
     }
     oracle = oracle_curve(es.quality, es.cost)
     curves["oracle"] = curve_records(
@@ -264,17 +274,18 @@ def curve_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, Any]:
         np.full(len(oracle), np.nan), es.tiers,
     )
     random_costs, random_qualities = random_curve(es.quality, es.cost)
-    savings = {m: curve_savings(es.quality, es.cost, c.T) for m, c in es.choices.items()}
-    for name, (costs, qualities) in {
-        "oracle": ([p.mean_cost for p in oracle], [p.mean_quality for p in oracle]),
-        "random": (random_costs, random_qualities),
-    }.items():
-        savings[name] = _savings(np.asarray(costs), np.asarray(qualities), es.quality, es.cost)
+    lines = {m: (np.array([r["cost"] for r in records], dtype=float),
+                 np.array([r["quality"] for r in records], dtype=float))
+             for m, records in curves.items()}
+    lines["random"] = (random_costs, random_qualities)
+    strong_quality = float(es.quality[:, -1].mean())
     out: dict[str, Any] = {
         "curve_tiers": tier_summary(es.quality, es.cost, es.tiers),
         "curves": curves,
         "random": {"cost": random_costs.tolist(), "quality": random_qualities.tolist()},
-        "savings_at_95": savings,
+        "savings_at_95": {m: _savings(c, q, es.quality, es.cost) for m, (c, q) in lines.items()},
+        "reach": {m: float(np.nanmax(q)) / strong_quality if strong_quality > 0 else np.nan
+                  for m, (_, q) in lines.items()},
     }
     if ROUTER in es.choices:
         arrays = {"quality": es.quality, "cost": es.cost, "choices": es.choices[ROUTER].T}
