@@ -66,7 +66,7 @@ def _lodo_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     skipped; a missing saving means the method never reached 95% of the strongest tier's
     quality, a failure, so the mean saving is missing as soon as one group's is.
     """
-    keys = sorted({(r["pair"], r["method"]) for r in rows})
+    keys = list(dict.fromkeys((r["pair"], r["method"]) for r in rows))  # first-seen order
     out = []
     for pair, method in keys:
         same = [r for r in rows if (r["pair"], r["method"]) == (pair, method)]
