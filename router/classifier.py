@@ -33,7 +33,8 @@ def make_head(name: str, random_state: int = 0, C: float = 1.0, k: int = 50) -> 
         return KNeighborsClassifier(n_neighbors=k)
     if name == "mlp":
         return MLPClassifier(
-            hidden_layer_sizes=(128,), alpha=1e-2, max_iter=300, random_state=random_state
+            hidden_layer_sizes=(64,), alpha=1e-2, early_stopping=True, max_iter=60,
+            random_state=random_state,
         )
     raise ValueError(f"The 'head' parameter must be one of {HEADS}. Got {name!r} instead.")
 
@@ -54,6 +55,11 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     u_t.x), with the difficulty direction v shared by all tiers and the per-tier u_t damped by
     `tier_specific`. Every outcome of every tier trains the same v, which is what transfers
     to prompts unlike the training data.
+
+    group_effects : for "irt", give each training group (data set) its own intercept while
+        fitting, so the difficulty direction learns what makes a prompt hard *within* a data
+        set, not which data set is easy; predictions use the groups' average intercept.
+        Needs `groups` in `fit`.
     calibration : None, "sigmoid" or "isotonic" (CalibratedClassifierCV, cv=3).
     random_state : seed for everything random inside.
     """
@@ -66,6 +72,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         k: int = 50,
         calibration: str | None = "sigmoid",
         tier_specific: float = 0.3,
+        group_effects: bool = False,
         random_state: int = 0,
     ):
         self.tiers = tiers
@@ -74,10 +81,15 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.k = k
         self.calibration = calibration
         self.tier_specific = tier_specific
+        self.group_effects = group_effects
         self.random_state = random_state
 
     def fit(
-        self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> TierClassifier:
         X = np.asarray(X, dtype=np.float32)
         Y = np.asarray(Y, dtype=np.float64)
@@ -100,7 +112,14 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         if self.head == "irt":
             rows, tier_idx = _observed(Y)
             stacked = self._stack(X[rows], tier_idx)
-            self.shared_ = self._fit_one(stacked, Y[rows, tier_idx], weight[rows], calibrate=False)
+            if self.group_effects:
+                if groups is None or len(groups) != len(X):
+                    raise ValueError("group_effects=True needs one group label per row of X")
+                self.groups_, codes = np.unique(np.asarray(groups), return_inverse=True)
+                onehot = np.eye(len(self.groups_), dtype=np.float32)[codes[rows]] * 10.0
+                self.group_mean_ = onehot.mean(axis=0)
+                stacked = np.hstack([stacked, onehot])
+            self.shared_ = self._fit_one(stacked, Y[rows, tier_idx], weight[rows])
             return self
         for t in range(len(self.tiers_)):
             seen = ~np.isnan(Y[:, t])
@@ -114,9 +133,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         inter = (onehot[:, :, None] * X[:, None, :]).reshape(len(X), -1) * self.tier_specific
         return np.hstack([X, onehot * 10.0, inter]).astype(np.float32)
 
-    def _fit_one(
-        self, X: np.ndarray, y: np.ndarray, w: np.ndarray, calibrate: bool = True
-    ) -> BaseEstimator | float:
+    def _fit_one(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> BaseEstimator | float:
         if len(y) == 0:
             raise ValueError("every tier needs at least one labelled row; one tier has none")
         rows = np.concatenate([X, X])
@@ -128,7 +145,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             return float(labels[0])  # a tier that always (never) succeeded: a constant
         base = make_head("logreg" if self.head == "irt" else self.head,
                          self.random_state, self.C, self.k)
-        if self.calibration is not None and calibrate:
+        if self.calibration is not None:
             base = CalibratedClassifierCV(base, method=self.calibration, cv=3)
         return _fit_weighted(base, rows, labels, weights)
 
@@ -146,6 +163,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             T = len(self.tiers_)
             tier_idx = np.tile(np.arange(T), len(X))
             stacked = self._stack(np.repeat(X, T, axis=0), tier_idx)
+            if self.group_effects:
+                stacked = np.hstack([stacked, np.tile(self.group_mean_, (len(stacked), 1))])
             return self.shared_.predict_proba(stacked)[:, 1].reshape(len(X), T)
         out = np.empty((len(X), len(self.estimators_)))
         for t, est in enumerate(self.estimators_):
@@ -175,6 +194,5 @@ def _fit_weighted(est: BaseEstimator, X: np.ndarray, y: np.ndarray, w: np.ndarra
 def _resample(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted rows as a deterministic resample, for heads without sample_weight."""
     rng = np.random.default_rng(0)
-    n = len(X) // 2 or 1
-    idx = rng.choice(len(X), size=n, replace=True, p=w / w.sum())
+    idx = rng.choice(len(X), size=len(X), replace=True, p=w / w.sum())
     return X[idx], y[idx]

@@ -35,11 +35,12 @@ class SelectionResult:
     table: list[dict] = field(default_factory=list)  # one row per (candidate, held-out group)
 
 
+_IRT = {"head": "irt", "C": 0.05, "group_effects": True}
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("logreg", {"head": "logreg", "C": 0.05}),
-    Candidate("irt-shared", {"head": "irt", "C": 0.05, "tier_specific": 0.0}),
-    Candidate("irt", {"head": "irt", "C": 0.05, "tier_specific": 0.3}),
-    Candidate("irt+features", {"head": "irt", "C": 0.05, "tier_specific": 0.3}, numeric=True),
+    Candidate("irt-shared", {**_IRT, "tier_specific": 0.0}),
+    Candidate("irt", {**_IRT, "tier_specific": 0.3}),
+    Candidate("irt-shared+features", {**_IRT, "tier_specific": 0.0}, numeric=True),
     Candidate("knn", {"head": "knn", "k": 50, "calibration": None}),
     Candidate("mlp", {"head": "mlp"}),
 )
@@ -88,7 +89,7 @@ def leave_one_group_out(
         held = groups == group
         features = np.hstack([X, X_numeric]) if candidate.numeric else X
         model = TierClassifier(tiers=tiers, random_state=seed, **candidate.params)
-        model.fit(features[~held], labels[~held], weights[~held])
+        model.fit(features[~held], labels[~held], weights[~held], groups=groups[~held])
         scores = model.predict_proba(features[held])
         for pair, value in pair_apgrs(scores, labels[held], tiers).items():
             rows.append({"candidate": candidate.name, "group": group, "pair": pair, "apgr": value})

@@ -94,7 +94,10 @@ def fit_final(data: Featurised, candidate: Candidate, seed: int) -> RouterModel:
         np.hstack([data.embeddings, data.numeric]) if candidate.numeric else data.embeddings
     )
     classifier = TierClassifier(tiers=data.table.tiers, random_state=seed, **candidate.params)
-    classifier.fit(features, data.table.labels, data.table.weights)
+    classifier.fit(
+        features, data.table.labels, data.table.weights,
+        groups=data.table.prompts["source"].to_numpy(),
+    )
     meta: dict[str, Any] = {"router_version": candidate.name}
     return RouterModel(classifier=classifier, numeric_features=candidate.numeric, metadata=meta)
 
