@@ -148,7 +148,10 @@ class TraceStore:
         """Stop accepting, write everything queued, then close. Safe to call twice."""
         self._accepting = False
         if self._thread is not None:
-            self._queue.put(None)
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                log.error("trace store queue still full after %.0f s; closing anyway", timeout)
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("trace store writer did not finish within %.0f s", timeout)
@@ -204,10 +207,15 @@ class TraceStore:
             batch = self._next_batch()
             stop = batch[-1] is None
             records = [item for item in batch if item is not None]
-            if records:
-                conn = self._write_batch(conn, records)
-            for _ in batch:
-                self._queue.task_done()
+            try:
+                if records:
+                    conn = self._write_batch(conn, records)
+            except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
+                log.exception("trace store writer: a batch of %d decisions failed", len(records))
+                self._forget(records, written=False)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
         conn.close()
 
     def _next_batch(self) -> list[PendingDecision | None]:
@@ -237,17 +245,21 @@ class TraceStore:
                 conn = self._reset(conn)
                 if pause is not None:
                     time.sleep(pause)
-        with self._pending_lock:
-            for item in records:
-                self._pending.pop(item.decision.decision_id, None)
         if not written:
             log.error("dropping %d decisions after %d failed writes", len(rows),
                       len(WRITE_RETRIES) + 1)
+        self._forget(records, written)
+        return conn
+
+    def _forget(self, records: list[PendingDecision], written: bool) -> None:
+        """Take written (or given-up) decisions out of the pending index; count them."""
+        with self._pending_lock:
+            for item in records:
+                self._pending.pop(item.decision.decision_id, None)
         if self.metrics is not None and written:
-            self.metrics.written.inc(len(rows))
+            self.metrics.written.inc(len(records))
         elif self.metrics is not None:
             self.metrics.write_errors.inc()
-        return conn
 
     def _reset(self, conn: Any) -> Any:
         """Roll back, or reconnect when the connection itself is gone (PostgreSQL restart)."""

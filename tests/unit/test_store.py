@@ -240,3 +240,25 @@ def test_unreachable_postgres_is_a_store_error() -> None:
     store = make_store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     with pytest.raises(StoreError, match="cannot connect"):
         store.open()
+
+
+def test_a_batch_that_cannot_be_serialised_does_not_kill_the_writer(tmp_path: Path) -> None:
+    store = make_store(f"sqlite:///{tmp_path / 't.db'}", batch_size=1)
+    original = store._decision_row
+    poisoned = routed("poison")[1].decision_id
+
+    def row(item):  # type: ignore[no-untyped-def]
+        if item.decision.decision_id == poisoned:
+            raise TypeError("cannot serialise")
+        return original(item)
+
+    store._decision_row = row  # type: ignore[method-assign]
+    store.start()
+    req, _ = routed("poison")
+    record(store, req, routed()[1].model_copy(update={"decision_id": poisoned}))
+    for i in range(5):
+        record(store, *routed(f"fine {i}"))
+    assert store.flush(5)
+    assert store.counts()["decisions"] == 5
+    assert store.metrics is not None and store.metrics.write_errors._value.get() == 1
+    store.close()
