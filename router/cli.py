@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lodo", action="store_true",
                           help="also leave one dataset out: refit the head without it, score it")
     evaluate.set_defaults(func=_evaluate)
+
+    card = sub.add_parser("card", help="write MODEL_CARD.md from metadata and a report.json")
+    card.add_argument("--model", type=Path, required=True, help="model directory")
+    card.add_argument("--report", type=Path, required=True, help="report.json of evaluate")
+    card.set_defaults(func=_card)
     add_loop_commands(sub)
     return parser
 
@@ -126,6 +131,13 @@ def _train(args: argparse.Namespace) -> int:
     from training.train import run_training
 
     run_training(args)
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from training.card import write_card
+
+    print(write_card(args.model, args.report))
     return 0
 
 

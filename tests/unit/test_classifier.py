@@ -62,3 +62,26 @@ def test_same_seed_same_model() -> None:
     a = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
     b = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
+
+
+def test_group_effects_learn_within_group_difficulty() -> None:
+    """Synthetic: group B is easier across the board; within each group, x0 sets difficulty.
+    A pooled fit confuses the group offset (carried by x1) with difficulty; per-group
+    intercepts keep the learned direction on x0."""
+    rng = np.random.default_rng(1)
+    n = 600
+    group = np.where(rng.random(n) < 0.5, "A", "B")
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    X[:, 1] = (group == "B") * 2.0 + rng.normal(scale=0.1, size=n)
+    logit = -1.5 * X[:, 0] + np.where(group == "B", 3.0, -3.0)
+    Y = (rng.random((n, 3)) < 1 / (1 + np.exp(-logit[:, None]))).astype(float)
+    pooled = TierClassifier(head="irt", tier_specific=0.0, calibration=None).fit(X, Y)
+    within = TierClassifier(head="irt", tier_specific=0.0, calibration=None,
+                            group_effects=True).fit(X, Y, groups=group)
+    test = rng.normal(size=(200, 4)).astype(np.float32)
+    test[:, 1] = rng.normal(1.0, 1.0, size=200)  # new prompts: x1 says nothing about them
+    truth = -test[:, 0]
+    assert np.corrcoef(within.predict_proba(test)[:, 0], truth)[0, 1] > 0.95
+    assert np.corrcoef(pooled.predict_proba(test)[:, 0], truth)[0, 1] < 0.8
+    with pytest.raises(ValueError, match="needs one group label per row"):
+        TierClassifier(head="irt", group_effects=True).fit(X, Y)

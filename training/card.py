@@ -1,0 +1,134 @@
+"""MODEL_CARD.md, written from a model's metadata.json and its evaluation report.json.
+
+Generated, never typed: the card's numbers are the report's, so they cannot drift from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from training.outputs import summary_rows
+
+TRAIN_COMMAND = "tier-router train --data-dir ../shared/data --out models/default --seed 0"
+EVAL_COMMAND = (
+    "tier-router evaluate --data-dir ../shared/data --model models/default "
+    "--out reports/default --lodo --seed 0"
+)
+CARD_COMMAND = "tier-router card --model models/default --report reports/default/report.json"
+
+
+def write_card(model_dir: Path, report_path: Path) -> Path:
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    report = json.loads(report_path.read_text())
+    text = "\n".join([
+        f"# Model card: {metadata['router_version']}",
+        "",
+        _overview(metadata),
+        _data(metadata),
+        _selection(metadata),
+        "## Results on the test splits (never trained on)",
+        "",
+        _table(report, "in-dist"),
+        "",
+        "## Results across data sets (leave one data set out)",
+        "",
+        "Trained on every other data set's training split, evaluated on the held-out one's "
+        "test split. This is what traffic unlike the training data does to the router.",
+        "",
+        _table(report, "lodo"),
+        "",
+        _calibration(report),
+        _reproduce(),
+        _caveats(),
+    ])
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text(text + "\n")
+    return path
+
+
+def _overview(meta: dict[str, Any]) -> str:
+    emb = meta["embedder"]
+    head = ", ".join(f"{k}={v}" for k, v in meta.get("head", {}).items())
+    return (
+        "## What it is\n\n"
+        f"- Predicts, for each tier ({', '.join(meta['tiers'])}), the calibrated probability "
+        "that the tier's representative model answers a call well.\n"
+        f"- Encoder: {emb['name']} ({emb['dimension']}-d, package {emb['package']} "
+        f"{emb['package_version']}); training embeddings from `{meta.get('embedder_backend')}`.\n"
+        f"- Head: {head}; cheap numeric features: "
+        f"{', '.join(meta['features']['numeric']) or 'none'}.\n"
+        f"- Libraries: {', '.join(f'{k} {v}' for k, v in meta['libraries'].items())}; "
+        f"seed {meta.get('seed')}.\n"
+        f"- head.joblib sha256: `{meta['head_sha256']}`\n"
+    )
+
+
+def _data(meta: dict[str, Any]) -> str:
+    by_source = meta.get("training_prompts_by_source", {})
+    rows = "\n".join(f"| {s} | {n} |" for s, n in sorted(by_source.items()))
+    return (
+        "## Training data\n\n"
+        f"{meta.get('training_prompts')} prompts from the training splits of ../shared/data "
+        "(files and sha256 in metadata.json). Tier labels: the outcome of each tier's "
+        "representative model (first listed `training_models` in the config present on the "
+        "prompt).\n\n| source | training prompts |\n|---|---|\n" + rows + "\n"
+    )
+
+
+def _selection(meta: dict[str, Any]) -> str:
+    table = pd.DataFrame(meta.get("selection", []))
+    if table.empty:
+        return ""
+    means = table.groupby("candidate")["apgr"].mean().sort_values(ascending=False)
+    lines = "\n".join(f"| {c} | {v:.3f} |" for c, v in means.items())
+    return (
+        "## Model selection\n\nBy mean leave-one-dataset-out APGR over the tier pairs of each "
+        "held-out group (training splits only; `selection.csv` has every group):\n\n"
+        "| candidate | mean LODO APGR |\n|---|---|\n" + lines + "\n"
+    )
+
+
+def _table(report: dict[str, Any], scope: str) -> str:
+    rows = [r for r in summary_rows(report) if r["scope"] == scope]
+    if not rows:
+        return "(not run)"
+    frame = pd.DataFrame(rows).drop(columns=["scope"])
+    frame = frame[frame["method"].isin(["router", "knn", "length", "random", "oracle"])]
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, *body])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def _calibration(report: dict[str, Any]) -> str:
+    pooled = report["in_distribution"]["all"]["calibration"]
+    cells = " | ".join(f"{t} {c['ece']:.3f}" for t, c in pooled.items())
+    return f"## Calibration\n\nExpected calibration error on the pooled test splits: {cells}.\n"
+
+
+def _reproduce() -> str:
+    return (
+        "## Reproduce\n\n```bash\n"
+        f".venv/bin/{TRAIN_COMMAND}\n.venv/bin/{EVAL_COMMAND}\n.venv/bin/{CARD_COMMAND}\n```\n"
+    )
+
+
+def _caveats() -> str:
+    return (
+        "## Honest caveats\n\n"
+        "- In-distribution numbers are far better than cross-data-set ones; expect the latter "
+        "on traffic unlike the public benchmarks.\n"
+        "- Calibration fitted on benchmark prompts does not carry to other domains: watch the "
+        "realised-versus-target table (and the drift metrics) before trusting the knob.\n"
+        "- The cost axis uses today's configured prices and estimated tokens, not the costs "
+        "recorded in the data sets.\n"
+    )
