@@ -41,7 +41,7 @@ from router.auth import hash_key
 from router.config import load_settings
 
 KEYS = {"soak": "soak-route-key", "limited": "soak-limited-key", "bad": "not-a-key"}
-LIMITED_RPM = 120
+LIMITED_RPM = 30
 
 
 VALID = [("prompt", 50, {200}), ("agent", 20, {200}), ("batch8", 8, {200}), ("tiers", 2, {200})]
