@@ -60,6 +60,10 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         fitting, so the difficulty direction learns what makes a prompt hard *within* a data
         set, not which data set is easy; predictions use the groups' average intercept.
         Needs `groups` in `fit`.
+    monotone : tiers are ability classes listed cheapest first, so a tier's score is raised to
+        at least every cheaper tier's (a running maximum). Without it, separately fitted heads
+        can rate a stronger tier below a weaker one, and then no quality_target reaches the
+        strongest tier's quality.
     calibration : None, "sigmoid" or "isotonic" (CalibratedClassifierCV, cv=3).
     random_state : seed for everything random inside.
     """
@@ -73,6 +77,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         calibration: str | None = "sigmoid",
         tier_specific: float = 0.3,
         group_effects: bool = False,
+        monotone: bool = True,
         random_state: int = 0,
     ):
         self.tiers = tiers
@@ -82,6 +87,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.tier_specific = tier_specific
         self.group_effects = group_effects
+        self.monotone = monotone
         self.random_state = random_state
 
     def fit(
@@ -151,6 +157,10 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, T) probabilities that each tier answers well, columns in `tiers_` order."""
+        scores = self._raw_proba(X)
+        return np.maximum.accumulate(scores, axis=1) if self.monotone else scores
+
+    def _raw_proba(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "estimators_"):
             raise NotFittedError("This TierClassifier is not fitted yet; call 'fit' first.")
         X = np.asarray(X, dtype=np.float32)

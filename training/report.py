@@ -109,8 +109,13 @@ def concat_sets(sets: Sequence[EvalSet]) -> EvalSet:
 
 
 def scopes_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, dict[str, Any]]:
-    """`scope_report` for all rows pooled ("all") and for every source on its own."""
+    """`scope_report` for all rows pooled ("all"), for every data set of several sources
+    pooled (e.g. "routerbench", its three benchmarks together), and every source on its own."""
     out = {"all": scope_report(es, seed, n_boot)}
+    datasets = np.array([str(s).split("/")[0] for s in es.sources])
+    for dataset in sorted(set(datasets)):
+        if len(set(es.sources[datasets == dataset])) > 1:
+            out[dataset] = scope_report(es.subset(datasets == dataset), seed, n_boot)
     for source in sorted(set(es.sources)):
         out[str(source)] = scope_report(es.subset(es.sources == source), seed, n_boot)
     return out

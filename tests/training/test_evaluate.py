@@ -144,7 +144,7 @@ def test_report_has_its_keys_and_files(tmp_path, monkeypatch, capsys):
                 "definitions", "in_distribution", "summary", "timings"):
         assert key in report
     assert report["router_version"] == "tiny-test-model"
-    assert set(report["in_distribution"]) == {"all", "synth/a", "synth/b"}
+    assert set(report["in_distribution"]) == {"all", "synth", "synth/a", "synth/b"}
     scope = report["in_distribution"]["all"]
     for key in ("tiers", "pairs", "calibration", "curves", "savings_at_95", "savings_at_95_ci",
                 "realised_vs_target", "random", "curve_tiers"):

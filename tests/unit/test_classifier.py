@@ -85,3 +85,13 @@ def test_group_effects_learn_within_group_difficulty() -> None:
     assert np.corrcoef(pooled.predict_proba(test)[:, 0], truth)[0, 1] < 0.8
     with pytest.raises(ValueError, match="needs one group label per row"):
         TierClassifier(head="irt", group_effects=True).fit(X, Y)
+
+
+def test_monotone_scores_never_rate_a_stronger_tier_lower() -> None:
+    X, Y, _ = synthetic(300)
+    Y[:, 2] = 1.0 - Y[:, 0]  # synthetic: the "strong" tier fails where the weak one succeeds
+    raw = TierClassifier(head="logreg", monotone=False).fit(X, Y).predict_proba(X)
+    mono = TierClassifier(head="logreg").fit(X, Y).predict_proba(X)
+    assert (raw[:, 2] < raw[:, 0]).any()
+    assert np.all(np.diff(mono, axis=1) >= 0)
+    np.testing.assert_allclose(mono[:, 0], raw[:, 0])
