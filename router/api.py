@@ -68,7 +68,9 @@ def create_app(
         await run_in_threadpool(holder.start)
         holder.service.on_decision.append(decision_logger(lambda: holder.settings))
         _install_sighup(holder)
+        holder.batcher.start()
         yield
+        await holder.batcher.stop()  # queued /route calls are answered before the store closes
         holder.stop()
 
     app = FastAPI(title="tier-router", version="0.1.0", lifespan=lifespan)
@@ -101,12 +103,12 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
               responses=ROUTE_ERRORS)
     async def route(
-        body: RouteRequest, service: ServiceDep, metrics: MetricsDep, _: RouteAuth
+        body: RouteRequest, request: Request, metrics: MetricsDep, _: RouteAuth
     ) -> RouteDecision:
         started = time.perf_counter()
-        decisions = await run_in_threadpool(service.route, [body])
-        _count(metrics, decisions, started)
-        return decisions[0]
+        decision = await request.app.state.holder.batcher.route(body)  # see router/batcher.py
+        _count(metrics, [decision], started)
+        return decision
 
     @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
               responses=ROUTE_ERRORS)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from router.artifact import RouterModel, load_model
+from router.batcher import MicroBatcher
 from router.config import EmbedderConfig, Settings, load_settings
 from router.embedder import CachedEmbedder, Embedder, make_embedder
 from router.errors import ArtifactError, ConfigError, RouterError
@@ -45,6 +46,8 @@ class ServiceHolder:
         self._lock = threading.Lock()
         self._service: RouterService | None = None
         self.loop: ClosedLoop | None = None
+        # /route calls are batched against whichever service is current when a batch runs.
+        self.batcher = MicroBatcher(lambda: self.service, lambda: self.settings.embedder)
 
     @property
     def service(self) -> RouterService:
