@@ -43,6 +43,8 @@ def test_acknowledged_feedback_survives_sigkill(tmp_path: Path) -> None:
                           embedder={"backend": "torch", "threads": 1})
     server = Server(config, tmp_path / "server.log").start()
     try:
+        if (SHIPPED_MODEL / "metadata.json").is_file():  # then it must be serving, not degraded
+            assert httpx.get(server.url + "/readyz", timeout=30).status_code == 200
         decisions = []
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for start in range(0, DECISIONS, 50):
