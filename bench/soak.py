@@ -98,9 +98,9 @@ def build(kind: str, rng: random.Random, max_body: int, max_messages: int) -> Ca
 
 
 async def drive(base: str, concurrency: int, duration: float, mix: list[Kind], seed: int,
-                limits: tuple[int, int]) -> list[tuple[str, int, float]]:
-    """(kind, status or -1 for a transport error, seconds) for every request sent."""
-    results: list[tuple[str, int, float]] = []
+                limits: tuple[int, int]) -> list[tuple[str, int, float, str]]:
+    """(kind, status or -1 for a transport error, seconds, decision reason) per request."""
+    results: list[tuple[str, int, float, str]] = []
     deadline = time.monotonic() + duration
     names, weights = [k.name for k in mix], [k.weight for k in mix]
     pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -113,30 +113,36 @@ async def drive(base: str, concurrency: int, duration: float, mix: list[Kind], s
                 name = rng.choices(names, weights)[0]
                 call = build(name, rng, *limits)
                 started = time.perf_counter()
+                reason = ""
                 try:
                     r = await client.request(call.method, call.path, json=call.json_body,
                                              content=call.content, headers=call.headers)
                     status = r.status_code
+                    if status == 200 and call.path == "/route":
+                        reason = str(r.json().get("reason", ""))
                 except httpx.HTTPError:
                     status = -1
-                results.append((name, status, time.perf_counter() - started))
+                results.append((name, status, time.perf_counter() - started, reason))
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return results
 
 
-def summarise(concurrency: int, results: list[tuple[str, int, float]], mix: list[Kind],
+def summarise(concurrency: int, results: list[tuple[str, int, float, str]], mix: list[Kind],
               duration: float, rss: tuple[float, float]) -> dict[str, Any]:
+    """A healthy model should never degrade, so a degraded decision counts as unexpected."""
     expected = {k.name: k.expected for k in mix}
-    single = [t * 1000 for name, s, t in results if name in ("prompt", "agent") and s == 200]
-    statuses = Counter(s for _, s, _ in results)
-    unexpected = Counter(f"{name}->{s}" for name, s, _ in results if s not in expected[name])
+    single = [t * 1000 for name, s, t, _ in results if name in ("prompt", "agent") and s == 200]
+    statuses = Counter(s for _, s, _, _ in results)
+    unexpected = Counter(f"{name}->{s}" for name, s, _, _ in results if s not in expected[name])
+    unexpected.update(f"{name}->degraded" for name, _, _, why in results if why == "degraded")
+    reasons = Counter(why for _, _, _, why in results if why)
     return {
         "concurrency": concurrency, "requests": len(results),
         "rps": len(results) / duration, "route_ok": len(single),
         "p50_ms": percentile(single, 50), "p90_ms": percentile(single, 90),
         "p99_ms": percentile(single, 99), "max_ms": max(single, default=float("nan")),
-        "statuses": dict(statuses), "unexpected": dict(unexpected),
+        "statuses": dict(statuses), "reasons": dict(reasons), "unexpected": dict(unexpected),
         "rss_before_mb": rss[0], "rss_after_mb": rss[1],
     }
 
@@ -195,9 +201,9 @@ def main() -> int:
     print(f"\nsoak: {args.duration:.0f} s per level, {args.invalid_share:.0%} invalid traffic; "
           "latency = valid single /route calls answered 200 (ms)")
     print_table(["conc", "requests", "req/s", "p50", "p90", "p99", "max", "by status",
-                 "unexpected", "RSS MB before", "after"],
+                 "/route reasons", "unexpected", "RSS MB before", "after"],
                 [[r["concurrency"], r["requests"], r["rps"], r["p50_ms"], r["p90_ms"],
-                  r["p99_ms"], r["max_ms"], r["statuses"], r["unexpected"] or "-",
+                  r["p99_ms"], r["max_ms"], r["statuses"], r["reasons"], r["unexpected"] or "-",
                   r["rss_before_mb"], r["rss_after_mb"]] for r in rows])
     rss_end = rows[-1]["rss_after_mb"] if rows else float("nan")
     print(f"\nRSS after warm-up {rss_start:.1f} MB -> end {rss_end:.1f} MB "

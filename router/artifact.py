@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import numpy as np
 from router.classifier import TierClassifier
 from router.embedder import DIMENSION, MODEL_NAME, weights_version
 from router.errors import ArtifactError
-from router.features import FEATURE_NAMES, CallView
+from router.fast_head import LinearHead, compile_head
+from router.features import FEATURE_NAMES, CallView, view_of_prompt
 
 HEAD_FILE = "head.joblib"
 METADATA_FILE = "metadata.json"
@@ -37,6 +38,7 @@ class RouterModel:
     classifier: TierClassifier
     numeric_features: bool
     metadata: dict[str, Any]
+    fast_head: LinearHead | None = field(default=None, repr=False, compare=False)
 
     @property
     def tiers(self) -> list[str]:
@@ -50,7 +52,10 @@ class RouterModel:
         return assemble_features(embeddings, views, self.numeric_features)
 
     def scores(self, embeddings: np.ndarray, views: list[CallView]) -> np.ndarray:
-        return self.classifier.predict_proba(self.features(embeddings, views))
+        features = self.features(embeddings, views)
+        if self.fast_head is not None:  # the same numbers without sklearn's per-call cost
+            return self.fast_head.predict_proba(features)
+        return self.classifier.predict_proba(features)
 
 
 def assemble_features(
@@ -127,7 +132,25 @@ def load_model(model_dir: Path) -> RouterModel:
     if not isinstance(classifier, TierClassifier) or not hasattr(classifier, "tiers_"):
         raise ArtifactError(f"{head} does not hold a fitted TierClassifier")
     numeric = bool(metadata["features"].get("numeric"))
-    return RouterModel(classifier=classifier, numeric_features=numeric, metadata=metadata)
+    model = RouterModel(classifier=classifier, numeric_features=numeric, metadata=metadata)
+    _check_predicts(model, head)
+    model.fast_head = compile_head(classifier)
+    return model
+
+
+def _check_predicts(model: RouterModel, head: Path) -> None:
+    """One prediction on a blank call, so a head that unpickles but cannot predict (saved by
+    other code, or wrong width) is refused at load, not degraded on every request."""
+    blank = np.zeros((1, DIMENSION), dtype=np.float32)
+    try:
+        scores = model.scores(blank, [view_of_prompt("hello")])
+    except Exception as exc:  # noqa: BLE001 - whatever breaks here, the artifact is unusable
+        raise ArtifactError(f"{head} loads but cannot predict ({type(exc).__name__}: {exc}); "
+                            "it was saved by other code or for other features, retrain it"
+                            ) from exc
+    if scores.shape != (1, len(model.tiers)) or not np.all(np.isfinite(scores)):
+        raise ArtifactError(f"{head} predicts scores of shape {scores.shape} (expected "
+                            f"(1, {len(model.tiers)})) or non-finite ones")
 
 
 def _check_metadata(metadata: dict[str, Any], head: Path, actual: str) -> None:

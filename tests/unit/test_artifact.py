@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import joblib
 import pytest
 
-from router.artifact import load_model
+from router.artifact import load_model, save_model
 from router.errors import ArtifactError
 
 
@@ -76,3 +77,12 @@ def test_wrongly_typed_metadata_field_is_an_artifact_error(model_dir: Path, tmp_
     (m / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="malformed field"):
         load_model(m)
+
+
+def test_a_head_that_cannot_predict_is_refused_at_load(model_dir: Path, tmp_path: Path) -> None:
+    """E.g. pickled by an older TierClassifier: it unpickles, then fails on every request."""
+    clf = joblib.load(model_dir / "head.joblib")
+    del clf.monotone  # an attribute today's predict_proba reads
+    stale = save_model(tmp_path / "stale", clf, numeric=False, router_version="stale")
+    with pytest.raises(ArtifactError, match="loads but cannot predict .*AttributeError"):
+        load_model(stale)
