@@ -17,7 +17,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from router.errors import ConfigError
 
@@ -152,6 +152,19 @@ class Settings(BaseSettings):
     """Everything a running router needs; one instance per loaded config file."""
 
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The file only: no stray PORT, HOST or AUTH variable may change a running router
+        (load_settings reads the one variable meant for it, TIER_ROUTER_API_KEYS)."""
+        return (init_settings,)
 
     model_dir: Path = Path("models/default")
     quality_target: float = Field(default=0.75, ge=0.0, le=1.0)

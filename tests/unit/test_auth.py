@@ -98,3 +98,10 @@ def test_serve_refuses_a_public_address_without_keys(monkeypatch, caplog) -> Non
     monkeypatch.setenv(API_KEYS_ENV, json.dumps([entry("a", "k", ["route"])]))
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 0
     assert calls[1]["host"] == "0.0.0.0"
+
+
+def test_stray_environment_variables_change_nothing(monkeypatch) -> None:
+    monkeypatch.setenv("PORT", "9999")
+    monkeypatch.setenv("AUTH", json.dumps({"keys": [entry("sneaky", "k", ["admin"])]}))
+    settings = load_settings(None, environ={})
+    assert settings.port == 8000 and settings.auth.keys == []
