@@ -87,11 +87,11 @@ def create_app(
     return app
 
 
-def get_service(request: Request) -> RouterService:
-    return request.app.state.holder.service
+async def get_service(request: Request) -> RouterService:
+    return request.app.state.holder.service  # async: a sync dependency costs a thread hop
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -104,11 +104,13 @@ def _add_routes(app: FastAPI) -> None:
               responses=ROUTE_ERRORS)
     async def route(
         body: RouteRequest, request: Request, metrics: MetricsDep, _: RouteAuth
-    ) -> RouteDecision:
+    ) -> Response:
         started = time.perf_counter()
         decision = await request.app.state.holder.batcher.route(body)  # see router/batcher.py
         _count(metrics, [decision], started)
-        return decision
+        # serialised straight from the model: FastAPI would validate the response model again
+        return Response(decision.model_dump_json(exclude_none=True),
+                        media_type="application/json")
 
     @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
               responses=ROUTE_ERRORS)
