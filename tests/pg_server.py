@@ -27,8 +27,19 @@ def _bin_dir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
+def _install_binaries() -> None:
+    """The test setup installs Debian's `postgresql` when it can (root with apt-get), once."""
+    if _bin_dir() is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode != 0:
+            return
+
+
 def why_unavailable() -> str | None:
     """None when a server can be started here, else the reason."""
+    _install_binaries()
     try:
         import psycopg  # noqa: F401
     except ImportError:
