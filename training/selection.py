@@ -33,6 +33,7 @@ class Candidate:
 class SelectionResult:
     best: Candidate
     table: list[dict] = field(default_factory=list)  # one row per (candidate, held-out group)
+    means: dict[str, float] = field(default_factory=dict)  # candidate -> mean held-out APGR
 
 
 _IRT = {"head": "irt", "C": 0.05, "group_effects": True}
@@ -100,4 +101,4 @@ def leave_one_group_out(
     for name, value in means.items():
         log.info("LODO mean APGR %-14s %.4f", name, value)
     best = max(candidates, key=lambda c: np.nan_to_num(means[c.name], nan=-1.0))
-    return SelectionResult(best=best, table=rows)
+    return SelectionResult(best=best, table=rows, means=means)

@@ -68,6 +68,7 @@ def run_training(args: argparse.Namespace) -> Path:
         training_prompts=int(len(train)),
         training_prompts_by_source=train.prompts["source"].value_counts().to_dict(),
         selection=selection.table,
+        metrics={"lodo_mean_apgr": selection.means},
     )
     pd.DataFrame(selection.table).to_csv(args.out / "selection.csv", index=False)
     log.info("wrote %s", args.out)
