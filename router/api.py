@@ -166,6 +166,26 @@ def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> 
             metrics.degraded.inc()
 
 
+# Errors answered as {"error", "detail"}: type -> (HTTP status, error text, metrics kind).
+# RouterError is the catch-all for the tree; more specific handlers win (Starlette uses the MRO).
+PLAIN_ERRORS: dict[type[RouterError], tuple[int, str, str]] = {
+    UnknownDecision: (404, "unknown decision", "unknown_decision"),
+    FeedbackConflict: (409, "feedback conflict", "feedback_conflict"),
+    StoreError: (503, "trace store unavailable", "store"),
+    ServiceUnavailable: (503, "model unavailable", "unavailable"),
+    ConfigError: (409, "reload refused", "reload_refused"),
+    RouterError: (409, "", "router"),
+}
+
+
+def _plain_handler(metrics: Metrics, status: int, error: str, kind: str) -> Any:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        metrics.errors.labels(kind).inc()
+        return JSONResponse({"error": error or type(exc).__name__, "detail": str(exc)}, status)
+
+    return handler
+
+
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -215,35 +235,8 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
                 "resets_at": exc.resets_at}
         return JSONResponse(body, 402)
 
-    @app.exception_handler(UnknownDecision)
-    async def unknown_decision(_: Request, exc: UnknownDecision) -> JSONResponse:
-        metrics.errors.labels("unknown_decision").inc()
-        return JSONResponse({"error": "unknown decision", "detail": str(exc)}, 404)
-
-    @app.exception_handler(FeedbackConflict)
-    async def feedback_conflict(_: Request, exc: FeedbackConflict) -> JSONResponse:
-        metrics.errors.labels("feedback_conflict").inc()
-        return JSONResponse({"error": "feedback conflict", "detail": str(exc)}, 409)
-
-    @app.exception_handler(StoreError)
-    async def store_unavailable(_: Request, exc: StoreError) -> JSONResponse:
-        metrics.errors.labels("store").inc()
-        return JSONResponse({"error": "trace store unavailable", "detail": str(exc)}, 503)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        metrics.errors.labels("unavailable").inc()
-        return JSONResponse({"error": "model unavailable", "detail": str(exc)}, 503)
-
-    @app.exception_handler(ConfigError)
-    async def bad_config(_: Request, exc: ConfigError) -> JSONResponse:
-        metrics.errors.labels("reload_refused").inc()
-        return JSONResponse({"error": "reload refused", "detail": str(exc)}, 409)
-
-    @app.exception_handler(RouterError)
-    async def router_error(_: Request, exc: RouterError) -> JSONResponse:
-        metrics.errors.labels("router").inc()
-        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, 409)
+    for error_type, (status, error, kind) in PLAIN_ERRORS.items():
+        app.add_exception_handler(error_type, _plain_handler(metrics, status, error, kind))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
