@@ -91,6 +91,13 @@ class ToolSchema(BaseModel):
     function: dict[str, Any] = Field(default_factory=dict)
 
 
+def _exactly_one_input(model: Any) -> Any:
+    """A call is given as chat `messages` or as a `prompt`, never both, never neither."""
+    if (model.messages is None) == (model.prompt is None):
+        raise ValueError("give exactly one of 'messages' (a non-empty list) or 'prompt'")
+    return model
+
+
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
     {"required": ["messages"],
      "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
@@ -117,9 +124,7 @@ class RouteRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError("give exactly one of 'messages' (a non-empty list) or 'prompt'")
-        return self
+        return _exactly_one_input(self)
 
     def chat(self) -> list[ChatMessage]:
         """The request as chat messages, whichever form it came in."""
@@ -222,9 +227,7 @@ class TraceRecord(_Labelled):
 
     @model_validator(mode="after")
     def _one_input(self) -> TraceRecord:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError("give exactly one of 'messages' (a non-empty list) or 'prompt'")
-        return self
+        return _exactly_one_input(self)
 
 
 class FeedbackReceipt(BaseModel):
