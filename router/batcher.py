@@ -4,9 +4,12 @@ Why: the encoder's cost per prompt falls steeply with batch size (int8 ONNX: ~2 
 ~1.4 ms each at batch 32), and Python cannot run two encoder calls on two cores at once any
 faster than one batched call. So all /route calls go through one worker thread: while it runs
 a batch, the event loop keeps accepting and parsing requests, and the ones that arrive meanwhile
-form the next batch. Under load batches therefore fill without any timer; the short wait
-(``embedder.batch_wait_ms``) only gathers stragglers, and it is skipped while traffic is
-sequential (the last batch held a single request), where it could only add latency.
+form the next batch, which starts as soon as the previous one ends (its answers are written
+while the encoder works on the next). Under load batches therefore fill without any timer. Only
+when the queue ran empty does a short wait (``embedder.batch_wait_ms``) gather stragglers, up
+to as many callers as the last batch held: it is skipped while traffic is sequential (the last
+batch held a single request), and it ends as soon as the last round's callers are back, since
+waiting for callers that do not exist would only leave the encoder idle.
 
 Errors stay with their caller: each request's limits and budget are checked on their own first,
 and if the batched call still fails, every request of it is routed alone, so one bad request
@@ -70,7 +73,8 @@ class MicroBatcher:
 
     async def route(self, request: RouteRequest) -> RouteDecision:
         """This request's decision, or its own exception, once its batch has run."""
-        if not self._accepting or self._arrived is None:
+        if not self._accepting or self._arrived is None or self._task is None or (
+                self._task.done()):
             raise ServiceUnavailable("the router is not accepting requests (starting or stopping)")
         future: asyncio.Future[RouteDecision] = asyncio.get_running_loop().create_future()
         self._pending.append(_Call(request, future))
@@ -91,26 +95,30 @@ class MicroBatcher:
     async def _collect(self) -> None:
         assert self._arrived is not None
         loop = asyncio.get_running_loop()
-        lone = True
+        last = 1  # size of the previous batch: how many callers are likely to come back
+        slept = True  # the queue ran empty: the encoder is idle, a short wait may fill a batch
         while self._pending or self._accepting:
             if not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
+                slept = True
                 continue
-            config = self._config()
-            if not lone and self._accepting:
-                await self._gather(config.batch_size, config.batch_wait_ms / 1000)
-            batch = [self._pending.popleft()
-                     for _ in range(min(config.batch_size, len(self._pending)))]
-            lone = len(batch) == 1
-            live = [call for call in batch if not call.future.done()]  # callers that gave up
-            if not live:
-                continue
+            batch: list[_Call] = []
             try:
+                config = self._config()
+                if slept and last > 1 and self._accepting:
+                    await self._gather(min(config.batch_size, last), config.batch_wait_ms / 1000)
+                slept = False
+                batch = [self._pending.popleft()
+                         for _ in range(min(config.batch_size, len(self._pending)))]
+                last = len(batch)
+                live = [call for call in batch if not call.future.done()]  # gave up: skipped
                 outcomes = await loop.run_in_executor(
-                    self._worker, self._run, [call.request for call in live])
-            except Exception as exc:  # noqa: BLE001 - the worker itself failed; tell every caller
-                outcomes = [exc] * len(live)
+                    self._worker, self._run, [call.request for call in live]) if live else []
+            except Exception as exc:  # noqa: BLE001 - the collector must outlive any failure
+                log.exception("route batcher: a batch failed outside the service")
+                live = batch or [self._pending.popleft() for _ in range(len(self._pending))]
+                outcomes = [ServiceUnavailable(f"routing failed: {type(exc).__name__}")] * len(live)
             self.batches += 1
             self.requests += len(live)
             for call, outcome in zip(live, outcomes, strict=True):
@@ -122,7 +130,7 @@ class MicroBatcher:
                     call.future.set_result(outcome)
 
     async def _gather(self, size: int, wait_s: float) -> None:
-        """Wait up to `wait_s` for the batch to reach `size` (concurrent traffic only)."""
+        """Wait up to `wait_s` for `size` calls to be pending (concurrent traffic only)."""
         assert self._arrived is not None
         if wait_s <= 0 or len(self._pending) >= size:
             return

@@ -148,8 +148,8 @@ def test_stragglers_are_gathered_within_the_wait(settings: Settings, model_dir: 
     async def main() -> None:
         batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_wait_ms=100))
         batcher.start()
-        await asyncio.gather(*(batcher.route(RouteRequest(prompt=f"a {i}")) for i in range(2)))
-        assert embedder.calls == 1  # concurrent traffic seen: the next batch may wait
+        await asyncio.gather(*(batcher.route(RouteRequest(prompt=f"a {i}")) for i in range(3)))
+        assert embedder.calls == 1  # three concurrent callers: the next batch waits for three
 
         async def late(i: int) -> RouteDecision:
             await asyncio.sleep(0.01 * i)
@@ -160,6 +160,25 @@ def test_stragglers_are_gathered_within_the_wait(settings: Settings, model_dir: 
         await batcher.stop()
 
     asyncio.run(main())
+
+
+def test_the_wait_ends_when_the_last_rounds_callers_are_back(
+    settings: Settings, model_dir: Path
+) -> None:
+    service = make_service(settings, model_dir, FakeEmbedder())
+
+    async def main() -> float:
+        batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_wait_ms=100))
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(3):  # two callers, three rounds: no round waits for a third caller
+            await asyncio.gather(*(batcher.route(RouteRequest(prompt=f"c {i}")) for i in range(2)))
+        elapsed = loop.time() - started
+        await batcher.stop()
+        return elapsed
+
+    assert asyncio.run(main()) < 0.15
 
 
 def test_a_lone_caller_does_not_wait(settings: Settings, model_dir: Path) -> None:
@@ -185,3 +204,28 @@ def test_not_started_refuses(settings: Settings, model_dir: Path) -> None:
     batcher = MicroBatcher(lambda: service, EmbedderConfig)
     with pytest.raises(ServiceUnavailable):
         asyncio.run(batcher.route(RouteRequest(prompt="hi")))
+
+
+def test_a_failure_outside_the_service_fails_its_callers_not_the_batcher(
+    settings: Settings, model_dir: Path
+) -> None:
+    service = make_service(settings, model_dir, FakeEmbedder())
+    broken = [True]
+
+    def config() -> EmbedderConfig:
+        if broken[0]:
+            broken[0] = False
+            raise RuntimeError("config unreadable")
+        return EmbedderConfig()
+
+    async def main() -> tuple[BaseException | RouteDecision, RouteDecision]:
+        batcher = MicroBatcher(lambda: service, config)
+        batcher.start()
+        first = (await asyncio.gather(batcher.route(RouteRequest(prompt="a")),
+                                      return_exceptions=True))[0]
+        second = await batcher.route(RouteRequest(prompt="b"))
+        await batcher.stop()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, ServiceUnavailable) and isinstance(second, RouteDecision)
