@@ -86,6 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     from router.config import load_settings
     from router.errors import ConfigError
     from router.logs import configure_logging
+    from router.threads import limit_native_threads
 
     configure_logging(args.log_level.upper())
     log = logging.getLogger("router.cli")
@@ -103,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("no API keys configured: the service is open, so it binds to loopback "
                     "(%s) only", host, extra={"event": "auth", "keys": 0, "host": host})
     app = create_app(args.config)
+    limit_native_threads()  # after the imports that load the libraries: router/threads.py
     uvicorn.run(app, host=host, port=port, workers=1, log_level=args.log_level.lower(),
                 access_log=False, log_config=None)
     return 0
