@@ -58,8 +58,10 @@ def write_config(base: Path | None, out: Path, **changes: Any) -> Path:
 class Server:
     """`python -m router.cli serve` as a child process, logs to a file."""
 
-    def __init__(self, config: Path, log_path: Path, port: int | None = None):
+    def __init__(self, config: Path, log_path: Path, port: int | None = None,
+                 root: Path = ROOT):
         self.config = config
+        self.root = root  # the source tree to run (another checkout, to bench an old commit)
         self.log_path = log_path
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -72,7 +74,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config),
                  "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+                cwd=self.root, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
