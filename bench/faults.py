@@ -30,7 +30,16 @@ from typing import Any
 
 import httpx
 import yaml
-from harness import Server, dump, metric, percentile, print_table, prompt, write_config
+from harness import (
+    Server,
+    add_common_args,
+    dump,
+    metric,
+    percentile,
+    print_table,
+    prompt,
+    write_config,
+)
 
 from router.config import load_settings
 
@@ -320,12 +329,9 @@ def _row(step: Step, outcome: str, answers: list[Answer], before: dict[str, floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="base config (default: shipped)")
-    parser.add_argument("--model-dir", type=Path, default=None, help="model to copy and break")
+    add_common_args(parser, "model to copy and break")
     parser.add_argument("--step", type=float, default=5.0, help="seconds of traffic per step")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tier-router-faults-"))
     rows = asyncio.run(run(args, work))

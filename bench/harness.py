@@ -6,6 +6,7 @@ Traffic only ever goes to 127.0.0.1, bounded in time and count; the server is st
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -35,6 +36,14 @@ SYSTEM = ("You are an autonomous operations agent. Follow the policies, reason s
           "use tools instead of guessing, and ask before anything irreversible. ") * 20
 TOOLS = [{"type": "function", "function": {"name": f"tool_{i}", "description": f"Operation {i}.",
                                            "parameters": {"type": "object"}}} for i in range(6)]
+
+
+def add_common_args(parser: argparse.ArgumentParser, model_help: str) -> None:
+    """The flags every bench script shares: base config, model, seed, JSON output."""
+    parser.add_argument("--config", type=Path, default=None, help="base config (default: shipped)")
+    parser.add_argument("--model-dir", type=Path, default=None, help=model_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
 
 
 def free_port() -> int:

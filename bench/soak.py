@@ -29,6 +29,7 @@ from harness import (
     Call,
     Kind,
     Server,
+    add_common_args,
     agent_body,
     dump,
     percentile,
@@ -159,13 +160,10 @@ def check_log(log_path: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="base config (default: shipped)")
-    parser.add_argument("--model-dir", type=Path, default=None, help="override model_dir")
+    add_common_args(parser, "override model_dir")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency")
     parser.add_argument("--invalid-share", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tier-router-soak-"))
