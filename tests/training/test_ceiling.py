@@ -1,0 +1,60 @@
+"""The outcome-informed ceiling on synthetic outcomes (made up for the test, not real labels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from router.config import load_settings
+from training.ceiling import ceiling_report, outcome_matrix, tier_model
+
+
+def synthetic_outcomes(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """One latent difficulty per prompt drives every model, so other models' outcomes inform."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(size=n)
+    ability = {"weak": -0.5, "strong": 3.0, "other-a": 0.0, "other-b": 0.5, "other-c": -1.0}
+    rows = []
+    for i in range(n):
+        for model, a in ability.items():
+            p = 1.0 / (1.0 + np.exp(-(3.0 * (a - difficulty[i]))))
+            rows.append({"prompt_id": f"p{i}", "model": model, "quality": float(rng.random() < p),
+                         "source": "easy" if i % 3 else "hard",
+                         "split": "train" if i % 4 else "test"})
+    return pd.DataFrame(rows)
+
+
+def test_other_models_outcomes_route_far_better_than_random() -> None:
+    quality, meta = outcome_matrix(synthetic_outcomes())
+    rows = ceiling_report(quality, meta, "weak", "strong", n_boot=20)
+    pooled = rows[0]
+    assert pooled["scope"] == "pooled" and pooled["prompts"] == 100
+    assert pooled["others"] == 3
+    # A perfect router reaches about 0.68 here (the weak model fails 64% of prompts).
+    assert pooled["outcomes of the other models (fitted)"] > 0.58
+    assert pooled["outcomes of the other models (mean)"] > pooled["sub-benchmark only"] + 0.05
+    low, high = pooled["outcomes of the other models (mean) CI"]
+    assert low <= pooled["outcomes of the other models (mean)"] <= high
+    assert [r["scope"] for r in rows[1:]] == ["easy", "hard"]
+
+
+def test_unknown_model_is_named() -> None:
+    quality, meta = outcome_matrix(synthetic_outcomes(40))
+    with pytest.raises(ValueError, match="'gpt-9' has no outcomes"):
+        ceiling_report(quality, meta, "weak", "gpt-9")
+
+
+def test_a_single_split_is_refused() -> None:
+    frame = synthetic_outcomes(40).assign(split="train")
+    quality, meta = outcome_matrix(frame)
+    with pytest.raises(ValueError, match="both a train and a test split"):
+        ceiling_report(quality, meta, "weak", "strong")
+
+
+def test_tier_model_is_the_first_listed_training_model_present() -> None:
+    settings = load_settings(None)
+    listed = settings.tier("large").training_models
+    assert tier_model(settings, "large", [listed[1], listed[0]]) == listed[0]
+    with pytest.raises(ValueError, match="'large' tier has no training model"):
+        tier_model(settings, "large", ["nobody"])
