@@ -42,6 +42,7 @@ def write_card(model_dir: Path, report_path: Path) -> Path:
         _table(report, "lodo"),
         "",
         _calibration(report),
+        _ceiling(report),
         _reproduce(),
         _caveats(),
     ])
@@ -113,6 +114,47 @@ def _calibration(report: dict[str, Any]) -> str:
     pooled = report["in_distribution"]["all"]["calibration"]
     cells = " | ".join(f"{t} {c['ece']:.3f}" for t, c in pooled.items())
     return f"## Calibration\n\nExpected calibration error on the pooled test splits: {cells}.\n"
+
+
+def _ceiling(report: dict[str, Any]) -> str:
+    """The router's APGR beside routers that knew other LLMs' real outcomes on each prompt."""
+    ceiling = report.get("ceiling")
+    if not ceiling or not ceiling["pairs"]:
+        return ""
+    source = ceiling["source"]
+    lines = [
+        "## How far prompt-only routing can go",
+        "",
+        f"On {source}'s test split every prompt was also answered by other LLMs. Routing by "
+        "their *real* outcomes on that very prompt (their mean, or a logistic regression on "
+        "them fitted on the train split) is far more than a prompt embedding can know, so it "
+        "is a practical ceiling for a prompt-only router. Beside it: knowing only the "
+        "sub-benchmark. APGR with 95% bootstrap intervals "
+        "(`python -m training.ceiling --data-dir ../shared/data`).",
+        "",
+        "| pair | scope | prompts | this router | other LLMs' outcomes (mean) | "
+        "(fitted) | sub-benchmark only |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pair, entry in ceiling["pairs"].items():
+        for row in entry["rows"]:
+            scope = source if row["scope"] == "pooled" else row["scope"]
+            ours = (report["in_distribution"].get(scope, {}).get("pairs", {}).get(pair, {})
+                    .get("methods", {}).get("router", {}))
+            cells = [_with_ci(ours.get("apgr"), ours.get("apgr_ci"))] + [
+                _with_ci(row[name], row[f"{name} CI"]) for name in (
+                    "outcomes of the other models (mean)",
+                    "outcomes of the other models (fitted)", "sub-benchmark only")
+            ]
+            lines.append(f"| {pair} ({entry['weak_model']} vs {entry['strong_model']}) | "
+                         f"{scope} | {row['prompts']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
 def _reproduce() -> str:

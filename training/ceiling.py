@@ -30,11 +30,13 @@ from training.ingest import load_public
 from training.metrics import bootstrap_ci
 from training.selection import sweep_apgr
 
-__all__ = ["ceiling_report", "outcome_matrix", "tier_model"]
+__all__ = ["ceiling_report", "ceiling_section", "outcome_matrix", "tier_model"]
 
 
 def tier_model(settings: Settings, tier: str, models: Sequence[str]) -> str:
     """The tier's representative model among `models`: its first listed training model."""
+    if tier not in settings.tier_names:
+        raise ValueError(f"The tier must be one of {settings.tier_names}. Got {tier!r} instead.")
     for model in settings.tier(tier).training_models:
         if model in models:
             return model
@@ -95,6 +97,33 @@ def ceiling_report(
             row[f"{name} CI"] = bootstrap_ci(sweep_apgr, arrays, n_boot=n_boot, seed=seed)
         rows.append(row)
     return rows
+
+
+def ceiling_section(
+    data_dir: Path, settings: Settings, source: str = "routerbench", seed: int = 0,
+    n_boot: int = 200,
+) -> dict[str, Any] | None:
+    """The ceiling rows of every tier pair the source has, for `tier-router evaluate`'s report.
+
+    None when the data folder has no such source, so an evaluation on traces alone still runs.
+    """
+    if not (Path(data_dir) / source).is_dir():
+        return None
+    quality, meta = outcome_matrix(load_public(data_dir, [source]))
+    models = list(quality.columns)
+    out: dict[str, Any] = {"source": source, "pairs": {}}
+    names = settings.tier_names
+    for weak_tier in names[:-1]:
+        strong_tier = names[-1]  # the pairs RouteLLM's metrics are quoted for: each tier vs the top
+        try:
+            weak, strong = (tier_model(settings, t, models) for t in (weak_tier, strong_tier))
+        except ValueError:
+            continue
+        out["pairs"][f"{weak_tier}/{strong_tier}"] = {
+            "weak_model": weak, "strong_model": strong,
+            "rows": ceiling_report(quality, meta, weak, strong, seed=seed, n_boot=n_boot),
+        }
+    return out
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ from router.errors import RouterError
 from router.features import CallView
 from router.policy import CallFacts, decide
 from training.baselines import knn_scores, length_pseudo_scores, length_tokens
+from training.ceiling import ceiling_section
 from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
 from training.labels import PromptTable, tier_table, views_of
@@ -69,6 +70,9 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     if args.lodo:
         report["lodo"] = lodo_report(data, views, settings, model_candidate(model.metadata),
                                      args.seed, args.bootstrap)
+    if args.data_dir is not None:
+        report["ceiling"] = ceiling_section(args.data_dir, settings, seed=args.seed,
+                                           n_boot=args.bootstrap)
     report["summary"] = summary_rows(report)
     report["timings"] = {"embedding_s": round(embedded - started, 1),
                          "total_s": round(time.perf_counter() - started, 1)}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from router.config import load_settings
-from training.ceiling import ceiling_report, outcome_matrix, tier_model
+from training.card import _ceiling
+from training.ceiling import ceiling_report, ceiling_section, outcome_matrix, tier_model
 
 
 def synthetic_outcomes(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -58,3 +59,24 @@ def test_tier_model_is_the_first_listed_training_model_present() -> None:
     assert tier_model(settings, "large", [listed[1], listed[0]]) == listed[0]
     with pytest.raises(ValueError, match="'large' tier has no training model"):
         tier_model(settings, "large", ["nobody"])
+
+
+def test_no_routerbench_folder_means_no_ceiling(tmp_path) -> None:
+    assert ceiling_section(tmp_path, load_settings(None)) is None
+
+
+def test_card_puts_the_router_beside_the_ceiling() -> None:
+    quality, meta = outcome_matrix(synthetic_outcomes(200))
+    rows = ceiling_report(quality, meta, "weak", "strong", n_boot=10)
+    report = {
+        "ceiling": {"source": "synth", "pairs": {"medium/large": {
+            "weak_model": "weak", "strong_model": "strong", "rows": rows}}},
+        "in_distribution": {"synth": {"pairs": {"medium/large": {"methods": {"router": {
+            "apgr": 0.5432, "apgr_ci": [0.5, 0.6]}}}}}},
+    }
+    text = _ceiling(report)
+    assert "## How far prompt-only routing can go" in text
+    pooled = next(line for line in text.splitlines() if "| synth |" in line)
+    assert "0.543 [0.50, 0.60]" in pooled
+    assert f"{rows[0]['outcomes of the other models (fitted)']:.3f}" in pooled
+    assert _ceiling({"in_distribution": {}}) == ""

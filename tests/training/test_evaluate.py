@@ -144,6 +144,7 @@ def test_report_has_its_keys_and_files(tmp_path, monkeypatch, capsys):
                 "definitions", "in_distribution", "summary", "timings"):
         assert key in report
     assert report["router_version"] == "tiny-test-model"
+    assert "ceiling" not in report  # traces only: no public benchmark to bound the router by
     assert set(report["in_distribution"]) == {"all", "synth", "synth/a", "synth/b"}
     scope = report["in_distribution"]["all"]
     for key in ("tiers", "pairs", "calibration", "curves", "savings_at_95", "savings_at_95_ci",
