@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from router.errors import ConfigError
+from router.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 
 Capability = Literal["tools", "json", "vision", "long_context"]
 Backend = Literal["torch", "onnx", "onnx-int8"]
@@ -73,6 +74,19 @@ class EmbedderConfig(_Strict):
     onnx_cache_dir: Path | None = Field(
         default=None, description="Where exported ONNX files are cached; default ~/.cache."
     )
+    int8_recipe: str = Field(
+        default=DEFAULT_INT8_RECIPE,
+        description="onnx-int8 only: which encoder MatMuls stay fp32 (router/int8_recipes.py).",
+    )
+
+    @field_validator("int8_recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        try:
+            int8_recipe(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name
 
 
 class LimitsConfig(_Strict):

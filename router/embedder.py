@@ -123,6 +123,7 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     if config.backend == "torch":
         inner = TorchEmbedder(threads=config.threads, max_seq_length=config.max_seq_length)
     else:
+        from router.int8_recipes import int8_recipe
         from router.onnx_embedder import OnnxEmbedder
 
         inner = OnnxEmbedder(
@@ -130,5 +131,6 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
             threads=config.threads,
             max_seq_length=config.max_seq_length,
             cache_dir=config.onnx_cache_dir,
+            recipe=int8_recipe(config.int8_recipe),
         )
     return CachedEmbedder(inner, config.cache_size) if config.cache_size > 0 else inner

@@ -20,6 +20,7 @@ import numpy as np
 
 from router.embedder import DIMENSION, MODEL_NAME, weights_dir, weights_version
 from router.errors import ConfigError
+from router.int8_recipes import Int8Recipe
 
 if TYPE_CHECKING:
     from tokenizers import Encoding
@@ -50,6 +51,7 @@ class OnnxEmbedder:
         threads: int = 2,
         max_seq_length: int = 256,
         cache_dir: Path | None = None,
+        recipe: Int8Recipe | None = None,
     ):
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(
@@ -61,14 +63,15 @@ class OnnxEmbedder:
                 f"Got {max_seq_length!r} instead."
             )
         self.quantized = quantized
+        self.recipe = (recipe or Int8Recipe("all")) if quantized else None
         self.threads = threads
         self.max_seq_length = max_seq_length
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.name = f"{MODEL_NAME}@onnx-int8" if quantized else f"{MODEL_NAME}@onnx"
+        self.name = _backend_name(self.recipe)
         self.dimension = DIMENSION
 
         weights = weights_dir()
-        self.model_path = ensure_model_file(weights, self.cache_dir, quantized)
+        self.model_path = ensure_model_file(weights, self.cache_dir, self.recipe)
         self._session = _load_session(self.model_path, threads)
         self._input_names = [i.name for i in self._session.get_inputs()]
         self._tokenizer = _load_tokenizer(weights / "tokenizer.json", max_seq_length)
@@ -99,6 +102,15 @@ class OnnxEmbedder:
         return _mean_pool_normalise(hidden, mask)
 
 
+def _backend_name(recipe: Int8Recipe | None) -> str:
+    """`@onnx`, `@onnx-int8` (everything quantised) or `@onnx-int8:<recipe>`: vectors differ."""
+    if recipe is None:
+        return f"{MODEL_NAME}@onnx"
+    if not recipe.fp32_matmuls:
+        return f"{MODEL_NAME}@onnx-int8"
+    return f"{MODEL_NAME}@onnx-int8:{recipe.name}"
+
+
 def _batches(sorted_lengths: np.ndarray) -> Iterator[slice]:
     """Cut token lengths sorted ascending into batches of <= MAX_BATCH of similar length."""
     start = 0
@@ -121,12 +133,12 @@ def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def ensure_model_file(weights: Path, cache_dir: Path, quantized: bool) -> Path:
-    """Path of the cached ONNX file for these exact weights, exporting it first if missing."""
+def ensure_model_file(weights: Path, cache_dir: Path, recipe: Int8Recipe | None) -> Path:
+    """Path of the cached ONNX file for these exact weights (fp32 when `recipe` is None, else
+    int8 with the recipe's MatMuls kept fp32), exporting and quantising first if missing."""
     key = f"all-MiniLM-L6-v2-{weights_version()}-{_file_hash(weights / 'model.safetensors')}"
     fp32 = cache_dir / f"{key}-{RECIPE}-fp32.onnx"
-    int8 = cache_dir / f"{key}-{RECIPE}-int8.onnx"
-    target = int8 if quantized else fp32
+    target = fp32 if recipe is None else cache_dir / f"{key}-{RECIPE}-{_int8_suffix(recipe)}.onnx"
     if target.is_file():
         return target
     try:
@@ -134,14 +146,23 @@ def ensure_model_file(weights: Path, cache_dir: Path, quantized: bool) -> Path:
         if not fp32.is_file():
             with _atomic_path(fp32) as tmp:
                 _export_fp32(weights, tmp)
-        if quantized:
-            with _atomic_path(int8) as tmp:
-                _quantize_int8(fp32, tmp)
+        if recipe is not None:
+            with _atomic_path(target) as tmp:
+                _quantize_int8(fp32, tmp, recipe.node_names())
     except OSError as exc:
         raise ConfigError(
             f"cannot write the ONNX cache in {cache_dir}: {exc}; set embedder.onnx_cache_dir"
         ) from exc
     return target
+
+
+def _int8_suffix(recipe: Int8Recipe) -> str:
+    """Keyed by the fp32 MatMuls themselves, not the recipe's name, so a renamed recipe is reused
+    and an edited one is quantised again."""
+    if not recipe.fp32_matmuls:
+        return "int8"
+    nodes = "\n".join(sorted(recipe.fp32_matmuls)).encode("utf-8")
+    return f"int8-keep-{hashlib.sha256(nodes).hexdigest()[:12]}"
 
 
 def _file_hash(path: Path) -> str:
@@ -205,15 +226,21 @@ def _export_fp32(weights: Path, out: Path) -> None:
         )
 
 
-def _quantize_int8(fp32: Path, out: Path) -> None:
-    """Dynamic int8 of the 36 weight MatMuls, one scale per output channel.
+def _quantize_int8(fp32: Path, out: Path, fp32_nodes: Sequence[str] = ()) -> None:
+    """Dynamic int8 of the 36 weight MatMuls but `fp32_nodes`, one scale per output channel.
 
     Per-tensor scales (the defaults) drop cosine to fp32 to ~0.95; per-channel keeps ~0.993.
     Signed weights take the fast u8*s8 (VNNI) kernels; QUInt8 weights agreed as well but ran at
     fp32 speed here. reduce_range (7-bit) only helps CPUs without VNNI and cost accuracy here.
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    present = {node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node}
+    missing = sorted(set(fp32_nodes) - present)
+    if missing:
+        raise ConfigError(f"the exported encoder has no MatMul nodes {missing}: the int8 recipe "
+                          "does not fit this export (see router/int8_recipes.py)")
     quantize_dynamic(
         fp32,
         out,
@@ -221,6 +248,7 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
         per_channel=True,
         reduce_range=False,
         op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=list(fp32_nodes),
         extra_options={"MatMulConstBOnly": True},
     )
 

@@ -5,6 +5,7 @@ Real weights, no mocks: one export and one quantisation into a temporary cache p
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from router.embedder import DIMENSION, Embedder, TorchEmbedder
 from router.errors import ConfigError
+from router.int8_recipes import Int8Recipe
 from router.onnx_embedder import OnnxEmbedder
 
 LONG = " ".join(
@@ -114,3 +116,31 @@ def test_rejects_bad_parameters(cache_dir: Path) -> None:
         OnnxEmbedder(quantized=False, threads=0, cache_dir=cache_dir)
     with pytest.raises(ConfigError, match="'max_seq_length' parameter"):
         OnnxEmbedder(quantized=False, max_seq_length=1024, cache_dir=cache_dir)
+
+
+def test_a_recipe_keeps_its_matmuls_in_fp32_in_a_file_of_its_own(
+    tmp_path: Path, fp32: OnnxEmbedder, int8: OnnxEmbedder, reference: np.ndarray
+) -> None:
+    import onnx
+
+    shutil.copy(fp32.model_path, tmp_path / fp32.model_path.name)  # no second export
+    kept = ("layer.5/output/dense", "layer.2/attention/self/value")
+    mixed = OnnxEmbedder(quantized=True, cache_dir=tmp_path, recipe=Int8Recipe("probe", kept))
+    assert mixed.name == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8:probe"
+    assert mixed.model_path.parent == tmp_path and mixed.model_path.name != int8.model_path.name
+    nodes = {n.name: n.op_type for n in onnx.load(str(mixed.model_path)).graph.node}
+    for node in Int8Recipe("probe", kept).node_names():
+        assert nodes[node] == "MatMul"
+    assert "MatMul" not in {op for name, op in nodes.items() if "intermediate" in name}
+    assert _cosines(mixed.encode(TEXTS[len(TINY):]), reference[len(TINY):]).min() >= 0.98
+    renamed = OnnxEmbedder(quantized=True, cache_dir=tmp_path, recipe=Int8Recipe("other", kept))
+    assert renamed.model_path == mixed.model_path  # keyed by the MatMuls, not the name
+
+
+def test_a_recipe_that_does_not_fit_the_export_is_refused(
+    tmp_path: Path, fp32: OnnxEmbedder
+) -> None:
+    shutil.copy(fp32.model_path, tmp_path / fp32.model_path.name)
+    with pytest.raises(ConfigError, match="has no MatMul nodes"):
+        OnnxEmbedder(quantized=True, cache_dir=tmp_path,
+                     recipe=Int8Recipe("bad", ("layer.9/output/dense",)))
