@@ -175,10 +175,15 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             stacked = self._stack(np.repeat(X, T, axis=0), tier_idx)
             if self.group_effects:
                 stacked = np.hstack([stacked, np.tile(self.group_mean_, (len(stacked), 1))])
+            if isinstance(self.shared_, float):  # every training label was one value
+                return np.full((len(X), T), self.shared_)
             return self.shared_.predict_proba(stacked)[:, 1].reshape(len(X), T)
         out = np.empty((len(X), len(self.estimators_)))
         for t, est in enumerate(self.estimators_):
-            out[:, t] = est if isinstance(est, float) else est.predict_proba(X)[:, 1]
+            if isinstance(est, float):  # a tier whose training labels were all one value
+                out[:, t] = est
+            else:
+                out[:, t] = est.predict_proba(X)[:, 1]
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -57,7 +57,11 @@ class ServiceHolder:
 
     @property
     def settings(self) -> Settings:
-        return self._initial if self._service is None else self._service.settings
+        if self._service is not None:
+            return self._service.settings
+        if self._initial is None:
+            raise RouterError("the service has not started: no settings loaded yet")
+        return self._initial
 
     def start(self) -> None:
         """First load. A bad model still starts the service (degraded or 503, per fail_open)."""

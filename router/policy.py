@@ -73,7 +73,8 @@ def decide(
 
     rule = (task_rules or {}).get(facts.task) if facts.task else None
     if rule is not None:
-        ruled = names.index(rule.tier) if rule.tier else max(index, names.index(rule.min_tier))
+        floor = rule.min_tier or names[0]  # the config holds exactly one of tier / min_tier
+        ruled = names.index(rule.tier) if rule.tier else max(index, names.index(floor))
         if ruled != index:
             index, reason = ruled, "task_rule"
             kind = "tier" if rule.tier else "at least"

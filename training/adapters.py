@@ -33,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -307,7 +308,7 @@ def _routerarena_row(record: dict) -> dict:
 
 def load_routerarena(data_dir: str | Path) -> pd.DataFrame:
     """RouterArena cached calls: real token usage and cost per call for four models."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in sorted((Path(data_dir) / "routerarena" / "cached_results").glob("*.jsonl")):
         with path.open(encoding="utf-8") as lines:
             rows.extend(_routerarena_row(json.loads(line)) for line in lines if line.strip())

@@ -130,7 +130,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--source", default="routerbench", help="a public data set with many models")
+    parser.add_argument("--source", default="routerbench", help="a data set with many models")
     parser.add_argument("--weak", default="medium", help="the weak tier of the pair")
     parser.add_argument("--strong", default="large", help="the strong tier of the pair")
     parser.add_argument("--seed", type=int, default=0)

@@ -191,7 +191,10 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-_FORMATS = {
+# suffix -> (records of the file with their line numbers, decoder of one record)
+_Records = Callable[[Path], Iterator[tuple[int, Any]]]
+_Decoder = Callable[[Any, int], dict[str, Any]]
+_FORMATS: dict[str, tuple[_Records, _Decoder]] = {
     ".jsonl": (_jsonl_lines, _decode_json),
     ".csv": (_csv_rows, _decode_csv),
     ".parquet": (_parquet_rows, _decode_parquet),
@@ -326,7 +329,8 @@ def _prompt_key(prompt: str, messages: list[dict[str, Any]] | None) -> str:
 
 def _outcome_row(record: dict[str, Any], default_source: str) -> dict[str, Any]:
     messages = record.get("messages")
-    prompt = record["prompt"] if "prompt" in record else _last_user_text(messages)
+    # validation guarantees messages whenever prompt is missing
+    prompt = record["prompt"] if "prompt" in record else _last_user_text(messages or [])
     key = _prompt_key(prompt, messages)
     source = record.get("source", default_source)
     quality = record["quality"] if "quality" in record else float(record["success"])

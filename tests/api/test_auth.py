@@ -116,6 +116,37 @@ def test_wrong_scope_is_403_naming_it(client, method, path, body, who, scope) ->
     assert f"API key '{who}' lacks the '{scope}' scope" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"{not json", {}, 422),  # unparseable JSON: refused before the key is looked at
+        (b"\xff\xfe{", {}, 400),  # undecodable
+        (b'{"prompt": "hi", "quality_target": 7}', {}, 401),  # schema error, no key
+        (b'{"prompt": "hi", "quality_target": 7}', bearer("fb"), 403),  # ... no scope
+        (b'{"prompt": "hi", "quality_target": 7}', bearer("router"), 422),  # ... allowed
+        (b"", bearer("router"), 422),  # no body
+        (b'{"prompt": "hi"}', {"Authorization": "Bearer"}, 401),  # a scheme without a key
+        (b'{"prompt": "hi"}', {"Authorization": "bearer " + KEYS["router"]}, 200),
+        (b'{"prompt": "hi"}', {"Content-Type": "text/plain", **bearer("router")}, 422),
+    ],
+)
+def test_route_checks_a_call_as_the_declared_dependencies_do(
+    client, content: bytes, headers: dict[str, str], status: int
+) -> None:
+    """POST /route is served with one flat auth dependency (router/lean_route.py). The same
+    call to /route/batch, served by its declared dependencies, gets the same answer."""
+    batch = b'{"requests": [' + content + b"]}" if content.startswith(b'{"') else content
+    answers = [client.post(path, content=body,
+                           headers={"Content-Type": "application/json", **headers})
+               for path, body in (("/route", content), ("/route/batch", batch))]
+    assert [r.status_code for r in answers] == [status, status], [r.text for r in answers]
+    if status != 200:
+        assert answers[0].json()["error"] == answers[1].json()["error"]
+    if status == 401:
+        assert [r.json()["detail"] for r in answers] == [answers[1].json()["detail"]] * 2
+        assert [r.headers["WWW-Authenticate"] for r in answers] == ["Bearer", "Bearer"]
+
+
 def test_each_scope_opens_its_endpoints(client) -> None:
     assert client.post("/admin/reload", headers=bearer("ops")).json()["status"] == "reloaded"
     assert client.post("/feedback-probe", headers=bearer("fb")).json() == {"caller": "fb"}
