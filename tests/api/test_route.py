@@ -131,3 +131,14 @@ def test_missing_model_degrades_and_is_not_ready(settings: Settings, tmp_path) -
         assert c.get("/readyz").status_code == 503
         body = c.post("/route", json={"prompt": "say hello"}).json()
         assert body["reason"] == "degraded" and body["tier"] == "large"
+
+
+def test_the_startup_heap_is_frozen_while_serving(settings: Settings) -> None:
+    """Full GC collections would otherwise walk every library and model object (router/api.py)."""
+    import gc
+
+    app = create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as c:
+        assert gc.get_freeze_count() > 0
+        assert c.post("/route", json={"prompt": "say hello"}).status_code == 200
+    assert gc.get_freeze_count() == 0
