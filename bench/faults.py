@@ -252,8 +252,8 @@ def steps(f: Faults, traffic: Traffic, with_store: bool) -> list[Step]:
     if with_store:
         out += [
             Step("store: locked by another process", f.lock_store,
-                 "/route 200; /feedback waits, then 503/504 with why (2xx once unlocked)",
-                 lambda a, o: ok(a, o) and feedback_all({200, 201, 503, 504})(a, o)
+                 "/route 200; /feedback waits, then 503/408 with why (2xx once unlocked)",
+                 lambda a, o: ok(a, o) and feedback_all({200, 201, 408, 503})(a, o)
                  and any(x.status >= 500 for x in a if x.endpoint == "/feedback"),
                  min_seconds=12),
             Step("store: unlocked, reload", f.unlock_store, "reload 200; /feedback 2xx again",

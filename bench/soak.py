@@ -49,7 +49,7 @@ VALID = [("prompt", 50, {200}), ("agent", 20, {200}), ("batch8", 8, {200}), ("ti
 INVALID = [("no_key", 2, {401}), ("bad_key", 2, {401}), ("wrong_scope", 1, {403}),
            ("limited_key", 3, {200, 429}), ("bad_quality", 2, {422}), ("no_input", 2, {422}),
            ("unknown_tier", 2, {422}), ("image_part", 1, {422}), ("bad_json", 2, {422}),
-           ("bad_utf8", 1, {400}), ("too_many_messages", 1, {422}), ("too_big", 0.3, {413}),
+           ("bad_utf8", 1, {400}), ("too_many_messages", 1, {422}), ("too_big", 0.3, {422}),
            ("wrong_method", 1, {405})]
 
 

@@ -146,7 +146,7 @@ def _add_routes(app: FastAPI) -> None:
         _count(metrics, decisions, started)
         return BatchRouteResponse(decisions=decisions)
 
-    @app.get("/tiers", response_model=list[TierInfo], responses=error_responses(401, 403, 429, 504))
+    @app.get("/tiers", response_model=list[TierInfo], responses=error_responses(401, 403, 408, 429))
     async def tiers(service: ServiceDep, _: RouteAuth) -> list[TierInfo]:
         tiers = service.settings.tiers
         return [TierInfo(**t.model_dump(exclude={"training_models"})) for t in tiers]
@@ -173,7 +173,7 @@ def _add_routes(app: FastAPI) -> None:
         return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
 
 
-ROUTE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503, 504)
+ROUTE_ERRORS = error_responses(400, 401, 403, 408, 422, 429, 503)
 
 
 def _count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
@@ -265,7 +265,8 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 
 class BodySizeLimit:
-    """Refuse bodies over limits.max_body_bytes (413, naming the limit) before parsing them."""
+    """Refuse bodies over limits.max_body_bytes (422 naming the limit, like every other limit)
+    before parsing them."""
 
     def __init__(self, app: ASGIApp, holder: ServiceHolder):
         self.app = app
@@ -309,9 +310,9 @@ async def _too_large(send: Send, limit: int) -> None:
         {"error": "invalid request", "detail": [{
             "field": "body", "message": f"request body exceeds the limit of {limit} bytes",
             "limit": limit}]},
-        status_code=413,
+        status_code=422,
     )
-    await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+    await send({"type": "http.response.start", "status": 422, "headers": body.raw_headers})
     await send({"type": "http.response.body", "body": body.body})
 
 

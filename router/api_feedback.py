@@ -68,7 +68,7 @@ def get_loop(request: Request) -> ClosedLoop:
 @router.post(
     "/feedback", response_model=FeedbackReceipt, status_code=201, openapi_extra=_body_schema(),
     responses={
-        **error_responses(400, 401, 403, 413, 422, 429, 504),
+        **error_responses(400, 401, 403, 408, 422, 429),
         200: {"model": FeedbackReceipt, "description": "Already stored (idempotent)."},
         404: {"model": ErrorBody, "description": "Unknown decision_id."},
         409: {"model": ErrorBody, "description": "A different outcome is already stored."},
@@ -102,7 +102,7 @@ async def _json_body(request: Request) -> Any:
 
 
 @router.get("/spend", response_model=SpendReport, responses={
-    **error_responses(401, 403, 422, 429, 504),
+    **error_responses(401, 403, 408, 422, 429),
     503: {"model": ErrorBody, "description": "The trace store is disabled or down."}})
 async def spend(
     request: Request,

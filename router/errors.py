@@ -37,7 +37,7 @@ class PredictionError(RouterError):
 
 
 class RequestLimitError(RouterError):
-    """A request breaks a configured limit or names something unknown (-> 422 / 413)."""
+    """A request breaks a configured limit or names something unknown (-> 422)."""
 
     def __init__(self, field: str, message: str, limit: object = None, status: int = 422):
         self.field = field

@@ -287,12 +287,12 @@ _ERRORS = {
     400: "The body could not be parsed (not UTF-8 / not JSON).",
     401: "No API key, or an unknown one.",
     403: "The API key lacks the scope this endpoint needs.",
+    408: "The request took longer than limits.request_timeout_s (names the limit).",
     409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",
-    413: "The body is over limits.max_body_bytes.",
-    422: "The request breaks the schema or a configured limit; names the field and limit.",
+    422: "The request breaks the schema or a configured limit (body size included); names the "
+         "field and the limit.",
     429: "The API key is over its requests-per-minute limit; see Retry-After.",
     503: "The model is not loaded and fail_open is off.",
-    504: "The request took longer than limits.request_timeout_s.",
 }
 
 

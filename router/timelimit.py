@@ -1,8 +1,8 @@
-"""limits.request_timeout_s: a request that takes longer gets a 504 that names the limit.
+"""limits.request_timeout_s: a request that takes longer gets a 408 that names the limit.
 
 What happens to the work: Python cannot stop a thread, and the encoder runs in one, so the
 request's handler is not cancelled. It runs on to the end in the background; whatever it then
-answers is dropped (the client already has its 504), an error it raises is logged, and a
+answers is dropped (the client already has its 408), an error it raises is logged, and a
 decision it completes still reaches the decision hooks (logs, trace store) like any other.
 The limit therefore bounds how long a *client* waits, not how much work the server does;
 under sustained overload the admission limits (body size, batch size, rate limits) are what
@@ -10,6 +10,9 @@ bound the work.
 
 The limit covers reading the body too, so a client that trickles its body in is cut off.
 ``/admin/*`` is exempt: a reload may legitimately load a new encoder for longer than that.
+
+408 (Request Timeout), a 4xx like every other configured limit: an agent's client treats it as
+"retry, or go on with your own default model", which is what it should do.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ EXEMPT_PREFIXES = ("/admin/",)
 
 
 class RequestTimeLimit:
-    """ASGI middleware: answer 504 when the app has not started its answer in time."""
+    """ASGI middleware: answer 408 when the app has not started its answer in time."""
 
     def __init__(
         self, app: ASGIApp, settings: Callable[[], Settings],
@@ -50,7 +53,7 @@ class RequestTimeLimit:
         async def guarded_send(message: Message) -> None:
             nonlocal started
             if timed_out:
-                return  # the client already has its 504
+                return  # the client already has its 408
             started = True
             await send(message)
 
@@ -81,7 +84,7 @@ async def _timed_out(send: Send, limit: float) -> None:
             "message": f"the request took longer than the limit of {limit} s; it was not "
                        "answered (retry, or route to your default model)",
             "limit": limit}]},
-        status_code=504,
+        status_code=408,
     )
-    await send({"type": "http.response.start", "status": 504, "headers": body.raw_headers})
+    await send({"type": "http.response.start", "status": 408, "headers": body.raw_headers})
     await send({"type": "http.response.body", "body": body.body})

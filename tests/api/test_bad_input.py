@@ -71,9 +71,9 @@ def test_unknown_forced_tier(client) -> None:
     assert _detail(r)["field"] == "tier" and "unknown tier 'huge'" in _detail(r)["message"]
 
 
-def test_body_over_size_limit_is_413_naming_the_limit(client) -> None:
+def test_body_over_size_limit_is_422_naming_the_limit(client) -> None:
     r = client.post("/route", json={"prompt": "x" * 30_000})
-    assert r.status_code == 413
+    assert r.status_code == 422
     assert _detail(r) == {"field": "body", "limit": 20_000,
                           "message": "request body exceeds the limit of 20000 bytes"}
 
@@ -86,7 +86,8 @@ def test_body_over_limit_without_content_length(client) -> None:
         yield b'"}'
 
     r = client.post("/route", content=chunks(), headers={"content-type": "application/json"})
-    assert r.status_code == 413
+    assert r.status_code == 422
+    assert _detail(r)["field"] == "body" and _detail(r)["limit"] == 20_000
 
 
 def test_batch_over_limit_and_errors_name_the_request(client) -> None:
