@@ -114,16 +114,18 @@ async def _route_one(body: RouteRequest, request: Request) -> Response:
     return Response(decision.model_dump_json(exclude_none=True), media_type="application/json")
 
 
-async def _serve_route(body: RouteRequest, request: Request, _: RouteAuthFlat) -> Response:
+async def _serve_route(
+    body: RouteRequest, request: Request, caller: RouteAuthFlat
+) -> Response:
     """What POST /route runs: one flat auth dependency (see router/lean_route.py)."""
-    return await _route_one(body, request)
+    return await _route_one(body.attribute_to(caller.key_name), request)
 
 
 def _add_routes(app: FastAPI) -> None:
     # What OpenAPI documents for POST /route (no docstring: it would become its description);
     # requests are served by `_serve_route`.
-    async def route(body: RouteRequest, request: Request, _: RouteAuth) -> Response:
-        return await _route_one(body, request)
+    async def route(body: RouteRequest, request: Request, caller: RouteAuth) -> Response:
+        return await _route_one(body.attribute_to(caller.key_name), request)
 
     app.router.add_api_route(
         "/route", route, methods=["POST"], response_model=RouteDecision,
@@ -134,7 +136,7 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
               responses=ROUTE_ERRORS)
     async def route_batch(
-        body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, _: RouteAuth
+        body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: RouteAuth
     ) -> BatchRouteResponse:
         limit = service.settings.limits.max_batch
         if len(body.requests) > limit:
@@ -142,6 +144,8 @@ def _add_routes(app: FastAPI) -> None:
                 "requests", f"{len(body.requests)} requests exceed the limit of {limit}", limit
             )
         started = time.perf_counter()
+        for item in body.requests:
+            item.attribute_to(caller.key_name)
         decisions = await run_in_threadpool(service.route, body.requests)
         _count(metrics, decisions, started)
         return BatchRouteResponse(decisions=decisions)

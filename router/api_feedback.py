@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -17,14 +17,13 @@ from router.schemas import (
     ErrorBody,
     Feedback,
     FeedbackReceipt,
+    SpendKey,
     SpendReport,
     TraceRecord,
     error_responses,
 )
 
 router = APIRouter()
-
-SpendKey = Literal["role", "run_id", "step", "tier", "model", "user"]
 
 FEEDBACK_EXAMPLES = {
     "routed": {"summary": "Outcome of a routed call", "value": {
@@ -110,5 +109,5 @@ async def spend(
     by: Annotated[SpendKey, Query(description="Attribution key to group by.")] = "role",
     since: Annotated[float | None, Query(ge=0, description="Epoch seconds.")] = None,
 ) -> SpendReport:
-    """Cost per role, run, step, tier, model or user; estimates where no cost came back."""
+    """Cost per role, run, step, tier, model, user or API key; estimates where no cost came back."""
     return await run_in_threadpool(get_loop(request).spend, by, since)

@@ -51,9 +51,15 @@ class Principal:
 
     name: str
     scopes: frozenset[str]
+    anonymous: bool = False
+
+    @property
+    def key_name(self) -> str | None:
+        """The configured key's name, what per-key budgets and spend count; None when open."""
+        return None if self.anonymous else self.name
 
 
-ANONYMOUS = Principal("anonymous", frozenset(SCOPES))
+ANONYMOUS = Principal("anonymous", frozenset(SCOPES), anonymous=True)
 
 
 class TokenBucket:

@@ -155,7 +155,7 @@ class MicroBatcher:
             try:
                 service.check_limits(request)
                 if service.budgets is not None:
-                    service.budgets.check(request.role)
+                    service.budgets.check(request.role, request.api_key)
                 ok.append(i)
             except RouterError as exc:
                 outcomes[i] = exc

@@ -1,4 +1,5 @@
-"""Per-role spending limits over calendar periods: prefer cheaper tiers when low, refuse when spent.
+"""Spending limits per role or per API key over calendar periods: prefer cheaper tiers when low,
+refuse when spent.
 
 The tracker keeps the spend of the current period in memory, so `/route` never queries the
 database: a decision adds its estimated cost, its feedback replaces that with the real cost,
@@ -84,35 +85,35 @@ class BudgetTracker:
     def budgets(self) -> list[BudgetConfig]:
         return list(self._budgets)
 
-    def load(self, spent_since: Callable[[str, float], float]) -> None:
-        """Replace in-memory spend with the store's: `spent_since(role, period_start)`."""
+    def load(self, spent_since: Callable[[BudgetConfig, float], float]) -> None:
+        """Replace in-memory spend with the store's: `spent_since(budget, period_start)`."""
         now = self.clock()
         fresh = {}
         for b in self.budgets:
             start, _ = period_bounds(b.period, now)
-            fresh[b.name] = (start, float(spent_since(b.role, start)))
+            fresh[b.name] = (start, float(spent_since(b, start)))
         with self._lock:
             self._spent.update(fresh)
 
-    def add(self, role: str | None, usd: float) -> None:
-        """Count `usd` (negative to correct an estimate) against every budget of `role`."""
-        if role is None or usd == 0:
+    def add(self, role: str | None, usd: float, api_key: str | None = None) -> None:
+        """Count `usd` (negative to correct an estimate) against every budget of the call."""
+        if (role is None and api_key is None) or usd == 0:
             return
         now = self.clock()
         with self._lock:
             for b in self._budgets:
-                if b.role == role:
+                if b.applies_to(role, api_key):
                     start, spent = self._current(b, now)
                     self._spent[b.name] = (start, max(spent + usd, 0.0))
 
-    def states(self, role: str | None) -> list[BudgetState]:
-        if role is None:
+    def states(self, role: str | None, api_key: str | None = None) -> list[BudgetState]:
+        if role is None and api_key is None:
             return []
         now = self.clock()
         with self._lock:
             out = []
             for b in self._budgets:
-                if b.role == role:
+                if b.applies_to(role, api_key):
                     start, spent = self._current(b, now)
                     out.append(BudgetState(b, spent, period_bounds(b.period, now)[1]))
             return out
@@ -122,16 +123,16 @@ class BudgetTracker:
         recorded_start, spent = self._spent.get(budget.name, (start, 0.0))
         return (start, spent) if recorded_start == start else (start, 0.0)
 
-    def check(self, role: str | None) -> None:
-        """Raise BudgetExhausted (-> 402) when a budget of `role` is spent."""
-        for s in self.states(role):
+    def check(self, role: str | None, api_key: str | None = None) -> None:
+        """Raise BudgetExhausted (-> 402) when a budget of the call's role or key is spent."""
+        for s in self.states(role, api_key):
             if s.state == "spent":
                 raise BudgetExhausted(s.budget.name, s.budget.limit_usd, s.spent_usd,
                                       iso(s.resets_at))
 
-    def low(self, role: str | None) -> BudgetState | None:
-        """The low budget with the lowest fallback knob, if any budget of `role` is low."""
-        lows = [s for s in self.states(role) if s.state == "low"]
+    def low(self, role: str | None, api_key: str | None = None) -> BudgetState | None:
+        """The low budget with the lowest fallback knob, if any budget of the call is low."""
+        lows = [s for s in self.states(role, api_key) if s.state == "low"]
         return min(lows, key=lambda s: s.budget.low_quality_target) if lows else None
 
 

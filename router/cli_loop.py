@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-SPEND_KEYS = ("role", "run_id", "step", "tier", "model", "user")
+from router.schemas import SpendKey
+
+SPEND_KEYS = get_args(SpendKey)
 
 
 def add_loop_commands(sub: Any) -> None:
     """Register the subcommands on `tier-router`'s subparsers."""
-    spend = sub.add_parser("spend", help="cost per role, run, step, tier, model or user")
+    spend = sub.add_parser("spend", help="cost per role, run, step, tier, model, user or API key")
     spend.add_argument("--config", type=Path, default=None)
     spend.add_argument("--by", choices=SPEND_KEYS, default="role")
     spend.add_argument("--since", type=float, default=None, help="epoch seconds")

@@ -23,6 +23,7 @@ from router.errors import ConfigError
 from router.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 
 Capability = Literal["tools", "json", "vision", "long_context"]
+DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
 Scope = Literal["route", "feedback", "admin"]
@@ -41,7 +42,7 @@ class TierConfig(_Strict):
     input_price_per_m: float = Field(ge=0, description="USD per million input tokens.")
     output_price_per_m: float = Field(ge=0, description="USD per million output tokens.")
     context_window: int = Field(gt=0, description="Tokens the tier's models can hold.")
-    capabilities: list[Capability] = Field(default_factory=lambda: ["tools", "json"])
+    capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
     training_models: list[str] = Field(
         default_factory=list,
         description="Model names in labelled traces that stand for this tier's class.",
@@ -141,16 +142,31 @@ class StoreConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    """A spending limit for one agent role over a calendar period (UTC)."""
+    """A spending limit for one agent role, or one API key, over a calendar period (UTC)."""
 
     name: str = Field(min_length=1, max_length=64)
-    role: str = Field(min_length=1, max_length=256)
+    role: str | None = Field(default=None, min_length=1, max_length=256,
+                             description="The request's `role` this budget counts.")
+    api_key: str | None = Field(default=None, min_length=1, max_length=64,
+                                description="The name of the auth key whose calls it counts.")
     limit_usd: float = Field(gt=0)
     period: Literal["hour", "day", "week", "month"] = "day"
     low_fraction: float = Field(default=0.8, gt=0, le=1, description="'Low' from this share on.")
     low_quality_target: float = Field(
         default=0.5, ge=0, le=1, description="The knob used while the budget is low."
     )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> BudgetConfig:
+        if (self.role is None) == (self.api_key is None):
+            raise ValueError(f"budget '{self.name}' needs exactly one of 'role' or 'api_key'")
+        return self
+
+    def applies_to(self, role: str | None, api_key: str | None) -> bool:
+        """Does a call made with this role and this key count against the budget?"""
+        if self.role is not None:
+            return role == self.role
+        return api_key == self.api_key
 
 
 class PromotionConfig(_Strict):
@@ -221,6 +237,11 @@ class Settings(BaseSettings):
         budget_names = [b.name for b in self.budgets]
         if len(set(budget_names)) != len(budget_names):
             raise ValueError(f"budget names must be unique, got {budget_names}")
+        key_names = [k.name for k in self.auth.keys]
+        for b in self.budgets:
+            if b.api_key is not None and b.api_key not in key_names:
+                raise ValueError(f"budget '{b.name}' names api_key '{b.api_key}', which is not "
+                                 f"one of the auth keys {key_names}")
         return self
 
     @property

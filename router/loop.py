@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from router.budget import BudgetTracker
-from router.config import Settings
+from router.config import BudgetConfig, Settings
 from router.drift import DriftWindow
 from router.errors import StoreError, UnknownDecision
 from router.exploration import Explorer
@@ -88,7 +88,7 @@ class ClosedLoop:
     def on_decision(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
         """Runs on the request thread: in-memory only, the store's part is an enqueue."""
         self.drift.decision(decision.tier)
-        self.budgets.add(request.role, decision.estimated_cost_usd)
+        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision)
 
@@ -97,8 +97,9 @@ class ClosedLoop:
         if store is None or not self.budgets.budgets:
             return
 
-        def spent(role: str, since: float) -> float:
-            return sum(r["cost_usd"] for r in store.spend("role", since, role=role))
+        def spent(budget: BudgetConfig, since: float) -> float:
+            by, value = ("role", budget.role) if budget.role else ("api_key", budget.api_key)
+            return sum(r["cost_usd"] for r in store.spend(by, since, only=value))
 
         try:
             self.budgets.load(spent)
@@ -150,7 +151,8 @@ class ClosedLoop:
         if cost is None:
             return
         if decision is not None:
-            self.budgets.add(decision.get("role"), cost - float(decision["estimated_cost_usd"]))
+            self.budgets.add(decision.get("role"), cost - float(decision["estimated_cost_usd"]),
+                             decision.get("api_key"))
         else:
             self.budgets.add(outcome.get("role"), cost)
 

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -122,9 +123,23 @@ class RouteRequest(BaseModel):
     step: Id | None = None
     user: Id | None = None
 
+    # Set by the server after authentication, never by the client: which key made the call,
+    # for per-key budgets and spend. None when the service runs without keys.
+    _api_key: str | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
         return _exactly_one_input(self)
+
+    @property
+    def api_key(self) -> str | None:
+        """The name (not the secret) of the API key the call came with."""
+        return self._api_key
+
+    def attribute_to(self, api_key: str | None) -> RouteRequest:
+        """Record the authenticated key's name on the request; returns it for chaining."""
+        self._api_key = api_key
+        return self
 
     def chat(self) -> list[ChatMessage]:
         """The request as chat messages, whichever form it came in."""
@@ -245,6 +260,10 @@ class SpendRow(BaseModel):
     actual_usd: float = Field(description="Cost reported in feedback.")
     estimated_usd: float = Field(description="Estimated where no real cost came back.")
     estimated_calls: int
+
+
+# What spend can be grouped by: the request's attribution ids, where it went, and which API key.
+SpendKey = Literal["role", "run_id", "step", "tier", "model", "user", "api_key"]
 
 
 class SpendReport(BaseModel):

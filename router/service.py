@@ -55,7 +55,7 @@ class RouterService:
         for index, request in enumerate(requests):
             self.check_limits(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
             if self.budgets is not None:
-                self.budgets.check(request.role)
+                self.budgets.check(request.role, request.api_key)
         views = [view_of(r.chat(), r.tools) for r in requests]
         scores, failure = self._scores(views)
         decisions = [
@@ -140,7 +140,8 @@ class RouterService:
             scores = dict(zip(settings.tier_names, row.tolist(), strict=True))
             known = {k: (0.0 if math.isnan(v) else v) for k, v in scores.items()}
             choice = decide(known, settings.tiers, target, facts, settings.task_rules)
-            low = self.budgets.low(request.role) if self.budgets is not None else None
+            low = (self.budgets.low(request.role, request.api_key)
+                   if self.budgets is not None else None)
             if low is not None and request.tier is None:
                 choice = budget_choice(choice, low, known, settings, target, facts)
         else:

@@ -44,13 +44,13 @@ from router.store_db import CALLS_SQL, JOINED_SQL, Database
 log = logging.getLogger(__name__)
 
 SPEND_KEYS = {"role": "role", "run_id": "run_id", "step": "step", "tier": "tier",
-              "model": "model", "user": "user_id"}
+              "model": "model", "user": "user_id", "api_key": "api_key"}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
 
 _DECISION_COLUMNS = (
     "decision_id", "created_at", "tier", "model", "reason", "detail", "scores", "features",
     "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
-    "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages",
+    "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages", "api_key",
 )
 OUTCOME_COLUMNS = (
     "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
@@ -99,7 +99,7 @@ class PendingDecision:
         return {"decision_id": d.decision_id, "created_at": self.created_at, "tier": d.tier,
                 "model": d.model, "estimated_cost_usd": d.estimated_cost_usd,
                 "tokens_in": d.estimated_tokens_in, "task": r.task, "run_id": r.run_id,
-                "role": r.role, "step": r.step, "user_id": r.user,
+                "role": r.role, "step": r.step, "user_id": r.user, "api_key": r.api_key,
                 "propensity": d.propensity or 1.0, "prompt_hash": None}
 
 
@@ -295,6 +295,7 @@ class TraceStore:
             request.task, request.run_id, request.role, request.step, request.user,
             decision.router_version, decision.propensity or 1.0,
             None if storage == "none" else prompt_hash(request.chat()), prompt, messages,
+            request.api_key,
         )
 
     # Synchronous reads and the durable feedback write
@@ -365,18 +366,19 @@ class TraceStore:
         )
 
     def spend(
-        self, by: str, since: float | None = None, role: str | None = None
+        self, by: str, since: float | None = None, only: str | None = None
     ) -> list[dict[str, Any]]:
-        """Cost per `by` key: feedback cost where it came back, else estimated (and counted)."""
+        """Cost per `by` key (only the `only` value of it, if given): feedback cost where it
+        came back, else estimated (and counted)."""
         if by not in SPEND_KEYS:
             raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
                              f"Got {by!r} instead.")
         key = SPEND_KEYS[by]
         where = ["t >= ?"]
         params: list[Any] = [since if since is not None else 0.0]
-        if role is not None:
-            where.append("role = ?")
-            params.append(role)
+        if only is not None:
+            where.append(f"{key} = ?")
+            params.append(only)
         sql = f"""
             SELECT {key} AS key, COUNT(*) AS calls,
                    SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,

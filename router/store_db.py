@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from router.errors import ConfigError, StoreError
 
-SCHEMA_VERSION = 1
+# 2: decisions.api_key (the name of the key a call came with), added to version-1 stores.
+SCHEMA_VERSION = 2
 
 _DECISIONS = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     propensity DOUBLE PRECISION NOT NULL,
     prompt_hash TEXT,
     prompt TEXT,
-    messages TEXT
+    messages TEXT,
+    api_key TEXT
 )"""
 
 _OUTCOMES = """
@@ -89,13 +91,14 @@ _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT
 # posted without a decision. `est` is 1 where the cost is an estimate.
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
+           d.api_key AS api_key,
            COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
            COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
            d.created_at AS t
     FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
     UNION ALL
-    SELECT o.role, o.run_id, o.step, o.user_id, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
+    SELECT o.role, o.run_id, o.step, o.user_id, NULL, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
     FROM outcomes o WHERE o.decision_id IS NULL"""
 
@@ -202,4 +205,8 @@ class Database:
             raise StoreError(
                 f"the trace store has schema {row[0]}, newer than this router's {SCHEMA_VERSION}"
             )
+        elif int(row[0]) == 1:  # written before per-key budgets: add the column, keep every row
+            cur.execute("ALTER TABLE decisions ADD COLUMN api_key TEXT")
+            cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
+                        (str(SCHEMA_VERSION), "schema_version"))
         conn.commit()

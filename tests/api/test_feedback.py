@@ -189,6 +189,36 @@ def test_budget_low_prefers_cheaper_tiers_then_spent_is_402(settings: Settings) 
         assert route(c, role="other")["tier"] == "small"
 
 
+def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Settings) -> None:
+    keys = [{"name": name, "sha256": hash_key(name + "-key"), "scopes": ["route", "feedback"]}
+            for name in ("team-a", "team-b")] + [
+           {"name": "ops", "sha256": hash_key("ops-key"), "scopes": ["admin"]}]
+    budget = BudgetConfig(name="team-a-daily", api_key="team-a", limit_usd=1.0)
+    secured = settings.model_copy(update={
+        "auth": AuthConfig.model_validate({"keys": keys}), "budgets": [budget]})
+    with client_for(secured) as c:
+        def call(key: str, role: str) -> Any:
+            return c.post("/route", json={"prompt": "say hello", "role": role},
+                          headers={"Authorization": f"Bearer {key}-key"})
+
+        paid = call("team-a", "planner").json()
+        r = c.post("/feedback", json={"decision_id": paid["decision_id"], "success": True,
+                                      "cost_usd": 1.2},
+                   headers={"Authorization": "Bearer team-a-key"})
+        assert r.status_code == 201, r.text
+        refused = call("team-a", "critic")  # any role of the key: the budget is the key's
+        assert refused.status_code == 402, refused.text
+        assert refused.json()["budget"] == "team-a-daily"
+        assert call("team-b", "planner").status_code == 200  # the same role, another key
+        batch = c.post("/route/batch", json={"requests": [{"prompt": "hi"}]},
+                       headers={"Authorization": "Bearer team-a-key"})
+        assert batch.status_code == 402
+        spend = c.get("/spend", params={"by": "api_key"},
+                      headers={"Authorization": "Bearer ops-key"}).json()
+        by_key = {row["key"]: row for row in spend["rows"]}
+        assert by_key["team-a"]["actual_usd"] == 1.2 and by_key["team-b"]["calls"] == 1
+
+
 def test_exploration_records_propensity_and_respects_rules(settings: Settings) -> None:
     with client_for(settings.model_copy(update={"exploration_rate": 0.5,
                                                 "exploration_seed": 7})) as c:

@@ -53,10 +53,35 @@ def test_load_from_the_store_and_keep_spend_across_reconfigure() -> None:
     budget = BudgetConfig(name="b", role="planner", limit_usd=10, period="month")
     tracker = BudgetTracker([budget])
     seen = []
-    tracker.load(lambda role, since: seen.append((role, since)) or 7.5)
-    assert seen[0][0] == "planner" and tracker.states("planner")[0].spent_usd == 7.5
+    tracker.load(lambda b, since: seen.append((b, since)) or 7.5)
+    assert seen[0][0] == budget and tracker.states("planner")[0].spent_usd == 7.5
     tracker.configure([budget.model_copy(update={"limit_usd": 5})])
     with pytest.raises(BudgetExhausted):
         tracker.check("planner")
     tracker.configure([budget.model_copy(update={"period": "day"})])  # a new period: fresh
     assert tracker.states("planner")[0].spent_usd == 0.0
+
+
+def test_a_key_budget_counts_every_role_of_that_key_and_nothing_else() -> None:
+    by_key = BudgetConfig(name="team-a", api_key="team-a", limit_usd=1.0, low_fraction=0.5)
+    by_role = BudgetConfig(name="planner", role="planner", limit_usd=100.0)
+    tracker = BudgetTracker([by_key, by_role])
+    tracker.add("planner", 0.4, api_key="team-a")
+    tracker.add("critic", 0.2, api_key="team-a")
+    tracker.add("planner", 5.0, api_key="team-b")  # another key: the role budget only
+    tracker.add(None, 0.3, api_key=None)  # unattributed: no budget
+    assert [s.spent_usd for s in tracker.states(None, "team-a")] == pytest.approx([0.6])
+    assert [s.spent_usd for s in tracker.states("planner", None)] == pytest.approx([5.4])
+    low = tracker.low("critic", "team-a")
+    assert low is not None and low.budget.name == "team-a"
+    tracker.add("critic", 0.5, api_key="team-a")
+    with pytest.raises(BudgetExhausted) as err:
+        tracker.check("critic", "team-a")
+    assert err.value.name == "team-a"
+    tracker.check("critic", "team-b")  # the same role under another key is not refused
+
+
+@pytest.mark.parametrize("subject", [{}, {"role": "planner", "api_key": "team-a"}])
+def test_a_budget_needs_exactly_one_subject(subject: dict) -> None:
+    with pytest.raises(ValueError, match="budget 'b' needs exactly one of 'role' or 'api_key'"):
+        BudgetConfig(name="b", limit_usd=1.0, **subject)

@@ -36,6 +36,9 @@ def test_toml_is_read_too(tmp_path: Path) -> None:
          "output_price_per_m: 1, context_window: 9}]", "safe_tier 'b' is not one of the tiers"),
         ("safe_tier: a\ntask_rules: {plan: {min_tier: z}}\ntiers: [{name: a, models: [m], "
          "input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]", "unknown tier 'z'"),
+        ("safe_tier: a\nbudgets: [{name: x, api_key: team-a, limit_usd: 1}]\ntiers: [{name: a, "
+         "models: [m], input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
+         "budget 'x' names api_key 'team-a', which is not one of the auth keys"),
         ("[not yaml", "not valid YAML"),
         ("- a list", "must hold a mapping"),
         ("surprise: 1\ntiers: []", "surprise"),

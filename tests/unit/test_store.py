@@ -211,9 +211,47 @@ def test_spend_by_key_with_estimates_marked(store: TraceStore) -> None:
     tiers = {r["key"]: r["calls"] for r in store.spend("tier")}
     assert tiers == {"small": 3, "large": 1}
     assert store.spend("role", since=time.time() + 60) == []
-    assert sum(r["cost_usd"] for r in store.spend("role", role="planner")) == pytest.approx(0.024)
+    assert sum(r["cost_usd"] for r in store.spend("role", only="planner")) == pytest.approx(0.024)
     with pytest.raises(StoreError, match="'by' parameter"):
         store.spend("colour")
+
+
+def test_the_calling_key_is_stored_and_spend_groups_by_it(store: TraceStore) -> None:
+    a = routed(role="planner", cost=0.010)
+    b = routed(role="coder", cost=0.030)
+    c = routed(role="planner", cost=0.200)
+    a[0].attribute_to("team-a")
+    b[0].attribute_to("team-a")
+    for req, decision in (a, b, c):  # c came without a key (an open service)
+        record(store, req, decision)
+    store.flush(5)
+    row, _ = store.decision(a[1].decision_id)
+    assert row is not None and row["api_key"] == "team-a"
+    keys = {r["key"]: r["cost_usd"] for r in store.spend("api_key")}
+    assert keys == {"team-a": pytest.approx(0.040), None: pytest.approx(0.200)}
+    assert [r["cost_usd"] for r in store.spend("api_key", only="team-a")] == [pytest.approx(0.04)]
+
+
+def test_a_version_1_store_gains_the_key_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v1.db"
+    old = make_store(f"sqlite:///{path}").start()
+    req, decision = routed(cost=0.5)
+    record(old, req, decision)
+    old.close()
+    with sqlite3.connect(path) as conn:  # make it look as a version-1 router left it
+        conn.execute("ALTER TABLE decisions DROP COLUMN api_key")
+        conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
+    upgraded = make_store(f"sqlite:///{path}").start()
+    try:
+        row, _ = upgraded.decision(decision.decision_id)
+        assert row is not None and row["api_key"] is None and row["estimated_cost_usd"] == 0.5
+        with sqlite3.connect(path) as conn:
+            version = conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'")
+            assert version.fetchone() == ("2",)
+    finally:
+        upgraded.close()
 
 
 def test_outcome_rows_join_decision_and_attribution(store: TraceStore) -> None:
