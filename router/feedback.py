@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from router.config import Settings
 from router.features import estimate_tokens
 from router.schemas import ChatMessage, Feedback, TraceRecord
-from router.store import prompt_hash
+from router.store_rows import prompt_hash
 
 
 def feedback_model(body: Any) -> type[Feedback] | type[TraceRecord]:

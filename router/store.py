@@ -23,42 +23,27 @@ at a decision a crash could lose.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from router.config import StoreConfig
 from router.errors import FeedbackConflict, StoreError
-from router.features import FEATURE_NAMES, CallView
-from router.schemas import ChatMessage, RouteDecision, RouteRequest
+from router.features import CallView
+from router.schemas import RouteDecision, RouteRequest
 from router.store_db import CALLS_SQL, JOINED_SQL, Database
+from router.store_rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
 
 log = logging.getLogger(__name__)
 
 SPEND_KEYS = {"role": "role", "run_id": "run_id", "step": "step", "tier": "tier",
               "model": "model", "user": "user_id", "api_key": "api_key"}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
-
-_DECISION_COLUMNS = (
-    "decision_id", "created_at", "tier", "model", "reason", "detail", "scores", "features",
-    "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
-    "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages", "api_key",
-)
-OUTCOME_COLUMNS = (
-    "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
-    "cost_usd", "cost_estimated", "tokens_in", "tokens_out", "latency_ms", "error",
-    "fallback_used", "task", "run_id", "role", "step", "user_id", "propensity", "source",
-    "prompt_hash", "prompt", "messages", "extra",
-)
-
 
 def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
     marks = ", ".join("?" for _ in columns)
@@ -82,32 +67,6 @@ class StoreMetrics:
                                 ["status"], registry=registry)
         self.queue_depth = Gauge("tier_router_store_queue_depth",
                                  "Decisions waiting for the writer.", registry=registry)
-
-
-@dataclass(frozen=True)
-class PendingDecision:
-    """What the request thread hands the writer: references only, serialised later."""
-
-    request: RouteRequest
-    decision: RouteDecision
-    view: CallView
-    created_at: float
-
-    def summary(self) -> dict[str, Any]:
-        """The fields feedback needs, in the shape of a stored decision row."""
-        r, d = self.request, self.decision
-        return {"decision_id": d.decision_id, "created_at": self.created_at, "tier": d.tier,
-                "model": d.model, "estimated_cost_usd": d.estimated_cost_usd,
-                "tokens_in": d.estimated_tokens_in, "task": r.task, "run_id": r.run_id,
-                "role": r.role, "step": r.step, "user_id": r.user, "api_key": r.api_key,
-                "propensity": d.propensity or 1.0, "prompt_hash": None}
-
-
-def prompt_hash(messages: Sequence[ChatMessage]) -> str:
-    """sha256 of the conversation as sent (canonical JSON), 32 hex: joins without the text."""
-    chat = [m.model_dump(exclude_none=True) for m in messages]
-    text = json.dumps(chat, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 class TraceStore:
@@ -231,8 +190,8 @@ class TraceStore:
         return batch
 
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
-        rows = [self._decision_row(item) for item in records]
-        sql = self.db.sql(_insert("decisions", _DECISION_COLUMNS, "decision_id"))
+        rows = [item.row(self.config.prompt_storage) for item in records]
+        sql = self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id"))
         written = False
         for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
             try:
@@ -272,31 +231,6 @@ class TraceStore:
             except StoreError as exc:
                 log.warning("%s", exc)
                 return conn
-
-    def _decision_row(self, item: PendingDecision) -> tuple[Any, ...]:
-        request, decision, view = item.request, item.decision, item.view
-        storage = self.config.prompt_storage
-        prompt = messages = None
-        if storage == "full":
-            if request.prompt is not None:
-                prompt = request.prompt
-            else:
-                messages = json.dumps([m.model_dump(exclude_none=True) for m in request.chat()],
-                                      ensure_ascii=False)
-        features = {
-            "tokens_in": view.tokens_in, "n_messages": len(request.chat()),
-            "n_tools": len(request.tools or []),
-            **dict(zip(FEATURE_NAMES, view.numeric, strict=False)),
-        }
-        return (
-            decision.decision_id, item.created_at, decision.tier, decision.model, decision.reason,
-            decision.detail, json.dumps(decision.scores), json.dumps(features),
-            request.quality_target, decision.estimated_cost_usd, decision.estimated_tokens_in,
-            request.task, request.run_id, request.role, request.step, request.user,
-            decision.router_version, decision.propensity or 1.0,
-            None if storage == "none" else prompt_hash(request.chat()), prompt, messages,
-            request.api_key,
-        )
 
     # Synchronous reads and the durable feedback write
 
@@ -342,8 +276,8 @@ class TraceStore:
             cur = conn.cursor()
             try:
                 if pending is not None:
-                    cur.execute(self.db.sql(_insert("decisions", _DECISION_COLUMNS,
-                                                    "decision_id")), self._decision_row(pending))
+                    cur.execute(self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id")),
+                                pending.row(self.config.prompt_storage))
                 cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
                             values)
                 inserted = cur.rowcount == 1

@@ -16,8 +16,9 @@ from router.config import StoreConfig
 from router.errors import ConfigError, FeedbackConflict, StoreError
 from router.features import view_of
 from router.schemas import RouteDecision, RouteRequest
-from router.store import StoreMetrics, TraceStore, prompt_hash
+from router.store import StoreMetrics, TraceStore
 from router.store_db import Database
+from router.store_rows import PendingDecision, prompt_hash
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -280,17 +281,19 @@ def test_unreachable_postgres_is_a_store_error() -> None:
         store.open()
 
 
-def test_a_batch_that_cannot_be_serialised_does_not_kill_the_writer(tmp_path: Path) -> None:
+def test_a_batch_that_cannot_be_serialised_does_not_kill_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = make_store(f"sqlite:///{tmp_path / 't.db'}", batch_size=1)
-    original = store._decision_row
+    original = PendingDecision.row
     poisoned = routed("poison")[1].decision_id
 
-    def row(item):  # type: ignore[no-untyped-def]
+    def row(item: PendingDecision, storage: str) -> tuple:
         if item.decision.decision_id == poisoned:
             raise TypeError("cannot serialise")
-        return original(item)
+        return original(item, storage)
 
-    store._decision_row = row  # type: ignore[method-assign]
+    monkeypatch.setattr(PendingDecision, "row", row)
     store.start()
     req, _ = routed("poison")
     record(store, req, routed()[1].model_copy(update={"decision_id": poisoned}))
