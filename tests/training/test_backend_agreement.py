@@ -37,9 +37,9 @@ def test_int8_apgr_is_within_tolerance(report: dict[str, Any]) -> None:
         assert all(abs(d) <= APGR_TOLERANCE for d in run["apgr_diff"].values()), run
 
 
-@pytest.mark.xfail(reason="measured 98.1% (batch 1) and 98.1% (batch 32) on the shipped model: "
-                          "int8 moves scores by up to ~0.1 near the decision thresholds; "
-                          "the fp32 ONNX backend agrees 100%", strict=False)
 def test_int8_decisions_agree_with_fp32(report: dict[str, Any]) -> None:
+    # The shipped recipe (embedder.int8_recipe: fp32-top10) measured 99.11% (batch 1) and 99.07%
+    # (batch 32) with default-logreg-seed0; every MatMul int8 ('all') measured 98.1%. After a new
+    # head, re-rank with bench/int8_sensitivity.py if this fails (router/int8_recipes.py).
     for run in report["runs"].values():
         assert run["agreement"] >= AGREEMENT_TARGET, run
