@@ -112,11 +112,22 @@ def sensitivities(probe: Probe, batch: int) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["score_error"])
 
 
-def greedy(probe: Probe, ranked: list[str], keep: int, batch: int) -> list[dict[str, Any]]:
-    """Recipes keeping the first k of `ranked` in fp32, k = 0..keep, at batch 1 and `batch`."""
+def reused_sensitivities(path: Path, model: str, prompts: int, seed: int) -> list[dict[str, Any]]:
+    """Step 1 from an earlier run, if it measured the same model on the same sample."""
+    earlier = json.loads(path.read_text())
+    if (earlier["model"], earlier["prompts"], earlier["seed"]) != (model, prompts, seed):
+        raise SystemExit(f"{path} measured {earlier['model']} on {earlier['prompts']} prompts "
+                         f"(seed {earlier['seed']}), not {model} on {prompts} (seed {seed})")
+    return list(earlier["sensitivity"])
+
+
+def greedy(
+    probe: Probe, ranked: list[str], start: int, keep: int, batch: int
+) -> list[dict[str, Any]]:
+    """Recipes keeping the first k of `ranked` in fp32, k = start..keep, at batch 1 and `batch`."""
     total = sum(cost(m) for m in all_matmuls())
     rows = []
-    for k in range(keep + 1):
+    for k in range(start, keep + 1):
         recipe = Int8Recipe(f"top-{k}", tuple(ranked[:k]))
         row: dict[str, Any] = {"k": k, "fp32": ranked[:k],
                                "fp32_compute_share": sum(cost(m) for m in ranked[:k]) / total}
@@ -137,6 +148,9 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=2000, help="training-split sample size")
     parser.add_argument("--keep", type=int, default=8, help="greedy: up to this many fp32")
     parser.add_argument("--rank", choices=["per-cost", "error"], default="per-cost")
+    parser.add_argument("--sensitivity-from", type=Path, default=None,
+                        help="reuse step 1 from an earlier --out file (same model and prompts)")
+    parser.add_argument("--start", type=int, default=0, help="greedy: first k to measure")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
@@ -157,12 +171,15 @@ def main() -> int:
                         policy_choices(scores, views, tasks, settings))
         probe = Probe(sample, model, settings, cache, args.threads, args.seed)
         print(f"{len(texts)} training-split prompts, model {model.version}; each MatMul alone:")
-        rows = sensitivities(probe, settings.embedder.batch_size)
+        if args.sensitivity_from is not None:
+            rows = reused_sensitivities(args.sensitivity_from, model.version, len(texts), args.seed)
+        else:
+            rows = sensitivities(probe, settings.embedder.batch_size)
         key = (lambda r: -r["score_error"] / r["cost"]) if args.rank == "per-cost" else (
             lambda r: -r["score_error"])
         ranked = [r["matmul"] for r in sorted(rows, key=key)]
         print(f"greedy, ranked by {args.rank}:")
-        steps = greedy(probe, ranked, args.keep, settings.embedder.batch_size)
+        steps = greedy(probe, ranked, args.start, args.keep, settings.embedder.batch_size)
     result = {"model": model.version, "prompts": len(texts), "seed": args.seed,
               "sensitivity": rows, "ranked": ranked, "greedy": steps}
     if args.out is not None:

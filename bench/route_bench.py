@@ -251,6 +251,8 @@ def main() -> int:
                         help="override embedder.batch_wait_ms (default: the config's)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="override embedder.batch_size (default: the config's)")
+    parser.add_argument("--int8-recipe", default=None,
+                        help="override embedder.int8_recipe (default: the config's)")
     parser.add_argument("--workloads", nargs="+", default=["short", "long", "agent"],
                         choices=["short", "long", "agent"], help="a subset, for a quick look")
     parser.add_argument("--seed", type=int, default=0)
@@ -264,7 +266,8 @@ def main() -> int:
     if args.model_dir is not None:
         changes["model_dir"] = str(args.model_dir.resolve())
     embedder = {k: v for k, v in (("batch_wait_ms", args.batch_wait_ms),
-                                  ("batch_size", args.batch_size)) if v is not None}
+                                  ("batch_size", args.batch_size),
+                                  ("int8_recipe", args.int8_recipe)) if v is not None}
     if embedder:
         changes["embedder"] = load_settings(None, environ={}).embedder.model_copy(
             update=embedder).model_dump(mode="json", exclude_none=True)
@@ -314,7 +317,9 @@ def main() -> int:
         server.stop()
     load_after = os.getloadavg()[0]
 
-    print(f"\nroute bench: {settings.embedder.backend}, {settings.embedder.threads} threads, "
+    emb = settings.embedder
+    recipe = f" ({emb.int8_recipe})" if emb.backend == "onnx-int8" else ""
+    print(f"\nroute bench: {emb.backend}{recipe}, {emb.threads} threads, "
           f"batch {settings.embedder.batch_size} / {settings.embedder.batch_wait_ms} ms, "
           f"model {settings.model_dir.name}, server tree {args.server_root}")
     headers = ["workload", "conc", "n", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
