@@ -1,9 +1,10 @@
 """SIGKILL the real server in the middle of a feedback stream; every acknowledged record survives.
 
-A 2xx from POST /feedback promises the outcome is committed (SQLite WAL, synchronous=FULL),
-with its decision even if that decision was still in the writer's queue. The server runs the
-shipped model from models/default when it is there; without it the service routes degraded
-(fail_open), which changes nothing about what is stored.
+A 2xx from POST /feedback promises the outcome is committed (SQLite WAL, synchronous=FULL;
+PostgreSQL commit), with its decision even if that decision was still in the writer's queue.
+Run on both stores: PostgreSQL is a real server the test session starts (tests/pg_server.py).
+The router runs the shipped model from models/default when it is there; without it the
+service routes degraded (fail_open), which changes nothing about what is stored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from router.config import StoreConfig
 from router.store import TraceStore
@@ -36,9 +38,15 @@ def feedback_bodies(decisions: list[dict]) -> list[dict]:
     return bodies
 
 
-def test_acknowledged_feedback_survives_sigkill(tmp_path: Path) -> None:
-    db = tmp_path / "traces.db"
-    store = {"url": f"sqlite:///{db}", "prompt_storage": "full", "flush_interval_ms": 200}
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'traces.db'}"
+    return request.getfixturevalue("postgres").new_database("crash_test")
+
+
+def test_acknowledged_feedback_survives_sigkill(tmp_path: Path, store_url: str) -> None:
+    store = {"url": store_url, "prompt_storage": "full", "flush_interval_ms": 200}
     config = write_config(tmp_path / "config.yaml", model_dir=str(SHIPPED_MODEL), store=store,
                           embedder={"backend": "torch", "threads": 1})
     server = Server(config, tmp_path / "server.log").start()
@@ -80,8 +88,8 @@ def test_acknowledged_feedback_survives_sigkill(tmp_path: Path) -> None:
     finally:
         server.kill()
 
-    # The file as the crash left it, read before any restart could repair anything.
-    reader = TraceStore(StoreConfig(url=f"sqlite:///{db}")).open()
+    # The store as the crash left it, read before any restart could repair anything.
+    reader = TraceStore(StoreConfig(url=store_url)).open()
     stored = {r["feedback_id"]: r for r in reader.outcome_rows()}
     reader.close()
     missing = [a["feedback_id"] for a in acknowledged if a["feedback_id"] not in stored]
@@ -102,8 +110,9 @@ def test_acknowledged_feedback_survives_sigkill(tmp_path: Path) -> None:
         assert {row["key"] for row in spend["rows"]} >= {"solver"}
     finally:
         assert restarted.stop()
-    print(f"\nSIGKILL test: {len(bodies)} feedback posts, {len(acknowledged)} acknowledged "
-          f"before the kill, {len(acknowledged) - len(missing)} found after restart")
+    print(f"\nSIGKILL test ({store_url.split(':')[0]}): {len(bodies)} feedback posts, "
+          f"{len(acknowledged)} acknowledged before the kill, "
+          f"{len(acknowledged) - len(missing)} found after restart")
 
 
 def test_graceful_stop_writes_every_queued_decision(tmp_path: Path) -> None:
