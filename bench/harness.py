@@ -102,6 +102,12 @@ class Server:
         assert self.proc is not None
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far, all threads."""
+        assert self.proc is not None
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode

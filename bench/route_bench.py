@@ -21,8 +21,9 @@ numbers. The load generator is a minimal keep-alive HTTP/1.1 client on asyncio, 
 per concurrent caller, so it takes little of the two cores it shares with the server.
 
 The table: latency percentiles (client side, ms), requests/s, the bare encoder's best
-texts/s on the same texts and the service/encoder ratio, the cache hit rate of that run, and
-the server's RSS; then the peak RSS (VmHWM) and the start-up time. Traffic only goes to
+texts/s on the same texts and the service/encoder ratio, the cache hit rate of that run, the
+share of all cores the load generator and the server each used (the client shares the machine,
+so what it takes bounds the ratio), and the server's RSS; then the peak RSS (VmHWM) and the start-up time. Traffic only goes to
 127.0.0.1, and the server is stopped at the end.
 """
 
@@ -73,6 +74,8 @@ class Run:
     seconds: float
     hit_rate: float
     rss_mb: float
+    client_cpu: float = float("nan")  # share of all cores the load generator used
+    server_cpu: float = float("nan")  # share of all cores the server used
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -182,11 +185,14 @@ def cache_counts(base: str) -> tuple[float, float]:
 
 def measure(server: Server, workload: Workload, concurrency: int, runner: Any) -> Run:
     n0, r0 = cache_counts(server.base)
+    client0, server0 = time.process_time(), server.cpu_seconds()
     latencies, statuses, seconds = runner(drive(server.port, workload.bodies, concurrency))
+    client1, server1 = time.process_time(), server.cpu_seconds()
     n1, r1 = cache_counts(server.base)
     hit_rate = (r1 * n1 - r0 * n0) / (n1 - n0) if n1 > n0 else float("nan")
+    cores = seconds * (os.cpu_count() or 1)
     return Run(workload.name, concurrency, latencies, statuses, seconds, hit_rate,
-               server.rss_mb())
+               server.rss_mb(), (client1 - client0) / cores, (server1 - server0) / cores)
 
 
 # ---- the bare encoder -------------------------------------------------------------------------
@@ -233,7 +239,7 @@ def row(run: Run, bare: dict[str, tuple[float, int]]) -> list[Any]:
             f"{percentile(ms, 50):.2f}", f"{percentile(ms, 95):.2f}", f"{percentile(ms, 99):.2f}",
             rps, f"{enc[0]:.0f} @{enc[1]}" if enc else "-",
             f"{rps / enc[0]:.2f}" if enc else "-",
-            f"{run.hit_rate:.2f}", run.rss_mb]
+            f"{run.hit_rate:.2f}", f"{run.client_cpu:.0%}", f"{run.server_cpu:.0%}", run.rss_mb]
 
 
 def main() -> int:
@@ -323,7 +329,8 @@ def main() -> int:
           f"batch {settings.embedder.batch_size} / {settings.embedder.batch_wait_ms} ms, "
           f"model {settings.model_dir.name}, server tree {args.server_root}")
     headers = ["workload", "conc", "n", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
-               "bare enc/s @batch", "svc/enc", "cache hit", "RSS MB"]
+               "bare enc/s @batch", "svc/enc", "cache hit", "client CPU", "server CPU",
+               "RSS MB"]
     print_table(headers, [row(r, bare) for r in results])
     print(f"\nstart-up to ready: {startup:.2f} s; peak RSS (VmHWM) {peak:.0f} MB; "
           f"load average after: {load_after:.2f}; server log {work / 'server.log'}")
