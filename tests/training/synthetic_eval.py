@@ -2,7 +2,8 @@
 
 Everything here is made up in the test: no public data, no real encoder. Labels follow one
 latent difficulty d ~ U(0, 1): small answers well when d < 0.9, medium when d < 0.95, large
-always, so a perfect scorer exists (the labels themselves).
+always, so a perfect scorer exists (the labels themselves). `synthetic_outcomes` makes
+many-model outcomes for the ceiling analysis the same way.
 """
 
 from __future__ import annotations
@@ -106,3 +107,18 @@ def evaluate_args(
         config=None, model=model_dir, data_dir=None, traces=[traces], out=out, seed=seed,
         strict=True, cache_dir=cache_dir, backend=None, bootstrap=n_boot, lodo=False,
     )
+
+
+def synthetic_outcomes(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """One latent difficulty per prompt drives every model, so other models' outcomes inform."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(size=n)
+    ability = {"weak": -0.5, "strong": 3.0, "other-a": 0.0, "other-b": 0.5, "other-c": -1.0}
+    rows = []
+    for i in range(n):
+        for model, a in ability.items():
+            p = 1.0 / (1.0 + np.exp(-(3.0 * (a - difficulty[i]))))
+            rows.append({"prompt_id": f"p{i}", "model": model, "quality": float(rng.random() < p),
+                         "source": "easy" if i % 3 else "hard",
+                         "split": "train" if i % 4 else "test"})
+    return pd.DataFrame(rows)

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from router.config import load_settings
+from tests.training.synthetic_eval import synthetic_outcomes
 from training.card import _ceiling
 from training.ceiling import ceiling_report, ceiling_section, outcome_matrix, tier_model
-
-
-def synthetic_outcomes(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    """One latent difficulty per prompt drives every model, so other models' outcomes inform."""
-    rng = np.random.default_rng(seed)
-    difficulty = rng.normal(size=n)
-    ability = {"weak": -0.5, "strong": 3.0, "other-a": 0.0, "other-b": 0.5, "other-c": -1.0}
-    rows = []
-    for i in range(n):
-        for model, a in ability.items():
-            p = 1.0 / (1.0 + np.exp(-(3.0 * (a - difficulty[i]))))
-            rows.append({"prompt_id": f"p{i}", "model": model, "quality": float(rng.random() < p),
-                         "source": "easy" if i % 3 else "hard",
-                         "split": "train" if i % 4 else "test"})
-    return pd.DataFrame(rows)
 
 
 def test_other_models_outcomes_route_far_better_than_random() -> None:

@@ -21,9 +21,11 @@ from tests.training.synthetic_eval import (
     FakeEmbedder,
     evaluate_args,
     save_tiny_model,
+    synthetic_outcomes,
     synthetic_table,
     write_traces,
 )
+from training.ceiling import ceiling_report, outcome_matrix
 from training.outputs import json_ready, summary_rows
 from training.selection import Candidate
 from training.train import Featurised
@@ -50,6 +52,10 @@ def _write_report(tmp_path: Path, monkeypatch) -> Path:
     evaluate.run_evaluation(evaluate_args(model, traces, out, tmp_path / "cache"))
     report = json.loads((out / "report.json").read_text())
     report["lodo"] = json_ready(_lodo_section())
+    quality, meta = outcome_matrix(synthetic_outcomes(200))  # synthetic, like the rest here
+    report["ceiling"] = {"source": "synth", "pairs": {"small/large": {
+        "weak_model": "weak", "strong_model": "strong",
+        "rows": ceiling_report(quality, meta, "weak", "strong", n_boot=10)}}}
     report["summary"] = summary_rows(report)
     (out / "report.json").write_text(json.dumps(json_ready(report)))
     return out / "report.json"
@@ -68,3 +74,5 @@ def test_notebook_runs_on_a_small_report(tmp_path, monkeypatch):
     assert len(images) >= 2  # the curves and the reliability diagram
     text = json.dumps([o.get("text", "") for o in outputs])
     assert "tiny-test-model" in text
+    tables = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
+    assert "others' outcomes (fitted)" in tables  # the ceiling table was drawn
