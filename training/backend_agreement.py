@@ -50,10 +50,11 @@ def encode_batched(embedder: Embedder, texts: list[str], batch: int, seed: int) 
 
 def compare_backends(
     data_dir: Path, settings: Settings, model_dir: Path | None = None,
-    candidate: str = "onnx-int8", reference: str = "torch",
+    candidate: str | Embedder = "onnx-int8", reference: str = "torch",
     cache_dir: Path = Path(".cache/embeddings"), seed: int = 0,
 ) -> dict[str, Any]:
-    """Agreement and APGR of `candidate` against `reference` on the public test split."""
+    """Agreement and APGR of `candidate` (a backend name, or an embedder built elsewhere, e.g. a
+    quantisation being tried) against `reference` on the public test split."""
     model = load_model(model_dir or settings.model_dir)
     table, _ = evaluation_table(data_dir, [], settings)
     test = table.subset((table.prompts["split"] == "test").to_numpy())
@@ -63,7 +64,7 @@ def compare_backends(
     names = settings.tier_names
 
     ref_vectors = EmbeddingCache(cache_dir, training_embedder(settings, reference)).embed(texts)
-    fast = training_embedder(settings, candidate)
+    fast = training_embedder(settings, candidate) if isinstance(candidate, str) else candidate
     runs = {"batch 1": encode_batched(fast, texts, 1, seed),
             f"batch {settings.embedder.batch_size}": encode_batched(
                 fast, texts, settings.embedder.batch_size, seed)}
@@ -73,7 +74,8 @@ def compare_backends(
     ref_apgr = pair_apgrs(ref_scores, test.labels, names)
     report: dict[str, Any] = {
         "prompts": len(texts), "targets": len(TARGETS), "reference": reference,
-        "candidate": candidate, "model": model.version, "reference_apgr": ref_apgr, "runs": {},
+        "candidate": candidate if isinstance(candidate, str) else fast.name,
+        "model": model.version, "reference_apgr": ref_apgr, "runs": {},
     }
     for name, vectors in runs.items():
         scores = tier_scores(model, vectors, views, names)
