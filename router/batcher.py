@@ -153,9 +153,7 @@ class MicroBatcher:
         ok: list[int] = []
         for i, request in enumerate(requests):
             try:
-                service.check_limits(request)
-                if service.budgets is not None:
-                    service.budgets.check(request.role, request.api_key)
+                service.admit(request)
                 ok.append(i)
             except RouterError as exc:
                 outcomes[i] = exc
@@ -170,7 +168,7 @@ class MicroBatcher:
 def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Outcome]:
     """One batched call; if it fails, each request alone so the failure lands on its owner."""
     try:
-        return list(service.route(requests))
+        return list(service.route_admitted(requests))
     except Exception as exc:  # noqa: BLE001 - handed back to the caller(s), never swallowed
         if len(requests) == 1:
             return [exc]
@@ -179,7 +177,7 @@ def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Ou
     outcomes: list[Outcome] = []
     for request in requests:
         try:
-            outcomes.append(service.route([request])[0])
+            outcomes.append(service.route_admitted([request])[0])
         except Exception as exc:  # noqa: BLE001 - this request's own error, for its caller
             outcomes.append(exc)
     return outcomes

@@ -53,9 +53,17 @@ class RouterService:
     def route(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """Decisions for a batch of requests, in order; one encoder call for all of them."""
         for index, request in enumerate(requests):
-            self.check_limits(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
-            if self.budgets is not None:
-                self.budgets.check(request.role, request.api_key)
+            self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
+        return self.route_admitted(requests)
+
+    def admit(self, request: RouteRequest, prefix: str = "") -> None:
+        """Raise the request's own error: a configured limit it breaks, or a spent budget."""
+        self.check_limits(request, prefix)
+        if self.budgets is not None:
+            self.budgets.check(request.role, request.api_key)
+
+    def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
+        """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
         scores, failure = self._scores(views)
         decisions = [
