@@ -100,16 +100,18 @@ def ceiling_report(
 
 
 def ceiling_section(
-    data_dir: Path, settings: Settings, source: str = "routerbench", seed: int = 0,
+    outcomes: pd.DataFrame, settings: Settings, source: str = "routerbench", seed: int = 0,
     n_boot: int = 200,
 ) -> dict[str, Any] | None:
-    """The ceiling rows of every tier pair the source has, for `tier-router evaluate`'s report.
+    """The ceiling rows of every tier pair the source has, for `tier-router evaluate`'s report,
+    from the outcome rows it already loaded.
 
-    None when the data folder has no such source, so an evaluation on traces alone still runs.
+    None when the outcomes hold no such data set, so an evaluation on traces alone still runs.
     """
-    if not (Path(data_dir) / source).is_dir():
+    rows = outcomes[outcomes["dataset"] == source]
+    if rows.empty:
         return None
-    quality, meta = outcome_matrix(load_public(data_dir, [source]))
+    quality, meta = outcome_matrix(rows)
     models = list(quality.columns)
     out: dict[str, Any] = {"source": source, "pairs": {}}
     names = settings.tier_names

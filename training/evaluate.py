@@ -48,7 +48,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(args.config)
     model_dir = Path(args.model) if args.model is not None else settings.model_dir
     model = load_model(model_dir)
-    table, files = evaluation_table(args.data_dir, args.traces, settings, args.strict)
+    outcomes, files = evaluation_outcomes(args.data_dir, args.traces, args.strict)
+    table = tier_table(outcomes, settings)
     backend = args.backend or model_backend(model.metadata)
     cache = EmbeddingCache(args.cache_dir, training_embedder(settings, backend))
     data, views = featurise(table, cache)
@@ -71,7 +72,7 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
         report["lodo"] = lodo_report(data, views, settings, model_candidate(model.metadata),
                                      args.seed, args.bootstrap)
     if args.data_dir is not None:
-        report["ceiling"] = ceiling_section(args.data_dir, settings, seed=args.seed,
+        report["ceiling"] = ceiling_section(outcomes, settings, seed=args.seed,
                                            n_boot=args.bootstrap)
     report["summary"] = summary_rows(report)
     report["timings"] = {"embedding_s": round(embedded - started, 1),
@@ -86,6 +87,14 @@ def evaluation_table(
     data_dir: Path | None, traces: Sequence[Path], settings: Settings, strict: bool = False
 ) -> tuple[PromptTable, list[dict]]:
     """Public data (its own train/test splits) and trace rows (all marked test) as one table."""
+    outcomes, files = evaluation_outcomes(data_dir, traces, strict)
+    return tier_table(outcomes, settings), files
+
+
+def evaluation_outcomes(
+    data_dir: Path | None, traces: Sequence[Path], strict: bool = False
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The outcome rows behind `evaluation_table` (one per prompt and model), and their files."""
     if data_dir is None and not traces:
         raise RouterError("give --data-dir (the public data folder) and/or --traces files")
     frames, files = [], []
@@ -97,7 +106,7 @@ def evaluation_table(
         traced, trace_files = load_outcomes(None, traces, strict=strict)
         frames.append(traced.assign(split="test"))
         files += trace_files
-    return tier_table(pd.concat(frames, ignore_index=True), settings), files
+    return pd.concat(frames, ignore_index=True), files
 
 
 def model_backend(metadata: dict[str, Any]) -> str:

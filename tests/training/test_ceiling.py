@@ -45,8 +45,9 @@ def test_tier_model_is_the_first_listed_training_model_present() -> None:
         tier_model(settings, "large", ["nobody"])
 
 
-def test_no_routerbench_folder_means_no_ceiling(tmp_path) -> None:
-    assert ceiling_section(tmp_path, load_settings(None)) is None
+def test_no_routerbench_outcomes_means_no_ceiling() -> None:
+    others = synthetic_outcomes(40).assign(dataset="llmrouter")
+    assert ceiling_section(others, load_settings(None)) is None
 
 
 def test_card_puts_the_router_beside_the_ceiling() -> None:
