@@ -28,21 +28,21 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from router.config import StoreConfig
 from router.errors import FeedbackConflict, StoreError
 from router.features import CallView
-from router.schemas import RouteDecision, RouteRequest
+from router.schemas import RouteDecision, RouteRequest, SpendKey
 from router.store_db import CALLS_SQL, JOINED_SQL, Database
 from router.store_rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
 
 log = logging.getLogger(__name__)
 
-SPEND_KEYS = {"role": "role", "run_id": "run_id", "step": "step", "tier": "tier",
-              "model": "model", "user": "user_id", "api_key": "api_key"}
+# spend key (router.schemas.SpendKey) -> column of CALLS_SQL; only `user` is named otherwise
+SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
 
 def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
