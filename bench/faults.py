@@ -269,8 +269,8 @@ async def _noop() -> str:
 
 def store_available(config: Path) -> str | None:
     """None when the trace store can be faulted here, else why not."""
-    if importlib.util.find_spec("router.store") is None:
-        return "router/store.py is not in this build"
+    if importlib.util.find_spec("router.traces.store") is None:
+        return "router/traces/store.py is not in this build"
     store = load_settings(config, environ={}).store
     if not store.enabled:
         return "store.enabled is false"

@@ -65,7 +65,7 @@ def write_config(base: Path | None, out: Path, **changes: Any) -> Path:
 
 
 class Server:
-    """`python -m router.cli serve` as a child process, logs to a file."""
+    """`python -m router.cli.main serve` as a child process, logs to a file."""
 
     def __init__(self, config: Path, log_path: Path, port: int | None = None,
                  root: Path = ROOT):
@@ -81,7 +81,7 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config),
+                [sys.executable, "-m", "router.cli.main", "serve", "--config", str(self.config),
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=self.root, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout

@@ -4,7 +4,7 @@
     .venv/bin/python bench/int8_sensitivity.py --data-dir ../shared/data --keep 6 # greedy to 6
 
 Uses TRAINING-split prompts only (a seeded sample of `--prompts`), so the recipe is never chosen
-on the test split that `python -m training.backend_agreement` then checks it on. The reference
+on the test split that `python bench/backend_agreement.py` then checks it on. The reference
 is the fp32 ONNX encoder (it agrees with torch on every test decision).
 
 1. Sensitivity: for each of the 36 weight MatMuls, quantise that one alone (all others fp32),
@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from backend_agreement import encode_batched
 
-from router.artifact import RouterModel, load_model
 from router.config import Settings, load_settings
-from router.features import CallView
-from router.int8_recipes import LAYER_MATMULS, Int8Recipe, all_matmuls
-from router.onnx_embedder import OnnxEmbedder
-from training.backend_agreement import encode_batched
+from router.decision.artifact import RouterModel, load_model
+from router.decision.encoders.int8_recipes import LAYER_MATMULS, Int8Recipe, all_matmuls
+from router.decision.encoders.onnx_backend import OnnxEmbedder
+from router.decision.features import CallView
 from training.evaluate import evaluation_table, policy_choices, tier_scores
 from training.labels import views_of
 

@@ -14,7 +14,7 @@ padding in the ranges). Nothing is cached: the files live in a temporary directo
 For each calibration method it prints the bare encoder's texts/s at batch 1 and 32 on the
 short texts `bench/route_bench.py` times (interleaved with the dynamic `all` and `fp32-top10`
 and the fp32 encoder, best of `--repeats`), then the decision agreement and APGR difference
-against the torch fp32 reference on the TEST split, from `training.backend_agreement`.
+against the torch fp32 reference on the TEST split, from `backend_agreement`.
 
 Measured (shipped head, 600-prompt training sample; Percentile/Entropy on the 313 of >= 48
 tokens): MinMax 97.9%, Percentile 97.9%, Entropy 97.9% agreement at batch 1 and 32 alike (APGR
@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from backend_agreement import compare_backends, meets_targets
 from int8_sensitivity import training_sample
 from route_bench import Drawer, agent_messages, load_prompts, long, not_long, short
 
 from router.config import Settings, load_settings
-from router.int8_recipes import Int8Recipe, all_matmuls, int8_recipe
-from router.onnx_embedder import OnnxEmbedder, _load_session
-from training.backend_agreement import compare_backends, meets_targets
+from router.decision.encoders.int8_recipes import Int8Recipe, all_matmuls, int8_recipe
+from router.decision.encoders.onnx_backend import OnnxEmbedder, _load_session
 
 BATCHES = (1, 32)
 

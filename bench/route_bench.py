@@ -23,7 +23,9 @@ per concurrent caller, so it takes little of the two cores it shares with the se
 The table: latency percentiles (client side, ms), requests/s, the bare encoder's best
 texts/s on the same texts and the service/encoder ratio, the cache hit rate of that run, the
 share of all cores the load generator and the server each used (the client shares the machine,
-so what it takes bounds the ratio), and the server's RSS; then the peak RSS (VmHWM) and the start-up time. Traffic only goes to
+so what it takes bounds the ratio), and the server's RSS; then the peak RSS (VmHWM)
+and the start-up time.
+Traffic only goes to
 127.0.0.1, and the server is stopped at the end.
 """
 
@@ -47,7 +49,7 @@ import httpx
 from harness import ROOT, SYSTEM, TOOLS, Server, dump, metric, percentile, print_table, write_config
 
 from router.config import EmbedderConfig, load_settings
-from router.features import view_of
+from router.decision.features import view_of
 from router.schemas import RouteRequest
 
 SHORT_CHARS, LONG_CHARS = 300, 1000
@@ -199,8 +201,8 @@ def measure(server: Server, workload: Workload, concurrency: int, runner: Any) -
 
 def bare_encoder(config: EmbedderConfig) -> Any:
     """The service's backend without its cache, built from the same config and thread plan."""
-    from router.embedder import make_embedder
-    from router.threads import limit_native_threads
+    from router.decision.encoders.backends import make_embedder
+    from router.serving.threads import limit_native_threads
 
     limit_native_threads()
     return make_embedder(config.model_copy(update={"cache_size": 0}))

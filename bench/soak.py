@@ -38,8 +38,8 @@ from harness import (
     write_config,
 )
 
-from router.auth import hash_key
 from router.config import load_settings
+from router.guards.auth import hash_key
 
 KEYS = {"soak": "soak-route-key", "limited": "soak-limited-key", "bad": "not-a-key"}
 LIMITED_RPM = 30

@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
-from router.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 
 Capability = Literal["tools", "json", "vision", "long_context"]
 DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
@@ -77,7 +77,8 @@ class EmbedderConfig(_Strict):
     )
     int8_recipe: str = Field(
         default=DEFAULT_INT8_RECIPE,
-        description="onnx-int8 only: which encoder MatMuls stay fp32 (router/int8_recipes.py).",
+        description="onnx-int8 only: which encoder MatMuls stay fp32 "
+        "(router/decision/encoders/int8_recipes.py).",
     )
 
     @field_validator("int8_recipe")
@@ -126,7 +127,7 @@ class AuthConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    """Where decisions and outcomes go; see router/store.py for what a crash can lose."""
+    """Where decisions and outcomes go; see router/traces/store.py for what a crash can lose."""
 
     url: str = Field(default="sqlite:///traces.db", pattern=r"^(sqlite|postgres|postgresql)://")
     prompt_storage: PromptStorage = "hash"

@@ -4,19 +4,35 @@ their labels are made up (synthetic), so they say nothing about routing quality.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-from router.artifact import save_model
-from router.classifier import TierClassifier
 from router.config import Settings, StoreConfig, load_settings
+from router.decision.artifact import save_model
+from router.decision.classifier import TierClassifier
 from tests.pg_server import PostgresServer, start_server, why_unavailable
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIM = 384
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ (not a package: its scripts import each other by file name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class FakeEmbedder:

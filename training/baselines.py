@@ -1,7 +1,7 @@
 """The baselines every router number is read beside (STYLE: a dummy next to every learned model).
 
 - **length**: longer prompts go to stronger tiers. The score is the length, in estimated tokens
-  (``router.features.CHARS_PER_TOKEN``), of the text the classifier sees (the call's view), so
+  (``decision.features.CHARS_PER_TOKEN``), of the text the classifier sees (the call's view), so
   it competes on the same input as the router. For a tier pair the longest x% go to the strong
   tier; for three tiers see `length_choices`.
 - **kNN**: ``TierClassifier(head="knn", k=50, calibration=None)`` on the same embeddings,
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from router.classifier import TierClassifier
-from router.features import CHARS_PER_TOKEN, CallView
+from router.decision.classifier import TierClassifier
+from router.decision.features import CHARS_PER_TOKEN, CallView
 from training.metrics import OperatingPoint, oracle_choice, random_mixture_curve, routed_point
 
 KNN_K = 50
@@ -72,7 +72,7 @@ def knn_scores(
 ) -> np.ndarray:
     """(n_eval, T) scores of a kNN router fitted on the training rows' embeddings."""
     # The kNN head fits a weighted resample of about half the labelled rows of a tier
-    # (router.classifier._resample), so k must stay below that.
+    # (router.decision.classifier._resample), so k must stay below that.
     observed = int(np.min((~np.isnan(train_labels)).sum(axis=0)))
     k = max(1, min(KNN_K, observed // 2))
     model = TierClassifier(tiers=tiers, head="knn", k=k, calibration=None, random_state=seed)

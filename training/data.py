@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from router.artifact import sha256_of
+from router.decision.artifact import sha256_of
 from router.errors import RouterError
 from training.ingest import load_public, read_traces
 

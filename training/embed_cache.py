@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from router.embedder import Embedder
+from router.decision.encoders.base import Embedder
 
 CHUNK = 256
 

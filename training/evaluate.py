@@ -3,7 +3,7 @@ metrics, outputs. Each step is one call into a small module.
 
 Evaluation rows are the ``test`` split of every public source (``--data-dir``) and every row of
 the ``--traces`` files; the kNN baseline and ``--lodo`` refits learn from the public ``train``
-split only. The router's curve is drawn by calling `router.policy.decide` for every prompt at
+split only. The router's curve is drawn by calling `decision.policy.decide` for every prompt at
 every ``quality_target`` in ``TARGETS``, with the call's estimated input tokens and, where a trace
 records one, its ``task`` (public data has none; traces record no tools), so the curve is the
 service's own policy, task rules and context limits included. Costs use the config's prices;
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router.artifact import RouterModel, assemble_features, load_model
 from router.config import Settings, load_settings
+from router.decision.artifact import RouterModel, assemble_features, load_model
+from router.decision.features import CallView
+from router.decision.policy import CallFacts, decide
 from router.errors import RouterError
-from router.features import CallView
-from router.policy import CallFacts, decide
 from training.baselines import knn_scores, length_pseudo_scores, length_tokens
 from training.ceiling import ceiling_section
 from training.data import load_outcomes
@@ -158,7 +158,7 @@ def policy_choices(
     settings: Settings,
     targets: np.ndarray = TARGETS,
 ) -> np.ndarray:
-    """(len(targets), n) tier index `router.policy.decide` picks per call and target."""
+    """(len(targets), n) tier index `router.decision.policy.decide` picks per call and target."""
     names = settings.tier_names
     index = {name: i for i, name in enumerate(names)}
     out = np.empty((len(targets), len(views)), dtype=np.intp)

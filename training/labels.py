@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from router.config import Settings
-from router.features import CallView, view_of
+from router.decision.features import CallView, view_of
 from router.schemas import ChatMessage
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ DEFINITIONS = {
     "cost": "estimate_cost(view.tokens_in, expected_output_tokens) at the config's prices",
     "pairs": f"weak-tier score sweep on prompts where both tiers are observed "
              f"(>= {MIN_PAIR_PROMPTS} prompts)",
-    "curves": "policy sweep (router.policy.decide) on prompts where every tier is observed",
+    "curves": "policy sweep (decision.policy.decide) on prompts where every tier is observed",
     "savings_at_95": f"1 - cost at {QUALITY_FRACTION:.0%} of the strongest tier's quality / "
                      "its cost, over the curve (mixtures of points allowed); null if never "
                      "reached",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from router.classifier import TierClassifier
+from router.decision.classifier import TierClassifier
 from training.metrics import apgr
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router.artifact import RouterModel, assemble_features, save_model
-from router.classifier import TierClassifier
 from router.config import Settings, load_settings
-from router.embedder import Embedder, make_embedder
+from router.decision.artifact import RouterModel, assemble_features, save_model
+from router.decision.classifier import TierClassifier
+from router.decision.encoders.backends import make_embedder
+from router.decision.encoders.base import Embedder
 from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
 from training.labels import PromptTable, tier_table, views_of

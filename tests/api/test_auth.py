@@ -10,9 +10,9 @@ import yaml
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from router.api import create_app
-from router.auth import FeedbackAuth, KeyRing
+from router.api.app import create_app
 from router.config import AuthConfig, Settings
+from router.guards.auth import FeedbackAuth, KeyRing
 from tests.api.test_reload import write_config
 from tests.conftest import FakeEmbedder
 from tests.unit.test_auth import entry
@@ -133,7 +133,7 @@ def test_wrong_scope_is_403_naming_it(client, method, path, body, who, scope) ->
 def test_route_checks_a_call_as_the_declared_dependencies_do(
     client, content: bytes, headers: dict[str, str], status: int
 ) -> None:
-    """POST /route is served with one flat auth dependency (router/lean_route.py). The same
+    """POST /route is served with one flat auth dependency (router/api/lean_route.py). The same
     call to /route/batch, served by its declared dependencies, gets the same answer."""
     batch = b'{"requests": [' + content + b"]}" if content.startswith(b'{"') else content
     answers = [client.post(path, content=body,

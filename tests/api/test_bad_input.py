@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import LimitsConfig, Settings
 from tests.conftest import FakeEmbedder
 

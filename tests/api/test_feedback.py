@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
-from router.auth import hash_key
+from router.api.app import create_app
 from router.config import AuthConfig, BudgetConfig, Settings, StoreConfig
-from router.store import TraceStore
+from router.guards.auth import hash_key
+from router.traces.store import TraceStore
 from tests.conftest import FakeEmbedder
 
 

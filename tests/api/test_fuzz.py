@@ -20,7 +20,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import AuthConfig, StoreConfig, load_settings
 from tests.conftest import FakeEmbedder
 from tests.unit.test_auth import entry

@@ -6,7 +6,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import Settings
 from tests.conftest import FakeEmbedder
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import Settings, StoreConfig
-from router.logs import configure_logging
+from router.serving.logs import configure_logging
 from tests.conftest import BrokenEmbedder, FakeEmbedder
 
 SECRET = "zanzibar-quokka-7731"

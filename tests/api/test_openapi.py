@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import LimitsConfig, Settings
 from tests.api.test_reload import write_config
 from tests.conftest import FakeEmbedder

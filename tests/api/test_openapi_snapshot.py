@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import load_settings
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")

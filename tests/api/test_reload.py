@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import default_config_path
 from tests.conftest import FakeEmbedder
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import Settings
 from tests.conftest import BrokenEmbedder, FakeEmbedder
 
@@ -134,7 +134,7 @@ def test_missing_model_degrades_and_is_not_ready(settings: Settings, tmp_path) -
 
 
 def test_the_startup_heap_is_frozen_while_serving(settings: Settings) -> None:
-    """Full GC collections would otherwise walk every library and model object (router/api.py)."""
+    """Full GC collections would otherwise walk every library and model object (api/app.py)."""
     import gc
 
     app = create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder())

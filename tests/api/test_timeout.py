@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from fastapi.testclient import TestClient
 
-from router.api import create_app
+from router.api.app import create_app
 from router.config import LimitsConfig, Settings
 from tests.conftest import FakeEmbedder
 
@@ -50,7 +50,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
                        "(retry, or route to your default model)"}]}
 
         # the timed-out work is not cancelled: it finishes and its decision reaches the hooks;
-        # /route calls share one encoder thread (router/batcher.py), so the next call waits
+        # /route calls share one encoder thread (router/serving/batcher.py), so the next call waits
         # for it rather than overtaking it
         assert embedder.finished.wait(2.0)
         assert client.post("/route", json={"prompt": "say hello"}).status_code == 200

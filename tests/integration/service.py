@@ -48,7 +48,7 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config),
+                [sys.executable, "-m", "router.cli.main", "serve", "--config", str(self.config),
                  "--port", str(self.port)],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
             )

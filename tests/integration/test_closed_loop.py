@@ -23,7 +23,7 @@ from router.config import load_settings
 from tests.conftest import SHARED_DATA
 from tests.integration.service import ROOT, SHIPPED_MODEL, Server, write_config
 from training.adapters import load_routerbench
-from training.promote import judge
+from training.loop.promote import judge
 
 N_PROMPTS = 360
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ def test_route_feedback_retrain_promote(loop_dir: Path) -> None:
         if (ROOT / ".cache" / "embeddings").is_dir():
             shutil.copytree(ROOT / ".cache" / "embeddings", cache)
         retrain = subprocess.run(
-            [sys.executable, "-m", "router.cli", "retrain", "--config", str(config),
+            [sys.executable, "-m", "router.cli.main", "retrain", "--config", str(config),
              "--out", str(candidate), "--data-dir", str(SHARED_DATA),
              "--public-sources", "routerbench", "--mix-public",
              "--cache-dir", str(cache)],
@@ -114,7 +114,7 @@ def test_route_feedback_retrain_promote(loop_dir: Path) -> None:
         expected, reasons = judge(report, load_settings(config).promotion)
 
         promote = subprocess.run(
-            [sys.executable, "-m", "router.cli", "promote", "--config", str(config),
+            [sys.executable, "-m", "router.cli.main", "promote", "--config", str(config),
              "--candidate", str(candidate), "--url", server.url],
             cwd=ROOT, capture_output=True, text=True, timeout=600,
         )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from router.config import StoreConfig
-from router.store import TraceStore
+from router.traces.store import TraceStore
 from tests.integration.service import SHIPPED_MODEL, Server, write_config
 
 DECISIONS = 400

@@ -44,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "router.cli.main", "serve", "--port", str(port)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     base = f"http://127.0.0.1:{port}"

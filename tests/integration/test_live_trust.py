@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.auth import hash_key
+from router.guards.auth import hash_key
 from tests.api.test_reload import write_config
 from tests.integration.service import ROOT, Server
 from tests.unit.test_auth import entry
@@ -56,7 +56,7 @@ def test_keys_scopes_and_rate_over_http(keyed: Server) -> None:
 def test_open_service_refuses_a_public_address(model_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yaml", model_dir)
     done = subprocess.run(
-        [sys.executable, "-m", "router.cli", "serve", "--config", str(config),
+        [sys.executable, "-m", "router.cli.main", "serve", "--config", str(config),
          "--host", "0.0.0.0", "--port", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from router.artifact import save_model
-from router.classifier import TierClassifier
-from router.embedder import DIMENSION
-from router.features import CallView, view_of_prompt
+from router.decision.artifact import save_model
+from router.decision.classifier import TierClassifier
+from router.decision.encoders.base import DIMENSION
+from router.decision.features import CallView, view_of_prompt
 from training.labels import PromptTable
 
 TIERS = ["small", "medium", "large"]

@@ -13,7 +13,7 @@ import pytest
 
 import training.evaluate as evaluate
 from router.config import load_settings
-from router.policy import decide
+from router.decision.policy import decide
 from tests.training.synthetic_eval import (
     FakeEmbedder,
     evaluate_args,

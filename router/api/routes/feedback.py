@@ -1,0 +1,113 @@
+"""POST /feedback and GET /spend: outcomes into the trace store, spend out of it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from router.errors import StoreError
+from router.guards.auth import AdminAuth, FeedbackAuth
+from router.schemas import (
+    ErrorBody,
+    Feedback,
+    FeedbackReceipt,
+    SpendKey,
+    SpendReport,
+    TraceRecord,
+    error_responses,
+)
+from router.serving.loop import ClosedLoop
+from router.traces.feedback import feedback_model
+
+router = APIRouter()
+
+FEEDBACK_EXAMPLES = {
+    "routed": {"summary": "Outcome of a routed call", "value": {
+        "decision_id": "5f0c…", "success": True, "model_used": "gpt-4.1-nano",
+        "cost_usd": 0.00021, "tokens_in": 812, "tokens_out": 140, "latency_ms": 930}},
+    "trace": {"summary": "A TRACES.md trace that bypassed the router", "value": {
+        "prompt": "What is 2 + 2?", "model": "gpt-4.1", "quality": 1.0, "role": "solver"}},
+}
+
+
+def _body_schema() -> dict[str, Any]:
+    """The request body as OpenAPI sees it: Feedback or a TRACES.md trace, each with a label.
+
+    The endpoint validates by hand (to pick the model by the body's shape, so errors name the
+    fields of the right one); nested models are referenced from the app's own components.
+    """
+    ref = "#/components/schemas/{model}"
+    variants = []
+    for model in (Feedback, TraceRecord):
+        schema = model.model_json_schema(ref_template=ref)
+        schema.pop("$defs", None)
+        schema["anyOf"] = [_present("quality", "number"), _present("success", "boolean")]
+        variants.append(schema)
+    variants[1]["oneOf"] = [_present("messages", "array"), _present("prompt", "string")]
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": variants}, "examples": FEEDBACK_EXAMPLES}}}}
+
+
+def _present(field: str, kind: str) -> dict[str, Any]:
+    """JSON Schema for "`field` is given and not null" (null means absent to the API)."""
+    return {"required": [field], "properties": {field: {"type": kind}}}
+
+
+def get_loop(request: Request) -> ClosedLoop:
+    loop = request.app.state.holder.loop
+    if loop is None:
+        raise StoreError("the service has not started")
+    return loop
+
+
+@router.post(
+    "/feedback", response_model=FeedbackReceipt, status_code=201, openapi_extra=_body_schema(),
+    responses={
+        **error_responses(400, 401, 403, 408, 422, 429),
+        200: {"model": FeedbackReceipt, "description": "Already stored (idempotent)."},
+        404: {"model": ErrorBody, "description": "Unknown decision_id."},
+        409: {"model": ErrorBody, "description": "A different outcome is already stored."},
+        503: {"model": ErrorBody, "description": "The trace store is disabled or down."},
+    },
+)
+async def feedback(
+    request: Request, response: Response, _: FeedbackAuth,
+) -> FeedbackReceipt:
+    """Store how a call went; durable (committed) before the answer."""
+    body = await _json_body(request)
+    try:
+        item = feedback_model(body).model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    loop = get_loop(request)
+    settings = request.app.state.holder.settings
+    receipt = await run_in_threadpool(loop.feedback, item, settings)
+    response.status_code = 201 if receipt.status == "stored" else 200
+    return receipt
+
+
+async def _json_body(request: Request) -> Any:
+    """The parsed JSON body; a body that is not JSON is refused like any other bad input."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
+                                       "msg": "the body is not valid JSON", "input": None}]
+                                     ) from None
+
+
+@router.get("/spend", response_model=SpendReport, responses={
+    **error_responses(401, 403, 408, 422, 429),
+    503: {"model": ErrorBody, "description": "The trace store is disabled or down."}})
+async def spend(
+    request: Request,
+    _: AdminAuth,
+    by: Annotated[SpendKey, Query(description="Attribution key to group by.")] = "role",
+    since: Annotated[float | None, Query(ge=0, description="Epoch seconds.")] = None,
+) -> SpendReport:
+    """Cost per role, run, step, tier, model, user or API key; estimates where no cost came back."""
+    return await run_in_threadpool(get_loop(request).spend, by, since)

@@ -1,0 +1,113 @@
+"""The closed-loop subcommands: spend, export, retrain, promote. Heavy imports stay inside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, get_args
+
+from router.schemas import SpendKey
+
+SPEND_KEYS = get_args(SpendKey)
+
+
+def add_loop_commands(sub: Any) -> None:
+    """Register the subcommands on `tier-router`'s subparsers."""
+    spend = sub.add_parser("spend", help="cost per role, run, step, tier, model, user or API key")
+    spend.add_argument("--config", type=Path, default=None)
+    spend.add_argument("--by", choices=SPEND_KEYS, default="role")
+    spend.add_argument("--since", type=float, default=None, help="epoch seconds")
+    spend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    spend.set_defaults(func=_spend)
+
+    export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
+    export.add_argument("--config", type=Path, default=None)
+    export.add_argument("--out", type=Path, required=True, help="a .jsonl or .parquet file")
+    export.add_argument("--since", type=float, default=None, help="epoch seconds")
+    export.set_defaults(func=_export)
+
+    retrain = sub.add_parser("retrain", help="fit a candidate on logged traffic and compare it")
+    retrain.add_argument("--config", type=Path, default=None)
+    retrain.add_argument("--out", type=Path, required=True, help="candidate model directory")
+    retrain.add_argument("--data-dir", type=Path, default=None,
+                         help="public data: test splits for the comparison")
+    retrain.add_argument("--public-sources", nargs="*", default=None,
+                         help="public datasets to use (default: all)")
+    retrain.add_argument("--mix-public", action="store_true",
+                         help="also train on the public data's train split")
+    retrain.add_argument("--since", type=float, default=None, help="epoch seconds")
+    retrain.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    retrain.add_argument("--seed", type=int, default=0)
+    retrain.set_defaults(func=_retrain)
+
+    promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
+    promote.add_argument("--config", type=Path, default=None)
+    promote.add_argument("--candidate", type=Path, help="the directory `retrain --out` wrote")
+    promote.add_argument("--url", default=None, help="running service to reload, e.g. "
+                                                     "http://127.0.0.1:8000")
+    promote.add_argument("--api-key-file", type=Path, default=None,
+                         help="file holding an API key with the admin scope")
+    promote.add_argument("--rollback", action="store_true", help="restore the previous model")
+    promote.add_argument("--force", action="store_true", help="install even if refused")
+    promote.set_defaults(func=_promote)
+
+
+def _spend(args: argparse.Namespace) -> int:
+    from router.config import load_settings
+    from router.traces.store import TraceStore
+
+    store = TraceStore(load_settings(args.config).store).open()
+    try:
+        rows = store.spend(args.by, args.since)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"by": args.by, "since": args.since, "rows": rows}, indent=2))
+        return 0
+    print(f"{args.by:<24} {'calls':>8} {'cost_usd':>12} {'actual':>12} {'estimated':>12} "
+          f"{'est. calls':>10}")
+    for r in rows:
+        print(f"{str(r['key']):<24} {r['calls']:>8} {r['cost_usd']:>12.6f} "
+              f"{r['actual_usd']:>12.6f} {r['estimated_usd']:>12.6f} {r['estimated_calls']:>10}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from router.config import load_settings
+    from router.traces.export import export_traces
+    from router.traces.store import TraceStore
+
+    store = TraceStore(load_settings(args.config).store).open()
+    try:
+        written, skipped = export_traces(store.outcome_rows(args.since), args.out)
+    finally:
+        store.close()
+    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped)"
+                                                     if skipped else ""))
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from training.loop.retrain import run_retrain
+
+    run_retrain(args)
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from router.config import load_settings
+    from training.loop.promote import promote, rollback
+
+    settings = load_settings(args.config)
+    key = args.api_key_file.read_text().strip() if args.api_key_file else None
+    if args.rollback:
+        print(json.dumps(rollback(settings, args.url, key), indent=2))
+        return 0
+    if args.candidate is None:
+        print("promote: give --candidate DIR (or --rollback)")
+        return 2
+    result = promote(args.candidate, settings, args.url, key, force=args.force)
+    print("\n".join(result["reasons"]))
+    print("promoted" if result["promoted"] else "not promoted: the serving model stays")
+    return 0 if result["promoted"] else 1

@@ -1,0 +1,132 @@
+"""Loading, verifying and atomically swapping the serving (config, model, embedder) triple."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from router.config import EmbedderConfig, Settings, load_settings
+from router.decision.artifact import RouterModel, load_model
+from router.decision.encoders.backends import make_embedder
+from router.decision.encoders.base import Embedder
+from router.decision.encoders.cache import CachedEmbedder
+from router.errors import ArtifactError, ConfigError, RouterError
+from router.serving.batcher import MicroBatcher
+from router.serving.loop import ClosedLoop
+from router.serving.metrics import Metrics
+from router.serving.service import RouterService
+
+log = logging.getLogger(__name__)
+
+
+def check_model_fits(settings: Settings, model: RouterModel) -> None:
+    """Every configured tier must be a tier class the model learned."""
+    missing = [name for name in settings.tier_names if name not in model.tiers]
+    if missing:
+        raise ArtifactError(
+            f"config tiers {missing} are not in the model at {settings.model_dir} "
+            f"(it knows {model.tiers})"
+        )
+
+
+class ServiceHolder:
+    """Owns the current RouterService; `reload` builds a new one and swaps it in, or refuses."""
+
+    def __init__(
+        self,
+        config_path: Path | None,
+        metrics: Metrics,
+        settings: Settings | None = None,
+        embedder_factory: Callable[[EmbedderConfig], Embedder] = make_embedder,
+    ):
+        self.config_path = config_path
+        self.metrics = metrics
+        self.embedder_factory = embedder_factory
+        self._initial = settings
+        self._lock = threading.Lock()
+        self._service: RouterService | None = None
+        self.loop: ClosedLoop | None = None
+        # /route calls are batched against whichever service is current when a batch runs.
+        self.batcher = MicroBatcher(lambda: self.service, lambda: self.settings.embedder)
+
+    @property
+    def service(self) -> RouterService:
+        if self._service is None:
+            raise RouterError("the service has not started")
+        return self._service
+
+    @property
+    def settings(self) -> Settings:
+        if self._service is not None:
+            return self._service.settings
+        if self._initial is None:
+            raise RouterError("the service has not started: no settings loaded yet")
+        return self._initial
+
+    def start(self) -> None:
+        """First load. A bad model still starts the service (degraded or 503, per fail_open)."""
+        settings = self._initial or load_settings(self.config_path)
+        self._initial = settings
+        if self.loop is None:
+            self.loop = ClosedLoop(settings, self.metrics.registry).start()
+        try:
+            service = self._build(settings, previous=None)
+        except (ArtifactError, RouterError) as exc:
+            log.error("model not loaded: %s", exc)
+            service = RouterService(settings, None, None, load_error=str(exc))
+        self._swap(service)
+
+    def reload(self) -> RouterService:
+        """Re-read the config file and the model; a bad new one is refused, the old one serves."""
+        with self._lock:
+            try:
+                settings = load_settings(self.config_path) if self.config_path else self.settings
+                service = self._build(settings, previous=self._service)
+            except RouterError as exc:
+                self.metrics.reloads.labels("refused").inc()
+                raise ConfigError(
+                    f"reload refused, the previous model keeps serving: {exc}"
+                ) from exc
+            self._swap(service)
+            self.metrics.reloads.labels("ok").inc()
+            return service
+
+    def reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except RouterError as exc:
+            log.error("%s", exc)
+
+    def stop(self) -> None:
+        """Flush the trace store's queue and close it (graceful shutdown loses nothing)."""
+        if self.loop is not None:
+            self.loop.close()
+
+    def refresh_gauges(self) -> None:
+        service = self._service
+        if service is None:
+            return
+        self.metrics.model_loaded.set(1.0 if service.ready else 0.0)
+        if isinstance(service.embedder, CachedEmbedder):
+            self.metrics.cache_hit_rate.set(service.embedder.hit_rate)
+
+    def _build(self, settings: Settings, previous: RouterService | None) -> RouterService:
+        model = load_model(settings.model_dir)
+        check_model_fits(settings, model)
+        embedder: Embedder
+        if previous is not None and previous.embedder is not None and (
+            previous.settings.embedder == settings.embedder
+        ):
+            embedder = previous.embedder
+        else:
+            embedder = self.embedder_factory(settings.embedder)
+        hooks = previous.on_decision if previous is not None else []
+        return RouterService(settings, model, embedder, on_decision=hooks)
+
+    def _swap(self, service: RouterService) -> None:
+        if self.loop is not None:
+            self.loop.attach(service)
+        self._service = service
+        self.metrics.model_loaded.set(1.0 if service.ready else 0.0)

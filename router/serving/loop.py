@@ -1,0 +1,164 @@
+"""The closed loop of one running service: trace store, budgets, exploration, drift window.
+
+`ServiceHolder` owns one `ClosedLoop` for the life of the process: it is started with the
+service, attached to every service a reload builds (so hooks and spend survive reloads), and
+closed (queue flushed) on shutdown. The store's URL is read once at start; a reload that
+changes ``store`` takes effect at the next restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from router.config import BudgetConfig, Settings
+from router.decision.exploration import Explorer
+from router.decision.features import CallView
+from router.errors import StoreError, UnknownDecision
+from router.guards.budgets import BudgetTracker
+from router.schemas import (
+    Feedback,
+    FeedbackReceipt,
+    RouteDecision,
+    RouteRequest,
+    SpendReport,
+    SpendRow,
+    TraceRecord,
+)
+from router.serving.drift import DriftWindow
+from router.serving.service import RouterService
+from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.store import StoreMetrics, TraceStore
+
+log = logging.getLogger(__name__)
+
+BUDGET_REFRESH_S = 15.0
+
+
+class ClosedLoop:
+    """Everything that learns from or accounts for traffic, shared across reloads."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+        self.settings = settings
+        self.metrics = StoreMetrics(registry) if registry is not None else None
+        self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
+        self.budgets = BudgetTracker(settings.budgets)
+        self.drift = DriftWindow(settings.drift_window_s)
+        if registry is not None:
+            self.drift.register(registry, lambda: self.settings.quality_target,
+                                settings.tier_names)
+            if self.metrics is not None and self.store is not None:
+                self.metrics.queue_depth.set_function(self.store.queue_depth)
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def start(self) -> ClosedLoop:
+        if self.store is None:
+            log.warning("trace store disabled (store.enabled: false): no feedback, no spend")
+            return self
+        self.store.start()
+        self.refresh_budgets()
+        self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
+                                           name="budget-refresh")
+        self._refresher.start()
+        return self
+
+    def close(self) -> None:
+        """Flush every queued decision and close the store."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
+        if self.store is not None:
+            self.store.close()
+
+    def attach(self, service: RouterService) -> None:
+        """Hook into a (re)built service; follow its budgets and exploration settings."""
+        self.settings = service.settings
+        if self.on_decision not in service.on_decision:
+            service.on_decision.append(self.on_decision)
+        self.budgets.configure(service.settings.budgets)
+        service.budgets = self.budgets if service.settings.budgets else None
+        rate = service.settings.exploration_rate
+        service.explorer = Explorer(rate, service.settings.exploration_seed) if rate else None
+
+    def on_decision(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+        """Runs on the request thread: in-memory only, the store's part is an enqueue."""
+        self.drift.decision(decision.tier)
+        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        if self.store is not None:
+            self.store.record(request, view, decision)
+
+    def refresh_budgets(self) -> None:
+        store = self.store
+        if store is None or not self.budgets.budgets:
+            return
+
+        def spent(budget: BudgetConfig, since: float) -> float:
+            by, value = ("role", budget.role) if budget.role else ("api_key", budget.api_key)
+            return sum(r["cost_usd"] for r in store.spend(by, since, only=value))
+
+        try:
+            self.budgets.load(spent)
+        except StoreError as exc:
+            log.warning("budget refresh failed: %s", exc)
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(BUDGET_REFRESH_S):
+            self.refresh_budgets()
+
+    def _require_store(self) -> TraceStore:
+        if self.store is None:
+            raise StoreError("the trace store is disabled (store.enabled: false)")
+        return self.store
+
+    def feedback(self, item: Feedback | TraceRecord, settings: Settings) -> FeedbackReceipt:
+        """Store one outcome durably (blocking); 404 for an unknown decision."""
+        store = self._require_store()
+        decision, pending = None, None
+        if item.decision_id is not None:
+            decision, pending = self._find(store, item.decision_id)
+        if isinstance(item, Feedback):
+            assert decision is not None
+            outcome = decision_outcome(item, decision, settings)
+        else:
+            outcome = trace_outcome(item, settings)
+        status = store.add_outcome(outcome, pending)
+        if self.metrics is not None:
+            self.metrics.feedback.labels(status).inc()
+        if status == "stored":
+            self._account(outcome, decision)
+        return FeedbackReceipt(feedback_id=outcome["feedback_id"],
+                               decision_id=outcome["decision_id"], status=status)
+
+    def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
+        """The decision, waiting one flush interval in case another replica still queues it."""
+        decision, pending = store.decision(decision_id)
+        if decision is None:
+            time.sleep(2 * store.config.flush_interval_ms / 1000 + 0.05)
+            decision, pending = store.decision(decision_id)
+        if decision is None:
+            raise UnknownDecision(decision_id)
+        return decision, pending
+
+    def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
+        if decision is not None:
+            self.drift.outcome(outcome["quality"])
+        cost = outcome["cost_usd"]
+        if cost is None:
+            return
+        if decision is not None:
+            self.budgets.add(decision.get("role"), cost - float(decision["estimated_cost_usd"]),
+                             decision.get("api_key"))
+        else:
+            self.budgets.add(outcome.get("role"), cost)
+
+    def spend(self, by: str, since: float | None = None) -> SpendReport:
+        """Spend including this replica's queued decisions (waits up to one flush)."""
+        store = self._require_store()
+        store.flush(timeout=2.0)
+        rows = store.spend(by, since)
+        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows])

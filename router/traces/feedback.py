@@ -1,0 +1,99 @@
+"""From a POST /feedback body to one outcome row: which model, which tier, what it cost.
+
+Two kinds of body share the endpoint. One with ``messages`` or ``prompt`` is a trace in the
+TRACES.md format (a call that may have bypassed the router); anything else is `Feedback` for a
+``decision_id``. The idempotency key (``feedback_id``) is the decision id, one outcome per
+decision; a trace without a decision is keyed by the sha256 of its canonical body, so posting
+the same trace twice stores it once.
+
+Cost: the reported ``cost_usd`` when there is one (``cost_estimated`` 0); else the tier's
+config prices times the reported tokens (or the decision's estimate of them, and the config's
+``expected_output_tokens``), marked estimated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from router.config import Settings
+from router.decision.features import estimate_tokens
+from router.schemas import ChatMessage, Feedback, TraceRecord
+from router.traces.rows import prompt_hash
+
+
+def feedback_model(body: Any) -> type[Feedback] | type[TraceRecord]:
+    """Which schema validates `body`: a trace when it carries the call itself."""
+    if isinstance(body, dict) and ("messages" in body or "prompt" in body):
+        return TraceRecord
+    return Feedback
+
+
+def body_sha256(item: BaseModel) -> str:
+    """Hash of the validated body, so key order and spacing never make two outcomes differ."""
+    data = item.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _cost(
+    settings: Settings, tier: str | None, reported: float | None, tokens_in: int | None,
+    tokens_out: int | None, fallback: float | None,
+) -> tuple[float | None, int]:
+    if reported is not None:
+        return reported, 0
+    if tier in settings.tier_names and tokens_in is not None:
+        out = tokens_out if tokens_out is not None else settings.expected_output_tokens
+        return settings.tier(tier).estimate_cost(tokens_in, out), 1
+    return fallback, 1
+
+
+def decision_outcome(
+    fb: Feedback, decision: dict[str, Any], settings: Settings, now: float | None = None
+) -> dict[str, Any]:
+    """The outcome row of feedback on a routed call; attribution lives on the decision row."""
+    model = fb.model_used or decision["model"]
+    tier = settings.tier_of_model(model) or decision["tier"]
+    tokens_in = fb.tokens_in if fb.tokens_in is not None else decision.get("tokens_in")
+    cost, estimated = _cost(settings, tier, fb.cost_usd, tokens_in, fb.tokens_out,
+                            decision.get("estimated_cost_usd"))
+    return {
+        "feedback_id": fb.decision_id, "decision_id": fb.decision_id,
+        "received_at": time.time() if now is None else now, "body_sha256": body_sha256(fb),
+        "model_used": model, "tier": tier, "quality": fb.label(), "cost_usd": cost,
+        "cost_estimated": estimated, "tokens_in": fb.tokens_in, "tokens_out": fb.tokens_out,
+        "latency_ms": fb.latency_ms, "error": fb.error, "fallback_used": int(fb.fallback_used),
+    }
+
+
+def trace_outcome(
+    tr: TraceRecord, settings: Settings, now: float | None = None
+) -> dict[str, Any]:
+    """The outcome row of a TRACES.md record; its text is kept per store.prompt_storage."""
+    messages = tr.messages or [ChatMessage(role="user", content=tr.prompt)]
+    tier = tr.tier or settings.tier_of_model(tr.model)
+    tokens_in = tr.tokens_in if tr.tokens_in is not None else estimate_tokens(messages)
+    cost, estimated = _cost(settings, tier, tr.cost_usd, tokens_in, tr.tokens_out, None)
+    digest = body_sha256(tr)
+    storage = settings.store.prompt_storage
+    extra = {**(tr.model_extra or {}), "prompt_id": tr.prompt_id,
+             "timestamp": tr.timestamp.isoformat() if tr.timestamp else None}
+    return {
+        "feedback_id": tr.decision_id or f"trace:{digest[:32]}", "decision_id": tr.decision_id,
+        "received_at": time.time() if now is None else now, "body_sha256": digest,
+        "model_used": tr.model, "tier": tier, "quality": tr.label(), "cost_usd": cost,
+        "cost_estimated": estimated, "tokens_in": tr.tokens_in, "tokens_out": tr.tokens_out,
+        "latency_ms": tr.latency_ms, "error": None, "fallback_used": 0, "task": tr.task,
+        "run_id": tr.run_id, "role": tr.role, "step": tr.step, "user_id": tr.user,
+        "propensity": tr.propensity, "source": tr.source,
+        "prompt_hash": None if storage == "none" else prompt_hash(messages),
+        "prompt": tr.prompt if storage == "full" else None,
+        "messages": (json.dumps([m.model_dump(exclude_none=True) for m in tr.messages],
+                                ensure_ascii=False)
+                     if storage == "full" and tr.messages else None),
+        "extra": json.dumps({k: v for k, v in extra.items() if v is not None}, default=str),
+    }

@@ -1,0 +1,342 @@
+"""The trace store: every decision and every outcome, off the request's hot path.
+
+Decisions go through a bounded in-memory queue to one background writer thread, which writes
+them in batches (up to ``store.batch_size``, waiting at most ``store.flush_interval_ms`` to
+fill one). The request thread only appends a reference to the queue; serialising, hashing and
+SQL all happen in the writer.
+
+What can be lost, and when:
+
+* **Graceful shutdown** (SIGTERM, `ServiceHolder.stop`): nothing; `close` drains the queue.
+* **Crash** (SIGKILL, OOM): the decisions still in the queue, at most ``store.queue_size``
+  of them and, at steady load, about ``flush_interval_ms`` worth of traffic. Committed
+  batches survive (SQLite WAL; PostgreSQL commit). Feedback is never in the queue.
+* **Queue full** (the database is slower than traffic for a while): the request waits up to
+  ``store.block_ms`` for room, then the decision is dropped and counted in
+  ``tier_router_store_dropped_total``. Routing never fails because the store is slow.
+
+Feedback is written synchronously on a ``synchronous=FULL`` connection and committed before
+the HTTP answer, so a 2xx means the outcome is on disk. If the decision it refers to is still
+in the queue, it is written in the same transaction, so an acknowledged outcome never points
+at a decision a crash could lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Literal, get_args
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from router.config import StoreConfig
+from router.decision.features import CallView
+from router.errors import FeedbackConflict, StoreError
+from router.schemas import RouteDecision, RouteRequest, SpendKey
+from router.traces.db import CALLS_SQL, JOINED_SQL, Database
+from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
+
+log = logging.getLogger(__name__)
+
+# spend key (router.schemas.SpendKey) -> column of CALLS_SQL; only `user` is named otherwise
+SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
+WRITE_RETRIES = (0.1, 0.5, 2.0)
+
+def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
+    marks = ", ".join("?" for _ in columns)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({key}) DO NOTHING")
+
+
+class StoreMetrics:
+    """The store's counters, registered in the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.written = Counter("tier_router_store_decisions_written_total",
+                               "Decisions committed to the trace store.", registry=registry)
+        self.dropped = Counter("tier_router_store_dropped_total",
+                               "Decisions not stored: queue full (after block_ms), or store "
+                               "closed.", ["why"], registry=registry)
+        self.write_errors = Counter("tier_router_store_write_errors_total",
+                                    "Decision batches lost after every write retry failed.",
+                                    registry=registry)
+        self.feedback = Counter("tier_router_feedback_total", "Feedback answered, by outcome.",
+                                ["status"], registry=registry)
+        self.queue_depth = Gauge("tier_router_store_queue_depth",
+                                 "Decisions waiting for the writer.", registry=registry)
+
+
+class TraceStore:
+    """Decisions through a queue and a writer thread; outcomes and reads synchronous."""
+
+    def __init__(self, config: StoreConfig, metrics: StoreMetrics | None = None):
+        self.config = config
+        self.db = Database.from_url(config.url)
+        self.metrics = metrics
+        self._queue: queue.Queue[PendingDecision | None] = queue.Queue(config.queue_size)
+        self._pending: dict[str, PendingDecision] = {}
+        self._pending_lock = threading.Lock()
+        self._conn: Any = None
+        self._conn_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+
+    # Lifetime
+
+    def open(self) -> TraceStore:
+        """Connect and create the schema; enough for readers (CLI spend, export, retrain)."""
+        if self._conn is None:
+            self._conn = self.db.connect("durable")
+            self.db.create_schema(self._conn)
+        return self
+
+    def start(self) -> TraceStore:
+        """Open, then start the background writer."""
+        self.open()
+        writer = self.db.connect("writer")
+        self._thread = threading.Thread(target=self._run, args=(writer,), daemon=True,
+                                        name="trace-store-writer")
+        self._accepting = True
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop accepting, write everything queued, then close. Safe to call twice."""
+        self._accepting = False
+        if self._thread is not None:
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                log.error("trace store queue still full after %.0f s; closing anyway", timeout)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("trace store writer did not finish within %.0f s", timeout)
+            self._thread = None
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # The hot path
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+        """`RouterService.on_decision` hook: enqueue, wait at most block_ms, else drop."""
+        if not self._accepting:
+            self._count_drop("closed")
+            return
+        item = PendingDecision(request, decision, view, time.time())
+        with self._pending_lock:
+            self._pending[decision.decision_id] = item
+        try:
+            if self.config.block_ms > 0:
+                self._queue.put(item, timeout=self.config.block_ms / 1000)
+            else:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            with self._pending_lock:
+                self._pending.pop(decision.decision_id, None)
+            self._count_drop("queue_full")
+
+    def _count_drop(self, why: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dropped.labels(why).inc()
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued decision is written (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(remaining)
+        return True
+
+    # The writer thread
+
+    def _run(self, conn: Any) -> None:
+        stop = False
+        while not stop:
+            batch = self._next_batch()
+            stop = batch[-1] is None
+            records = [item for item in batch if item is not None]
+            try:
+                if records:
+                    conn = self._write_batch(conn, records)
+            except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
+                log.exception("trace store writer: a batch of %d decisions failed", len(records))
+                self._forget(records, written=False)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+        conn.close()
+
+    def _next_batch(self) -> list[PendingDecision | None]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.config.flush_interval_ms / 1000
+        while batch[-1] is not None and len(batch) < self.config.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
+        rows = [item.row(self.config.prompt_storage) for item in records]
+        sql = self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id"))
+        written = False
+        for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
+            try:
+                conn.cursor().executemany(sql, rows)
+                conn.commit()
+                written = True
+                break
+            except self.db.errors() as exc:
+                log.warning("trace store write failed (attempt %d): %s", attempt, exc)
+                conn = self._reset(conn)
+                if pause is not None:
+                    time.sleep(pause)
+        if not written:
+            log.error("dropping %d decisions after %d failed writes", len(rows),
+                      len(WRITE_RETRIES) + 1)
+        self._forget(records, written)
+        return conn
+
+    def _forget(self, records: list[PendingDecision], written: bool) -> None:
+        """Take written (or given-up) decisions out of the pending index; count them."""
+        with self._pending_lock:
+            for item in records:
+                self._pending.pop(item.decision.decision_id, None)
+        if self.metrics is not None and written:
+            self.metrics.written.inc(len(records))
+        elif self.metrics is not None:
+            self.metrics.write_errors.inc()
+
+    def _reset(self, conn: Any) -> Any:
+        """Roll back, or reconnect when the connection itself is gone (PostgreSQL restart)."""
+        try:
+            conn.rollback()
+            return conn
+        except self.db.errors():
+            try:
+                return self.db.connect("writer")
+            except StoreError as exc:
+                log.warning("%s", exc)
+                return conn
+
+    # Synchronous reads and the durable feedback write
+
+    def _cursor_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                cur.execute(self.db.sql(sql), params)
+                names = [c[0] for c in cur.description]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"trace store read failed: {exc}") from exc
+        return rows
+
+    def _require(self) -> Any:
+        if self._conn is None:
+            raise StoreError("the trace store is not open")
+        return self._conn
+
+    def decision(self, decision_id: str) -> tuple[dict[str, Any] | None, PendingDecision | None]:
+        """(stored row or summary, the pending item if it is still queued), or (None, None)."""
+        with self._pending_lock:
+            pending = self._pending.get(decision_id)
+        if pending is not None:
+            return pending.summary(), pending
+        rows = self._cursor_rows("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
+        return (rows[0] if rows else None), None
+
+    def add_outcome(
+        self, outcome: dict[str, Any], pending: PendingDecision | None = None
+    ) -> Literal["stored", "duplicate"]:
+        """Commit one outcome (and its still-queued decision) before returning.
+
+        The key is ``feedback_id``; the same key with the same body is a duplicate, with a
+        different body a `FeedbackConflict` (the first outcome stays).
+        """
+        values = tuple(outcome.get(c) for c in OUTCOME_COLUMNS)
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                if pending is not None:
+                    cur.execute(self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id")),
+                                pending.row(self.config.prompt_storage))
+                cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
+                            values)
+                inserted = cur.rowcount == 1
+                existing = None
+                if not inserted:
+                    cur.execute(self.db.sql("SELECT body_sha256 FROM outcomes WHERE "
+                                            "feedback_id = ?"), (outcome["feedback_id"],))
+                    existing = cur.fetchone()
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"could not store the feedback: {exc}") from exc
+        if inserted:
+            return "stored"
+        if existing is not None and existing[0] == outcome["body_sha256"]:
+            return "duplicate"
+        raise FeedbackConflict(
+            f"a different outcome is already stored for {outcome['feedback_id']!r}; "
+            "outcomes are never overwritten"
+        )
+
+    def spend(
+        self, by: str, since: float | None = None, only: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Cost per `by` key (only the `only` value of it, if given): feedback cost where it
+        came back, else estimated (and counted)."""
+        if by not in SPEND_KEYS:
+            raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
+                             f"Got {by!r} instead.")
+        key = SPEND_KEYS[by]
+        where = ["t >= ?"]
+        params: list[Any] = [since if since is not None else 0.0]
+        if only is not None:
+            where.append(f"{key} = ?")
+            params.append(only)
+        sql = f"""
+            SELECT {key} AS key, COUNT(*) AS calls,
+                   SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,
+                   SUM(CASE WHEN est = 1 THEN cost ELSE 0 END) AS estimated_usd,
+                   SUM(est) AS estimated_calls
+            FROM ({CALLS_SQL}) calls WHERE {' AND '.join(where)}
+            GROUP BY {key} ORDER BY SUM(cost) DESC"""
+        rows = self._cursor_rows(sql, tuple(params))
+        for row in rows:
+            row["actual_usd"] = float(row["actual_usd"] or 0.0)
+            row["estimated_usd"] = float(row["estimated_usd"] or 0.0)
+            row["cost_usd"] = row["actual_usd"] + row["estimated_usd"]
+            row["estimated_calls"] = int(row["estimated_calls"] or 0)
+            row["calls"] = int(row["calls"])
+        return rows
+
+    def outcome_rows(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every outcome joined to its decision, oldest first (export and retraining)."""
+        rows = self._cursor_rows(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
+                                 (since if since is not None else 0.0,))
+        yield from rows
+
+    def counts(self) -> dict[str, int]:
+        rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
+                                 "(SELECT COUNT(*) FROM outcomes) AS outcomes")
+        return {k: int(v) for k, v in rows[0].items()}
+

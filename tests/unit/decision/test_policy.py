@@ -1,0 +1,71 @@
+"""The policy alone: scores + tier table + rules + knob -> tier, in the documented order."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.config import TaskRule, TierConfig
+from router.decision.policy import CallFacts, decide, threshold_choice
+
+TIERS = [
+    TierConfig(name="small", models=["s1", "s2"], input_price_per_m=0.1, output_price_per_m=0.4,
+               context_window=8_000, capabilities=["json"]),
+    TierConfig(name="medium", models=["m1"], input_price_per_m=1.0, output_price_per_m=4.0,
+               context_window=32_000),
+    TierConfig(name="large", models=["l1", "l2"], input_price_per_m=10.0, output_price_per_m=30.0,
+               context_window=200_000),
+]
+SCORES = {"small": 0.5, "medium": 0.8, "large": 0.9}
+
+
+def facts(**kw) -> CallFacts:
+    return CallFacts(**{"tokens_in": 1000, "expected_tokens_out": 100, **kw})
+
+
+def test_threshold_choice_cheapest_meeting_target_else_best() -> None:
+    assert threshold_choice([0.5, 0.8, 0.9], 0.7) == 1
+    assert threshold_choice([0.5, 0.8, 0.9], 0.4) == 0
+    assert threshold_choice([0.5, 0.8, 0.7], 0.95) == 1
+
+
+def test_classifier_choice_and_fallbacks() -> None:
+    choice = decide(SCORES, TIERS, 0.75, facts())
+    assert (choice.tier, choice.reason, choice.model) == ("medium", "classifier", "m1")
+    assert choice.fallbacks == ["l1", "l2"]
+    small = decide(SCORES, TIERS, 0.1, facts())
+    assert small.model == "s1" and small.fallbacks == ["s2", "m1", "l1", "l2"]
+    assert small.estimated_cost_usd == pytest.approx((1000 * 0.1 + 100 * 0.4) / 1e6)
+
+
+def test_forced_wins_over_everything() -> None:
+    choice = decide(SCORES, TIERS, 0.0, facts(forced_tier="large", task="x", max_cost_usd=0))
+    assert (choice.tier, choice.reason) == ("large", "forced")
+
+
+def test_task_rules_floor_and_fixed() -> None:
+    rules = {"plan": TaskRule(min_tier="large"), "chat": TaskRule(tier="small"),
+             "code": TaskRule(min_tier="small")}
+    assert decide(SCORES, TIERS, 0.1, facts(task="plan"), rules).reason == "task_rule"
+    assert decide(SCORES, TIERS, 0.99, facts(task="chat"), rules).tier == "small"
+    unchanged = decide(SCORES, TIERS, 0.75, facts(task="code"), rules)
+    assert (unchanged.tier, unchanged.reason) == ("medium", "classifier")
+
+
+def test_context_and_tools_move_up() -> None:
+    long = decide(SCORES, TIERS, 0.1, facts(tokens_in=20_000))
+    assert (long.tier, long.reason) == ("medium", "context_upgrade")
+    assert "20100 tokens" in long.detail
+    tools = decide(SCORES, TIERS, 0.1, facts(has_tools=True))
+    assert (tools.tier, tools.reason) == ("medium", "context_upgrade")
+    huge = decide(SCORES, TIERS, 0.1, facts(tokens_in=150_000))
+    assert huge.tier == "large" and huge.fallbacks == ["l2"]
+
+
+def test_budget_picks_best_that_fits_and_says_when_none_does() -> None:
+    cost_medium = (1000 * 1.0 + 100 * 4.0) / 1e6
+    choice = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=cost_medium))
+    assert (choice.tier, choice.reason) == ("medium", "budget")
+    none = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=0.0))
+    assert (none.tier, none.reason) == ("small", "budget") and "no tier fits" in none.detail
+    within = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=1.0))
+    assert within.reason == "classifier"

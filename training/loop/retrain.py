@@ -1,0 +1,191 @@
+"""`tier-router retrain`, top to bottom: store, split, labels, embeddings, fit, compare, save.
+
+1. Read every outcome in the trace store that kept its text (``store.prompt_storage: full``).
+2. Hold out the most recent ``promotion.holdout_fraction`` of *routed* calls (time order, so
+   the comparison is on traffic newer than anything the candidate learned from).
+3. Build the training table: logged outcomes are partial information (one tier per call),
+   weighted by 1/propensity; optionally mixed with the public data's train split.
+4. Fit a candidate with the serving model's own recipe (head and features, from its
+   metadata) through the training pipeline's `fit_final`, on the serving model's encoder.
+5. Compare serving model and candidate off-policy on the held-out calls (IPS, SNIPS, DR; see
+   `training.loop.offpolicy`) and, with ``--data-dir``, on the public test splits (APGR, quality
+   and cost at the configured knob). Write the candidate and ``retrain_report.json``;
+   `tier-router promote` reads that report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from router.config import Settings, load_settings
+from router.decision.artifact import RouterModel, load_model, save_model
+from router.decision.encoders.base import Embedder
+from router.errors import RouterError
+from router.traces.store import TraceStore
+from training.adapters import outcome_frame
+from training.data import load_outcomes
+from training.embed_cache import EmbeddingCache
+from training.labels import tier_table
+from training.loop.compare import offpolicy_report, public_report, recipe
+from training.train import featurise, fit_final, training_embedder
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "retrain_report.json"
+LOGGED = "logged"
+
+
+def run_retrain(args: argparse.Namespace, embedder: Embedder | None = None) -> dict[str, Any]:
+    """The CLI entry; `embedder` replaces the serving model's encoder (tests)."""
+    settings = load_settings(args.config)
+    serving = load_model(settings.model_dir)
+    logged = logged_calls(settings, args.since)
+    train_calls, holdout = split_by_time(logged, settings.promotion.holdout_fraction)
+    log.info("logged calls with text: %d (train %d, held out %d)", len(logged),
+             len(train_calls), len(holdout))
+
+    frames = [outcomes_of(train_calls)]
+    if args.data_dir is not None and args.mix_public:
+        public, _ = load_outcomes(args.data_dir, [], sources=args.public_sources or None)
+        frames.append(public[public["split"] == "train"])
+    table = tier_table(pd.concat(frames, ignore_index=True), with_logged_tiers(settings))
+    if len(table) == 0:
+        raise RouterError("no training rows: the store has no labelled calls with text")
+
+    embedder = embedder or training_embedder(settings, serving_backend(serving))
+    cache = EmbeddingCache(args.cache_dir, embedder)
+    data = featurise(table, cache)
+    candidate_recipe = recipe(serving)
+    fitted = fit_final(data, candidate_recipe, args.seed)
+    version = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{candidate_recipe.name}"
+    save_model(
+        args.out, fitted.classifier, fitted.numeric_features, router_version=version,
+        head={"name": candidate_recipe.name, **candidate_recipe.params},
+        embedder_backend=cache.embedder.name, seed=args.seed,
+        parent_router_version=serving.version,
+        training_prompts=int(len(table)),
+        training_prompts_by_source=table.prompts["source"].value_counts().to_dict(),
+        logged_calls={"train": int(len(train_calls)), "holdout": int(len(holdout))},
+    )
+    candidate = load_model(args.out)
+
+    report: dict[str, Any] = {
+        "serving": {"model_dir": str(settings.model_dir), "router_version": serving.version},
+        "candidate": {"model_dir": str(args.out), "router_version": candidate.version},
+        "logged": {"calls": int(len(logged)), "train": int(len(train_calls)),
+                   "holdout": int(len(holdout)),
+                   "explored_share": float((logged["reason"] == "explore").mean())
+                   if len(logged) else 0.0},
+        "training_prompts": int(len(table)),
+        "offpolicy": offpolicy_report(serving, candidate, train_calls, holdout, settings, cache),
+        "public": (public_report(serving, candidate, args.data_dir, args.public_sources,
+                                 settings, cache) if args.data_dir is not None else None),
+        "promotion": settings.promotion.model_dump(),
+    }
+    (Path(args.out) / REPORT_FILE).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(format_report(report))
+    return report
+
+
+def logged_calls(settings: Settings, since: float | None = None) -> pd.DataFrame:
+    """One row per stored outcome that kept its text, oldest first."""
+    store = TraceStore(settings.store).open()
+    try:
+        rows = list(store.outcome_rows(since))
+    finally:
+        store.close()
+    with_text = [r for r in rows if r["prompt"] or r["messages"]]
+    if rows and not with_text:
+        raise RouterError(
+            f"none of the {len(rows)} stored outcomes kept its prompt: retraining needs "
+            "store.prompt_storage: full (hash and none keep no text to learn from)"
+        )
+    if len(with_text) < len(rows):
+        log.warning("%d of %d outcomes have no stored text and are left out",
+                    len(rows) - len(with_text), len(rows))
+    frame = pd.DataFrame(with_text)
+    if frame.empty:
+        return frame.reindex(columns=["t", "decision_id", "reason", "tier", "quality"])
+    frame["messages"] = [json.loads(m) if m else None for m in frame["messages"]]
+    frame["propensity"] = pd.to_numeric(frame["propensity"]).fillna(1.0)
+    frame["has_tools"] = [bool(json.loads(f).get("n_tools")) if f else False
+                          for f in frame["features"]]
+    return frame.sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def split_by_time(calls: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, held out): the newest `fraction` of routed calls is held out."""
+    if calls.empty:
+        return calls, calls
+    routed = calls["decision_id"].notna() & calls["reason"].notna()
+    n_hold = int(round(routed.sum() * fraction))
+    held_index = calls.index[routed][len(calls.index[routed]) - n_hold:] if n_hold else []
+    held = calls.index.isin(held_index)
+    return calls[~held].reset_index(drop=True), calls[held].reset_index(drop=True)
+
+
+def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
+    """Logged calls as outcome rows; the tier they were served in stands in for the model."""
+    if calls.empty:
+        return outcome_frame(pd.DataFrame())
+    prompts = [p if p else _last_user(m) for p, m in zip(calls["prompt"], calls["messages"],
+                                                          strict=True)]
+    frame = pd.DataFrame({
+        "prompt_id": [f"{LOGGED}:{h}" for h in calls["prompt_hash"]],
+        "prompt": prompts,
+        "messages": list(calls["messages"]),
+        "model": [f"{LOGGED}:{t}" for t in calls["tier"]],
+        "quality": calls["quality"], "cost_usd": calls["cost_usd"],
+        "tokens_in": calls["tokens_in"], "tokens_out": calls["tokens_out"],
+        "source": LOGGED, "dataset": LOGGED, "split": "train", "task": calls["task"],
+        "propensity": calls["propensity"], "decision_id": calls["decision_id"],
+    })
+    return outcome_frame(frame)
+
+
+def _last_user(messages: list[dict] | None) -> str:
+    users = [m for m in messages or [] if m.get("role") == "user"]
+    content = users[-1].get("content") if users else ""
+    if isinstance(content, list):
+        return "\n\n".join(part.get("text", "") for part in content)
+    return content or ""
+
+
+def with_logged_tiers(settings: Settings) -> Settings:
+    """Settings whose tiers also claim the `logged:<tier>` stand-in model names."""
+    tiers = [t.model_copy(update={"training_models": [*t.training_models, f"{LOGGED}:{t.name}"]})
+             for t in settings.tiers]
+    return settings.model_copy(update={"tiers": tiers})
+
+
+def serving_backend(model: RouterModel) -> str:
+    name = str(model.metadata.get("embedder_backend", ""))
+    return name.rsplit("@", 1)[1] if "@" in name else "torch"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"logged calls {report['logged']['calls']} (train {report['logged']['train']}, "
+             f"held out {report['logged']['holdout']}, explored "
+             f"{report['logged']['explored_share']:.1%})"]
+    off = report["offpolicy"]
+    for who in ("serving", "candidate"):
+        v = off[who]
+        lines.append(f"off-policy {who:9s} DR {v['dr']:.4f}  IPS {v['ips']:.4f}  SNIPS "
+                     f"{v['snips']:.4f}  support {v['support']:.1%}  cost/call "
+                     f"${v['cost_usd']:.6f}")
+    d = off["dr_difference"]
+    lines.append(f"DR candidate - serving {d['mean']:+.4f} (95% CI {d['low']:+.4f} .. "
+                 f"{d['high']:+.4f})")
+    if report["public"]:
+        for who in ("serving", "candidate"):
+            p = report["public"][who]
+            lines.append(f"public    {who:9s} APGR {p['apgr_mean']:.4f}  quality "
+                         f"{p['quality']:.4f}  cost/call ${p['cost_usd']:.6f}")
+    return "\n".join(lines)
