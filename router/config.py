@@ -318,15 +318,12 @@ def _add_env_keys(raw: dict, environ: Mapping[str, str]) -> None:
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """A relative model_dir is read beside the config file, and only there: loading the model
+    then names the full path if it is missing (the service starts degraded and says so)."""
     model_dir = settings.model_dir
     if not model_dir.is_absolute():
-        here = (base / model_dir).resolve()
-        model_dir = here if here.exists() else _project_root() / model_dir
+        model_dir = (base / model_dir).resolve()
     return settings.model_copy(update={"model_dir": model_dir})
-
-
-def _project_root() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 def _short(exc: ValidationError) -> str:

@@ -1,4 +1,4 @@
-"""One base error and a shallow tree of specific ones; the API maps them to HTTP codes."""
+"""One base error and a shallow tree of specific ones; `router.api.errors` maps them to HTTP."""
 
 
 class RouterError(Exception):
@@ -32,22 +32,21 @@ class TraceError(RouterError):
         super().__init__(prefix + message)
 
 
-class PredictionError(RouterError):
-    """The embedder or the classifier failed on a request."""
-
-
 class RequestLimitError(RouterError):
     """A request breaks a configured limit or names something unknown (-> 422)."""
 
-    def __init__(self, field: str, message: str, limit: object = None, status: int = 422):
+    def __init__(self, field: str, message: str, limit: object = None):
         self.field = field
         self.limit = limit
-        self.status = status
         super().__init__(f"{field}: {message}")
 
 
 class ServiceUnavailable(RouterError):
     """The model is not loaded or failed, and fail_open is off (-> 503)."""
+
+
+class ServiceNotStarted(ServiceUnavailable):
+    """A request arrived before the service finished starting, or after it stopped (-> 503)."""
 
 
 class StoreError(RouterError):
@@ -81,11 +80,11 @@ class BudgetExhausted(RouterError):
 
 
 class AuthError(RouterError):
-    """No known API key (-> 401), or the key lacks the scope the endpoint needs (-> 403)."""
+    """No known API key (-> 401)."""
 
-    def __init__(self, message: str, status: int = 401):
-        self.status = status
-        super().__init__(message)
+
+class Forbidden(AuthError):
+    """A known API key without the scope the endpoint needs (-> 403)."""
 
 
 class RateLimited(RouterError):

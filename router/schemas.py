@@ -115,8 +115,9 @@ class RouteRequest(BaseModel):
     prompt: str | None = Field(default=None, min_length=1)
     tools: list[ToolSchema] | None = None
     task: str | None = Field(default=None, max_length=64)
-    quality_target: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_cost_usd: float | None = Field(default=None, ge=0.0)
+    # strict: a JSON true is not a number (lax mode would read it as 1.0)
+    quality_target: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
+    max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True)
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
     run_id: Id | None = None
     role: Id | None = None

@@ -1,4 +1,9 @@
-"""limits.request_timeout_s: a request that takes longer gets a 408 that names the limit.
+"""Request-wide limits as ASGI middleware: body size (422) and time (408), each naming its limit.
+
+``limits.max_body_bytes``: a body over it is refused before it is parsed, so no handler can be
+made to hold more.
+
+``limits.request_timeout_s``: a request that takes longer gets a 408 that names the limit.
 
 What happens to the work: Python cannot stop a thread, and the encoder runs in one, so the
 request's handler is not cancelled. It runs on to the end in the background; whatever it then
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,15 +37,22 @@ log = logging.getLogger(__name__)
 EXEMPT_PREFIXES = ("/admin/",)
 
 
+class SettingsSource(Protocol):
+    """Whatever holds the serving settings (the holder): read once per request."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+
 class RequestTimeLimit:
     """ASGI middleware: answer 408 when the app has not started its answer in time."""
 
     def __init__(
-        self, app: ASGIApp, settings: Callable[[], Settings],
+        self, app: ASGIApp, holder: SettingsSource,
         on_timeout: Callable[[], None] | None = None,
     ):
         self.app = app
-        self.settings = settings
+        self.holder = holder
         self.on_timeout = on_timeout
         self._late: set[asyncio.Task[None]] = set()
 
@@ -47,7 +60,7 @@ class RequestTimeLimit:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        limit = self.settings().limits.request_timeout_s
+        limit = self.holder.settings.limits.request_timeout_s
         started = timed_out = False
 
         async def guarded_send(message: Message) -> None:
@@ -87,4 +100,56 @@ async def _timed_out(send: Send, limit: float) -> None:
         status_code=408,
     )
     await send({"type": "http.response.start", "status": 408, "headers": body.raw_headers})
+    await send({"type": "http.response.body", "body": body.body})
+
+
+class BodySizeLimit:
+    """Refuse bodies over limits.max_body_bytes (422 naming the limit, like every other limit)
+    before parsing them."""
+
+    def __init__(self, app: ASGIApp, holder: SettingsSource):
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.holder.settings.limits.max_body_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        chunks, seen = [], 0
+        while True:  # read it all (bounded by the limit) so nothing downstream can overrun it
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > limit:
+                await _too_large(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = JSONResponse(
+        {"error": "invalid request", "detail": [{
+            "field": "body", "message": f"request body exceeds the limit of {limit} bytes",
+            "limit": limit}]},
+        status_code=422,
+    )
+    await send({"type": "http.response.start", "status": 422, "headers": body.raw_headers})
     await send({"type": "http.response.body", "body": body.body})

@@ -14,17 +14,22 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from router.api.middleware import SettingsSource
 from router.config import Settings
+from router.errors import ServiceNotStarted
 
 
 def configured_openapi(
-    app: FastAPI, settings: Callable[[], Settings | None]
+    app: FastAPI, holder: SettingsSource
 ) -> Callable[[], dict[str, Any]]:
     """A replacement for ``app.openapi`` that follows the current settings."""
     built: list[tuple[Settings | None, dict[str, Any]]] = []  # (for these settings, schema)
 
     def openapi() -> dict[str, Any]:
-        current = settings()
+        try:
+            current: Settings | None = holder.settings
+        except ServiceNotStarted:
+            current = None
         if not built or built[0][0] is not current:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
                                  description=app.description)

@@ -19,6 +19,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from router.config import Settings
 from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import DIMENSION, MODEL_NAME, weights_version
 from router.decision.fast_head import LinearHead, compile_head
@@ -108,6 +109,9 @@ def save_model(model_dir: Path, classifier: TierClassifier, numeric: bool, **met
 def load_model(model_dir: Path) -> RouterModel:
     """Load and verify a model directory, or raise ArtifactError saying what is wrong."""
     meta_path, head = model_dir / METADATA_FILE, model_dir / HEAD_FILE
+    if not model_dir.is_dir():
+        raise ArtifactError(f"model_dir {model_dir} does not exist (a relative model_dir is "
+                            "read beside the config file)")
     if not meta_path.is_file() or not head.is_file():
         raise ArtifactError(f"{model_dir} is not a model directory (needs {METADATA_FILE}, "
                             f"{HEAD_FILE})")
@@ -136,6 +140,16 @@ def load_model(model_dir: Path) -> RouterModel:
     _check_predicts(model, head)
     model.fast_head = compile_head(classifier)
     return model
+
+
+def check_model_fits(settings: Settings, model: RouterModel) -> None:
+    """Every configured tier must be a tier class the model learned."""
+    missing = [name for name in settings.tier_names if name not in model.tiers]
+    if missing:
+        raise ArtifactError(
+            f"config tiers {missing} are not in the model at {settings.model_dir} "
+            f"(it knows {model.tiers})"
+        )
 
 
 def _check_predicts(model: RouterModel, head: Path) -> None:

@@ -16,14 +16,19 @@ so what is evaluated offline is exactly what runs online. The steps, in this ord
    the eligible tier with the highest score among those that fit (reason ``budget``); if none
    fits, the cheapest eligible tier, saying so. The caller's cap is explicit, so it wins over
    task rules.
+
+`choose` is what the service calls: `decide`, then a low budget's lower knob (`budget_step`),
+then exploration (`explore_step`). The state those read (budget spend, the exploration
+random numbers) lives in the serving layer; `choose` receives snapshots of it, so the whole
+decision stays a pure function of its arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from router.config import TaskRule, TierConfig
+from router.config import BudgetConfig, Settings, TaskRule, TierConfig
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,13 @@ def decide(
     return _choice(tiers, index, reason, facts, detail, eligible)
 
 
-def _eligible(tier: TierConfig, facts: CallFacts) -> bool:
+def _eligible(tier: TierConfig, facts: CallFacts, within_cap: bool = False) -> bool:
+    """The tier can hold the call (context, tools) and, with `within_cap`, fits its cost cap."""
     fits = tier.context_window >= facts.tokens_in + facts.expected_tokens_out
-    return fits and (not facts.has_tools or "tools" in tier.capabilities)
+    ok = fits and (not facts.has_tools or "tools" in tier.capabilities)
+    if ok and within_cap and facts.max_cost_usd is not None:
+        return _cost(tier, facts) <= facts.max_cost_usd
+    return ok
 
 
 def _cost(tier: TierConfig, facts: CallFacts) -> float:
@@ -135,3 +144,91 @@ def _choice(
         estimated_cost_usd=_cost(tier, facts),
         detail=detail,
     )
+
+
+@dataclass(frozen=True)
+class LowBudget:
+    """A snapshot of the one budget of the call that is low: what the budget step needs."""
+
+    budget: BudgetConfig
+    spent_usd: float
+
+
+@dataclass(frozen=True)
+class ExplorationDraw:
+    """Two uniform [0, 1) numbers from the service's seeded generator, and the rate."""
+
+    rate: float
+    explore: float  # < rate: explore
+    pick: float  # which alternative
+
+
+NOT_EXPLORED = ("forced", "degraded", "budget")
+
+
+def choose(
+    scores: Mapping[str, float],
+    settings: Settings,
+    quality_target: float,
+    facts: CallFacts,
+    low: LowBudget | None = None,
+    draw: ExplorationDraw | None = None,
+) -> tuple[Choice, float | None]:
+    """The served decision: (choice, propensity). Propensity is None with exploration off."""
+    choice = decide(scores, settings.tiers, quality_target, facts, settings.task_rules)
+    if low is not None and facts.forced_tier is None:
+        choice = budget_step(choice, low, scores, settings, quality_target, facts)
+    if draw is None:
+        return choice, None
+    return explore_step(choice, facts, settings, draw)
+
+
+def budget_step(
+    choice: Choice, low: LowBudget, scores: Mapping[str, float], settings: Settings,
+    quality_target: float, facts: CallFacts,
+) -> Choice:
+    """Re-decide with the budget's lower knob; keep it (reason `budget`) if it is cheaper."""
+    knob = min(quality_target, low.budget.low_quality_target)
+    cheaper = decide(scores, settings.tiers, knob, facts, settings.task_rules)
+    names = settings.tier_names
+    if names.index(cheaper.tier) >= names.index(choice.tier):
+        return choice
+    b = low.budget
+    detail = (f"budget '{b.name}' is low ({low.spent_usd:.4f} of {b.limit_usd:.4f} USD); "
+              f"quality_target {knob}")
+    return replace(cheaper, reason="budget", detail=detail)
+
+
+def explore_step(
+    choice: Choice, facts: CallFacts, settings: Settings, draw: ExplorationDraw
+) -> tuple[Choice, float]:
+    """With probability ``draw.rate`` another allowed tier, uniformly; and its propensity.
+
+    A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
+    tier would have done; the propensity lets retraining and off-policy estimates weight each
+    outcome by 1/propensity. Never explored: forced tiers, fixed task rules, degraded and
+    budget decisions. Never explored to: a tier below a task rule's minimum, one that cannot
+    hold the call (context, tools), one over the call's ``max_cost_usd``.
+    """
+    others = [] if choice.reason in NOT_EXPLORED else alternatives(choice, facts, settings)
+    if not others:
+        return choice, 1.0
+    if draw.explore >= draw.rate:
+        return choice, 1.0 - draw.rate
+    tier = others[min(int(draw.pick * len(others)), len(others) - 1)]
+    forced = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=tier))
+    detail = f"exploring: {tier} instead of {choice.tier} (rate {draw.rate})"
+    return replace(forced, reason="explore", detail=detail), draw.rate / len(others)
+
+
+def alternatives(choice: Choice, facts: CallFacts, settings: Settings) -> list[str]:
+    """Tiers other than the chosen one that the rules and the call allow."""
+    names = settings.tier_names
+    floor = 0
+    rule = settings.task_rules.get(facts.task) if facts.task else None
+    if rule is not None:
+        if rule.tier is not None:
+            return []
+        floor = names.index(rule.min_tier) if rule.min_tier else 0
+    return [t.name for i, t in enumerate(settings.tiers)
+            if i >= floor and t.name != choice.tier and _eligible(t, facts, within_cap=True)]

@@ -5,9 +5,9 @@ Keys live in the config (or ``TIER_ROUTER_API_KEYS``) only as sha256 hashes, eac
 shows its key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. With no keys configured
 the service is open, and so ``serve`` binds to loopback only (``check_bind``).
 
-Endpoints attach a scope with the ``Annotated`` aliases at the bottom (``RouteAuth``,
-``FeedbackAuth``, ``AdminAuth``). Keys are read from the *current* settings on every request, so
-a reload adds or revokes keys at once; bucket levels live in the ``KeyRing`` and survive reloads.
+Endpoints attach a scope with the ``Annotated`` aliases of ``router.api.deps``. Keys are read
+from the *current* service's settings on every request, so a reload adds or revokes keys at
+once; bucket levels are the ``KeyRing``'s state and survive reloads.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, get_args
-
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from typing import get_args
 
 from router.config import ApiKeyConfig, Scope, Settings
-from router.errors import AuthError, ConfigError, RateLimited
+from router.errors import AuthError, ConfigError, Forbidden, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +79,17 @@ class TokenBucket:
 
 
 class KeyRing:
-    """Checks a presented key against the current settings and charges its bucket."""
+    """Checks a presented key against the configured keys and charges its rate bucket."""
 
-    def __init__(
-        self, settings: Callable[[], Settings], clock: Callable[[], float] = time.monotonic
-    ):
-        self._settings = settings
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    @property
-    def open(self) -> bool:
-        return not self._settings().auth.keys
-
-    def authenticate(self, key: str | None, scope: Scope) -> Principal:
-        """The caller, or AuthError (401/403) / RateLimited (429) saying why not."""
-        keys = self._settings().auth.keys
+    def authenticate(
+        self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
+    ) -> Principal:
+        """The caller, or AuthError (401) / Forbidden (403) / RateLimited (429) saying why not."""
         if not keys:
             return ANONYMOUS
         if not key:
@@ -111,9 +102,9 @@ class KeyRing:
             raise AuthError("unknown API key")
         if scope not in entry.scopes:
             log.warning("API key lacks scope", extra={"key_name": entry.name, "scope": scope})
-            raise AuthError(
+            raise Forbidden(
                 f"API key '{entry.name}' lacks the '{scope}' scope (it has: "
-                f"{', '.join(entry.scopes)})", status=403,
+                f"{', '.join(entry.scopes)})"
             )
         self._charge(entry)
         return Principal(entry.name, frozenset(entry.scopes))
@@ -154,55 +145,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself.")
-
-
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets the request through only with a key holding ``scope``.
-
-    The two security schemes are sub-dependencies so that OpenAPI documents them."""
-
-    async def check(
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        api_key: Annotated[str | None, Depends(_api_key)],
-    ) -> Principal:
-        return _admit(request, bearer, api_key, scope)
-
-    check.__name__ = f"require_{scope}"
-    return check
-
-
-def require_flat(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
-    """`require(scope)` as one dependency without sub-dependencies: the same headers read by
-    the same scheme objects, the same checks and errors, for a route whose OpenAPI entry comes
-    from `require` (see `router.api.lean_route`). Each dependency costs FastAPI tens of µs."""
-
-    async def check(request: Request) -> Principal:
-        return _admit(request, await _bearer(request), await _api_key(request), scope)
-
-    check.__name__ = f"require_{scope}_flat"
-    return check
-
-
-def _admit(
-    request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None,
-    scope: Scope,
-) -> Principal:
-    keyring: KeyRing = request.app.state.keyring
-    key = bearer.credentials if bearer is not None else api_key
-    if not keyring.open:
-        if key is None and "authorization" in request.headers:
+def presented_key(
+    keys: Sequence[ApiKeyConfig], authorization: str | None, bearer: str | None,
+    api_key: str | None,
+) -> str | None:
+    """The one key a request shows (`bearer`: the credentials of a well-formed Bearer header)."""
+    if keys:
+        if bearer is None and api_key is None and authorization is not None:
             raise AuthError("the Authorization header must read 'Bearer <key>'")
-        if bearer is not None and api_key is not None and api_key != bearer.credentials:
+        if bearer is not None and api_key is not None and api_key != bearer:
             raise AuthError("Authorization and X-API-Key carry different keys; send one")
-    principal = keyring.authenticate(key, scope)
-    request.state.principal = principal
-    return principal
-
-
-RouteAuth = Annotated[Principal, Depends(require("route"))]
-RouteAuthFlat = Annotated[Principal, Depends(require_flat("route"))]
-FeedbackAuth = Annotated[Principal, Depends(require("feedback"))]
-AdminAuth = Annotated[Principal, Depends(require("admin"))]
+    return bearer if bearer is not None else api_key

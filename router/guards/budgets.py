@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from router.config import BudgetConfig, Settings
-from router.decision.policy import CallFacts, Choice, decide
+from router.config import BudgetConfig
+from router.decision.policy import LowBudget
 from router.errors import BudgetExhausted
 
 
@@ -130,23 +130,10 @@ class BudgetTracker:
                 raise BudgetExhausted(s.budget.name, s.budget.limit_usd, s.spent_usd,
                                       iso(s.resets_at))
 
-    def low(self, role: str | None, api_key: str | None = None) -> BudgetState | None:
-        """The low budget with the lowest fallback knob, if any budget of the call is low."""
+    def low(self, role: str | None, api_key: str | None = None) -> LowBudget | None:
+        """A snapshot of the low budget with the lowest fallback knob, if any budget is low."""
         lows = [s for s in self.states(role, api_key) if s.state == "low"]
-        return min(lows, key=lambda s: s.budget.low_quality_target) if lows else None
-
-
-def budget_choice(
-    choice: Choice, low: BudgetState, scores: dict[str, float], settings: Settings,
-    target: float, facts: CallFacts,
-) -> Choice:
-    """Re-decide with the budget's lower knob; keep it (reason `budget`) if it is cheaper."""
-    knob = min(target, low.budget.low_quality_target)
-    cheaper = decide(scores, settings.tiers, knob, facts, settings.task_rules)
-    names = settings.tier_names
-    if names.index(cheaper.tier) >= names.index(choice.tier):
-        return choice
-    b = low.budget
-    detail = (f"budget '{b.name}' is low ({low.spent_usd:.4f} of {b.limit_usd:.4f} USD); "
-              f"quality_target {knob}")
-    return replace(cheaper, reason="budget", detail=detail)
+        if not lows:
+            return None
+        lowest = min(lows, key=lambda s: s.budget.low_quality_target)
+        return LowBudget(lowest.budget, lowest.spent_usd)

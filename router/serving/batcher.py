@@ -13,8 +13,9 @@ waiting for callers that do not exist would only leave the encoder idle.
 
 Errors stay with their caller: each request's limits and budget are checked on their own first,
 and if the batched call still fails, every request of it is routed alone, so one bad request
-fails only itself. The service is looked up for every batch, so a reload takes effect at the
-next batch. ``stop`` refuses new calls and routes every queued one before the worker ends.
+fails only itself. The service is looked up once per batch (its settings with it), so a reload
+takes effect at the next batch. ``stop`` refuses new calls and routes every queued one before
+the worker ends.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
-from router.config import EmbedderConfig
 from router.errors import RouterError, ServiceUnavailable
 from router.schemas import RouteDecision, RouteRequest
 from router.serving.service import RouterService
@@ -42,14 +43,18 @@ class _Call:
     future: asyncio.Future[RouteDecision]
 
 
+class ServiceSource(Protocol):
+    """Whatever holds the current service (the holder): read once per batch."""
+
+    @property
+    def service(self) -> RouterService: ...
+
+
 class MicroBatcher:
     """Gathers single /route calls into batches for `RouterService.route` in one worker thread."""
 
-    def __init__(
-        self, service: Callable[[], RouterService], config: Callable[[], EmbedderConfig]
-    ):
-        self._service = service
-        self._config = config
+    def __init__(self, source: ServiceSource):
+        self._source = source
         self._pending: deque[_Call] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -105,7 +110,8 @@ class MicroBatcher:
                 continue
             batch: list[_Call] = []
             try:
-                config = self._config()
+                service = self._source.service
+                config = service.settings.embedder
                 if slept and last > 1 and self._accepting:
                     await self._gather(min(config.batch_size, last), config.batch_wait_ms / 1000)
                 slept = False
@@ -114,7 +120,7 @@ class MicroBatcher:
                 last = len(batch)
                 live = [call for call in batch if not call.future.done()]  # gave up: skipped
                 outcomes = await loop.run_in_executor(
-                    self._worker, self._run, [call.request for call in live]) if live else []
+                    self._worker, _run, service, [call.request for call in live]) if live else []
             except Exception as exc:  # noqa: BLE001 - the collector must outlive any failure
                 log.exception("route batcher: a batch failed outside the service")
                 live = batch or [self._pending.popleft() for _ in range(len(self._pending))]
@@ -146,23 +152,22 @@ class MicroBatcher:
             except TimeoutError:
                 return
 
-    def _run(self, requests: Sequence[RouteRequest]) -> list[Outcome]:
-        """Worker thread: per-request checks, one batched route, per-request retry on failure."""
-        service = self._service()
-        outcomes: list[Outcome | None] = [None] * len(requests)
-        ok: list[int] = []
-        for i, request in enumerate(requests):
-            try:
-                service.admit(request)
-                ok.append(i)
-            except RouterError as exc:
-                outcomes[i] = exc
-        if ok:
-            for i, outcome in zip(ok, _route_each(service, [requests[i] for i in ok]),
-                                  strict=True):
-                outcomes[i] = outcome
-        assert all(o is not None for o in outcomes)
-        return outcomes  # type: ignore[return-value]
+
+def _run(service: RouterService, requests: Sequence[RouteRequest]) -> list[Outcome]:
+    """Worker thread: per-request checks, one batched route, per-request retry on failure."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    ok: list[int] = []
+    for i, request in enumerate(requests):
+        try:
+            service.admit(request)
+            ok.append(i)
+        except RouterError as exc:
+            outcomes[i] = exc
+    if ok:
+        for i, outcome in zip(ok, _route_each(service, [requests[i] for i in ok]), strict=True):
+            outcomes[i] = outcome
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
 def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Outcome]:

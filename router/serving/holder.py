@@ -1,4 +1,9 @@
-"""Loading, verifying and atomically swapping the serving (config, model, embedder) triple."""
+"""Building the one serving `RouterService`, complete, and swapping it atomically on reload.
+
+Everything a service needs is put together in `_build`, in one place: the config, the model
+(verified), the embedder (reused when its config did not change), and the state objects that
+outlive a reload (the closed loop's store, spend and drift; the key ring's rate buckets).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from router.config import EmbedderConfig, Settings, load_settings
-from router.decision.artifact import RouterModel, load_model
+from router.decision.artifact import RouterModel, check_model_fits, load_model
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
 from router.decision.encoders.cache import CachedEmbedder
-from router.errors import ArtifactError, ConfigError, RouterError
+from router.errors import ConfigError, RouterError, ServiceNotStarted
+from router.guards.auth import KeyRing
 from router.serving.batcher import MicroBatcher
+from router.serving.logs import DecisionLog
 from router.serving.loop import ClosedLoop
 from router.serving.metrics import Metrics
 from router.serving.service import RouterService
 
 log = logging.getLogger(__name__)
-
-
-def check_model_fits(settings: Settings, model: RouterModel) -> None:
-    """Every configured tier must be a tier class the model learned."""
-    missing = [name for name in settings.tier_names if name not in model.tiers]
-    if missing:
-        raise ArtifactError(
-            f"config tiers {missing} are not in the model at {settings.model_dir} "
-            f"(it knows {model.tiers})"
-        )
 
 
 class ServiceHolder:
@@ -49,12 +46,13 @@ class ServiceHolder:
         self._service: RouterService | None = None
         self.loop: ClosedLoop | None = None
         # /route calls are batched against whichever service is current when a batch runs.
-        self.batcher = MicroBatcher(lambda: self.service, lambda: self.settings.embedder)
+        self.batcher = MicroBatcher(self)
+        self.keyring = KeyRing()  # rate buckets: state that outlives a reload
 
     @property
     def service(self) -> RouterService:
         if self._service is None:
-            raise RouterError("the service has not started")
+            raise ServiceNotStarted("the service has not started")
         return self._service
 
     @property
@@ -62,7 +60,7 @@ class ServiceHolder:
         if self._service is not None:
             return self._service.settings
         if self._initial is None:
-            raise RouterError("the service has not started: no settings loaded yet")
+            raise ServiceNotStarted("the service has not started: no settings loaded yet")
         return self._initial
 
     def start(self) -> None:
@@ -73,9 +71,9 @@ class ServiceHolder:
             self.loop = ClosedLoop(settings, self.metrics.registry).start()
         try:
             service = self._build(settings, previous=None)
-        except (ArtifactError, RouterError) as exc:
+        except RouterError as exc:
             log.error("model not loaded: %s", exc)
-            service = RouterService(settings, None, None, load_error=str(exc))
+            service = self._assemble(settings, None, None, load_error=str(exc))
         self._swap(service)
 
     def reload(self) -> RouterService:
@@ -122,11 +120,23 @@ class ServiceHolder:
             embedder = previous.embedder
         else:
             embedder = self.embedder_factory(settings.embedder)
-        hooks = previous.on_decision if previous is not None else []
-        return RouterService(settings, model, embedder, on_decision=hooks)
+        return self._assemble(settings, model, embedder)
+
+    def _assemble(
+        self, settings: Settings, model: RouterModel | None, embedder: Embedder | None,
+        load_error: str | None = None,
+    ) -> RouterService:
+        """The service and its state objects, put together once; the loop follows `settings`."""
+        loop = self.loop
+        assert loop is not None, "start() creates the loop before any service is built"
+        loop.configure(settings)
+        return RouterService(
+            settings, model, embedder, load_error=load_error,
+            recorders=(loop, DecisionLog(settings)),
+            budgets=loop.budgets if settings.budgets else None,
+            explorer=loop.explorer(settings),
+        )
 
     def _swap(self, service: RouterService) -> None:
-        if self.loop is not None:
-            self.loop.attach(service)
         self._service = service
         self.metrics.model_loaded.set(1.0 if service.ready else 0.0)

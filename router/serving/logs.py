@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -60,12 +59,13 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> Non
         logger.propagate = True
 
 
-def decision_logger(
-    settings: Callable[[], Settings],
-) -> Callable[[RouteRequest, CallView, RouteDecision], None]:
-    """A RouterService decision hook that logs one line per decision (no prompt unless full)."""
+class DecisionLog:
+    """A decision recorder: one log line per decision (no prompt text unless ``full``)."""
 
-    def log_decision(request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def __init__(self, settings: Settings):
+        self.with_text = settings.store.prompt_storage == "full"
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
@@ -84,11 +84,9 @@ def decision_logger(
                 fields[key] = value
         if decision.detail:
             fields["detail"] = decision.detail
-        if settings().store.prompt_storage == "full":
+        if self.with_text:
             fields["routed_text"] = view.text
         # log.info("decision", extra=fields) without its look-up of the calling source line
         # (findCaller walks the stack; the JSON line never shows it): ~10 us a decision.
         log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "decision", (), None,
                                   extra=fields))
-
-    return log_decision

@@ -1,14 +1,16 @@
-"""The closed loop of one running service: trace store, budgets, exploration, drift window.
+"""The closed loop of one running service: trace store, budget spend, exploration, drift.
 
 `ServiceHolder` owns one `ClosedLoop` for the life of the process: it is started with the
-service, attached to every service a reload builds (so hooks and spend survive reloads), and
-closed (queue flushed) on shutdown. The store's URL is read once at start; a reload that
-changes ``store`` takes effect at the next restart.
+first service, `configure`d with the settings of every service a reload builds (so spend and
+the store survive reloads), handed to each service as its recorder, and closed (queue flushed)
+on shutdown. The store's URL is read once at start; a reload that changes ``store`` takes
+effect at the next restart.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from typing import Any
@@ -16,8 +18,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from router.config import BudgetConfig, Settings
-from router.decision.exploration import Explorer
 from router.decision.features import CallView
+from router.decision.policy import ExplorationDraw
 from router.errors import StoreError, UnknownDecision
 from router.guards.budgets import BudgetTracker
 from router.schemas import (
@@ -30,7 +32,6 @@ from router.schemas import (
     TraceRecord,
 )
 from router.serving.drift import DriftWindow
-from router.serving.service import RouterService
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -75,20 +76,21 @@ class ClosedLoop:
         if self.store is not None:
             self.store.close()
 
-    def attach(self, service: RouterService) -> None:
-        """Hook into a (re)built service; follow its budgets and exploration settings."""
-        self.settings = service.settings
-        if self.on_decision not in service.on_decision:
-            service.on_decision.append(self.on_decision)
-        self.budgets.configure(service.settings.budgets)
-        service.budgets = self.budgets if service.settings.budgets else None
-        rate = service.settings.exploration_rate
-        service.explorer = Explorer(rate, service.settings.exploration_seed) if rate else None
+    def configure(self, settings: Settings) -> None:
+        """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
+        self.settings = settings
+        self.budgets.configure(settings.budgets)
 
-    def on_decision(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def explorer(self, settings: Settings) -> Explorer | None:
+        """A fresh seeded explorer for a service built from `settings`; None when off."""
+        rate = settings.exploration_rate
+        return Explorer(rate, settings.exploration_seed) if rate else None
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
         """Runs on the request thread: in-memory only, the store's part is an enqueue."""
         self.drift.decision(decision.tier)
-        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        if self.budgets.budgets:
+            self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision)
 
@@ -162,3 +164,18 @@ class ClosedLoop:
         store.flush(timeout=2.0)
         rows = store.spend(by, since)
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows])
+
+
+class Explorer:
+    """Seeded, thread-safe exploration random numbers at a fixed rate (`policy.explore_step`)."""
+
+    def __init__(self, rate: float, seed: int | None = None):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"The 'rate' parameter must be a float in [0, 1). Got {rate}.")
+        self.rate = rate
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> ExplorationDraw:
+        with self._lock:
+            return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())

@@ -1,8 +1,10 @@
-"""One routing decision, end to end: check limits, view, embed, score, decide, describe.
+"""One routing decision, end to end: check limits, view, embed, score, choose, describe, record.
 
-This is what the HTTP handlers and the batch path call. A `RouterService` is immutable once
-built; a reload builds a new one and swaps it in, so a request always sees one config and one
-model together.
+This is what the HTTP handlers and the micro-batcher call. A `RouterService` is built complete
+by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
+always sees one config and one model together. What does change while it serves (budget spend,
+the exploration random numbers, the trace store) lives in the state objects it holds, and the
+decision itself (`decision.policy.choose`) receives snapshots of them.
 """
 
 from __future__ import annotations
@@ -10,37 +12,51 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
-from router.decision.exploration import Explorer
 from router.decision.features import CallView, view_of
-from router.decision.policy import CallFacts, Choice, decide
+from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
 from router.errors import RequestLimitError, ServiceUnavailable
-from router.guards.budgets import BudgetTracker, budget_choice
+from router.guards.budgets import BudgetTracker
 from router.schemas import RouteDecision, RouteRequest
 
 log = logging.getLogger(__name__)
 
-DecisionHook = Callable[[RouteRequest, CallView, RouteDecision], None]
+
+class Recorder(Protocol):
+    """Where every decision goes once made (the closed loop: store, spend, drift, log)."""
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None: ...
 
 
-@dataclass
+class Explorer(Protocol):
+    """The seeded source of exploration random numbers (state: it advances per decision)."""
+
+    def draw(self) -> ExplorationDraw: ...
+
+
+@dataclass(frozen=True)
 class RouterService:
-    """The settings, the model and the embedder that serve together."""
+    """The settings, the model and the embedder that serve together, and the state they use."""
 
     settings: Settings
     model: RouterModel | None
     embedder: Embedder | None
     load_error: str | None = None
-    on_decision: list[DecisionHook] = field(default_factory=list)
-    budgets: BudgetTracker | None = None
-    explorer: Explorer | None = None
+    recorders: tuple[Recorder, ...] = ()
+    budgets: BudgetTracker | None = None  # None when no budget is configured
+    explorer: Explorer | None = None  # None when exploration_rate is 0
+    tier_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tier_names", tuple(self.settings.tier_names))
 
     @property
     def ready(self) -> bool:
@@ -71,8 +87,8 @@ class RouterService:
             for request, view, row in zip(requests, views, scores, strict=True)
         ]
         for request, view, decision in zip(requests, views, decisions, strict=True):
-            for hook in self.on_decision:
-                hook(request, view, decision)
+            for recorder in self.recorders:
+                recorder.record(request, view, decision)
         return decisions
 
     def check_limits(self, request: RouteRequest, prefix: str = "") -> None:
@@ -99,23 +115,21 @@ class RouterService:
                 f"{len(request.tools)} tools exceed the limit of {limits.max_tools}",
                 limits.max_tools,
             )
-        if request.tier is not None and request.tier not in self.settings.tier_names:
+        if request.tier is not None and request.tier not in self.tier_names:
             raise RequestLimitError(
                 f"{prefix}tier",
-                f"unknown tier {request.tier!r}; known tiers: {self.settings.tier_names}",
-                self.settings.tier_names,
+                f"unknown tier {request.tier!r}; known tiers: {list(self.tier_names)}",
+                list(self.tier_names),
             )
 
     def _scores(self, views: list[CallView]) -> tuple[np.ndarray, str | None]:
         """(n, T) scores in config tier order, or NaNs and the reason the model failed."""
-        names = self.settings.tier_names
-        if not self.ready:
+        if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
-        assert self.model is not None and self.embedder is not None
         try:
             embeddings = self.embedder.encode([v.text for v in views])
             raw = self.model.scores(embeddings, views)
-            columns = [self.model.tiers.index(n) for n in names]
+            columns = [self.model.tiers.index(n) for n in self.tier_names]
             scores = raw[:, columns]
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
@@ -127,7 +141,7 @@ class RouterService:
     def _fail(self, n: int, why: str) -> tuple[np.ndarray, str]:
         if not self.settings.fail_open:
             raise ServiceUnavailable(why)
-        return np.full((n, len(self.settings.tiers)), np.nan), why
+        return np.full((n, len(self.tier_names)), np.nan), why
 
     def _describe(
         self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None
@@ -144,19 +158,17 @@ class RouterService:
         target = request.quality_target
         if target is None:
             target = settings.quality_target
+        propensity = None
         if failure is None or request.tier is not None:
-            scores = dict(zip(settings.tier_names, row.tolist(), strict=True))
-            known = {k: (0.0 if math.isnan(v) else v) for k, v in scores.items()}
-            choice = decide(known, settings.tiers, target, facts, settings.task_rules)
-            low = (self.budgets.low(request.role, request.api_key)
-                   if self.budgets is not None else None)
-            if low is not None and request.tier is None:
-                choice = budget_choice(choice, low, known, settings, target, facts)
+            known = {n: (0.0 if math.isnan(v) else v)
+                     for n, v in zip(self.tier_names, row.tolist(), strict=True)}
+            # snapshots of the state the decision reads; the decision itself is pure
+            low = self.budgets.low(request.role, request.api_key) if self.budgets else None
+            draw = self.explorer.draw() if self.explorer is not None else None
+            choice, propensity = choose(known, settings, target, facts, low, draw)
         else:
             choice = self._degraded(facts, failure)
-        propensity = None
-        if self.explorer is not None:
-            choice, propensity = self.explorer.explore(choice, facts, settings)
+            propensity = 1.0 if self.explorer is not None else None  # certain: never explored
         return RouteDecision(
             decision_id=uuid.uuid4().hex,
             tier=choice.tier,
@@ -164,7 +176,7 @@ class RouterService:
             fallbacks=choice.fallbacks,
             scores={
                 n: (None if math.isnan(v) else round(v, 6))
-                for n, v in zip(settings.tier_names, row.tolist(), strict=True)
+                for n, v in zip(self.tier_names, row.tolist(), strict=True)
             },
             reason=choice.reason,  # type: ignore[arg-type]
             estimated_tokens_in=view.tokens_in,
@@ -177,9 +189,5 @@ class RouterService:
     def _degraded(self, facts: CallFacts, failure: str) -> Choice:
         """The configured safe tier, saying why (fail_open)."""
         settings = self.settings
-        forced = CallFacts(**{**facts.__dict__, "forced_tier": settings.safe_tier})
-        choice = decide({}, settings.tiers, 1.0, forced)
-        return Choice(
-            tier=choice.tier, reason="degraded", model=choice.model, fallbacks=choice.fallbacks,
-            estimated_cost_usd=choice.estimated_cost_usd, detail=failure,
-        )
+        choice = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=settings.safe_tier))
+        return replace(choice, reason="degraded", detail=failure)

@@ -123,7 +123,7 @@ class TraceStore:
     # The hot path
 
     def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
-        """`RouterService.on_decision` hook: enqueue, wait at most block_ms, else drop."""
+        """The closed loop calls it per decision: enqueue, wait at most block_ms, else drop."""
         if not self._accepting:
             self._count_drop("closed")
             return

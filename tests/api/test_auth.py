@@ -11,11 +11,12 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from router.api.app import create_app
+from router.api.deps import FeedbackCaller
 from router.config import AuthConfig, Settings
-from router.guards.auth import FeedbackAuth, KeyRing
+from router.guards.auth import KeyRing
 from tests.api.test_reload import write_config
 from tests.conftest import FakeEmbedder
-from tests.unit.test_auth import entry
+from tests.unit.guards.test_auth import entry
 
 KEYS = {"router": "key-route", "fb": "key-feedback", "ops": "key-admin", "slow": "key-rate"}
 
@@ -50,11 +51,11 @@ def clock() -> Clock:
 @pytest.fixture
 def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     app = create_app(settings=keyed(settings), embedder_factory=lambda cfg: FakeEmbedder())
-    app.state.keyring = KeyRing(lambda: app.state.holder.settings, clock=clock)
+    app.state.holder.keyring = KeyRing(clock=clock)
     feedback = APIRouter()  # stands in for the feedback module, which attaches the same alias
 
     @feedback.post("/feedback-probe")
-    async def probe(who: FeedbackAuth) -> dict[str, str]:
+    async def probe(who: FeedbackCaller) -> dict[str, str]:
         return {"caller": who.name}
 
     app.include_router(feedback)
@@ -133,8 +134,7 @@ def test_wrong_scope_is_403_naming_it(client, method, path, body, who, scope) ->
 def test_route_checks_a_call_as_the_declared_dependencies_do(
     client, content: bytes, headers: dict[str, str], status: int
 ) -> None:
-    """POST /route is served with one flat auth dependency (router/api/lean_route.py). The same
-    call to /route/batch, served by its declared dependencies, gets the same answer."""
+    """POST /route and /route/batch check a call the same way: same status, error and detail."""
     batch = b'{"requests": [' + content + b"]}" if content.startswith(b'{"') else content
     answers = [client.post(path, content=body,
                            headers={"Content-Type": "application/json", **headers})

@@ -39,6 +39,8 @@ def _detail(r) -> dict:
         ({"prompt": "x", "quality_target": 1.7}, "quality_target", "less than or equal to 1"),
         ({"prompt": "x", "quality_target": -0.1}, "quality_target", "greater than or equal"),
         ({"prompt": "x", "max_cost_usd": -1}, "max_cost_usd", "greater than or equal to 0"),
+        ({"prompt": "x", "max_cost_usd": True}, "max_cost_usd", "valid number"),
+        ({"prompt": "x", "quality_target": True}, "quality_target", "valid number"),
         ({"prompt": ""}, "prompt", "at least 1 character"),
         ({"prompt": "x", "colour": "red"}, "colour", "Extra inputs"),
     ],

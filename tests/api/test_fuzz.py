@@ -23,7 +23,7 @@ from schemathesis.checks import not_a_server_error
 from router.api.app import create_app
 from router.config import AuthConfig, StoreConfig, load_settings
 from tests.conftest import FakeEmbedder
-from tests.unit.test_auth import entry
+from tests.unit.guards.test_auth import entry
 
 KEY = "fuzz-key"
 MAX_EXAMPLES = 30

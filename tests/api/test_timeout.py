@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -12,6 +14,16 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import LimitsConfig, Settings
 from tests.conftest import FakeEmbedder
+
+
+class Late:
+    """A decision recorder that keeps the tier of every decision it sees."""
+
+    def __init__(self, tiers: list[str]) -> None:
+        self.tiers = tiers
+
+    def record(self, request: Any, view: Any, decision: Any) -> None:
+        self.tiers.append(decision.tier)
 
 
 class SlowEmbedder(FakeEmbedder):
@@ -38,7 +50,8 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
                      embedder_factory=lambda cfg: embedder)
     late: list[str] = []
     with TestClient(app) as client:
-        app.state.holder.service.on_decision.append(lambda req, view, d: late.append(d.tier))
+        holder = app.state.holder
+        holder._swap(replace(holder.service, recorders=(*holder.service.recorders, Late(late))))
         started = time.perf_counter()
         r = client.post("/route", json={"prompt": "answer slowly please"})
         waited = time.perf_counter() - started
@@ -72,5 +85,6 @@ def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=factory)
     with TestClient(app) as client:
-        app.state.holder.service.embedder = None  # force the reload to build a new encoder
+        holder = app.state.holder  # no encoder to reuse: the reload must build a new one
+        holder._swap(replace(holder.service, embedder=None))
         assert client.post("/admin/reload").status_code == 200

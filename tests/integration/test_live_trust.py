@@ -15,7 +15,7 @@ import pytest
 from router.guards.auth import hash_key
 from tests.api.test_reload import write_config
 from tests.integration.service import ROOT, Server
-from tests.unit.test_auth import entry
+from tests.unit.guards.test_auth import entry
 
 SECRET = "okapi-lantern-5521"
 ROUTE, ADMIN = "live-route-key", "live-admin-key"

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from router.config import PromotionConfig, Settings
-from router.decision.artifact import load_model
+from router.decision.artifact import check_model_fits, load_model
 from router.errors import RouterError
-from router.serving.holder import check_model_fits
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from router.errors import StoreError
-from router.guards.auth import AdminAuth, FeedbackAuth
+from router.api.deps import AdminCaller, FeedbackCaller, LoopDep, ServiceDep
 from router.schemas import (
     ErrorBody,
     Feedback,
@@ -20,7 +19,6 @@ from router.schemas import (
     TraceRecord,
     error_responses,
 )
-from router.serving.loop import ClosedLoop
 from router.traces.feedback import feedback_model
 
 router = APIRouter()
@@ -57,13 +55,6 @@ def _present(field: str, kind: str) -> dict[str, Any]:
     return {"required": [field], "properties": {field: {"type": kind}}}
 
 
-def get_loop(request: Request) -> ClosedLoop:
-    loop = request.app.state.holder.loop
-    if loop is None:
-        raise StoreError("the service has not started")
-    return loop
-
-
 @router.post(
     "/feedback", response_model=FeedbackReceipt, status_code=201, openapi_extra=_body_schema(),
     responses={
@@ -75,7 +66,7 @@ def get_loop(request: Request) -> ClosedLoop:
     },
 )
 async def feedback(
-    request: Request, response: Response, _: FeedbackAuth,
+    request: Request, response: Response, loop: LoopDep, service: ServiceDep, _: FeedbackCaller,
 ) -> FeedbackReceipt:
     """Store how a call went; durable (committed) before the answer."""
     body = await _json_body(request)
@@ -83,9 +74,7 @@ async def feedback(
         item = feedback_model(body).model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    loop = get_loop(request)
-    settings = request.app.state.holder.settings
-    receipt = await run_in_threadpool(loop.feedback, item, settings)
+    receipt = await run_in_threadpool(loop.feedback, item, service.settings)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
 
@@ -104,10 +93,10 @@ async def _json_body(request: Request) -> Any:
     **error_responses(401, 403, 408, 422, 429),
     503: {"model": ErrorBody, "description": "The trace store is disabled or down."}})
 async def spend(
-    request: Request,
-    _: AdminAuth,
+    loop: LoopDep,
+    _: AdminCaller,
     by: Annotated[SpendKey, Query(description="Attribution key to group by.")] = "role",
     since: Annotated[float | None, Query(ge=0, description="Epoch seconds.")] = None,
 ) -> SpendReport:
     """Cost per role, run, step, tier, model, user or API key; estimates where no cost came back."""
-    return await run_in_threadpool(get_loop(request).spend, by, since)
+    return await run_in_threadpool(loop.spend, by, since)

@@ -33,16 +33,28 @@ def make_service(settings: Settings, model_dir: Path, embedder: FakeEmbedder,
     return RouterService(settings.model_copy(update=changes), load_model(model_dir), embedder)
 
 
+class Source:
+    """Stands in for the holder: the current service, swappable by the test."""
+
+    def __init__(self, service: RouterService, config: EmbedderConfig | None = None):
+        self.service = service if config is None else with_config(service, config)
+
+
+def with_config(service: RouterService, config: EmbedderConfig) -> RouterService:
+    settings = service.settings.model_copy(update={"embedder": config})
+    return RouterService(settings, service.model, service.embedder)
+
+
 def run_batched(
     service: RouterService | list[RouterService],
     requests: list[RouteRequest],
     config: EmbedderConfig | None = None,
 ) -> list[RouteDecision | BaseException]:
     """Start a batcher, send `requests` at once, stop it; each caller's result or exception."""
-    current = service if isinstance(service, list) else [service]
+    current = service[0] if isinstance(service, list) else service
 
     async def main() -> list[RouteDecision | BaseException]:
-        batcher = MicroBatcher(lambda: current[0], lambda: config or EmbedderConfig())
+        batcher = MicroBatcher(Source(current, config))
         batcher.start()
         results = await asyncio.gather(*(batcher.route(r) for r in requests),
                                        return_exceptions=True)
@@ -106,7 +118,7 @@ def test_stop_answers_every_queued_call_then_refuses(settings: Settings, model_d
     service = make_service(settings, model_dir, FakeEmbedder())
 
     async def main() -> tuple[list[RouteDecision], BaseException | None]:
-        batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_size=3))
+        batcher = MicroBatcher(Source(service, EmbedderConfig(batch_size=3)))
         batcher.start()
         calls = [asyncio.ensure_future(batcher.route(RouteRequest(prompt=f"hi {i}")))
                  for i in range(10)]
@@ -126,13 +138,13 @@ def test_stop_answers_every_queued_call_then_refuses(settings: Settings, model_d
 def test_a_swapped_service_serves_the_next_batch(settings: Settings, model_dir: Path) -> None:
     old = make_service(settings, model_dir, FakeEmbedder())
     new = make_service(settings, model_dir, FakeEmbedder(), quality_target=0.0)
-    current = [old]
+    source = Source(old)
 
     async def main() -> tuple[RouteDecision, RouteDecision]:
-        batcher = MicroBatcher(lambda: current[0], EmbedderConfig)
+        batcher = MicroBatcher(source)
         batcher.start()
         first = await batcher.route(RouteRequest(prompt="prove the theorem about primes"))
-        current[0] = new
+        source.service = new
         second = await batcher.route(RouteRequest(prompt="prove the theorem about primes"))
         await batcher.stop()
         return first, second
@@ -146,7 +158,7 @@ def test_stragglers_are_gathered_within_the_wait(settings: Settings, model_dir: 
     service = make_service(settings, model_dir, embedder)
 
     async def main() -> None:
-        batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_wait_ms=100))
+        batcher = MicroBatcher(Source(service, EmbedderConfig(batch_wait_ms=100)))
         batcher.start()
         await asyncio.gather(*(batcher.route(RouteRequest(prompt=f"a {i}")) for i in range(3)))
         assert embedder.calls == 1  # three concurrent callers: the next batch waits for three
@@ -168,7 +180,7 @@ def test_the_wait_ends_when_the_last_rounds_callers_are_back(
     service = make_service(settings, model_dir, FakeEmbedder())
 
     async def main() -> float:
-        batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_wait_ms=100))
+        batcher = MicroBatcher(Source(service, EmbedderConfig(batch_wait_ms=100)))
         batcher.start()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -185,7 +197,7 @@ def test_a_lone_caller_does_not_wait(settings: Settings, model_dir: Path) -> Non
     service = make_service(settings, model_dir, FakeEmbedder())
 
     async def main() -> float:
-        batcher = MicroBatcher(lambda: service, lambda: EmbedderConfig(batch_wait_ms=100))
+        batcher = MicroBatcher(Source(service, EmbedderConfig(batch_wait_ms=100)))
         batcher.start()
         loop = asyncio.get_running_loop()
         await batcher.route(RouteRequest(prompt="warm up"))
@@ -201,7 +213,7 @@ def test_a_lone_caller_does_not_wait(settings: Settings, model_dir: Path) -> Non
 
 def test_not_started_refuses(settings: Settings, model_dir: Path) -> None:
     service = make_service(settings, model_dir, FakeEmbedder())
-    batcher = MicroBatcher(lambda: service, EmbedderConfig)
+    batcher = MicroBatcher(Source(service))
     with pytest.raises(ServiceUnavailable):
         asyncio.run(batcher.route(RouteRequest(prompt="hi")))
 
@@ -210,16 +222,19 @@ def test_a_failure_outside_the_service_fails_its_callers_not_the_batcher(
     settings: Settings, model_dir: Path
 ) -> None:
     service = make_service(settings, model_dir, FakeEmbedder())
-    broken = [True]
 
-    def config() -> EmbedderConfig:
-        if broken[0]:
-            broken[0] = False
-            raise RuntimeError("config unreadable")
-        return EmbedderConfig()
+    class BrokenOnce:
+        broken = True
+
+        @property
+        def service(self) -> RouterService:
+            if self.broken:
+                self.broken = False
+                raise RuntimeError("holder unreadable")
+            return service
 
     async def main() -> tuple[BaseException | RouteDecision, RouteDecision]:
-        batcher = MicroBatcher(lambda: service, config)
+        batcher = MicroBatcher(BrokenOnce())
         batcher.start()
         first = (await asyncio.gather(batcher.route(RouteRequest(prompt="a")),
                                       return_exceptions=True))[0]

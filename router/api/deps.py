@@ -1,0 +1,78 @@
+"""The handlers' dependencies, as `Annotated` aliases: the one place that reads `app.state`.
+
+`ServiceDep` is the service serving now (a reload swaps it between two requests, never during
+one), `LoopDep` the closed loop (store, spend), `HolderDep` the holder itself (reload, batcher),
+`MetricsDep` the app's Prometheus metrics. `RouteCaller`, `FeedbackCaller` and `AdminCaller`
+let a request through only with a key holding that scope; the two security schemes are
+sub-dependencies so that OpenAPI documents them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from router.config import Scope
+from router.errors import ServiceNotStarted
+from router.guards.auth import KeyRing, Principal, presented_key
+from router.serving.holder import ServiceHolder
+from router.serving.loop import ClosedLoop
+from router.serving.metrics import Metrics
+from router.serving.service import RouterService
+
+
+async def get_holder(request: Request) -> ServiceHolder:
+    return request.app.state.holder  # async: a sync dependency costs a thread hop
+
+
+async def get_service(request: Request) -> RouterService:
+    return request.app.state.holder.service
+
+
+async def get_loop(request: Request) -> ClosedLoop:
+    loop = request.app.state.holder.loop
+    if loop is None:
+        raise ServiceNotStarted("the service has not started")
+    return loop
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+HolderDep = Annotated[ServiceHolder, Depends(get_holder)]
+ServiceDep = Annotated[RouterService, Depends(get_service)]
+LoopDep = Annotated[ClosedLoop, Depends(get_loop)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself.")
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through only with a key holding ``scope``."""
+
+    async def check(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        api_key: Annotated[str | None, Depends(_api_key)],
+    ) -> Principal:
+        holder: ServiceHolder = request.app.state.holder
+        keyring: KeyRing = holder.keyring
+        keys = holder.settings.auth.keys
+        key = presented_key(keys, request.headers.get("authorization"),
+                            bearer.credentials if bearer is not None else None, api_key)
+        principal = keyring.authenticate(keys, key, scope)
+        request.state.principal = principal
+        return principal
+
+    check.__name__ = f"require_{scope}"
+    return check
+
+
+RouteCaller = Annotated[Principal, Depends(require("route"))]
+FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]
+AdminCaller = Annotated[Principal, Depends(require("admin"))]

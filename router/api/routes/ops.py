@@ -1,0 +1,44 @@
+"""What operators call: GET /tiers, /healthz, /readyz, /metrics and POST /admin/reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from router.api.deps import AdminCaller, HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.schemas import Readiness, TierInfo, error_responses
+
+router = APIRouter()
+
+
+@router.get("/tiers", response_model=list[TierInfo], responses=error_responses(401, 403, 408, 429))
+async def tiers(service: ServiceDep, _: RouteCaller) -> list[TierInfo]:
+    return [TierInfo(**t.model_dump(exclude={"training_models"})) for t in service.settings.tiers]
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(service: ServiceDep) -> JSONResponse:
+    body = {"ready": service.ready, "router_version": service.version}
+    if not service.ready:
+        body["reason"] = service.load_error or "model not loaded"
+    return JSONResponse(body, status_code=200 if service.ready else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics_endpoint(holder: HolderDep, metrics: MetricsDep) -> Response:
+    holder.refresh_gauges()
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post("/admin/reload", responses=error_responses(401, 403, 409, 429))
+async def reload(holder: HolderDep, _: AdminCaller) -> dict[str, Any]:
+    service = await run_in_threadpool(holder.reload)
+    return {"status": "reloaded", "router_version": service.version, "ready": service.ready}

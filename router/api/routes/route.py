@@ -1,0 +1,66 @@
+"""POST /route and POST /route/batch: the decision for one call, or for several in order.
+
+A single call goes through the micro-batcher (`serving.batcher`), which shares one encoder call
+among the calls that arrive together; a batch is routed as one batch directly.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from router.api.deps import HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.errors import RequestLimitError
+from router.schemas import (
+    BatchRouteRequest,
+    BatchRouteResponse,
+    RouteDecision,
+    RouteRequest,
+    error_responses,
+)
+from router.serving.metrics import Metrics
+
+router = APIRouter()
+
+ROUTE_ERRORS = error_responses(400, 401, 403, 408, 422, 429, 503)
+
+
+@router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
+             responses=ROUTE_ERRORS)
+async def route(
+    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: RouteCaller
+) -> Response:
+    started = time.perf_counter()
+    decision = await holder.batcher.route(body.attribute_to(caller.key_name))
+    count(metrics, [decision], started)
+    # serialised straight from the model: FastAPI would validate the response model again
+    return Response(decision.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+@router.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
+             responses=ROUTE_ERRORS)
+async def route_batch(
+    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: RouteCaller
+) -> BatchRouteResponse:
+    limit = service.settings.limits.max_batch
+    if len(body.requests) > limit:
+        raise RequestLimitError(
+            "requests", f"{len(body.requests)} requests exceed the limit of {limit}", limit
+        )
+    started = time.perf_counter()
+    for item in body.requests:
+        item.attribute_to(caller.key_name)
+    decisions = await run_in_threadpool(service.route, body.requests)
+    count(metrics, decisions, started)
+    return BatchRouteResponse(decisions=decisions)
+
+
+def count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
+    elapsed = (time.perf_counter() - started) / max(len(decisions), 1)
+    for decision in decisions:
+        metrics.decisions.labels(decision.tier, decision.reason).inc()
+        metrics.latency.observe(elapsed)
+        if decision.reason == "degraded":
+            metrics.degraded.inc()
