@@ -61,13 +61,24 @@ def pair_apgrs(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> 
     return out
 
 
-def sweep_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
-    """Send to the strong tier every prompt whose weak-tier score is below a threshold."""
+def pair_curve(
+    weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(strong share, mean quality) sending the lowest weak-tier scores to the strong tier first.
+
+    The one sweep of a tier pair: selection reads its APGR, `training.report` also its CPT.
+    """
     order = np.argsort(weak_score, kind="stable")
     n = len(order)
     gain = (q_strong - q_weak)[order]
     quality = q_weak.mean() + np.concatenate([[0.0], np.cumsum(gain)]) / n
-    share = np.arange(n + 1) / n
+    return np.arange(n + 1) / n, quality
+
+
+def sweep_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
+    """APGR of `pair_curve`: send to the strong tier every prompt whose weak-tier score is below
+    a threshold, over every threshold."""
+    share, quality = pair_curve(weak_score, q_weak, q_strong)
     return apgr(share, quality, float(q_weak.mean()), float(q_strong.mean()))
 
 

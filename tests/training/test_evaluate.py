@@ -23,8 +23,8 @@ from tests.training.synthetic_eval import (
 )
 from training.baselines import length_choices
 from training.evaluate import TARGETS, evaluation_set, lodo_report, policy_choices
-from training.report import pair_curve, scope_report
-from training.selection import Candidate, sweep_apgr
+from training.report import scope_report
+from training.selection import Candidate, pair_curve, sweep_apgr
 from training.train import Featurised
 
 
