@@ -35,7 +35,7 @@ from training.adapters import (
     load_routerbench,
     normalise_prompt,
     outcome_frame,
-    prompt_hash,
+    text_id,
 )
 
 __all__ = ["OUTCOME_COLUMNS", "PUBLIC_LOADERS", "load_public", "read_traces", "summarise"]
@@ -335,7 +335,7 @@ def _outcome_row(record: dict[str, Any], default_source: str) -> dict[str, Any]:
     source = record.get("source", default_source)
     quality = record["quality"] if "quality" in record else float(record["success"])
     return {
-        "prompt_id": record.get("prompt_id", f"{source}:{prompt_hash(key)}"),
+        "prompt_id": record.get("prompt_id", f"{source}:{text_id(key)}"),
         "prompt": prompt,
         "messages": messages,
         "model": record["model"],
