@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from router.config import Settings, load_settings
 from router.decision.artifact import RouterModel, assemble_features, load_model
@@ -29,8 +28,8 @@ from router.decision.policy import CallFacts, decide
 from router.errors import RouterError
 from training.baselines import knn_scores, length_pseudo_scores, length_tokens
 from training.ceiling import ceiling_section
-from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
+from training.ingest import load_outcomes
 from training.labels import PromptTable, tier_table, views_of
 from training.outputs import format_summary, summary_rows, write_outputs
 from training.report import DEFINITIONS, EvalSet, concat_sets, scope_report, scopes_report
@@ -48,7 +47,8 @@ def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(args.config)
     model_dir = Path(args.model) if args.model is not None else settings.model_dir
     model = load_model(model_dir)
-    outcomes, files = evaluation_outcomes(args.data_dir, args.traces, args.strict)
+    outcomes, files = load_outcomes(args.data_dir, args.traces, args.strict,
+                                   trace_split="test")
     table = tier_table(outcomes, settings)
     backend = args.backend or model_backend(model.metadata)
     cache = EmbeddingCache(args.cache_dir, training_embedder(settings, backend))
@@ -87,26 +87,8 @@ def evaluation_table(
     data_dir: Path | None, traces: Sequence[Path], settings: Settings, strict: bool = False
 ) -> tuple[PromptTable, list[dict]]:
     """Public data (its own train/test splits) and trace rows (all marked test) as one table."""
-    outcomes, files = evaluation_outcomes(data_dir, traces, strict)
+    outcomes, files = load_outcomes(data_dir, traces, strict, trace_split="test")
     return tier_table(outcomes, settings), files
-
-
-def evaluation_outcomes(
-    data_dir: Path | None, traces: Sequence[Path], strict: bool = False
-) -> tuple[pd.DataFrame, list[dict]]:
-    """The outcome rows behind `evaluation_table` (one per prompt and model), and their files."""
-    if data_dir is None and not traces:
-        raise RouterError("give --data-dir (the public data folder) and/or --traces files")
-    frames, files = [], []
-    if data_dir is not None:
-        public, public_files = load_outcomes(data_dir, [], strict=strict)
-        frames.append(public)
-        files += public_files
-    if traces:
-        traced, trace_files = load_outcomes(None, traces, strict=strict)
-        frames.append(traced.assign(split="test"))
-        files += trace_files
-    return pd.concat(frames, ignore_index=True), files
 
 
 def model_backend(metadata: dict[str, Any]) -> str:

@@ -20,8 +20,8 @@ from router.decision.artifact import RouterModel, assemble_features, save_model
 from router.decision.classifier import TierClassifier
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
-from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
+from training.ingest import load_outcomes
 from training.labels import PromptTable, tier_table, views_of
 from training.selection import Candidate, leave_one_group_out
 

@@ -19,8 +19,8 @@ from router.decision.artifact import RouterModel
 from router.decision.features import CallView
 from router.decision.policy import CallFacts, decide
 from router.errors import RouterError
-from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
+from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
 from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
 from training.selection import Candidate, pair_apgrs

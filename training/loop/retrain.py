@@ -30,8 +30,8 @@ from router.decision.encoders.base import Embedder
 from router.errors import RouterError
 from router.traces.store import TraceStore
 from training.adapters import outcome_frame
-from training.data import load_outcomes
 from training.embed_cache import EmbeddingCache
+from training.ingest import last_user_text, load_outcomes
 from training.labels import tier_table
 from training.loop.compare import offpolicy_report, public_report, recipe
 from training.train import featurise, fit_final, training_embedder
@@ -135,7 +135,7 @@ def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
     """Logged calls as outcome rows; the tier they were served in stands in for the model."""
     if calls.empty:
         return outcome_frame(pd.DataFrame())
-    prompts = [p if p else _last_user(m) for p, m in zip(calls["prompt"], calls["messages"],
+    prompts = [p if p else last_user_text(m) for p, m in zip(calls["prompt"], calls["messages"],
                                                           strict=True)]
     frame = pd.DataFrame({
         "prompt_id": [f"{LOGGED}:{h}" for h in calls["prompt_hash"]],
@@ -148,14 +148,6 @@ def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
         "propensity": calls["propensity"], "decision_id": calls["decision_id"],
     })
     return outcome_frame(frame)
-
-
-def _last_user(messages: list[dict] | None) -> str:
-    users = [m for m in messages or [] if m.get("role") == "user"]
-    content = users[-1].get("content") if users else ""
-    if isinstance(content, list):
-        return "\n\n".join(part.get("text", "") for part in content)
-    return content or ""
 
 
 def with_logged_tiers(settings: Settings) -> Settings:
