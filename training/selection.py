@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from router.decision.classifier import TierClassifier
+from router.errors import RouterError
 from training.metrics import apgr
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,28 @@ MIN_PAIR_PROMPTS = 30
 
 @dataclass(frozen=True)
 class Candidate:
+    """A head recipe: `TierClassifier` parameters, and whether the cheap features are added."""
+
     name: str
     params: dict
     numeric: bool = False
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The ``head`` entry of a model's metadata.json, which `head_recipe` reads back."""
+        return {"name": self.name, **self.params}
+
+
+def head_recipe(metadata: dict[str, Any]) -> Candidate:
+    """The head recipe a model's metadata records, so it can be fitted again the same way."""
+    head = dict(metadata.get("head") or {})
+    if "name" not in head:
+        raise RouterError(
+            f"model {metadata.get('router_version', 'unversioned')} records no head recipe "
+            "(its metadata.json has no 'head'): retrain it with this version of "
+            "`tier-router train`"
+        )
+    name = str(head.pop("name"))
+    return Candidate(name, head, numeric=bool(metadata.get("features", {}).get("numeric")))
 
 
 @dataclass

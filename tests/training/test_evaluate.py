@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import training.evaluate as evaluate
+import training.scoring as scoring
 from router.config import load_settings
 from router.decision.policy import decide
 from tests.training.synthetic_eval import (
@@ -22,10 +23,11 @@ from tests.training.synthetic_eval import (
     write_traces,
 )
 from training.baselines import length_choices
-from training.evaluate import TARGETS, evaluation_set, lodo_report, policy_choices
+from training.embed_cache import Featurised
+from training.evaluate import evaluation_set, lodo_report
 from training.report import scope_report
+from training.scoring import TARGETS, policy_choices
 from training.selection import Candidate, pair_curve, sweep_apgr
-from training.train import Featurised
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_sweep_calls_the_service_policy(settings, monkeypatch):
         calls.append(args[2])
         return decide(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "decide", spy)
+    monkeypatch.setattr(scoring, "decide", spy)
     _set(settings, n=50)
     assert len(calls) == 50 * len(TARGETS)
     assert sorted(set(calls)) == sorted(float(t) for t in TARGETS)

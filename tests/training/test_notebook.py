@@ -26,9 +26,9 @@ from tests.training.synthetic_eval import (
     write_traces,
 )
 from training.ceiling import ceiling_report, outcome_matrix
+from training.embed_cache import Featurised
 from training.outputs import json_ready, summary_rows
 from training.selection import Candidate
-from training.train import Featurised
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "quality_cost.ipynb"
 

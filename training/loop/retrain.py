@@ -25,16 +25,17 @@ from typing import Any
 import pandas as pd
 
 from router.config import Settings, load_settings
-from router.decision.artifact import RouterModel, load_model, save_model
+from router.decision.artifact import load_model, save_model
 from router.decision.encoders.base import Embedder
 from router.errors import RouterError
 from router.traces.store import TraceStore
 from training.adapters import outcome_frame
-from training.embed_cache import EmbeddingCache
+from training.embed_cache import EmbeddingCache, featurise, model_backend, training_embedder
 from training.ingest import last_user_text, load_outcomes
 from training.labels import tier_table
-from training.loop.compare import offpolicy_report, public_report, recipe
-from training.train import featurise, fit_final, training_embedder
+from training.loop.compare import offpolicy_report, public_report
+from training.selection import head_recipe
+from training.train import fit_final
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,15 @@ def run_retrain(args: argparse.Namespace, embedder: Embedder | None = None) -> d
     if len(table) == 0:
         raise RouterError("no training rows: the store has no labelled calls with text")
 
-    embedder = embedder or training_embedder(settings, serving_backend(serving))
+    embedder = embedder or training_embedder(settings, model_backend(serving.metadata))
     cache = EmbeddingCache(args.cache_dir, embedder)
-    data = featurise(table, cache)
-    candidate_recipe = recipe(serving)
+    data, _ = featurise(table, cache)
+    candidate_recipe = head_recipe(serving.metadata)
     fitted = fit_final(data, candidate_recipe, args.seed)
     version = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{candidate_recipe.name}"
     save_model(
         args.out, fitted.classifier, fitted.numeric_features, router_version=version,
-        head={"name": candidate_recipe.name, **candidate_recipe.params},
+        head=candidate_recipe.as_metadata(),
         embedder_backend=cache.embedder.name, seed=args.seed,
         parent_router_version=serving.version,
         training_prompts=int(len(table)),
@@ -155,11 +156,6 @@ def with_logged_tiers(settings: Settings) -> Settings:
     tiers = [t.model_copy(update={"training_models": [*t.training_models, f"{LOGGED}:{t.name}"]})
              for t in settings.tiers]
     return settings.model_copy(update={"tiers": tiers})
-
-
-def serving_backend(model: RouterModel) -> str:
-    name = str(model.metadata.get("embedder_backend", ""))
-    return name.rsplit("@", 1)[1] if "@" in name else "torch"
 
 
 def format_report(report: dict[str, Any]) -> str:
