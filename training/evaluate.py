@@ -13,7 +13,6 @@ every number.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -22,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from router.config import Settings, load_settings
+from router.config import Settings
 from router.decision.artifact import RouterModel, load_model
+from router.decision.encoders.base import Embedder
 from router.decision.features import CallView
 from router.errors import RouterError
 from training.baselines import knn_scores, length_pseudo_scores, length_tokens
@@ -37,7 +37,7 @@ from training.embed_cache import (
 )
 from training.ingest import load_outcomes
 from training.labels import PromptTable, tier_table
-from training.outputs import format_summary, summary_rows, write_outputs
+from training.outputs import summary_rows, write_outputs
 from training.report import DEFINITIONS, EvalSet, concat_sets, scope_report, scopes_report
 from training.scoring import TARGETS, policy_choices, tier_costs, tier_scores
 from training.selection import Candidate, head_recipe
@@ -45,45 +45,59 @@ from training.train import SELECTION_GROUPS, fit_final
 
 log = logging.getLogger(__name__)
 
-def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
-    """The CLI entry: evaluate a model directory, write the report and print its summary."""
+def evaluate(
+    *,
+    settings: Settings,
+    out: Path,
+    cache_dir: Path,
+    model_dir: Path | None = None,
+    data_dir: Path | None = None,
+    traces: Sequence[Path] = (),
+    seed: int = 0,
+    strict: bool = False,
+    backend: str | None = None,
+    bootstrap: int = 200,
+    lodo: bool = False,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model directory (default: the config's), write the report to `out`, return it.
+
+    `backend` defaults to the one the model was trained with; `embedder` replaces it (tests);
+    `bootstrap` resamples give the confidence intervals; `lodo` adds leave-one-dataset-out.
+    """
     started = time.perf_counter()
-    settings = load_settings(args.config)
-    model_dir = Path(args.model) if args.model is not None else settings.model_dir
+    model_dir = model_dir if model_dir is not None else settings.model_dir
     model = load_model(model_dir)
-    outcomes, files = load_outcomes(args.data_dir, args.traces, args.strict,
-                                   trace_split="test")
+    outcomes, files = load_outcomes(data_dir, traces, strict, trace_split="test")
     table = tier_table(outcomes, settings)
-    backend = args.backend or model_backend(model.metadata)
-    cache = EmbeddingCache(args.cache_dir, training_embedder(settings, backend))
+    backend = backend or model_backend(model.metadata)
+    cache = EmbeddingCache(cache_dir, embedder or training_embedder(settings, backend))
     data, views = featurise(table, cache)
     embedded = time.perf_counter()
 
-    in_dist = in_distribution_set(data, views, model, settings, args.seed)
+    in_dist = in_distribution_set(data, views, model, settings, seed)
     report: dict[str, Any] = {
         "model_dir": str(model_dir),
         "router_version": model.version,
         "model_head": model.metadata.get("head"),
-        "embedder_backend": backend,
+        "embedder_backend": backend if embedder is None else embedder.name,
         "data_files": files,
-        "seed": args.seed,
-        "bootstrap": args.bootstrap,
+        "seed": seed,
+        "bootstrap": bootstrap,
         "config": config_summary(settings),
         "definitions": DEFINITIONS,
-        "in_distribution": scopes_report(in_dist, args.seed, args.bootstrap),
+        "in_distribution": scopes_report(in_dist, seed, bootstrap),
     }
-    if args.lodo:
+    if lodo:
         report["lodo"] = lodo_report(data, views, settings, head_recipe(model.metadata),
-                                     args.seed, args.bootstrap)
-    if args.data_dir is not None:
-        report["ceiling"] = ceiling_section(outcomes, settings, seed=args.seed,
-                                           n_boot=args.bootstrap)
+                                     seed, bootstrap)
+    if data_dir is not None:
+        report["ceiling"] = ceiling_section(outcomes, settings, seed=seed, n_boot=bootstrap)
     report["summary"] = summary_rows(report)
     report["timings"] = {"embedding_s": round(embedded - started, 1),
                          "total_s": round(time.perf_counter() - started, 1)}
-    write_outputs(report, Path(args.out))
-    print(format_summary(report["summary"]))
-    print(f"\nwrote {args.out}/report.json")
+    write_outputs(report, Path(out))
+    log.info("wrote %s", Path(out) / "report.json")
     return report
 
 

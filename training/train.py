@@ -6,17 +6,18 @@ classifier) runs here and in the service, so what is trained is what is served.
 
 from __future__ import annotations
 
-import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from router.config import load_settings
+from router.config import Settings
 from router.decision.artifact import RouterModel, save_model
 from router.decision.classifier import TierClassifier
+from router.decision.encoders.base import Embedder
 from training.embed_cache import (
     EmbeddingCache,
     Featurised,
@@ -37,41 +38,57 @@ SELECTION_GROUPS = (
 )
 
 
-def run_training(args: argparse.Namespace) -> Path:
-    settings = load_settings(args.config)
-    outcomes, data_files = load_outcomes(args.data_dir, args.traces, strict=args.strict)
+def train(
+    *,
+    settings: Settings,
+    out: Path,
+    cache_dir: Path,
+    data_dir: Path | None = None,
+    traces: Sequence[Path] = (),
+    seed: int = 0,
+    strict: bool = False,
+    backend: str = "torch",
+    embedder: Embedder | None = None,
+) -> Path:
+    """Train a model directory at `out` from the train split of the data; returns `out`.
+
+    `data_dir` is the public data folder and `traces` TRACES.md files (at least one of the
+    two); `strict` makes a bad trace line fatal; `backend` picks the encoder, unless
+    `embedder` gives one (tests, experiments); its name is recorded in the metadata.
+    """
+    outcomes, data_files = load_outcomes(data_dir, traces, strict=strict)
     table = tier_table(outcomes, settings)
-    train = table.subset((table.prompts["split"] == "train").to_numpy())
-    log.info("training prompts: %d (of %d)", len(train), len(table))
-    embedder = training_embedder(settings, args.backend)
-    data, _ = featurise(train, EmbeddingCache(args.cache_dir, embedder))
+    rows = table.subset((table.prompts["split"] == "train").to_numpy())
+    log.info("training prompts: %d (of %d)", len(rows), len(table))
+    embedder = embedder or training_embedder(settings, backend)
+    data, _ = featurise(rows, EmbeddingCache(cache_dir, embedder))
     warn_duplicates(data)
+    sources = rows.prompts["source"].to_numpy()
     selection = leave_one_group_out(
-        data.embeddings, data.numeric, train.labels, train.weights,
-        train.prompts["source"].to_numpy(), train.tiers,
-        eval_groups=[g for g in SELECTION_GROUPS if g in set(train.prompts["source"])],
-        seed=args.seed,
+        data.embeddings, data.numeric, rows.labels, rows.weights, sources, rows.tiers,
+        eval_groups=[g for g in SELECTION_GROUPS if g in set(sources)], seed=seed,
     )
-    model = fit_final(data, selection.best, args.seed)
+    model = fit_final(data, selection.best, seed)
     log.info("selected %s by leave-one-dataset-out", selection.best.name)
     save_model(
-        args.out, model.classifier, model.numeric_features,
-        router_version=f"{args.out.name}-{selection.best.name}-seed{args.seed}",
+        out, model.classifier, model.numeric_features,
+        router_version=f"{out.name}-{selection.best.name}-seed{seed}",
         head=selection.best.as_metadata(),
         embedder_backend=embedder.name,
-        seed=args.seed,
+        seed=seed,
         data=data_files,
-        training_prompts=int(len(train)),
-        training_prompts_by_source=train.prompts["source"].value_counts().to_dict(),
+        training_prompts=int(len(rows)),
+        training_prompts_by_source=rows.prompts["source"].value_counts().to_dict(),
         selection=selection.table,
         metrics={"lodo_mean_apgr": selection.means},
     )
-    pd.DataFrame(selection.table).to_csv(args.out / "selection.csv", index=False)
-    log.info("wrote %s", args.out)
-    return args.out
+    pd.DataFrame(selection.table).to_csv(out / "selection.csv", index=False)
+    log.info("wrote %s", out)
+    return out
 
 
 def fit_final(data: Featurised, candidate: Candidate, seed: int) -> RouterModel:
+    """`candidate`'s head fitted on every row of `data` (train: the winner of selection)."""
     features = (
         np.hstack([data.embeddings, data.numeric]) if candidate.numeric else data.embeddings
     )
