@@ -96,8 +96,8 @@ def evaluate(
     report["summary"] = summary_rows(report)
     report["timings"] = {"embedding_s": round(embedded - started, 1),
                          "total_s": round(time.perf_counter() - started, 1)}
-    write_outputs(report, Path(out))
-    log.info("wrote %s", Path(out) / "report.json")
+    write_outputs(report, out)
+    log.info("wrote %s", out / "report.json")
     return report
 
 

@@ -1,6 +1,7 @@
-"""`tier-router train`, top to bottom: config, data, labels, embeddings, selection, fit, save.
+"""`tier-router train`, top to bottom: data, labels, embeddings, selection, fit, save.
 
-Every step is one call into a small module; the same `router` code (features, embedder,
+`train` takes the loaded config and typed options (the CLI parses and loads them). Every step
+is one call into a small module; the same `router` code (features, embedder,
 classifier) runs here and in the service, so what is trained is what is served.
 """
 
