@@ -76,8 +76,12 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(normalise_prompt(text).encode("utf-8")).hexdigest()
 
 
-def prompt_hash(text: str) -> str:
-    """Stable 16-hex id for a prompt that has none in its file."""
+def text_id(text: str) -> str:
+    """Stable 16-hex id of a normalised text, for a prompt that has no id in its file.
+
+    Not `router.traces.rows.prompt_hash`: that one hashes a conversation exactly as sent, so
+    the store can join outcomes without keeping the text; this one must ignore spacing noise.
+    """
     return _sha1(text)[:16]
 
 
@@ -197,7 +201,7 @@ def _scores_rows(path: Path, source: str, split: str | None) -> Iterator[dict]:
     dataset = source.split("/")[0]
     for record in json.loads(path.read_text(encoding="utf-8")):
         question = record["question"]
-        prompt_id = f"{source}:{prompt_hash(question)}"
+        prompt_id = f"{source}:{text_id(question)}"
         row_split = split or hash_split(question)
         for model, score in record["scores"].items():
             yield {
@@ -271,7 +275,7 @@ def load_alpacaeval(
     if draws.any():
         logger.info("read %d alpacaeval draws coded 0 as preference 1.5", int(draws.sum()))
     instructions = raw["instruction"].unique()
-    ids = {text: f"alpacaeval:{prompt_hash(text)}" for text in instructions}
+    ids = {text: f"alpacaeval:{text_id(text)}" for text in instructions}
     splits = {text: hash_split(text) for text in instructions}
     frame = pd.DataFrame(
         {

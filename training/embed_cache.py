@@ -1,17 +1,33 @@
-"""Embeddings cached on disk, keyed by embedder and text hash, so a second training run is fast."""
+"""The embeddings step of a run: the training encoder, its vectors cached on disk, a table's
+features.
+
+The encoder is the service's own (`router.decision.encoders`) without its LRU; the disk cache is
+keyed by embedder and text hash, so a second run is fast. `featurise` gives every row of a
+prompt table the view the service would compute, its embedding and its cheap numbers.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from router.config import Settings
+from router.decision.artifact import assemble_features
+from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
+from router.decision.features import CallView
+from training.labels import PromptTable, views_of
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256
 
@@ -70,3 +86,44 @@ class EmbeddingCache:
         os.replace(tmp, self.path)
         self._vectors = self._vectors[order]
         self._index = {k: i for i, k in enumerate(self._index)}
+
+
+def training_embedder(settings: Settings, backend: str) -> Embedder:
+    """The given backend, without the serving LRU (the disk cache does that job here)."""
+    return make_embedder(
+        settings.embedder.model_copy(update={"cache_size": 0, "backend": backend})
+    )
+
+
+def model_backend(metadata: dict[str, Any]) -> str:
+    """The encoder backend a model was trained with ("...@onnx-int8" -> "onnx-int8")."""
+    name = str(metadata.get("embedder_backend", ""))
+    return name.rsplit("@", 1)[1] if "@" in name else "torch"
+
+
+@dataclass
+class Featurised:
+    """A prompt table with its embeddings and cheap features, rows aligned."""
+
+    table: PromptTable
+    embeddings: np.ndarray
+    numeric: np.ndarray
+
+
+def featurise(table: PromptTable, cache: EmbeddingCache) -> tuple[Featurised, list[CallView]]:
+    """Views, embeddings and cheap features of every row (the views are what the service sees)."""
+    views = views_of(table.prompts)
+    embeddings = cache.embed([v.text for v in views])
+    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
+    return Featurised(table, embeddings, numeric), views
+
+
+def warn_duplicates(data: Featurised) -> None:
+    """Few-shot prompts whose views collapse to one embedding make in-domain metrics lie."""
+    sources = data.table.prompts["source"].to_numpy()
+    for source in np.unique(sources):
+        rows = data.embeddings[sources == source]
+        distinct = len(np.unique(rows.round(4), axis=0))
+        if distinct < 0.9 * len(rows):
+            log.warning("%s: %d prompts but only %d distinct embeddings", source, len(rows),
+                        distinct)

@@ -1,18 +1,18 @@
 """`tier-router evaluate`, top to bottom: config, model, data, embeddings, scores, sweeps,
 metrics, outputs. Each step is one call into a small module.
 
-Evaluation rows are the ``test`` split of every public source (``--data-dir``) and every row of
-the ``--traces`` files; the kNN baseline and ``--lodo`` refits learn from the public ``train``
-split only. The router's curve is drawn by calling `decision.policy.decide` for every prompt at
-every ``quality_target`` in ``TARGETS``, with the call's estimated input tokens and, where a trace
-records one, its ``task`` (public data has none; traces record no tools), so the curve is the
-service's own policy, task rules and context limits included. Costs use the config's prices;
-see `training.report` for the definitions of every number.
+Evaluation rows are the ``test`` split of every public source (``data_dir``) and every row of
+the ``traces`` files; the kNN baseline and ``lodo`` refits learn from the public ``train`` split
+only. The router's curve is drawn by calling `decision.policy.decide` (through
+`training.scoring`) for every prompt at every ``quality_target`` in ``TARGETS``, with the call's
+estimated input tokens and, where a trace records one, its ``task`` (public data has none;
+traces record no tools), so the curve is the service's own policy, task rules and context
+limits included. Costs use the config's prices; see `training.report` for the definitions of
+every number.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -20,66 +20,84 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from router.config import Settings, load_settings
-from router.decision.artifact import RouterModel, assemble_features, load_model
+from router.config import Settings
+from router.decision.artifact import RouterModel, load_model
+from router.decision.encoders.base import Embedder
 from router.decision.features import CallView
-from router.decision.policy import CallFacts, decide
 from router.errors import RouterError
 from training.baselines import knn_scores, length_pseudo_scores, length_tokens
 from training.ceiling import ceiling_section
-from training.data import load_outcomes
-from training.embed_cache import EmbeddingCache
-from training.labels import PromptTable, tier_table, views_of
-from training.outputs import format_summary, summary_rows, write_outputs
+from training.embed_cache import (
+    EmbeddingCache,
+    Featurised,
+    featurise,
+    model_backend,
+    training_embedder,
+)
+from training.ingest import load_outcomes
+from training.labels import PromptTable, tier_table
+from training.outputs import summary_rows, write_outputs
 from training.report import DEFINITIONS, EvalSet, concat_sets, scope_report, scopes_report
-from training.selection import Candidate
-from training.train import SELECTION_GROUPS, Featurised, fit_final, training_embedder
+from training.scoring import TARGETS, policy_choices, tier_costs, tier_scores
+from training.selection import Candidate, head_recipe
+from training.train import SELECTION_GROUPS, fit_final
 
 log = logging.getLogger(__name__)
 
-TARGETS = np.round(np.linspace(0.0, 1.0, 101), 2)
+def evaluate(
+    *,
+    settings: Settings,
+    out: Path,
+    cache_dir: Path,
+    model_dir: Path | None = None,
+    data_dir: Path | None = None,
+    traces: Sequence[Path] = (),
+    seed: int = 0,
+    strict: bool = False,
+    backend: str | None = None,
+    bootstrap: int = 200,
+    lodo: bool = False,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model directory (default: the config's), write the report to `out`, return it.
 
-
-def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
-    """The CLI entry: evaluate a model directory, write the report and print its summary."""
+    `backend` defaults to the one the model was trained with; `embedder` replaces it (tests);
+    `bootstrap` resamples give the confidence intervals; `lodo` adds leave-one-dataset-out.
+    """
     started = time.perf_counter()
-    settings = load_settings(args.config)
-    model_dir = Path(args.model) if args.model is not None else settings.model_dir
+    model_dir = model_dir if model_dir is not None else settings.model_dir
     model = load_model(model_dir)
-    outcomes, files = evaluation_outcomes(args.data_dir, args.traces, args.strict)
+    outcomes, files = load_outcomes(data_dir, traces, strict, trace_split="test")
     table = tier_table(outcomes, settings)
-    backend = args.backend or model_backend(model.metadata)
-    cache = EmbeddingCache(args.cache_dir, training_embedder(settings, backend))
+    backend = backend or model_backend(model.metadata)
+    cache = EmbeddingCache(cache_dir, embedder or training_embedder(settings, backend))
     data, views = featurise(table, cache)
     embedded = time.perf_counter()
 
-    in_dist = in_distribution_set(data, views, model, settings, args.seed)
+    in_dist = in_distribution_set(data, views, model, settings, seed)
     report: dict[str, Any] = {
         "model_dir": str(model_dir),
         "router_version": model.version,
         "model_head": model.metadata.get("head"),
-        "embedder_backend": backend,
+        "embedder_backend": backend if embedder is None else embedder.name,
         "data_files": files,
-        "seed": args.seed,
-        "bootstrap": args.bootstrap,
+        "seed": seed,
+        "bootstrap": bootstrap,
         "config": config_summary(settings),
         "definitions": DEFINITIONS,
-        "in_distribution": scopes_report(in_dist, args.seed, args.bootstrap),
+        "in_distribution": scopes_report(in_dist, seed, bootstrap),
     }
-    if args.lodo:
-        report["lodo"] = lodo_report(data, views, settings, model_candidate(model.metadata),
-                                     args.seed, args.bootstrap)
-    if args.data_dir is not None:
-        report["ceiling"] = ceiling_section(outcomes, settings, seed=args.seed,
-                                           n_boot=args.bootstrap)
+    if lodo:
+        report["lodo"] = lodo_report(data, views, settings, head_recipe(model.metadata),
+                                     seed, bootstrap)
+    if data_dir is not None:
+        report["ceiling"] = ceiling_section(outcomes, settings, seed=seed, n_boot=bootstrap)
     report["summary"] = summary_rows(report)
     report["timings"] = {"embedding_s": round(embedded - started, 1),
                          "total_s": round(time.perf_counter() - started, 1)}
-    write_outputs(report, Path(args.out))
-    print(format_summary(report["summary"]))
-    print(f"\nwrote {args.out}/report.json")
+    write_outputs(report, out)
+    log.info("wrote %s", out / "report.json")
     return report
 
 
@@ -87,89 +105,8 @@ def evaluation_table(
     data_dir: Path | None, traces: Sequence[Path], settings: Settings, strict: bool = False
 ) -> tuple[PromptTable, list[dict]]:
     """Public data (its own train/test splits) and trace rows (all marked test) as one table."""
-    outcomes, files = evaluation_outcomes(data_dir, traces, strict)
+    outcomes, files = load_outcomes(data_dir, traces, strict, trace_split="test")
     return tier_table(outcomes, settings), files
-
-
-def evaluation_outcomes(
-    data_dir: Path | None, traces: Sequence[Path], strict: bool = False
-) -> tuple[pd.DataFrame, list[dict]]:
-    """The outcome rows behind `evaluation_table` (one per prompt and model), and their files."""
-    if data_dir is None and not traces:
-        raise RouterError("give --data-dir (the public data folder) and/or --traces files")
-    frames, files = [], []
-    if data_dir is not None:
-        public, public_files = load_outcomes(data_dir, [], strict=strict)
-        frames.append(public)
-        files += public_files
-    if traces:
-        traced, trace_files = load_outcomes(None, traces, strict=strict)
-        frames.append(traced.assign(split="test"))
-        files += trace_files
-    return pd.concat(frames, ignore_index=True), files
-
-
-def model_backend(metadata: dict[str, Any]) -> str:
-    """The encoder backend the model was trained with ("...@onnx-int8" -> "onnx-int8")."""
-    name = str(metadata.get("embedder_backend", ""))
-    return name.rsplit("@", 1)[1] if "@" in name else "torch"
-
-
-def model_candidate(metadata: dict[str, Any]) -> Candidate:
-    """The head recipe recorded in the model's metadata, to refit it without a held-out group."""
-    head = dict(metadata.get("head") or {})
-    if "name" not in head:
-        raise RouterError("--lodo needs the model's head recipe; its metadata.json has no "
-                          "'head' (retrain it with this version of `tier-router train`)")
-    name = str(head.pop("name"))
-    return Candidate(name, head, numeric=bool(metadata.get("features", {}).get("numeric")))
-
-
-def featurise(table: PromptTable, cache: EmbeddingCache) -> tuple[Featurised, list[CallView]]:
-    """Views, embeddings and cheap features of every row (the views are what the service sees)."""
-    views = views_of(table.prompts)
-    embeddings = cache.embed([v.text for v in views])
-    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
-    return Featurised(table, embeddings, numeric), views
-
-
-def tier_costs(views: Sequence[CallView], settings: Settings) -> np.ndarray:
-    """(n, T) estimated cost of each call on each tier at the config's (today's) prices."""
-    out = settings.expected_output_tokens
-    return np.array([[t.estimate_cost(v.tokens_in, out) for t in settings.tiers] for v in views])
-
-
-def tier_scores(
-    model: RouterModel, embeddings: np.ndarray, views: list[CallView], tiers: Sequence[str]
-) -> np.ndarray:
-    """The model's (n, T) scores with columns in the config's tier order."""
-    missing = sorted(set(tiers) - set(model.tiers))
-    if missing:
-        raise RouterError(f"the model has no score for tiers {missing} of the config; it "
-                          f"was trained for {model.tiers}")
-    scores = model.scores(embeddings, views)
-    return scores[:, [model.tiers.index(t) for t in tiers]]
-
-
-def policy_choices(
-    scores: np.ndarray,
-    views: Sequence[CallView],
-    tasks: Sequence[str | None],
-    settings: Settings,
-    targets: np.ndarray = TARGETS,
-) -> np.ndarray:
-    """(len(targets), n) tier index `router.decision.policy.decide` picks per call and target."""
-    names = settings.tier_names
-    index = {name: i for i, name in enumerate(names)}
-    out = np.empty((len(targets), len(views)), dtype=np.intp)
-    for j, (row, view, task) in enumerate(zip(scores, views, tasks, strict=True)):
-        named = dict(zip(names, (float(s) for s in row), strict=True))
-        facts = CallFacts(tokens_in=view.tokens_in,
-                          expected_tokens_out=settings.expected_output_tokens, task=task)
-        for k, target in enumerate(targets):
-            choice = decide(named, settings.tiers, float(target), facts, settings.task_rules)
-            out[k, j] = index[choice.tier]
-    return out
 
 
 def evaluation_set(
@@ -192,7 +129,7 @@ def evaluation_set(
         tiers=list(settings.tier_names),
         sources=table.prompts["source"].to_numpy(dtype=str),
         quality=table.labels,
-        cost=tier_costs(views, settings),
+        cost=tier_costs([v.tokens_in for v in views], settings),
         scores=scores,
         choices=choices,
         steps={m: TARGETS for m in learned},
@@ -208,6 +145,19 @@ def in_distribution_set(
     test, train = split == "test", split == "train"
     if not test.any():
         raise RouterError("no evaluation rows: the data has no test split and no traces")
+    return routers_set(data, views, model, train, test, settings, seed)
+
+
+def routers_set(
+    data: Featurised,
+    views: list[CallView],
+    model: RouterModel,
+    train: np.ndarray,
+    test: np.ndarray,
+    settings: Settings,
+    seed: int,
+) -> EvalSet:
+    """`model` and a kNN router fitted on the `train` rows, evaluated on the `test` rows."""
     test_views = [v for v, keep in zip(views, test, strict=True) if keep]
     learned = {"router": tier_scores(model, data.embeddings[test], test_views,
                                      settings.tier_names)}
@@ -259,14 +209,7 @@ def heldout_set(
     """The candidate head and kNN fitted on `train` rows, evaluated on `test` rows."""
     train_data = Featurised(data.table.subset(train), data.embeddings[train], data.numeric[train])
     model = fit_final(train_data, candidate, seed)
-    test_views = [v for v, keep in zip(views, test, strict=True) if keep]
-    learned = {
-        "router": tier_scores(model, data.embeddings[test], test_views, settings.tier_names),
-        "knn": knn_scores(data.embeddings[train], data.table.labels[train],
-                          data.table.weights[train], data.embeddings[test],
-                          settings.tier_names, seed),
-    }
-    return evaluation_set(data.table.subset(test), test_views, settings, learned)
+    return routers_set(data, views, model, train, test, settings, seed)
 
 
 def config_summary(settings: Settings) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Read labelled outcomes, public data sets and user traces, into one long frame.
+"""The data step: labelled outcomes from public data sets and user traces, in one long frame.
 
 One row per (prompt, model) outcome with exactly `OUTCOME_COLUMNS`, so the trainer never needs to
-know where a label came from. Public data goes through `training.adapters`; user traces in the
-TRACES.md format go through `read_traces`, which validates every record and reports a bad one
-with its line number and field instead of mangling it.
+know where a label came from. `load_outcomes` is the entry of a run: public data goes through
+`training.adapters`, user traces in the TRACES.md format through `read_traces`, which validates
+every record and reports a bad one with its line number and field instead of mangling it, and
+every input file is recorded with its sha256 for the model card.
 
 Line numbers are 1-based. For JSONL they are physical lines (blank lines count but are not
 records). For CSV and Parquet they are the data row number + 1 for the header, so the first
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from router.decision.artifact import sha256_of
 from router.errors import RouterError, TraceError
 from training.adapters import (
     OUTCOME_COLUMNS,
@@ -35,10 +37,13 @@ from training.adapters import (
     load_routerbench,
     normalise_prompt,
     outcome_frame,
-    prompt_hash,
+    text_id,
 )
 
-__all__ = ["OUTCOME_COLUMNS", "PUBLIC_LOADERS", "load_public", "read_traces", "summarise"]
+__all__ = [
+    "OUTCOME_COLUMNS", "PUBLIC_LOADERS", "last_user_text", "load_outcomes", "load_public",
+    "read_traces", "summarise",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,42 @@ _STRING_FIELDS = (
 _NUMBER_FIELDS = ("quality", "cost_usd", "tokens_in", "tokens_out", "latency_ms", "propensity")
 _BOOL_TEXT = {"true": True, "false": False}
 _TEXT_PART = 'a list of {"type": "text", "text": ...} parts'
+
+
+def load_outcomes(
+    data_dir: Path | None,
+    traces: Sequence[Path],
+    strict: bool = False,
+    sources: Sequence[str] | None = None,
+    trace_split: str | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """All outcome rows and, per input file, its path, sha256 and row count.
+
+    `trace_split` puts every trace row in that split (evaluation treats traces as test rows)
+    instead of the split each record names or hashes to.
+    """
+    if data_dir is None and not traces:
+        raise RouterError("give --data-dir (the public data folder) and/or --traces files")
+    frames, files = [], []
+    if data_dir is not None:
+        public = load_public(data_dir, sources)
+        frames.append(public)
+        for path in sorted(p for p in Path(data_dir).rglob("*") if _is_data(p)):
+            files.append({"path": str(path.relative_to(data_dir)), "sha256": sha256_of(path),
+                          "bytes": path.stat().st_size})
+        files.append({"path": str(data_dir), "rows": int(len(public))})
+    for path in traces:
+        frame, errors = read_traces(path, strict=strict)
+        for error in errors:
+            logger.warning("%s: %s (skipped)", path, error)
+        frames.append(frame if trace_split is None else frame.assign(split=trace_split))
+        files.append({"path": str(path), "sha256": sha256_of(Path(path)), "rows": len(frame),
+                      "skipped_lines": len(errors)})
+    return pd.concat(frames, ignore_index=True), files
+
+
+def _is_data(path: Path) -> bool:
+    return path.is_file() and path.suffix in {".csv", ".json", ".jsonl", ".parquet"}
 
 
 def load_public(data_dir: str | Path, sources: Sequence[str] | None = None) -> pd.DataFrame:
@@ -305,13 +346,13 @@ def _is_text(part: Any) -> bool:
 def _message_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
-        return "\n\n".join(part["text"] for part in content)
+        return "\n\n".join(part.get("text", "") for part in content)
     return content or ""
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    """The `prompt` of a messages trace: its last user message, the request being routed."""
-    users = [message for message in messages if message["role"] == "user"]
+def last_user_text(messages: list[dict[str, Any]] | None) -> str:
+    """The `prompt` of a conversation: its last user message, the request being routed."""
+    users = [message for message in messages or [] if message.get("role") == "user"]
     return _message_text(users[-1]) if users else ""
 
 
@@ -330,12 +371,12 @@ def _prompt_key(prompt: str, messages: list[dict[str, Any]] | None) -> str:
 def _outcome_row(record: dict[str, Any], default_source: str) -> dict[str, Any]:
     messages = record.get("messages")
     # validation guarantees messages whenever prompt is missing
-    prompt = record["prompt"] if "prompt" in record else _last_user_text(messages or [])
+    prompt = record["prompt"] if "prompt" in record else last_user_text(messages)
     key = _prompt_key(prompt, messages)
     source = record.get("source", default_source)
     quality = record["quality"] if "quality" in record else float(record["success"])
     return {
-        "prompt_id": record.get("prompt_id", f"{source}:{prompt_hash(key)}"),
+        "prompt_id": record.get("prompt_id", f"{source}:{text_id(key)}"),
         "prompt": prompt,
         "messages": messages,
         "model": record["model"],

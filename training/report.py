@@ -37,7 +37,7 @@ from training.metrics import (
     routed_point,
     savings_at_quality_fraction,
 )
-from training.selection import MIN_PAIR_PROMPTS
+from training.selection import MIN_PAIR_PROMPTS, pair_curve, sweep_apgr
 
 SUCCESS_LABEL = 0.5
 QUALITY_FRACTION = 0.95
@@ -151,20 +151,6 @@ def tier_summary(quality: np.ndarray, cost: np.ndarray, tiers: Sequence[str]) ->
     return out
 
 
-def pair_curve(
-    weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(strong share, mean quality) sending the lowest weak-tier scores to the strong tier first.
-
-    The sweep of `training.selection.sweep_apgr`, kept as a curve so CPT can be read from it.
-    """
-    order = np.argsort(weak_score, kind="stable")
-    n = len(order)
-    gain = (q_strong - q_weak)[order]
-    quality = q_weak.mean() + np.concatenate([[0.0], np.cumsum(gain)]) / n
-    return np.arange(n + 1) / n, quality
-
-
 def pair_metrics(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> dict:
     """APGR, CPT(50%) and CPT(80%) of one method on one tier pair."""
     share, quality = pair_curve(weak_score, q_weak, q_strong)
@@ -174,11 +160,6 @@ def pair_metrics(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarra
         "cpt50": cpt(share, quality, low, high, 0.5),
         "cpt80": cpt(share, quality, low, high, 0.8),
     }
-
-
-def _pair_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
-    share, quality = pair_curve(weak_score, q_weak, q_strong)
-    return apgr(share, quality, float(q_weak.mean()), float(q_strong.mean()))
 
 
 def pair_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, dict]:
@@ -197,7 +178,7 @@ def pair_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, dict]:
                 arrays = {"weak_score": es.scores[ROUTER][both, weak], "q_weak": q_weak,
                           "q_strong": q_strong}
                 methods[ROUTER]["apgr_ci"] = list(
-                    bootstrap_ci(_pair_apgr, arrays, n_boot=n_boot, seed=seed)
+                    bootstrap_ci(sweep_apgr, arrays, n_boot=n_boot, seed=seed)
                 )
             out[f"{es.tiers[weak]}/{es.tiers[strong]}"] = {
                 "n": int(both.sum()),

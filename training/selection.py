@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from router.decision.classifier import TierClassifier
+from router.errors import RouterError
 from training.metrics import apgr
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,28 @@ MIN_PAIR_PROMPTS = 30
 
 @dataclass(frozen=True)
 class Candidate:
+    """A head recipe: `TierClassifier` parameters, and whether the cheap features are added."""
+
     name: str
     params: dict
     numeric: bool = False
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The ``head`` entry of a model's metadata.json, which `head_recipe` reads back."""
+        return {"name": self.name, **self.params}
+
+
+def head_recipe(metadata: dict[str, Any]) -> Candidate:
+    """The head recipe a model's metadata records, so it can be fitted again the same way."""
+    head = dict(metadata.get("head") or {})
+    if "name" not in head:
+        raise RouterError(
+            f"model {metadata.get('router_version', 'unversioned')} records no head recipe "
+            "(its metadata.json has no 'head'): retrain it with this version of "
+            "`tier-router train`"
+        )
+    name = str(head.pop("name"))
+    return Candidate(name, head, numeric=bool(metadata.get("features", {}).get("numeric")))
 
 
 @dataclass
@@ -61,13 +82,24 @@ def pair_apgrs(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> 
     return out
 
 
-def sweep_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
-    """Send to the strong tier every prompt whose weak-tier score is below a threshold."""
+def pair_curve(
+    weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(strong share, mean quality) sending the lowest weak-tier scores to the strong tier first.
+
+    The one sweep of a tier pair: selection reads its APGR, `training.report` also its CPT.
+    """
     order = np.argsort(weak_score, kind="stable")
     n = len(order)
     gain = (q_strong - q_weak)[order]
     quality = q_weak.mean() + np.concatenate([[0.0], np.cumsum(gain)]) / n
-    share = np.arange(n + 1) / n
+    return np.arange(n + 1) / n, quality
+
+
+def sweep_apgr(weak_score: np.ndarray, q_weak: np.ndarray, q_strong: np.ndarray) -> float:
+    """APGR of `pair_curve`: send to the strong tier every prompt whose weak-tier score is below
+    a threshold, over every threshold."""
+    share, quality = pair_curve(weak_score, q_weak, q_strong)
     return apgr(share, quality, float(q_weak.mean()), float(q_strong.mean()))
 
 

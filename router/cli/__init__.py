@@ -1,5 +1,7 @@
 """The `tier-router` command line: thin over the functions it calls, parsed only in `main`.
 
 `main` has serve, train, evaluate, card and hash-key; `loop` the closed-loop commands (spend,
-export, retrain, promote). Training code is imported lazily, inside the commands that run it.
+export, retrain, promote). Each command loads the config, calls one typed function
+(`training.train.train`, `training.evaluate.evaluate`, `training.loop.retrain.retrain`, ...)
+and prints what it returns. Training code is imported lazily, inside the commands that run it.
 """

@@ -89,9 +89,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from training.loop.retrain import run_retrain
+    from router.config import load_settings
+    from training.loop.retrain import format_report, retrain
 
-    run_retrain(args)
+    report = retrain(
+        settings=load_settings(args.config), out=args.out, cache_dir=args.cache_dir,
+        data_dir=args.data_dir, public_sources=args.public_sources, mix_public=args.mix_public,
+        since=args.since, seed=args.seed,
+    )
+    print(format_report(report))
     return 0
 
 

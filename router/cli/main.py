@@ -130,9 +130,12 @@ def _hash_key(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import run_training
+    from router.config import load_settings
+    from training.train import train
 
-    run_training(args)
+    train(settings=load_settings(args.config), out=args.out, cache_dir=args.cache_dir,
+          data_dir=args.data_dir, traces=args.traces, seed=args.seed, strict=args.strict,
+          backend=args.backend)
     return 0
 
 
@@ -144,9 +147,17 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import run_evaluation
+    from router.config import load_settings
+    from training.evaluate import evaluate
+    from training.outputs import format_summary
 
-    run_evaluation(args)
+    report = evaluate(
+        settings=load_settings(args.config), out=args.out, cache_dir=args.cache_dir,
+        model_dir=args.model, data_dir=args.data_dir, traces=args.traces, seed=args.seed,
+        strict=args.strict, backend=args.backend, bootstrap=args.bootstrap, lodo=args.lodo,
+    )
+    print(format_summary(report["summary"]))
+    print(f"\nwrote {args.out}/report.json")
     return 0
 
 

@@ -26,8 +26,11 @@ HEADS = ("logreg", "knn", "mlp", "irt")
 
 
 def make_head(name: str, random_state: int = 0, C: float = 1.0, k: int = 50) -> BaseEstimator:
-    """The small model fitted on top of the frozen embedding for one tier."""
-    if name == "logreg":
+    """The small model fitted on top of the frozen embedding: one per tier, or for "irt" the
+    one logistic regression over stacked (prompt, tier) rows that all tiers share."""
+    if name not in HEADS:
+        raise ValueError(f"The 'head' parameter must be one of {HEADS}. Got {name!r} instead.")
+    if name in ("logreg", "irt"):
         return LogisticRegression(C=C, max_iter=2000)
     if name == "knn":
         return KNeighborsClassifier(n_neighbors=k)
@@ -36,7 +39,6 @@ def make_head(name: str, random_state: int = 0, C: float = 1.0, k: int = 50) -> 
             hidden_layer_sizes=(64,), alpha=1e-2, early_stopping=True, max_iter=60,
             random_state=random_state,
         )
-    raise ValueError(f"The 'head' parameter must be one of {HEADS}. Got {name!r} instead.")
 
 
 class TierClassifier(ClassifierMixin, BaseEstimator):
@@ -45,7 +47,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     tiers : tier names, cheapest first; the order of `Y`'s columns and of the scores.
-    head : "logreg", "knn", "mlp" (one head per tier) or "irt" (one shared model, below).
+    head : one of `HEADS`: "logreg", "knn", "mlp" (one head per tier) or "irt" (one shared
+        logistic regression, below).
     C, k : the logistic regression's inverse regularisation, the k of kNN.
     tier_specific : for "irt", the scale of the per-tier part of the features; 0 makes every
         tier share one difficulty direction, 1 is as free as separate heads.
@@ -65,7 +68,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         can rate a stronger tier below a weaker one, and then no quality_target reaches the
         strongest tier's quality.
     calibration : None, "sigmoid" or "isotonic" (CalibratedClassifierCV, cv=3).
-    random_state : seed for everything random inside.
+    random_state : seed for everything random inside: the MLP's initialisation and the
+        weighted resample of heads without sample weights (kNN).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
                 "The 'calibration' parameter must be None, 'sigmoid' or 'isotonic'. "
                 f"Got {self.calibration!r} instead."
             )
+        make_head(self.head)  # the head's name is checked before anything is fitted
         weight = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
         self.tiers_ = list(self.tiers)
         self.scaler_ = StandardScaler().fit(X)
@@ -149,11 +154,10 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         rows, labels, weights = rows[keep], labels[keep], weights[keep]
         if len(np.unique(labels)) < 2:
             return float(labels[0])  # a tier that always (never) succeeded: a constant
-        base = make_head("logreg" if self.head == "irt" else self.head,
-                         self.random_state, self.C, self.k)
+        base = make_head(self.head, self.random_state, self.C, self.k)
         if self.calibration is not None:
             base = CalibratedClassifierCV(base, method=self.calibration, cv=3)
-        return _fit_weighted(base, rows, labels, weights)
+        return _fit_weighted(base, rows, labels, weights, self.random_state)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, T) probabilities that each tier answers well, columns in `tiers_` order."""
@@ -197,17 +201,21 @@ def _observed(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, tiers
 
 
-def _fit_weighted(est: BaseEstimator, X: np.ndarray, y: np.ndarray, w: np.ndarray):
+def _fit_weighted(
+    est: BaseEstimator, X: np.ndarray, y: np.ndarray, w: np.ndarray, random_state: int
+) -> BaseEstimator:
     """Fit with sample weights where the head takes them, else on a weighted resample (kNN)."""
     est = clone(est)
     inner = est.estimator if isinstance(est, CalibratedClassifierCV) else est
     if has_fit_parameter(inner, "sample_weight"):
         return est.fit(X, y, sample_weight=w)
-    return est.fit(*_resample(X, y, w))
+    return est.fit(*_resample(X, y, w, random_state))
 
 
-def _resample(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted rows as a deterministic resample, for heads without sample_weight."""
-    rng = np.random.default_rng(0)
+def _resample(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, random_state: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted rows as a resample seeded by `random_state`, for heads without sample_weight."""
+    rng = np.random.default_rng(random_state)
     idx = rng.choice(len(X), size=len(X), replace=True, p=w / w.sum())
     return X[idx], y[idx]

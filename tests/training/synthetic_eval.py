@@ -8,14 +8,15 @@ many-model outcomes for the ceiling analysis the same way.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from router.config import load_settings
 from router.decision.artifact import save_model
 from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import DIMENSION
@@ -99,14 +100,15 @@ def save_tiny_model(model_dir: Path, seed: int = 0) -> Path:
     )
 
 
-def evaluate_args(
+def evaluate_kwargs(
     model_dir: Path, traces: Path, out: Path, cache_dir: Path, seed: int = 0, n_boot: int = 20
-) -> argparse.Namespace:
-    """The namespace `tier-router evaluate` would parse, for traces only."""
-    return argparse.Namespace(
-        config=None, model=model_dir, data_dir=None, traces=[traces], out=out, seed=seed,
-        strict=True, cache_dir=cache_dir, backend=None, bootstrap=n_boot, lodo=False,
-    )
+) -> dict[str, Any]:
+    """The arguments `tier-router evaluate` would pass, for traces only, with the fake encoder."""
+    return {
+        "settings": load_settings(None), "model_dir": model_dir, "data_dir": None,
+        "traces": [traces], "out": out, "seed": seed, "strict": True, "cache_dir": cache_dir,
+        "backend": None, "bootstrap": n_boot, "lodo": False, "embedder": FakeEmbedder(),
+    }
 
 
 def synthetic_outcomes(n: int = 400, seed: int = 0) -> pd.DataFrame:

@@ -12,20 +12,22 @@ import numpy as np
 import pytest
 
 import training.evaluate as evaluate
+import training.scoring as scoring
+from router.cli.main import main
 from router.config import load_settings
 from router.decision.policy import decide
 from tests.training.synthetic_eval import (
     FakeEmbedder,
-    evaluate_args,
     save_tiny_model,
     synthetic_table,
     write_traces,
 )
 from training.baselines import length_choices
-from training.evaluate import TARGETS, evaluation_set, lodo_report, policy_choices
-from training.report import pair_curve, scope_report
-from training.selection import Candidate, sweep_apgr
-from training.train import Featurised
+from training.embed_cache import Featurised
+from training.evaluate import evaluation_set, lodo_report
+from training.report import scope_report
+from training.scoring import TARGETS, policy_choices
+from training.selection import Candidate, pair_curve, sweep_apgr
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_sweep_calls_the_service_policy(settings, monkeypatch):
         calls.append(args[2])
         return decide(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "decide", spy)
+    monkeypatch.setattr(scoring, "decide", spy)
     _set(settings, n=50)
     assert len(calls) == 50 * len(TARGETS)
     assert sorted(set(calls)) == sorted(float(t) for t in TARGETS)
@@ -127,14 +129,16 @@ def test_lodo_refits_without_each_group(settings):
 
 
 def _run(tmp_path: Path, monkeypatch, name: str, seed: int = 0) -> dict:
+    """`tier-router evaluate` on synthetic traces, through the command line (fake encoder)."""
     monkeypatch.setattr(evaluate, "training_embedder", lambda settings, backend: FakeEmbedder())
     model = tmp_path / "model"
     if not model.exists():
         save_tiny_model(model)
         write_traces(tmp_path / "traces.jsonl", 160)
-    args = evaluate_args(model, tmp_path / "traces.jsonl", tmp_path / name, tmp_path / "cache",
-                         seed=seed)
-    evaluate.run_evaluation(args)
+    argv = ["evaluate", "--model", str(model), "--traces", str(tmp_path / "traces.jsonl"),
+            "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / "cache"),
+            "--seed", str(seed), "--strict", "--bootstrap", "20"]
+    assert main(argv) == 0
     return json.loads((tmp_path / name / "report.json").read_text())
 
 
@@ -180,8 +184,9 @@ def test_real_model_on_public_data(tmp_path):
     model = Path(os.environ.get("TIER_ROUTER_MODEL", "models/default"))
     if not (data_dir.is_dir() and (model / "metadata.json").is_file()):
         pytest.skip("needs the public data (TIER_ROUTER_DATA) and a model (TIER_ROUTER_MODEL)")
-    args = evaluate_args(model, tmp_path / "none", tmp_path / "out", Path(".cache/embeddings"))
-    args.traces, args.data_dir, args.bootstrap = [], data_dir, 50
-    report = evaluate.run_evaluation(args)
+    report = evaluate.evaluate(
+        settings=load_settings(), model_dir=model, data_dir=data_dir, out=tmp_path / "out",
+        cache_dir=Path(".cache/embeddings"), strict=True, bootstrap=50,
+    )
     pairs = report["in_distribution"]["all"]["pairs"]
     assert pairs["small/large"]["methods"]["router"]["apgr"] > 0.5

@@ -21,7 +21,7 @@ from training.adapters import (
     load_alpacaeval,
     load_llmrouter,
     normalise_prompt,
-    prompt_hash,
+    text_id,
 )
 from training.ingest import OUTCOME_COLUMNS, load_public, read_traces, summarise
 
@@ -236,7 +236,7 @@ def test_prompt_shorthand_equals_a_single_user_message(tmp_path: Path) -> None:
     ]
     frame, _ = read_traces(write_jsonl(tmp_path, lines), strict=True)
     assert frame["prompt_id"].nunique() == 1
-    assert frame["prompt_id"].iloc[0] == f"math/easy:{prompt_hash('What is 2+2?')}"
+    assert frame["prompt_id"].iloc[0] == f"math/easy:{text_id('What is 2+2?')}"
     assert frame["quality"].tolist() == [1.0, 0.0]
     assert frame["dataset"].tolist() == ["math", "math"]
     assert frame["messages"].iloc[0] is None and frame["task"].iloc[0] is None

@@ -1,6 +1,6 @@
 """notebooks/quality_cost.ipynb runs top to bottom on a report made here from synthetic data.
 
-The report comes from `training.evaluate.run_evaluation` on synthetic traces with a hash-seeded
+The report comes from `training.evaluate.evaluate` on synthetic traces with a hash-seeded
 fake embedder and a tiny saved model, plus a leave-one-dataset-out section from
 `training.evaluate.lodo_report` on synthetic groups (see `tests.training.synthetic_eval`), so
 the notebook meets both scopes without the real encoder or the public data.
@@ -19,16 +19,16 @@ import training.evaluate as evaluate
 from router.config import load_settings
 from tests.training.synthetic_eval import (
     FakeEmbedder,
-    evaluate_args,
+    evaluate_kwargs,
     save_tiny_model,
     synthetic_outcomes,
     synthetic_table,
     write_traces,
 )
 from training.ceiling import ceiling_report, outcome_matrix
+from training.embed_cache import Featurised
 from training.outputs import json_ready, summary_rows
 from training.selection import Candidate
-from training.train import Featurised
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "quality_cost.ipynb"
 
@@ -44,12 +44,11 @@ def _lodo_section() -> dict:
     return evaluate.lodo_report(data, views, load_settings(), candidate, seed=0, n_boot=10)
 
 
-def _write_report(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setattr(evaluate, "training_embedder", lambda settings, backend: FakeEmbedder())
+def _write_report(tmp_path: Path) -> Path:
     model = save_tiny_model(tmp_path / "model")
     traces = write_traces(tmp_path / "traces.jsonl", 160)
     out = tmp_path / "report"
-    evaluate.run_evaluation(evaluate_args(model, traces, out, tmp_path / "cache"))
+    evaluate.evaluate(**evaluate_kwargs(model, traces, out, tmp_path / "cache"))
     report = json.loads((out / "report.json").read_text())
     report["lodo"] = json_ready(_lodo_section())
     quality, meta = outcome_matrix(synthetic_outcomes(200))  # synthetic, like the rest here
@@ -62,7 +61,7 @@ def _write_report(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_notebook_runs_on_a_small_report(tmp_path, monkeypatch):
-    report = _write_report(tmp_path, monkeypatch)
+    report = _write_report(tmp_path)
     monkeypatch.setenv("REPORT_JSON", str(report))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, timeout=60, kernel_name="python3",

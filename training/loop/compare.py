@@ -1,8 +1,8 @@
 """Serving model versus candidate: off-policy on held-out logged calls, and on public test splits.
 
 Both models are scored through the service's own path (view -> embedding -> `RouterModel.scores`
--> `decision.policy.decide` at the configured knob), so the comparison is of what each would do
-in production, task rules and context limits included.
+-> `decision.policy.decide` at the configured knob, by `training.scoring` as in `evaluate`), so
+the comparison is of what each would do in production, task rules and context limits included.
 """
 
 from __future__ import annotations
@@ -16,51 +16,13 @@ import pandas as pd
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
-from router.decision.features import CallView
-from router.decision.policy import CallFacts, decide
-from router.errors import RouterError
-from training.data import load_outcomes
+from router.decision.policy import CallFacts
 from training.embed_cache import EmbeddingCache
+from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
 from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
-from training.selection import Candidate, pair_apgrs
-
-
-def recipe(model: RouterModel) -> Candidate:
-    """The head recipe in a model's metadata, so the candidate is fitted the same way."""
-    head = dict(model.metadata.get("head") or {})
-    if "name" not in head:
-        raise RouterError("the serving model's metadata.json has no 'head' recipe; retrain "
-                          "needs a model made by `tier-router train`")
-    name = str(head.pop("name"))
-    return Candidate(name, head, numeric=model.numeric_features)
-
-
-def scores_in_config_order(
-    model: RouterModel, embeddings: np.ndarray, views: list[CallView], settings: Settings
-) -> np.ndarray:
-    raw = model.scores(embeddings, views)
-    missing = [t for t in settings.tier_names if t not in model.tiers]
-    if missing:
-        raise RouterError(f"model {model.version} has no scores for config tiers {missing}")
-    return raw[:, [model.tiers.index(t) for t in settings.tier_names]]
-
-
-def choices(scores: np.ndarray, facts: Sequence[CallFacts], targets: Sequence[float],
-            settings: Settings) -> np.ndarray:
-    """Tier index `decide` picks for each call."""
-    names = settings.tier_names
-    out = np.empty(len(facts), dtype=np.intp)
-    for i, (row, fact, target) in enumerate(zip(scores, facts, targets, strict=True)):
-        named = dict(zip(names, (float(s) for s in row), strict=True))
-        out[i] = names.index(decide(named, settings.tiers, float(target), fact,
-                                    settings.task_rules).tier)
-    return out
-
-
-def cost_matrix(tokens: Sequence[int], settings: Settings) -> np.ndarray:
-    out = settings.expected_output_tokens
-    return np.array([[t.estimate_cost(int(n), out) for t in settings.tiers] for n in tokens])
+from training.scoring import decide_tiers, policy_choices, tier_costs, tier_scores
+from training.selection import pair_apgrs
 
 
 def _logged_facts(calls: pd.DataFrame, settings: Settings) -> list[CallFacts]:
@@ -97,10 +59,10 @@ def offpolicy_report(
     logged = np.array([names.index(t) for t in holdout["tier"]])
     propensity = holdout["propensity"].to_numpy(float)
     q_hat = np.tile(q_hat_row, (len(holdout), 1))
-    cost = cost_matrix([f.tokens_in for f in facts], settings)
+    cost = tier_costs([f.tokens_in for f in facts], settings)
+    knob = np.asarray(targets, dtype=float)[None, :]
     picks = {
-        who: choices(scores_in_config_order(model, embeddings, views, settings), facts, targets,
-                     settings)
+        who: decide_tiers(tier_scores(model, embeddings, views, names), facts, knob, settings)[0]
         for who, model in (("serving", serving), ("candidate", candidate))
     }
     mean, low, high = paired_dr_ci(reward, logged, picks["serving"], picks["candidate"],
@@ -134,15 +96,13 @@ def public_report(
     test = table.subset((table.prompts["split"] == "test").to_numpy())
     views = views_of(test.prompts)
     embeddings = cache.embed([v.text for v in views])
-    facts = [CallFacts(tokens_in=v.tokens_in, expected_tokens_out=settings.expected_output_tokens,
-                       task=t if isinstance(t, str) else None)
-             for v, t in zip(views, test.prompts["task"], strict=True)]
-    cost = cost_matrix([f.tokens_in for f in facts], settings)
+    cost = tier_costs([v.tokens_in for v in views], settings)
     rows = np.arange(len(test))
     out: dict[str, Any] = {"prompts": int(len(test))}
     for who, model in (("serving", serving), ("candidate", candidate)):
-        scores = scores_in_config_order(model, embeddings, views, settings)
-        pick = choices(scores, facts, [settings.quality_target] * len(facts), settings)
+        scores = tier_scores(model, embeddings, views, settings.tier_names)
+        (pick,) = policy_choices(scores, views, list(test.prompts["task"]), settings,
+                                 np.array([settings.quality_target]))
         apgrs = pair_apgrs(scores, test.labels, settings.tier_names)
         out[who] = {
             "apgr": apgrs,

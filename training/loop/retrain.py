@@ -15,26 +15,27 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from router.config import Settings, load_settings
-from router.decision.artifact import RouterModel, load_model, save_model
+from router.config import Settings
+from router.decision.artifact import load_model, save_model
 from router.decision.encoders.base import Embedder
 from router.errors import RouterError
 from router.traces.store import TraceStore
 from training.adapters import outcome_frame
-from training.data import load_outcomes
-from training.embed_cache import EmbeddingCache
+from training.embed_cache import EmbeddingCache, featurise, model_backend, training_embedder
+from training.ingest import last_user_text, load_outcomes
 from training.labels import tier_table
-from training.loop.compare import offpolicy_report, public_report, recipe
-from training.train import featurise, fit_final, training_embedder
+from training.loop.compare import offpolicy_report, public_report
+from training.selection import head_recipe
+from training.train import fit_final
 
 log = logging.getLogger(__name__)
 
@@ -42,55 +43,70 @@ REPORT_FILE = "retrain_report.json"
 LOGGED = "logged"
 
 
-def run_retrain(args: argparse.Namespace, embedder: Embedder | None = None) -> dict[str, Any]:
-    """The CLI entry; `embedder` replaces the serving model's encoder (tests)."""
-    settings = load_settings(args.config)
+def retrain(
+    *,
+    settings: Settings,
+    out: Path,
+    cache_dir: Path,
+    data_dir: Path | None = None,
+    public_sources: Sequence[str] | None = None,
+    mix_public: bool = False,
+    since: float | None = None,
+    seed: int = 0,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Fit a candidate at `out` from the trace store, compare it, write and return its report.
+
+    `data_dir` adds the public test splits (of `public_sources`, default all) to the
+    comparison, and with `mix_public` their train splits to the training rows; `since` (epoch
+    seconds) skips older calls; `embedder` replaces the serving model's encoder (tests).
+    """
     serving = load_model(settings.model_dir)
-    logged = logged_calls(settings, args.since)
+    logged = logged_calls(settings, since)
     train_calls, holdout = split_by_time(logged, settings.promotion.holdout_fraction)
     log.info("logged calls with text: %d (train %d, held out %d)", len(logged),
              len(train_calls), len(holdout))
 
     frames = [outcomes_of(train_calls)]
-    if args.data_dir is not None and args.mix_public:
-        public, _ = load_outcomes(args.data_dir, [], sources=args.public_sources or None)
+    if data_dir is not None and mix_public:
+        public, _ = load_outcomes(data_dir, [], sources=public_sources or None)
         frames.append(public[public["split"] == "train"])
     table = tier_table(pd.concat(frames, ignore_index=True), with_logged_tiers(settings))
     if len(table) == 0:
         raise RouterError("no training rows: the store has no labelled calls with text")
 
-    embedder = embedder or training_embedder(settings, serving_backend(serving))
-    cache = EmbeddingCache(args.cache_dir, embedder)
-    data = featurise(table, cache)
-    candidate_recipe = recipe(serving)
-    fitted = fit_final(data, candidate_recipe, args.seed)
+    embedder = embedder or training_embedder(settings, model_backend(serving.metadata))
+    cache = EmbeddingCache(cache_dir, embedder)
+    data, _ = featurise(table, cache)
+    candidate_recipe = head_recipe(serving.metadata)
+    fitted = fit_final(data, candidate_recipe, seed)
     version = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{candidate_recipe.name}"
     save_model(
-        args.out, fitted.classifier, fitted.numeric_features, router_version=version,
-        head={"name": candidate_recipe.name, **candidate_recipe.params},
-        embedder_backend=cache.embedder.name, seed=args.seed,
+        out, fitted.classifier, fitted.numeric_features, router_version=version,
+        head=candidate_recipe.as_metadata(),
+        embedder_backend=cache.embedder.name, seed=seed,
         parent_router_version=serving.version,
         training_prompts=int(len(table)),
         training_prompts_by_source=table.prompts["source"].value_counts().to_dict(),
         logged_calls={"train": int(len(train_calls)), "holdout": int(len(holdout))},
     )
-    candidate = load_model(args.out)
+    candidate = load_model(out)
 
     report: dict[str, Any] = {
         "serving": {"model_dir": str(settings.model_dir), "router_version": serving.version},
-        "candidate": {"model_dir": str(args.out), "router_version": candidate.version},
+        "candidate": {"model_dir": str(out), "router_version": candidate.version},
         "logged": {"calls": int(len(logged)), "train": int(len(train_calls)),
                    "holdout": int(len(holdout)),
                    "explored_share": float((logged["reason"] == "explore").mean())
                    if len(logged) else 0.0},
         "training_prompts": int(len(table)),
         "offpolicy": offpolicy_report(serving, candidate, train_calls, holdout, settings, cache),
-        "public": (public_report(serving, candidate, args.data_dir, args.public_sources,
-                                 settings, cache) if args.data_dir is not None else None),
+        "public": (public_report(serving, candidate, data_dir, public_sources,
+                                 settings, cache) if data_dir is not None else None),
         "promotion": settings.promotion.model_dump(),
     }
-    (Path(args.out) / REPORT_FILE).write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(format_report(report))
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    log.info("wrote %s", out / REPORT_FILE)
     return report
 
 
@@ -135,7 +151,7 @@ def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
     """Logged calls as outcome rows; the tier they were served in stands in for the model."""
     if calls.empty:
         return outcome_frame(pd.DataFrame())
-    prompts = [p if p else _last_user(m) for p, m in zip(calls["prompt"], calls["messages"],
+    prompts = [p if p else last_user_text(m) for p, m in zip(calls["prompt"], calls["messages"],
                                                           strict=True)]
     frame = pd.DataFrame({
         "prompt_id": [f"{LOGGED}:{h}" for h in calls["prompt_hash"]],
@@ -150,14 +166,6 @@ def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
     return outcome_frame(frame)
 
 
-def _last_user(messages: list[dict] | None) -> str:
-    users = [m for m in messages or [] if m.get("role") == "user"]
-    content = users[-1].get("content") if users else ""
-    if isinstance(content, list):
-        return "\n\n".join(part.get("text", "") for part in content)
-    return content or ""
-
-
 def with_logged_tiers(settings: Settings) -> Settings:
     """Settings whose tiers also claim the `logged:<tier>` stand-in model names."""
     tiers = [t.model_copy(update={"training_models": [*t.training_models, f"{LOGGED}:{t.name}"]})
@@ -165,12 +173,8 @@ def with_logged_tiers(settings: Settings) -> Settings:
     return settings.model_copy(update={"tiers": tiers})
 
 
-def serving_backend(model: RouterModel) -> str:
-    name = str(model.metadata.get("embedder_backend", ""))
-    return name.rsplit("@", 1)[1] if "@" in name else "torch"
-
-
 def format_report(report: dict[str, Any]) -> str:
+    """The report's numbers as the few lines `tier-router retrain` prints."""
     lines = [f"logged calls {report['logged']['calls']} (train {report['logged']['train']}, "
              f"held out {report['logged']['holdout']}, explored "
              f"{report['logged']['explored_share']:.1%})"]

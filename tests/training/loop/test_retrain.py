@@ -7,9 +7,9 @@ routing quality; the integration test does that with the real model and real out
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +27,7 @@ from tests.conftest import EASY, HARD, FakeEmbedder
 from training.ingest import read_traces
 from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
 from training.loop.promote import history_dir, judge, promote, rollback
-from training.loop.retrain import REPORT_FILE, run_retrain
+from training.loop.retrain import REPORT_FILE, retrain
 
 
 def recipe_model(path: Path) -> Path:
@@ -77,15 +77,17 @@ def fill_store(config_file: Path, n: int = 200) -> Settings:
     return settings
 
 
-def retrain_args(config_file: Path, out: Path, tmp_path: Path) -> argparse.Namespace:
-    return argparse.Namespace(config=config_file, out=out, data_dir=None, public_sources=None,
-                              mix_public=False, since=None, cache_dir=tmp_path / "cache", seed=0)
+def retrain_kwargs(config_file: Path, out: Path, tmp_path: Path) -> dict[str, Any]:
+    """The arguments `tier-router retrain --config FILE --out OUT` would pass."""
+    return {"settings": load_settings(config_file), "out": out, "data_dir": None,
+            "public_sources": None, "mix_public": False, "since": None,
+            "cache_dir": tmp_path / "cache", "seed": 0}
 
 
 def test_retrain_compare_promote_and_roll_back(config_file: Path, tmp_path: Path) -> None:
     settings = fill_store(config_file)
     out = tmp_path / "candidate"
-    report = run_retrain(retrain_args(config_file, out, tmp_path), embedder=FakeEmbedder())
+    report = retrain(**retrain_kwargs(config_file, out, tmp_path), embedder=FakeEmbedder())
     assert report["logged"] == {"calls": 200, "train": 140, "holdout": 60,
                                 "explored_share": pytest.approx(report["logged"]
                                                                 ["explored_share"])}
@@ -116,8 +118,8 @@ def test_retrain_needs_stored_text(config_file: Path, tmp_path: Path) -> None:
     config_file.write_text(yaml.safe_dump(raw))
     fill_store(config_file, n=5)
     with pytest.raises(RouterError, match="prompt_storage: full"):
-        run_retrain(retrain_args(config_file, tmp_path / "c", tmp_path),
-                    embedder=FakeEmbedder())
+        retrain(**retrain_kwargs(config_file, tmp_path / "c", tmp_path),
+                embedder=FakeEmbedder())
 
 
 def report_with(dr: tuple[float, float], cost: tuple[float, float], holdout: int = 100,

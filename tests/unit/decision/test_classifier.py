@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.decision.classifier import TierClassifier
+from router.decision.classifier import HEADS, TierClassifier, make_head
 from router.errors import NotFittedError
 
 
@@ -62,6 +62,30 @@ def test_same_seed_same_model() -> None:
     a = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
     b = TierClassifier(head="mlp", random_state=3).fit(X, Y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_listed_head_fits_and_predicts(head: str) -> None:
+    assert make_head(head).get_params()  # make_head and HEADS agree
+    X, Y, _ = synthetic(120)
+    model = TierClassifier(head=head).fit(X, Y)
+    P = model.predict_proba(X)
+    assert P.shape == (len(X), 3) and np.all((P >= 0) & (P <= 1))
+    assert model.predict(X).dtype == bool
+
+
+@pytest.mark.parametrize("head", ["knn", "mlp"])  # the heads whose fit draws random numbers
+def test_random_state_is_honoured(head: str) -> None:
+    """kNN fits a weighted resample, the MLP a random initialisation: both follow the seed."""
+    X, Y, _ = synthetic(200)
+    weights = np.random.default_rng(5).uniform(0.2, 3.0, size=len(X))  # synthetic weights
+
+    def fitted(seed: int) -> np.ndarray:
+        model = TierClassifier(head=head, k=5, calibration=None, random_state=seed)
+        return model.fit(X, Y, weights).predict_proba(X)
+
+    np.testing.assert_array_equal(fitted(1), fitted(1))
+    assert not np.array_equal(fitted(1), fitted(2))
 
 
 def test_group_effects_learn_within_group_difficulty() -> None:

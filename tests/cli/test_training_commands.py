@@ -1,0 +1,65 @@
+"""The training commands are thin: each parses its flags, loads the config, calls one typed
+function with them (defaults included) and prints what it returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import training.evaluate
+import training.loop.retrain
+import training.train
+from router.cli.main import main
+from router.config import Settings
+
+CACHE = Path(".cache/embeddings")
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, result: Any) -> dict:
+    seen: dict[str, Any] = {}
+
+    def record(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return result
+
+    monkeypatch.setattr(module, name, record)
+    return seen
+
+
+def _settings(seen: dict) -> None:
+    assert isinstance(seen.pop("settings"), Settings)
+
+
+def test_train_passes_every_flag_with_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _spy(monkeypatch, training.train, "train", Path("m"))
+    assert main(["train", "--traces", "a.jsonl", "--out", "m"]) == 0
+    _settings(seen)
+    assert seen == {"out": Path("m"), "cache_dir": CACHE, "data_dir": None,
+                    "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "torch"}
+
+
+def test_evaluate_passes_every_flag_and_prints_the_summary(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = _spy(monkeypatch, training.evaluate, "evaluate", {"summary": []})
+    assert main(["evaluate", "--data-dir", "d", "--out", "r", "--lodo"]) == 0
+    _settings(seen)
+    assert seen == {"out": Path("r"), "cache_dir": CACHE, "model_dir": None,
+                    "data_dir": Path("d"), "traces": [], "seed": 0, "strict": False,
+                    "backend": None, "bootstrap": 200, "lodo": True}
+    assert capsys.readouterr().out.endswith("wrote r/report.json\n")
+
+
+def test_retrain_passes_every_flag_and_prints_the_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = _spy(monkeypatch, training.loop.retrain, "retrain", {})
+    monkeypatch.setattr(training.loop.retrain, "format_report", lambda report: "the report")
+    assert main(["retrain", "--out", "c", "--since", "5", "--public-sources", "routerbench"]) == 0
+    _settings(seen)
+    assert seen == {"out": Path("c"), "cache_dir": CACHE, "data_dir": None,
+                    "public_sources": ["routerbench"], "mix_public": False, "since": 5.0,
+                    "seed": 0}
+    assert capsys.readouterr().out == "the report\n"
