@@ -26,11 +26,11 @@ import numpy as np
 from router.config import Settings, load_settings
 from router.decision.artifact import load_model
 from router.decision.encoders.base import Embedder
-from training.embed_cache import EmbeddingCache
-from training.evaluate import TARGETS, evaluation_table, policy_choices, tier_scores
+from training.embed_cache import EmbeddingCache, training_embedder
+from training.evaluate import evaluation_table
 from training.labels import views_of
+from training.scoring import TARGETS, policy_choices, tier_scores
 from training.selection import pair_apgrs
-from training.train import training_embedder
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,9 @@ from router.decision.artifact import RouterModel, load_model
 from router.decision.encoders.int8_recipes import LAYER_MATMULS, Int8Recipe, all_matmuls
 from router.decision.encoders.onnx_backend import OnnxEmbedder
 from router.decision.features import CallView
-from training.evaluate import evaluation_table, policy_choices, tier_scores
+from training.evaluate import evaluation_table
 from training.labels import views_of
+from training.scoring import policy_choices, tier_scores
 
 # Relative compute of each weight MatMul of a layer (hidden 384, FFN 1536).
 COST = {m: (4.0 if m in ("intermediate/dense", "output/dense") else 1.0) for m in LAYER_MATMULS}

@@ -21,7 +21,7 @@ from router.config import EmbedderConfig, Settings
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
 from router.serving.holder import ServiceHolder
-from router.serving.metrics import Metrics
+from router.serving.prometheus import Metrics
 
 log = logging.getLogger(__name__)
 

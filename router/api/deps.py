@@ -17,10 +17,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from router.config import Scope
 from router.errors import ServiceNotStarted
-from router.guards.auth import KeyRing, Principal, presented_key
+from router.guards.auth import ANONYMOUS, KeyRing, Principal, presented_key
 from router.serving.holder import ServiceHolder
 from router.serving.loop import ClosedLoop
-from router.serving.metrics import Metrics
+from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 
 
@@ -29,7 +29,10 @@ async def get_holder(request: Request) -> ServiceHolder:
 
 
 async def get_service(request: Request) -> RouterService:
-    return request.app.state.holder.service
+    service = request.app.state.holder.current
+    if service is None:
+        raise ServiceNotStarted("the service has not started")
+    return service
 
 
 async def get_loop(request: Request) -> ClosedLoop:
@@ -61,8 +64,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         api_key: Annotated[str | None, Depends(_api_key)],
     ) -> Principal:
         holder: ServiceHolder = request.app.state.holder
+        settings = holder.current.settings if holder.current is not None else holder.settings
+        keys = settings.auth.keys
+        if not keys:  # an open service (loopback only): nothing to check, nothing to charge
+            return ANONYMOUS
         keyring: KeyRing = holder.keyring
-        keys = holder.settings.auth.keys
         key = presented_key(keys, request.headers.get("authorization"),
                             bearer.credentials if bearer is not None else None, api_key)
         principal = keyring.authenticate(keys, key, scope)

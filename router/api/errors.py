@@ -36,7 +36,7 @@ from router.errors import (
     TraceError,
     UnknownDecision,
 )
-from router.serving.metrics import Metrics
+from router.serving.prometheus import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Protocol
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.config import Settings
+from router.config import LimitsConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,19 @@ EXEMPT_PREFIXES = ("/admin/",)
 class SettingsSource(Protocol):
     """Whatever holds the serving settings (the holder): read once per request."""
 
+    current: _Serving | None  # the service serving now, when started
+
     @property
-    def settings(self) -> Settings: ...
+    def settings(self) -> Settings: ...  # before start: the settings it will start with
+
+
+class _Serving(Protocol):
+    settings: Settings
+
+
+def limits_of(holder: SettingsSource) -> LimitsConfig:
+    service = holder.current
+    return (service.settings if service is not None else holder.settings).limits
 
 
 class RequestTimeLimit:
@@ -60,7 +71,7 @@ class RequestTimeLimit:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        limit = self.holder.settings.limits.request_timeout_s
+        limit = limits_of(self.holder).request_timeout_s
         started = timed_out = False
 
         async def guarded_send(message: Message) -> None:
@@ -115,7 +126,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.holder.settings.limits.max_body_bytes
+        limit = limits_of(self.holder).max_body_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)

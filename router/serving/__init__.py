@@ -3,5 +3,5 @@
 `holder` builds a complete service from a config and a model and swaps it atomically on
 reload; `service` runs one decision end to end; `loop` carries the traffic state that outlives
 a reload (store, budgets, drift); `batcher` shares one encoder call among concurrent /route
-calls; `metrics`, `logs` and `drift` say what happened; `threads` sets the thread plan.
+calls; `prometheus`, `logs` and `drift` say what happened; `threads` sets the thread plan.
 """

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.errors import RouterError, ServiceUnavailable
+from router.errors import RouterError, ServiceNotStarted, ServiceUnavailable
 from router.schemas import RouteDecision, RouteRequest
 from router.serving.service import RouterService
 
@@ -46,8 +46,7 @@ class _Call:
 class ServiceSource(Protocol):
     """Whatever holds the current service (the holder): read once per batch."""
 
-    @property
-    def service(self) -> RouterService: ...
+    current: RouterService | None
 
 
 class MicroBatcher:
@@ -110,7 +109,9 @@ class MicroBatcher:
                 continue
             batch: list[_Call] = []
             try:
-                service = self._source.service
+                service = self._source.current
+                if service is None:
+                    raise ServiceNotStarted("the service has not started")
                 config = service.settings.embedder
                 if slept and last > 1 and self._accepting:
                     await self._gather(min(config.batch_size, last), config.batch_wait_ms / 1000)

@@ -20,9 +20,8 @@ from router.decision.encoders.cache import CachedEmbedder
 from router.errors import ConfigError, RouterError, ServiceNotStarted
 from router.guards.auth import KeyRing
 from router.serving.batcher import MicroBatcher
-from router.serving.logs import DecisionLog
-from router.serving.loop import ClosedLoop
-from router.serving.metrics import Metrics
+from router.serving.loop import ClosedLoop, DecisionLog
+from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,8 @@ class ServiceHolder:
         self.embedder_factory = embedder_factory
         self._initial = settings
         self._lock = threading.Lock()
-        self._service: RouterService | None = None
+        # The service serving now: a plain attribute, read by every request (None until start).
+        self.current: RouterService | None = None
         self.loop: ClosedLoop | None = None
         # /route calls are batched against whichever service is current when a batch runs.
         self.batcher = MicroBatcher(self)
@@ -51,14 +51,14 @@ class ServiceHolder:
 
     @property
     def service(self) -> RouterService:
-        if self._service is None:
+        if self.current is None:
             raise ServiceNotStarted("the service has not started")
-        return self._service
+        return self.current
 
     @property
     def settings(self) -> Settings:
-        if self._service is not None:
-            return self._service.settings
+        if self.current is not None:
+            return self.current.settings
         if self._initial is None:
             raise ServiceNotStarted("the service has not started: no settings loaded yet")
         return self._initial
@@ -81,7 +81,7 @@ class ServiceHolder:
         with self._lock:
             try:
                 settings = load_settings(self.config_path) if self.config_path else self.settings
-                service = self._build(settings, previous=self._service)
+                service = self._build(settings, previous=self.current)
             except RouterError as exc:
                 self.metrics.reloads.labels("refused").inc()
                 raise ConfigError(
@@ -103,7 +103,7 @@ class ServiceHolder:
             self.loop.close()
 
     def refresh_gauges(self) -> None:
-        service = self._service
+        service = self.current
         if service is None:
             return
         self.metrics.model_loaded.set(1.0 if service.ready else 0.0)
@@ -138,5 +138,5 @@ class ServiceHolder:
         )
 
     def _swap(self, service: RouterService) -> None:
-        self._service = service
+        self.current = service
         self.metrics.model_loaded.set(1.0 if service.ready else 0.0)

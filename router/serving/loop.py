@@ -10,12 +10,16 @@ effect at the next restart.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from router.config import BudgetConfig, Settings
 from router.decision.features import CallView
@@ -31,13 +35,14 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.drift import DriftWindow
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
+decision_log = logging.getLogger("router.decisions")
 
 BUDGET_REFRESH_S = 15.0
+MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the window
 
 
 class ClosedLoop:
@@ -49,6 +54,7 @@ class ClosedLoop:
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
         self.drift = DriftWindow(settings.drift_window_s)
+        self._budgeted = bool(settings.budgets)
         if registry is not None:
             self.drift.register(registry, lambda: self.settings.quality_target,
                                 settings.tier_names)
@@ -80,6 +86,7 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
+        self._budgeted = bool(settings.budgets)
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""
@@ -89,7 +96,7 @@ class ClosedLoop:
     def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
         """Runs on the request thread: in-memory only, the store's part is an enqueue."""
         self.drift.decision(decision.tier)
-        if self.budgets.budgets:
+        if self._budgeted:
             self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision)
@@ -179,3 +186,102 @@ class Explorer:
     def draw(self) -> ExplorationDraw:
         with self._lock:
             return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())
+
+
+class DriftWindow:
+    """Decisions (tier) and routed outcomes (quality) of the last `window_s` seconds."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self.clock = clock
+        self._decisions: deque[tuple[float, str]] = deque(maxlen=MAX_EVENTS)
+        self._outcomes: deque[tuple[float, float]] = deque(maxlen=MAX_EVENTS)
+        self._lock = threading.Lock()
+
+    def decision(self, tier: str) -> None:
+        with self._lock:
+            self._decisions.append((self.clock(), tier))
+
+    def outcome(self, quality: float) -> None:
+        with self._lock:
+            self._outcomes.append((self.clock(), quality))
+
+    def _prune(self) -> None:
+        edge = self.clock() - self.window_s
+        for events in (self._decisions, self._outcomes):
+            while events and events[0][0] < edge:
+                events.popleft()
+
+    def tier_share(self, tier: str) -> float:
+        with self._lock:
+            self._prune()
+            n = len(self._decisions)
+            return sum(1 for _, t in self._decisions if t == tier) / n if n else math.nan
+
+    def success_rate(self) -> float:
+        with self._lock:
+            self._prune()
+            n = len(self._outcomes)
+            return sum(q for _, q in self._outcomes) / n if n else math.nan
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            self._prune()
+            return len(self._decisions), len(self._outcomes)
+
+    def register(
+        self, registry: CollectorRegistry, target: Callable[[], float], tiers: Sequence[str]
+    ) -> None:
+        """Gauges read at scrape time; `target` follows the serving config."""
+        share = Gauge("tier_router_window_tier_share",
+                      "Share of decisions per tier over the drift window.", ["tier"],
+                      registry=registry)
+        for name in tiers:
+            share.labels(name).set_function(partial(self.tier_share, name))
+        Gauge("tier_router_window_success_rate",
+              "Mean reported quality of routed calls over the drift window (NaN: no feedback).",
+              registry=registry).set_function(self.success_rate)
+        Gauge("tier_router_quality_target", "The configured quality_target (the knob).",
+              registry=registry).set_function(target)
+        Gauge("tier_router_window_decisions", "Decisions in the drift window.",
+              registry=registry).set_function(lambda: self.counts()[0])
+        Gauge("tier_router_window_feedback", "Routed outcomes in the drift window.",
+              registry=registry).set_function(lambda: self.counts()[1])
+        Gauge("tier_router_window_seconds", "Length of the drift window.",
+              registry=registry).set_function(lambda: self.window_s)
+
+
+class DecisionLog:
+    """A decision recorder: one log line per decision, carrying its ``decision_id`` (the key that
+    joins a log line to its trace and its feedback). Prompt text never enters a log unless
+    ``store.prompt_storage`` is ``full``; then the line also carries ``routed_text``, the
+    (bounded) text the classifier read."""
+
+    def __init__(self, settings: Settings):
+        self.with_text = settings.store.prompt_storage == "full"
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+        if not decision_log.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "event": "decision",
+            "decision_id": decision.decision_id,
+            "tier": decision.tier,
+            "model_name": decision.model,
+            "reason": decision.reason,
+            "router_version": decision.router_version,
+            "tokens_in": decision.estimated_tokens_in,
+            "cost_usd": decision.estimated_cost_usd,
+        }
+        for key in ("task", "run_id", "role", "step"):
+            value = getattr(request, key)
+            if value is not None:
+                fields[key] = value
+        if decision.detail:
+            fields["detail"] = decision.detail
+        if self.with_text:
+            fields["routed_text"] = view.text
+        # log.info("decision", extra=fields) without its look-up of the calling source line
+        # (findCaller walks the stack; the JSON line never shows it): ~10 us a decision.
+        decision_log.handle(decision_log.makeRecord(
+            decision_log.name, logging.INFO, "", 0, "decision", (), None, extra=fields))

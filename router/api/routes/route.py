@@ -20,7 +20,7 @@ from router.schemas import (
     RouteRequest,
     error_responses,
 )
-from router.serving.metrics import Metrics
+from router.serving.prometheus import Metrics
 
 router = APIRouter()
 

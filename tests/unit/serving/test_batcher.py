@@ -37,7 +37,7 @@ class Source:
     """Stands in for the holder: the current service, swappable by the test."""
 
     def __init__(self, service: RouterService, config: EmbedderConfig | None = None):
-        self.service = service if config is None else with_config(service, config)
+        self.current = service if config is None else with_config(service, config)
 
 
 def with_config(service: RouterService, config: EmbedderConfig) -> RouterService:
@@ -144,7 +144,7 @@ def test_a_swapped_service_serves_the_next_batch(settings: Settings, model_dir: 
         batcher = MicroBatcher(source)
         batcher.start()
         first = await batcher.route(RouteRequest(prompt="prove the theorem about primes"))
-        source.service = new
+        source.current = new
         second = await batcher.route(RouteRequest(prompt="prove the theorem about primes"))
         await batcher.stop()
         return first, second
@@ -227,7 +227,7 @@ def test_a_failure_outside_the_service_fails_its_callers_not_the_batcher(
         broken = True
 
         @property
-        def service(self) -> RouterService:
+        def current(self) -> RouterService:
             if self.broken:
                 self.broken = False
                 raise RuntimeError("holder unreadable")
