@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
+from router.schemas import QUALITY_TARGET_DOC
 
 Capability = Literal["tools", "json", "vision", "long_context"]
 DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
@@ -154,7 +155,9 @@ class BudgetConfig(_Strict):
     period: Literal["hour", "day", "week", "month"] = "day"
     low_fraction: float = Field(default=0.8, gt=0, le=1, description="'Low' from this share on.")
     low_quality_target: float = Field(
-        default=0.5, ge=0, le=1, description="The knob used while the budget is low."
+        default=0.5, ge=0, le=1,
+        description="The quality_target (same meaning, relative to the best tier) used while "
+                    "the budget is low.",
     )
 
     @model_validator(mode="after")
@@ -198,7 +201,7 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     model_dir: Path = Path("models/default")
-    quality_target: float = Field(default=0.75, ge=0.0, le=1.0)
+    quality_target: float = Field(default=0.75, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
     fail_open: bool = True
     safe_tier: str = "large"
     expected_output_tokens: int = Field(default=400, ge=0)

@@ -16,6 +16,15 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonDict
 
+# What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
+# drift gauge, model metadata): one sentence, one place.
+KNOB_MEANING = "relative"
+QUALITY_TARGET_DOC = (
+    "Route to the cheapest tier whose predicted quality is at least quality_target times the "
+    "best tier's predicted quality for this call (0 = always the cheapest allowed tier, "
+    "1 = the tier predicted best; ties go to the cheaper tier)."
+)
+
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore"
 ]
@@ -116,7 +125,9 @@ class RouteRequest(BaseModel):
     tools: list[ToolSchema] | None = None
     task: str | None = Field(default=None, max_length=64)
     # strict: a JSON true is not a number (lax mode would read it as 1.0)
-    quality_target: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
+    quality_target: float | None = Field(
+        default=None, ge=0.0, le=1.0, strict=True,
+        description=QUALITY_TARGET_DOC + " Absent: the config's quality_target.")
     max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True)
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
     run_id: Id | None = None
@@ -157,7 +168,8 @@ class RouteDecision(BaseModel):
     model: str
     fallbacks: list[str]
     scores: dict[str, float | None] = Field(
-        description="Tier -> calibrated P(answers well), cheapest first; null when degraded."
+        description="Tier -> its predicted quality for this call (expected share of calls it "
+                    "answers well), cheapest first; null when degraded."
     )
     reason: Reason
     estimated_tokens_in: int
@@ -166,6 +178,13 @@ class RouteDecision(BaseModel):
     detail: str | None = None
     propensity: float | None = Field(
         default=None, description="P(this tier) under exploration; absent when it was certain."
+    )
+    confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="How far the model's own per-call scores were trusted: 1 for a call like "
+                    "the training data; lower for one unlike it, whose scores were pulled "
+                    "toward each tier's pooled quality (detail says so). Absent when the model "
+                    "has no such guard.",
     )
 
 

@@ -41,6 +41,7 @@ def write_card(model_dir: Path, report_path: Path) -> Path:
         "",
         _table(report, "lodo"),
         "",
+        _default_point(report, metadata),
         _calibration(report),
         _ceiling(report),
         _reproduce(),
@@ -102,6 +103,32 @@ def _table(report: dict[str, Any], scope: str) -> str:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(False)]
     return "\n".join([header, *body])
+
+
+def _default_point(report: dict[str, Any], meta: dict[str, Any]) -> str:
+    """Per source: what the shipped default does, relative to sending everything to the top."""
+    knob = meta.get("quality_target", {})
+    lines = [
+        "## At the shipped default",
+        "",
+        f"quality_target {knob.get('default', '?')} ({knob.get('meaning', '?')}: "
+        f"{knob.get('doc', '')}). Quality and cost are relative to always using the strongest "
+        "tier; shares are of calls per tier.",
+        "",
+        "| scope | source | " + " | ".join(f"share {t}" for t in meta["tiers"])
+        + " | quality vs strongest | cost vs strongest |",
+        "|" + "---|" * (4 + len(meta["tiers"])),
+    ]
+    for scope, key in (("in-dist", "in_distribution"), ("lodo", "lodo")):
+        for source, section in (report.get(key) or {}).items():
+            point = section.get("default_point")
+            if not point:
+                continue
+            shares = " | ".join(_cell(point["share"].get(t)) for t in meta["tiers"])
+            lines.append(f"| {scope} | {source} | {shares} | "
+                         f"{_cell(point['quality_vs_strongest'])} | "
+                         f"{_cell(point['cost_vs_strongest'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def _cell(value: Any) -> str:

@@ -134,6 +134,7 @@ def evaluation_set(
         choices=choices,
         steps={m: TARGETS for m in learned},
         length=length,
+        default_target=settings.quality_target,
     )
 
 

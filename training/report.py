@@ -78,6 +78,7 @@ class EvalSet:
     choices: dict[str, np.ndarray]
     steps: dict[str, np.ndarray]
     length: np.ndarray
+    default_target: float | None = None  # the config's quality_target: the shipped default
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -278,7 +279,29 @@ def curve_report(es: EvalSet, seed: int, n_boot: int) -> dict[str, Any]:
         out["savings_at_95_ci"] = list(bootstrap_ci(curve_savings, arrays, n_boot=n_boot,
                                                     seed=seed))
         out["realised_vs_target"] = realised_vs_target(curves[ROUTER])
+        if es.default_target is not None:
+            out["default_point"] = default_point(curves[ROUTER], es.default_target,
+                                                 strong_quality, float(es.cost[:, -1].mean()))
     return out
+
+
+def default_point(
+    records: Sequence[dict], target: float, strong_quality: float, strong_cost: float
+) -> dict[str, Any] | None:
+    """What a user gets at the shipped default: tier shares, and quality and cost relative to
+    always sending every call to the strongest tier."""
+    by_step = {round(r["step"], 2): r for r in records}
+    record = by_step.get(round(target, 2))
+    if record is None:
+        return None
+    return {
+        "target": float(target),
+        "share": record["share"],
+        "quality": record["quality"],
+        "cost": record["cost"],
+        "quality_vs_strongest": record["quality"] / strong_quality if strong_quality else None,
+        "cost_vs_strongest": record["cost"] / strong_cost if strong_cost else None,
+    }
 
 
 def realised_vs_target(records: Sequence[dict]) -> list[dict]:

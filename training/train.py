@@ -19,6 +19,7 @@ from router.config import Settings
 from router.decision.artifact import RouterModel, save_model
 from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import Embedder
+from router.schemas import KNOB_MEANING, QUALITY_TARGET_DOC
 from training.embed_cache import (
     EmbeddingCache,
     Featurised,
@@ -82,6 +83,8 @@ def train(
         training_prompts_by_source=rows.prompts["source"].value_counts().to_dict(),
         selection=selection.table,
         metrics={"lodo_mean_apgr": selection.means},
+        quality_target={"meaning": KNOB_MEANING, "doc": QUALITY_TARGET_DOC,
+                        "default": settings.quality_target},
     )
     pd.DataFrame(selection.table).to_csv(out / "selection.csv", index=False)
     log.info("wrote %s", out)

@@ -53,10 +53,21 @@ class RouterModel:
         return assemble_features(embeddings, views, self.numeric_features)
 
     def scores(self, embeddings: np.ndarray, views: list[CallView]) -> np.ndarray:
+        """(n, T) per-tier predicted quality, columns in `tiers` order."""
+        return self.scores_with_confidence(embeddings, views)[0]
+
+    def scores_with_confidence(
+        self, embeddings: np.ndarray, views: list[CallView]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scores and, for a head with an out-of-distribution guard, its (n,) confidence."""
         features = self.features(embeddings, views)
         if self.fast_head is not None:  # the same numbers without sklearn's per-call cost
-            return self.fast_head.predict_proba(features)
-        return self.classifier.predict_proba(features)
+            return self.fast_head.predict_proba(features), None
+        guarded = getattr(self.classifier, "predict_with_confidence", None)
+        if guarded is not None:
+            scores, confidence = guarded(features)
+            return scores, confidence
+        return self.classifier.predict_proba(features), None
 
 
 def assemble_features(

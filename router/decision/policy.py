@@ -4,8 +4,11 @@ Pure functions, no heavy imports; the service and the offline evaluator both cal
 so what is evaluated offline is exactly what runs online. The steps, in this order:
 
 1. **forced**: a valid ``tier`` in the request wins outright (reason ``forced``).
-2. **classifier**: the cheapest tier whose score is at least ``quality_target``; if none is,
-   the tier with the highest score (reason ``classifier``).
+2. **classifier**: the cheapest tier whose predicted quality is at least ``quality_target``
+   times the best tier's predicted quality (reason ``classifier``). The knob is relative on
+   purpose: on traffic unlike the training data every tier's predicted quality sinks, and an
+   absolute bar then sits above all of them and sends everything to the dearest tier; the ratio
+   between tiers is what carries across domains. Ties go to the cheaper tier.
 3. **task rules**: the config maps an agent's ``task`` to a fixed tier or a floor tier
    (reason ``task_rule`` when it changed the choice).
 4. **eligibility**: tiers whose context window cannot hold the estimated input plus the
@@ -53,12 +56,20 @@ class Choice:
     detail: str | None = None
 
 
+RELATIVE_TOLERANCE = 1e-9  # a tier exactly at the bar passes despite float rounding
+
+
 def threshold_choice(scores: Sequence[float], quality_target: float) -> int:
-    """Index of the cheapest tier whose score reaches the target, else of the best score."""
+    """Index of the cheapest tier whose score is at least ``quality_target`` x the best score.
+
+    The best-scoring tier always passes (``quality_target`` <= 1), so there is always an answer;
+    scanning cheapest first sends ties to the cheaper tier.
+    """
+    bar = quality_target * max(scores) - RELATIVE_TOLERANCE
     for i, score in enumerate(scores):
-        if score >= quality_target:
+        if score >= bar:
             return i
-    return max(range(len(scores)), key=lambda i: (scores[i], i))
+    return len(scores) - 1  # unreachable for finite scores
 
 
 def decide(

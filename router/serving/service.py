@@ -29,6 +29,8 @@ from router.schemas import RouteDecision, RouteRequest
 
 log = logging.getLogger(__name__)
 
+LOW_CONFIDENCE = 0.5  # below it, the answer's detail says the call looked unlike the training data
+
 
 class Recorder(Protocol):
     """Where every decision goes once made (the closed loop: store, spend, drift, log)."""
@@ -81,10 +83,10 @@ class RouterService:
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
-        scores, failure = self._scores(views)
+        scores, confidence, failure = self._scores(views)
         decisions = [
-            self._describe(request, view, row, failure)
-            for request, view, row in zip(requests, views, scores, strict=True)
+            self._describe(request, view, row, float(trust), failure)
+            for request, view, row, trust in zip(requests, views, scores, confidence, strict=True)
         ]
         for request, view, decision in zip(requests, views, decisions, strict=True):
             for recorder in self.recorders:
@@ -122,13 +124,14 @@ class RouterService:
                 list(self.tier_names),
             )
 
-    def _scores(self, views: list[CallView]) -> tuple[np.ndarray, str | None]:
-        """(n, T) scores in config tier order, or NaNs and the reason the model failed."""
+    def _scores(self, views: list[CallView]) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """(n, T) scores in config tier order and (n,) confidence (NaN: no guard), or NaNs and
+        the reason the model failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
-            raw = self.model.scores(embeddings, views)
+            raw, confidence = self.model.scores_with_confidence(embeddings, views)
             columns = [self.model.tiers.index(n) for n in self.tier_names]
             scores = raw[:, columns]
             if not np.all(np.isfinite(scores)):
@@ -136,15 +139,18 @@ class RouterService:
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        return scores, None
+        if confidence is None:
+            confidence = np.full(len(views), np.nan)
+        return scores, confidence, None
 
-    def _fail(self, n: int, why: str) -> tuple[np.ndarray, str]:
+    def _fail(self, n: int, why: str) -> tuple[np.ndarray, np.ndarray, str]:
         if not self.settings.fail_open:
             raise ServiceUnavailable(why)
-        return np.full((n, len(self.tier_names)), np.nan), why
+        return np.full((n, len(self.tier_names)), np.nan), np.full(n, np.nan), why
 
     def _describe(
-        self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None
+        self, request: RouteRequest, view: CallView, row: np.ndarray, confidence: float,
+        failure: str | None,
     ) -> RouteDecision:
         settings = self.settings
         facts = CallFacts(
@@ -166,6 +172,10 @@ class RouterService:
             low = self.budgets.low(request.role, request.api_key) if self.budgets else None
             draw = self.explorer.draw() if self.explorer is not None else None
             choice, propensity = choose(known, settings, target, facts, low, draw)
+            if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
+                choice = replace(choice, detail=(
+                    f"unlike the training data (confidence {confidence:.2f}): scores pulled "
+                    "toward each tier's pooled quality"))
         else:
             choice = self._degraded(facts, failure)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
@@ -184,6 +194,7 @@ class RouterService:
             router_version=self.version,
             detail=choice.detail,
             propensity=propensity,
+            confidence=None if math.isnan(confidence) else round(confidence, 4),
         )
 
     def _degraded(self, facts: CallFacts, failure: str) -> Choice:

@@ -22,10 +22,23 @@ def facts(**kw) -> CallFacts:
     return CallFacts(**{"tokens_in": 1000, "expected_tokens_out": 100, **kw})
 
 
-def test_threshold_choice_cheapest_meeting_target_else_best() -> None:
-    assert threshold_choice([0.5, 0.8, 0.9], 0.7) == 1
-    assert threshold_choice([0.5, 0.8, 0.9], 0.4) == 0
-    assert threshold_choice([0.5, 0.8, 0.7], 0.95) == 1
+def test_threshold_choice_is_relative_to_the_best_tier() -> None:
+    assert threshold_choice([0.5, 0.8, 0.9], 0.85) == 1  # 0.8 >= 0.85 * 0.9
+    assert threshold_choice([0.5, 0.8, 0.9], 0.9) == 2  # 0.8 < 0.81
+    assert threshold_choice([0.5, 0.8, 0.9], 0.5) == 0  # 0.5 >= 0.45
+    assert threshold_choice([0.5, 0.8, 0.7], 0.95) == 1  # the best tier always passes
+
+
+def test_the_knob_keeps_its_meaning_when_every_score_sinks() -> None:
+    """Off the training domains all scores fall; the ratios, and so the choice, do not."""
+    home, away = [0.6, 0.8, 0.9], [0.2, 0.8 / 3, 0.3]
+    assert threshold_choice(home, 0.85) == threshold_choice(away, 0.85) == 1
+
+
+def test_ties_go_to_the_cheaper_tier() -> None:
+    assert threshold_choice([0.7, 0.7, 0.7], 1.0) == 0
+    assert threshold_choice([0.4, 0.7, 0.7], 1.0) == 1
+    assert threshold_choice([0.0, 0.0, 0.0], 0.9) == 0
 
 
 def test_classifier_choice_and_fallbacks() -> None:
