@@ -9,6 +9,7 @@ effect at the next restart.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -155,7 +156,7 @@ class ClosedLoop:
 
     def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         if decision is not None:
-            self.drift.outcome(outcome["quality"])
+            self.drift.outcome(outcome["quality"], best_score(decision.get("scores")))
         cost = outcome["cost_usd"]
         if cost is None:
             return
@@ -188,23 +189,41 @@ class Explorer:
             return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())
 
 
+def best_score(scores: Any) -> float:
+    """The best tier's predicted quality from a decision's stored scores (NaN if unknown)."""
+    if isinstance(scores, str):
+        try:
+            scores = json.loads(scores)
+        except ValueError:
+            return math.nan
+    values = [v for v in (scores or {}).values() if isinstance(v, int | float)]
+    return float(max(values)) if values else math.nan
+
+
 class DriftWindow:
-    """Decisions (tier) and routed outcomes (quality) of the last `window_s` seconds."""
+    """Decisions (tier) and routed outcomes (quality, and the best tier's predicted quality of
+    their decision) of the last `window_s` seconds.
+
+    `quality_target` is relative (cheapest tier predicted at least quality_target x the best
+    tier's quality), so the gauge to hold against it is the realised quality of routed calls
+    over the quality their best tier was predicted to give: at or above the target when the
+    scores are calibrated on this traffic, below it when they promise too much.
+    """
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
         self.window_s = window_s
         self.clock = clock
         self._decisions: deque[tuple[float, str]] = deque(maxlen=MAX_EVENTS)
-        self._outcomes: deque[tuple[float, float]] = deque(maxlen=MAX_EVENTS)
+        self._outcomes: deque[tuple[float, float, float]] = deque(maxlen=MAX_EVENTS)
         self._lock = threading.Lock()
 
     def decision(self, tier: str) -> None:
         with self._lock:
             self._decisions.append((self.clock(), tier))
 
-    def outcome(self, quality: float) -> None:
+    def outcome(self, quality: float, best_predicted: float = math.nan) -> None:
         with self._lock:
-            self._outcomes.append((self.clock(), quality))
+            self._outcomes.append((self.clock(), quality, best_predicted))
 
     def _prune(self) -> None:
         edge = self.clock() - self.window_s
@@ -222,7 +241,15 @@ class DriftWindow:
         with self._lock:
             self._prune()
             n = len(self._outcomes)
-            return sum(q for _, q in self._outcomes) / n if n else math.nan
+            return sum(q for _, q, _ in self._outcomes) / n if n else math.nan
+
+    def relative_quality(self) -> float:
+        """Realised quality over the best tier's predicted quality, on outcomes that have both."""
+        with self._lock:
+            self._prune()
+            pairs = [(q, b) for _, q, b in self._outcomes if b == b and b > 0]
+            best = sum(b for _, b in pairs)
+            return sum(q for q, _ in pairs) / best if best > 0 else math.nan
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
@@ -241,7 +268,12 @@ class DriftWindow:
         Gauge("tier_router_window_success_rate",
               "Mean reported quality of routed calls over the drift window (NaN: no feedback).",
               registry=registry).set_function(self.success_rate)
-        Gauge("tier_router_quality_target", "The configured quality_target (the knob).",
+        Gauge("tier_router_window_relative_quality",
+              "Realised quality of routed calls over their best tier's predicted quality, over "
+              "the drift window: compare with tier_router_quality_target (NaN: no feedback).",
+              registry=registry).set_function(self.relative_quality)
+        Gauge("tier_router_quality_target",
+              "The configured quality_target (relative to the best tier's predicted quality).",
               registry=registry).set_function(target)
         Gauge("tier_router_window_decisions", "Decisions in the drift window.",
               registry=registry).set_function(lambda: self.counts()[0])

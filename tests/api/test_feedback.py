@@ -237,11 +237,16 @@ def test_exploration_records_propensity_and_respects_rules(settings: Settings) -
 
 
 def test_drift_gauges_in_metrics(client: TestClient) -> None:
+    best = []
     for _ in range(3):
         decision = route(client)
+        best.append(max(decision["scores"].values()))
         client.post("/feedback", json={"decision_id": decision["decision_id"], "quality": 0.5})
     route(client, tier="large")
     text = client.get("/metrics").text
+    relative = next(line for line in text.splitlines()
+                    if line.startswith("tier_router_window_relative_quality "))
+    assert float(relative.split()[1]) == pytest.approx(1.5 / sum(best), rel=1e-6)
     assert 'tier_router_window_tier_share{tier="small"} 0.75' in text
     assert 'tier_router_window_tier_share{tier="large"} 0.25' in text
     assert "tier_router_window_success_rate 0.5" in text

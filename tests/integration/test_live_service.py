@@ -134,3 +134,27 @@ def test_sighup_reloads(server) -> None:
     else:
         pytest.fail("SIGHUP did not reload")
     assert route(base, {"prompt": "hello"})["tier"] in {"small", "medium", "large"}
+
+
+EVERYDAY_STEPS = {
+    "greeting": "hi",
+    "reformat": 'Reformat this JSON with two-space indentation: {"id":4411,"status":"late",'
+                '"items":[{"sku":"A1","qty":2},{"sku":"B7","qty":1}]}',
+    "extraction": "From this email, extract the order number and the delivery date as JSON: "
+                  "'Hi, order 88123 was promised for 14 March but has not arrived. Tom'",
+}
+RESEARCH_PROOF = ("Prove the Riemann hypothesis: show that every non-trivial zero of the zeta "
+                  "function has real part 1/2, with a complete rigorous argument.")
+
+
+def test_everyday_agent_steps_route_below_large_at_the_default(server) -> None:
+    """Issue 10: at the shipped default, simple steps are not sent to the dearest tier and a
+    research-level proof is not sent to the cheapest. Routing only: no quality is claimed."""
+    base, _ = server
+    tiers = {}
+    for name, prompt in {**EVERYDAY_STEPS, "proof": RESEARCH_PROOF}.items():
+        r = httpx.post(f"{base}/route", json={"prompt": prompt}, timeout=30)
+        assert r.status_code == 200, r.text
+        tiers[name] = r.json()["tier"]
+    assert all(tiers[name] != "large" for name in EVERYDAY_STEPS), tiers
+    assert tiers["proof"] != "small", tiers
