@@ -23,7 +23,7 @@ from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_reci
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
 
-Capability = Literal["tools", "json", "vision", "long_context"]
+Capability = Literal["tools", "json", "vision", "audio", "long_context"]
 DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
@@ -201,7 +201,7 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     model_dir: Path = Path("models/default")
-    quality_target: float = Field(default=0.75, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
+    quality_target: float = Field(default=0.9, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
     fail_open: bool = True
     safe_tier: str = "large"
     expected_output_tokens: int = Field(default=400, ge=0)

@@ -57,8 +57,10 @@ def _overview(meta: dict[str, Any]) -> str:
     head = ", ".join(f"{k}={v}" for k, v in meta.get("head", {}).items())
     return (
         "## What it is\n\n"
-        f"- Predicts, for each tier ({', '.join(meta['tiers'])}), the calibrated probability "
-        "that the tier's representative model answers a call well.\n"
+        f"- Predicts, for each tier ({', '.join(meta['tiers'])}), the quality the tier's "
+        "representative model is expected to give on a call (the share of such calls it "
+        "answers well), on levels made comparable across tiers; `quality_target` is relative "
+        "to the best tier's predicted quality.\n"
         f"- Encoder: {emb['name']} ({emb['dimension']}-d, package {emb['package']} "
         f"{emb['package_version']}); training embeddings from `{meta.get('embedder_backend')}`.\n"
         f"- Head: {head}; cheap numeric features: "
@@ -112,7 +114,7 @@ def _default_point(report: dict[str, Any], meta: dict[str, Any]) -> str:
         "## At the shipped default",
         "",
         f"quality_target {knob.get('default', '?')} ({knob.get('meaning', '?')}: "
-        f"{knob.get('doc', '')}). Quality and cost are relative to always using the strongest "
+        f"{knob.get('doc', '').rstrip('.')}). Quality and cost are relative to always using the strongest "
         "tier; shares are of calls per tier.",
         "",
         "| scope | source | " + " | ".join(f"share {t}" for t in meta["tiers"])

@@ -17,7 +17,6 @@ import pandas as pd
 
 from router.config import Settings
 from router.decision.artifact import RouterModel, save_model
-from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import Embedder
 from router.schemas import KNOB_MEANING, QUALITY_TARGET_DOC
 from training.embed_cache import (
@@ -29,7 +28,7 @@ from training.embed_cache import (
 )
 from training.ingest import load_outcomes
 from training.labels import tier_table
-from training.selection import Candidate, leave_one_group_out
+from training.selection import Candidate, build_head, leave_one_group_out
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def fit_final(data: Featurised, candidate: Candidate, seed: int) -> RouterModel:
     features = (
         np.hstack([data.embeddings, data.numeric]) if candidate.numeric else data.embeddings
     )
-    classifier = TierClassifier(tiers=data.table.tiers, random_state=seed, **candidate.params)
+    classifier = build_head(candidate, data.table.tiers, seed)
     classifier.fit(
         features, data.table.labels, data.table.weights,
         groups=data.table.prompts["source"].to_numpy(),

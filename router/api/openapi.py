@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from router.api.middleware import SettingsSource
 from router.config import Settings
 from router.errors import ServiceNotStarted
+from router.schemas import PART_CAPABILITY, PART_TYPES
 
 
 def configured_openapi(
@@ -54,8 +55,13 @@ def apply_limits(schema: dict[str, Any], settings: Settings) -> None:
     _variant(batch.get("requests"), "array")["maxItems"] = limits.max_batch
     message = components.get("ChatMessage", {}).get("properties", {})
     _variant(message.get("content"), "string")["maxLength"] = limits.max_content_chars
-    part = components.get("TextPart", {}).get("properties", {})
+    part = components.get("ContentPart", {}).get("properties", {})
     _variant(part.get("text"), "string")["maxLength"] = limits.max_content_chars
+    offered = {c for t in settings.tiers for c in t.capabilities}
+    if "type" in part:  # parts needing a capability no tier has are answered 422: say so here
+        part["type"]["enum"] = sorted(t for t in PART_TYPES
+                                      if PART_CAPABILITY.get(t, "tools") in offered
+                                      or t not in PART_CAPABILITY)
 
 
 def _variant(prop: dict[str, Any] | None, kind: str) -> dict[str, Any]:

@@ -24,19 +24,21 @@ from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import DIMENSION, MODEL_NAME, weights_version
 from router.decision.fast_head import LinearHead, compile_head
 from router.decision.features import FEATURE_NAMES, CallView, view_of_prompt
+from router.decision.quality_head import TierQualityRouter
 from router.errors import ArtifactError
 
 HEAD_FILE = "head.joblib"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 CHECKED_LIBRARIES = ("scikit-learn", "numpy")
+HEAD_TYPES = (TierClassifier, TierQualityRouter)  # what a head.joblib may hold
 
 
 @dataclass
 class RouterModel:
     """A fitted classifier with the recipe for its input features."""
 
-    classifier: TierClassifier
+    classifier: TierClassifier | TierQualityRouter
     numeric_features: bool
     metadata: dict[str, Any]
     fast_head: LinearHead | None = field(default=None, repr=False, compare=False)
@@ -94,7 +96,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(model_dir: Path, classifier: TierClassifier, numeric: bool, **meta: Any) -> Path:
+def save_model(
+    model_dir: Path, classifier: TierClassifier | TierQualityRouter, numeric: bool, **meta: Any
+) -> Path:
     """Write head.joblib and metadata.json; returns the directory."""
     model_dir.mkdir(parents=True, exist_ok=True)
     head = model_dir / HEAD_FILE
@@ -144,12 +148,14 @@ def load_model(model_dir: Path) -> RouterModel:
         classifier = joblib.load(io.BytesIO(blob))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad artifact
         raise ArtifactError(f"{head} could not be loaded: {exc}") from exc
-    if not isinstance(classifier, TierClassifier) or not hasattr(classifier, "tiers_"):
-        raise ArtifactError(f"{head} does not hold a fitted TierClassifier")
+    if not isinstance(classifier, HEAD_TYPES) or not hasattr(classifier, "tiers_"):
+        raise ArtifactError(f"{head} does not hold a fitted head "
+                            f"({' or '.join(t.__name__ for t in HEAD_TYPES)})")
     numeric = bool(metadata["features"].get("numeric"))
     model = RouterModel(classifier=classifier, numeric_features=numeric, metadata=metadata)
     _check_predicts(model, head)
-    model.fast_head = compile_head(classifier)
+    if isinstance(classifier, TierClassifier):  # a TierQualityRouter is plain numpy already
+        model.fast_head = compile_head(classifier)
     return model
 
 

@@ -35,6 +35,10 @@ MAX_TOOL_TURNS = 2
 MAX_WORDS = 200
 CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MESSAGE = 4
+# Flat estimates per media part: a high-detail 1024x1024 image is 765 tokens on OpenAI's
+# documented tiling; audio input is billed by duration, which a part does not say, so one
+# minute of speech (~1,000 tokens) stands for each part.
+MEDIA_TOKENS = {"vision": 765, "audio": 1000}
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|[;{}]\s*$|\bimport \w+|\breturn\b", re.M)
@@ -88,7 +92,8 @@ def estimate_tokens(
     chars += sum(len(json.dumps(c.function)) for m in messages for c in m.tool_calls or [])
     if tools:
         chars += sum(len(json.dumps(t.model_dump())) for t in tools)
-    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
+    media = sum(MEDIA_TOKENS[kind] for m in messages for _, kind in m.media())
+    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages) + media
 
 
 def focus_text(message: str) -> str:

@@ -41,6 +41,8 @@ class CallFacts:
     tokens_in: int
     expected_tokens_out: int
     has_tools: bool = False
+    needs: frozenset[str] = frozenset()  # capabilities beyond tools: json, vision, audio
+    ceiling_tier: str | None = None  # the caller's own model's tier: never a dearer one
     task: str | None = None
     forced_tier: str | None = None
     max_cost_usd: float | None = None
@@ -97,14 +99,27 @@ def decide(
             detail = f"task '{facts.task}' maps to {kind} '{names[ruled]}'"
 
     eligible = [i for i, t in enumerate(tiers) if _eligible(t, facts)]
+    original = index
     if index not in eligible and eligible:
         stronger = [i for i in eligible if i > index]
         index = stronger[0] if stronger else eligible[-1]
         reason = "context_upgrade"
+        needed = sorted(facts.needs | ({"tools"} if facts.has_tools else set()))
         detail = (
             f"needs {facts.tokens_in + facts.expected_tokens_out} tokens of context"
-            + (" and tool support" if facts.has_tools else "")
+            + (f" and {', '.join(needed)}" if needed else "")
         )
+        if index < original:
+            reason = "context_downgrade"
+            detail += f"; only '{names[index]}' can serve it"
+
+    if facts.ceiling_tier is not None and index > names.index(facts.ceiling_tier):
+        ceiling = names.index(facts.ceiling_tier)
+        allowed = [i for i in eligible if i <= ceiling] if eligible else [ceiling]
+        if allowed:
+            index, reason = allowed[-1], "ceiling"
+            detail = (f"the requested model is tier '{facts.ceiling_tier}': never a dearer "
+                      "tier")
 
     if facts.max_cost_usd is not None and _cost(tiers[index], facts) > facts.max_cost_usd:
         pool = eligible or list(range(len(tiers)))
@@ -124,6 +139,7 @@ def _eligible(tier: TierConfig, facts: CallFacts, within_cap: bool = False) -> b
     """The tier can hold the call (context, tools) and, with `within_cap`, fits its cost cap."""
     fits = tier.context_window >= facts.tokens_in + facts.expected_tokens_out
     ok = fits and (not facts.has_tools or "tools" in tier.capabilities)
+    ok = ok and facts.needs <= set(tier.capabilities)
     if ok and within_cap and facts.max_cost_usd is not None:
         return _cost(tier, facts) <= facts.max_cost_usd
     return ok

@@ -95,7 +95,10 @@ class ClosedLoop:
         return Explorer(rate, settings.exploration_seed) if rate else None
 
     def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
-        """Runs on the request thread: in-memory only, the store's part is an enqueue."""
+        """Runs on the request thread: in-memory only, the store's part is an enqueue.
+        Evaluation traffic (`dry_run`) is neither stored nor counted."""
+        if request.dry_run:
+            return
         self.drift.decision(decision.tier)
         if self._budgeted:
             self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)

@@ -25,7 +25,7 @@ from router.decision.features import CallView, view_of
 from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
-from router.schemas import RouteDecision, RouteRequest
+from router.schemas import RouteDecision, RouteRequest, misspelt_field
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,30 @@ class RouterService:
                 f"unknown tier {request.tier!r}; known tiers: {list(self.tier_names)}",
                 list(self.tier_names),
             )
+        for name in request.ignored_fields():
+            near = misspelt_field(name)
+            if near is not None:
+                raise RequestLimitError(
+                    f"{prefix}{name}", f"unknown field {name!r}: did you mean {near!r}? (a "
+                    "misspelt router field is refused, not ignored)", near)
+        self._check_capabilities(request, prefix)
+
+    def _check_capabilities(self, request: RouteRequest, prefix: str) -> None:
+        """A call that needs a capability no configured tier has is refused, naming it."""
+        offered = {c for t in self.settings.tiers for c in t.capabilities}
+        needs = [("tools", "tools") if request.needs_tools else None,
+                 ("response_format", "json") if request.needs_json else None]
+        offset = 1 if request.system is not None else 0  # chat() puts it first
+        for i, message in enumerate(request.chat()):
+            where = f"messages.{i - offset}.content" if request.messages else "prompt"
+            if i < offset:
+                where = "system"
+            needs += [(f"{where}.{part}", kind) for part, kind in message.media()]
+        for where, kind in (n for n in needs if n is not None):
+            if kind not in offered:
+                raise RequestLimitError(
+                    f"{prefix}{where}", f"this call needs the {kind!r} capability and no "
+                    f"configured tier has it (tiers offer: {sorted(offered)})", kind)
 
     def _scores(self, views: list[CallView]) -> tuple[np.ndarray, np.ndarray, str | None]:
         """(n, T) scores in config tier order and (n,) confidence (NaN: no guard), or NaNs and
@@ -155,11 +179,14 @@ class RouterService:
         settings = self.settings
         facts = CallFacts(
             tokens_in=view.tokens_in,
-            expected_tokens_out=settings.expected_output_tokens,
-            has_tools=bool(request.tools),
+            expected_tokens_out=request.expected_tokens_out or settings.expected_output_tokens,
+            has_tools=request.needs_tools,
+            needs=frozenset(kind for m in request.chat() for _, kind in m.media())
+            | ({"json"} if request.needs_json else frozenset()),
             task=request.task,
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,
+            ceiling_tier=self._tier_of(request.model),
         )
         target = request.quality_target
         if target is None:
@@ -195,7 +222,18 @@ class RouterService:
             detail=choice.detail,
             propensity=propensity,
             confidence=None if math.isnan(confidence) else round(confidence, 4),
+            requested_model=request.model,
+            ignored_fields=request.ignored_fields() or None,
         )
+
+    def _tier_of(self, model: str | None) -> str | None:
+        """The configured tier a requested model names (by tier or model name), else None."""
+        if model is None:
+            return None
+        for tier in self.settings.tiers:
+            if model == tier.name or model in tier.models:
+                return tier.name
+        return None
 
     def _degraded(self, facts: CallFacts, failure: str) -> Choice:
         """The configured safe tier, saying why (fail_open)."""

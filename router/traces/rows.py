@@ -44,7 +44,7 @@ class PendingDecision:
                 "model": d.model, "estimated_cost_usd": d.estimated_cost_usd,
                 "tokens_in": d.estimated_tokens_in, "task": r.task, "run_id": r.run_id,
                 "role": r.role, "step": r.step, "user_id": r.user, "api_key": r.api_key,
-                "propensity": d.propensity or 1.0, "prompt_hash": None}
+                "propensity": d.propensity or 1.0, "prompt_hash": None, "scores": d.scores}
 
     def row(self, storage: str) -> tuple[Any, ...]:
         """The decisions-table row, in DECISION_COLUMNS order; `storage` is store.prompt_storage."""

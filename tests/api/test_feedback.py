@@ -250,7 +250,7 @@ def test_drift_gauges_in_metrics(client: TestClient) -> None:
     assert 'tier_router_window_tier_share{tier="small"} 0.75' in text
     assert 'tier_router_window_tier_share{tier="large"} 0.25' in text
     assert "tier_router_window_success_rate 0.5" in text
-    assert "tier_router_quality_target 0.75" in text
+    assert "tier_router_quality_target 0.9" in text  # the shipped default
     assert "tier_router_feedback_total{status=\"stored\"} 3.0" in text
 
 

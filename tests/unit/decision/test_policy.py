@@ -82,3 +82,28 @@ def test_budget_picks_best_that_fits_and_says_when_none_does() -> None:
     assert (none.tier, none.reason) == ("small", "budget") and "no tier fits" in none.detail
     within = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=1.0))
     assert within.reason == "classifier"
+
+
+def test_a_capability_only_a_stronger_tier_has_moves_up() -> None:
+    seeing = [*TIERS[:2], TIERS[2].model_copy(update={"capabilities": ["tools", "vision"]})]
+    vision = decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"})))
+    assert vision.tier == "large" and vision.reason == "context_upgrade"
+    assert "vision" in vision.detail
+
+
+def test_a_move_to_a_cheaper_tier_says_so() -> None:
+    """Only the cheapest tier has the window for this call: that is a downgrade, not an upgrade."""
+    wide = [TIERS[0].model_copy(update={"context_window": 1_000_000}), *TIERS[1:]]
+    choice = decide(SCORES, wide, 1.0, facts(tokens_in=500_000))
+    assert (choice.tier, choice.reason) == ("small", "context_downgrade")
+    assert "only 'small' can serve it" in choice.detail
+
+
+def test_the_requested_model_is_a_ceiling() -> None:
+    capped = decide(SCORES, TIERS, 1.0, facts(ceiling_tier="medium"))
+    assert (capped.tier, capped.reason) == ("medium", "ceiling")
+    below = decide(SCORES, TIERS, 0.1, facts(ceiling_tier="medium"))
+    assert (below.tier, below.reason) == ("small", "classifier")  # a cheaper choice stands
+    ruled = decide(SCORES, TIERS, 0.1, facts(task="plan", ceiling_tier="small"),
+                   {"plan": TaskRule(min_tier="large")})
+    assert ruled.tier == "small"  # the caller's own cheap model wins over a task floor

@@ -1,0 +1,46 @@
+"""Request and response models of the HTTP API, named by role; shared by every layer.
+
+`chat` holds the messages a call carries (OpenAI, Responses API and Anthropic shapes), `route`
+the /route request and answer (and what `quality_target` means), `feedback` outcomes and spend,
+`ops` tiers, readiness and error bodies. Import from here; the modules are how it is kept short.
+"""
+
+from router.schemas.chat import (
+    PART_CAPABILITY,
+    PART_TYPES,
+    ChatMessage,
+    ContentPart,
+    Id,
+    ToolCall,
+    ToolSchema,
+    exactly_one_input,
+)
+from router.schemas.feedback import (
+    Feedback,
+    FeedbackReceipt,
+    SpendKey,
+    SpendReport,
+    SpendRow,
+    TraceRecord,
+)
+from router.schemas.ops import ErrorBody, Problem, Readiness, TierInfo, error_responses
+from router.schemas.route import (
+    FOREIGN_FIELDS,
+    KNOB_MEANING,
+    QUALITY_TARGET_DOC,
+    BatchRouteRequest,
+    BatchRouteResponse,
+    Reason,
+    RouteDecision,
+    RouteRequest,
+    edit_distance,
+    misspelt_field,
+)
+
+__all__ = [
+    "FOREIGN_FIELDS", "KNOB_MEANING", "PART_CAPABILITY", "PART_TYPES", "QUALITY_TARGET_DOC",
+    "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
+    "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
+    "RouteRequest", "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
+]

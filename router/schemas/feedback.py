@@ -1,0 +1,113 @@
+"""POST /feedback and GET /spend: outcomes (TRACES.md records too), receipts, spend rows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from router.schemas.chat import ChatMessage, Id, exactly_one_input
+
+Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Labelled(BaseModel):
+    """A label, as in TRACES.md: `quality`, or `success` as its shorthand (quality wins).
+
+    `success` is declared before `quality` so a missing label is reported on 'quality'.
+    """
+
+    success: bool | None = None
+    quality: float | None = Field(
+        default=None, ge=0.0, le=1.0, allow_inf_nan=False, validate_default=True
+    )
+
+    @field_validator("quality")
+    @classmethod
+    def _a_label(cls, quality: float | None, info: ValidationInfo) -> float | None:
+        if quality is None and info.data.get("success") is None:
+            raise ValueError("give 'quality' (a number in [0, 1]) or 'success' (true or false)")
+        return quality
+
+    def label(self) -> float:
+        return self.quality if self.quality is not None else float(bool(self.success))
+
+
+class Feedback(_Labelled):
+    """How a routed call went (POST /feedback); one outcome per decision_id."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision_id: Id
+    model_used: str | None = Field(default=None, min_length=1, max_length=256)
+    cost_usd: Cost | None = None
+    tokens_in: Count | None = None
+    tokens_out: Count | None = None
+    latency_ms: Cost | None = None
+    error: str | None = Field(default=None, max_length=10_000)
+    fallback_used: bool = False
+
+
+class TraceRecord(_Labelled):
+    """A call in the TRACES.md format, e.g. one that bypassed the router; unknown fields kept."""
+
+    model_config = ConfigDict(extra="allow")
+    prompt_id: Id | None = None
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, min_length=1)
+    model: str = Field(min_length=1, max_length=256)
+    tier: str | None = Field(default=None, max_length=64)
+    cost_usd: Cost | None = None
+    tokens_in: Count | None = None
+    tokens_out: Count | None = None
+    latency_ms: Cost | None = None
+    task: str | None = Field(default=None, max_length=64)
+    run_id: Id | None = None
+    role: Id | None = None
+    step: Id | None = None
+    user: Id | None = None
+    decision_id: Id | None = None
+    propensity: float | None = Field(default=None, gt=0.0, le=1.0)
+    source: Id | None = None
+    timestamp: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TraceRecord:
+        return exactly_one_input(self)
+
+
+class FeedbackReceipt(BaseModel):
+    """`stored` the first time, `duplicate` when the same outcome was already stored."""
+
+    feedback_id: str
+    decision_id: str | None
+    status: Literal["stored", "duplicate"]
+
+
+class SpendRow(BaseModel):
+    key: str | None
+    calls: int
+    cost_usd: float = Field(description="actual_usd + estimated_usd.")
+    actual_usd: float = Field(description="Cost reported in feedback.")
+    estimated_usd: float = Field(description="Estimated where no real cost came back.")
+    estimated_calls: int
+
+
+# What spend can be grouped by: the request's attribution ids, where it went, and which API key.
+SpendKey = Literal["role", "run_id", "step", "tier", "model", "user", "api_key"]
+
+
+class SpendReport(BaseModel):
+    by: str
+    since: float | None
+    rows: list[SpendRow]
+
+

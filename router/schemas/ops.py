@@ -1,0 +1,67 @@
+"""What operators read: tiers, readiness, and the error bodies every endpoint documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+)
+
+
+class TierInfo(BaseModel):
+    name: str
+    models: list[str]
+    input_price_per_m: float
+    output_price_per_m: float
+    context_window: int
+    capabilities: list[str]
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: the field (dotted path), what is wrong, the limit."""
+
+    field: str
+    message: str
+    limit: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a short kind, then the problems (4xx) or a sentence (others)."""
+
+    error: str
+    detail: list[Problem] | str | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    router_version: str
+    reason: str | None = None
+
+
+_ERRORS = {
+    400: "The body could not be parsed (not UTF-8 / not JSON).",
+    401: "No API key, or an unknown one.",
+    403: "The API key lacks the scope this endpoint needs.",
+    408: "The request took longer than limits.request_timeout_s (names the limit).",
+    409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",
+    422: "The request breaks the schema or a configured limit (body size included); names the "
+         "field and the limit.",
+    429: "The API key is over its requests-per-minute limit; see Retry-After.",
+    503: "The model is not loaded and fail_open is off.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error answers an endpoint can give."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _ERRORS[code]}
+        if code == 429:
+            entry["headers"] = {"Retry-After": {
+                "description": "Seconds until the key may call again.",
+                "schema": {"type": "integer"}}}
+        if code == 401:
+            entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        out[code] = entry
+    return out

@@ -1,0 +1,221 @@
+"""POST /route: the request (our fields, or the LLM request body an agent holds) and the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic.json_schema import JsonDict
+
+from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+
+# What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
+# drift gauge, model metadata): one sentence, one place.
+KNOB_MEANING = "relative"
+QUALITY_TARGET_DOC = (
+    "Route to the cheapest tier whose predicted quality is at least quality_target times the "
+    "best tier's predicted quality for this call (0 = always the cheapest allowed tier, "
+    "1 = the tier predicted best; ties go to the cheaper tier)."
+)
+
+Reason = Literal[
+    "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
+    "ceiling", "context_downgrade",
+]
+
+ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
+    {"required": ["messages"],
+     "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
+    {"required": ["prompt"],
+     "properties": {"prompt": {"type": "string"}, "messages": {"type": "null"}}},
+]}
+
+
+# Request fields of the APIs agents already call (OpenAI chat completions and Responses,
+# Anthropic Messages, LiteLLM): accepted as they are; the ones routing does not use are listed
+# in the answer's `ignored_fields`. An unknown name near a router field is a typo, not this.
+FOREIGN_FIELDS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+    "reasoning_effort", "seed", "service_tier", "stop", "store", "stream_options",
+    "temperature", "top_logprobs", "top_p", "web_search_options", "input", "instructions",
+    "reasoning", "text", "truncation", "previous_response_id", "include", "stop_sequences",
+    "top_k", "thinking", "container", "mcp_servers", "api_base", "api_key", "mock_response",
+    "fallbacks", "num_retries", "timeout", "caching", "extra_body", "extra_headers",
+})
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # lax mode would read true as 1
+        raise ValueError("Input should be a valid integer, not a boolean")
+    return value
+
+
+# An output budget: an integer (1.0 is one; true is not), at most a 10M-token answer.
+OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool)]
+
+# What OpenAI `metadata` may carry for us when the caller cannot add top-level fields.
+METADATA_IDS = ("task", "run_id", "role", "step")
+
+
+class RouteRequest(BaseModel):
+    """What an agent asks before an LLM call: our fields, or the LLM request body it holds."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=ONE_INPUT)
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, min_length=1)
+    system: str | list[ContentPart] | None = Field(
+        default=None, description="Anthropic Messages' top-level system prompt.")
+    tools: list[ToolSchema] | None = None
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, description="'none' means the tools are not needed for this call.")
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="A JSON response_format needs a tier with 'json'.")
+    max_tokens: OutputTokens | None = Field(
+        default=None, description="The output budget: the output token estimate.")
+    max_completion_tokens: OutputTokens | None = None
+    stream: bool | None = Field(default=None, description="Accepted; routing is the same.")
+    model: str | None = Field(
+        default=None, max_length=256,
+        description="The model the caller would use: echoed as requested_model. A configured "
+                    "tier's name or model is a ceiling (never a dearer tier); 'auto' or an "
+                    "unknown name constrains nothing.")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description=f"May carry {', '.join(METADATA_IDS)} (string values) for "
+                                  "callers that cannot add top-level fields.")
+    task: str | None = Field(default=None, max_length=64)
+    # strict: a JSON true is not a number (lax mode would read it as 1.0)
+    quality_target: float | None = Field(
+        default=None, ge=0.0, le=1.0, strict=True,
+        description=QUALITY_TARGET_DOC + " Absent: the config's quality_target.")
+    max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True)
+    tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
+    dry_run: bool = Field(
+        default=False, strict=True,
+        description="Evaluation traffic: answered as usual, never stored nor counted in spend.")
+    run_id: Id | None = None
+    role: Id | None = None
+    step: Id | None = None
+    user: Id | None = None
+
+    # Set by the server after authentication, never by the client: which key made the call,
+    # for per-key budgets and spend. None when the service runs without keys.
+    _api_key: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> RouteRequest:
+        exactly_one_input(self)
+        ids = self.metadata or {}
+        for key in METADATA_IDS:
+            value = ids.get(key)
+            if getattr(self, key) is None and isinstance(value, str) and 0 < len(value) <= 64:
+                setattr(self, key, value)
+        return self
+
+    @property
+    def api_key(self) -> str | None:
+        """The name (not the secret) of the API key the call came with."""
+        return self._api_key
+
+    def attribute_to(self, api_key: str | None) -> RouteRequest:
+        """Record the authenticated key's name on the request; returns it for chaining."""
+        self._api_key = api_key
+        return self
+
+    def chat(self) -> list[ChatMessage]:
+        """The request as chat messages, whichever form it came in."""
+        messages = self.messages if self.messages is not None else [
+            ChatMessage(role="user", content=self.prompt)]
+        if self.system is not None:
+            return [ChatMessage(role="system", content=self.system), *messages]
+        return messages
+
+    @property
+    def expected_tokens_out(self) -> int | None:
+        """The caller's own output budget, when it gave one."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def needs_tools(self) -> bool:
+        return bool(self.tools) and self.tool_choice not in ("none", {"type": "none"})
+
+    @property
+    def needs_json(self) -> bool:
+        kind = (self.response_format or {}).get("type")
+        return kind in ("json_object", "json_schema")
+
+    def ignored_fields(self) -> list[str]:
+        """Fields of the body that routing does not use (echoed so nothing passes silently)."""
+        return sorted(self.model_extra or {})
+
+
+def misspelt_field(name: str) -> str | None:
+    """The router field an unknown request field is a typo of, if any: a typo in a safety field
+    (max_cost_usd, quality_target, dry_run, ...) must not pass silently. Within edit distance 2
+    (a swap of two neighbours counts 1) of a field of six letters or more, within 1 of a
+    shorter one: at distance 2 every four-letter word is near `role`, `step` or `task`."""
+    if name in FOREIGN_FIELDS:
+        return None
+    near = [(edit_distance(name.lower(), f), f) for f in RouteRequest.model_fields]
+    distance, field = min(near)
+    return field if distance <= (2 if len(field) >= 6 else 1) else None
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            swap = d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, swap)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+class RouteDecision(BaseModel):
+    """The router's answer: which tier and model, what to try next, how sure, what it costs."""
+
+    decision_id: str
+    tier: str
+    model: str
+    fallbacks: list[str]
+    scores: dict[str, float | None] = Field(
+        description="Tier -> its predicted quality for this call (expected share of calls it "
+                    "answers well), cheapest first; null when degraded."
+    )
+    reason: Reason
+    estimated_tokens_in: int
+    estimated_cost_usd: float
+    router_version: str
+    detail: str | None = None
+    propensity: float | None = Field(
+        default=None, description="P(this tier) under exploration; absent when it was certain."
+    )
+    requested_model: str | None = Field(
+        default=None, description="The request's own `model`, echoed.")
+    ignored_fields: list[str] | None = Field(
+        default=None, description="Fields of the request that routing did not use.")
+    confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="How far the model's own per-call scores were trusted: 1 for a call like "
+                    "the training data; lower for one unlike it, whose scores were pulled "
+                    "toward each tier's pooled quality (detail says so). Absent when the model "
+                    "has no such guard.",
+    )
+
+
+class BatchRouteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[RouteRequest] = Field(min_length=1)
+
+
+class BatchRouteResponse(BaseModel):
+    decisions: list[RouteDecision]
+
+
