@@ -114,8 +114,8 @@ def _default_point(report: dict[str, Any], meta: dict[str, Any]) -> str:
         "## At the shipped default",
         "",
         f"quality_target {knob.get('default', '?')} ({knob.get('meaning', '?')}: "
-        f"{knob.get('doc', '').rstrip('.')}). Quality and cost are relative to always using the strongest "
-        "tier; shares are of calls per tier.",
+        f"{knob.get('doc', '').rstrip('.')}). Quality and cost are relative to always using "
+        "the strongest tier; shares are of calls per tier.",
         "",
         "| scope | source | " + " | ".join(f"share {t}" for t in meta["tiers"])
         + " | quality vs strongest | cost vs strongest |",

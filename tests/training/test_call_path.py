@@ -4,7 +4,8 @@ The traces are synthetic, written here in the TRACES.md format ('prove'/'theorem
 on the small and medium tiers, every other prompt succeeds everywhere), and the encoder is the
 fake one of tests/conftest.py, so the run takes seconds and the path, not the model, is what
 is measured. Left out of the count, as every path touches them: `__init__.py`,
-router/config.py, router/errors.py and the router/schemas package. The config is loaded before the run,
+router/config.py, router/errors.py and the
+router/schemas package. The config is loaded before the run,
 as the CLI does before it calls `training.train.train`.
 
 The issue asked for at most 6; the run enters 11, each for a step it cannot skip: four
