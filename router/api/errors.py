@@ -134,7 +134,14 @@ def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 
 def _field_error(err: Any) -> dict[str, Any]:
-    """One schema error as {field, message, limit}: the field path without the 'body' root."""
+    """One schema error as {field, message, limit}: the field path without the 'body' root.
+    A body that is not JSON names the character position where parsing stopped, as such."""
+    if err.get("type") == "json_invalid":
+        where = [p for p in err["loc"] if isinstance(p, int)]
+        at = f" at character {where[0]}" if where else ""
+        reason = (err.get("ctx") or {}).get("error")
+        return {"field": "body", "message": f"the body is not valid JSON{at}"
+                + (f": {reason}" if reason else "")}
     out = {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
            "message": err["msg"]}
     ctx = err.get("ctx") or {}

@@ -118,3 +118,12 @@ def test_bad_input_is_counted_and_service_keeps_answering(client) -> None:
     client.post("/route", json={"prompt": "x", "quality_target": 9})
     assert client.post("/route", json={"prompt": "say hello"}).status_code == 200
     assert 'tier_router_errors_total{kind="validation"} 1.0' in client.get("/metrics").text
+
+
+def test_invalid_json_names_the_position_as_a_position(client) -> None:
+    r = client.post("/route", content=b'{"prompt": "hi",, }',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = _detail(r)
+    assert detail["field"] == "body", detail
+    assert detail["message"].startswith("the body is not valid JSON at character 16"), detail
