@@ -22,7 +22,7 @@ KNOB_MEANING = "relative"
 QUALITY_TARGET_DOC = (
     "Route to the cheapest tier whose predicted quality is at least quality_target times the "
     "best tier's predicted quality for this call (0 = always the cheapest allowed tier, "
-    "1 = the tier predicted best; ties go to the cheaper tier)."
+    "1 = the strongest tier; ties go to the cheaper tier)."
 )
 
 Reason = Literal[

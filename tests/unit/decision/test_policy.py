@@ -26,7 +26,7 @@ def test_threshold_choice_is_relative_to_the_best_tier() -> None:
     assert threshold_choice([0.5, 0.8, 0.9], 0.85) == 1  # 0.8 >= 0.85 * 0.9
     assert threshold_choice([0.5, 0.8, 0.9], 0.9) == 2  # 0.8 < 0.81
     assert threshold_choice([0.5, 0.8, 0.9], 0.5) == 0  # 0.5 >= 0.45
-    assert threshold_choice([0.5, 0.8, 0.7], 0.95) == 1  # the best tier always passes
+    assert threshold_choice([0.5, 0.8, 0.7], 0.95) == 1  # the best tier always passes below 1
 
 
 def test_the_knob_keeps_its_meaning_when_every_score_sinks() -> None:
@@ -35,10 +35,12 @@ def test_the_knob_keeps_its_meaning_when_every_score_sinks() -> None:
     assert threshold_choice(home, 0.85) == threshold_choice(away, 0.85) == 1
 
 
-def test_ties_go_to_the_cheaper_tier() -> None:
-    assert threshold_choice([0.7, 0.7, 0.7], 1.0) == 0
-    assert threshold_choice([0.4, 0.7, 0.7], 1.0) == 1
+def test_ties_go_to_the_cheaper_tier_and_one_is_the_strongest() -> None:
+    assert threshold_choice([0.7, 0.7, 0.7], 0.99) == 0
+    assert threshold_choice([0.4, 0.7, 0.7], 0.99) == 1
     assert threshold_choice([0.0, 0.0, 0.0], 0.9) == 0
+    assert threshold_choice([0.7, 0.7, 0.7], 1.0) == 2  # "no loss at all": the sweep's top
+    assert threshold_choice([0.4, 0.8, 0.7], 1.0) == 2  # even where a cheaper tier rates higher
 
 
 def test_classifier_choice_and_fallbacks() -> None:
