@@ -26,6 +26,7 @@ Capability = Literal["tools", "json", "vision", "long_context"]
 DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
+FeatureStorage = Literal["embedding", "none"]
 Scope = Literal["route", "feedback", "admin"]
 API_KEYS_ENV = "TIER_ROUTER_API_KEYS"
 
@@ -131,6 +132,12 @@ class StoreConfig(_Strict):
 
     url: str = Field(default="sqlite:///traces.db", pattern=r"^(sqlite|postgres|postgresql)://")
     prompt_storage: PromptStorage = "hash"
+    feature_storage: FeatureStorage = Field(
+        default="embedding",
+        description="Keep with each decision what the classifier saw (the float16 embedding and "
+        "the cheap features), so learning works without the text. Default: 'embedding', or "
+        "'none' when prompt_storage is 'none'.",
+    )
     queue_size: int = Field(default=10_000, gt=0)
     enabled: bool = True
     batch_size: int = Field(default=500, gt=0, description="Decisions per write transaction.")
@@ -140,6 +147,16 @@ class StoreConfig(_Strict):
     block_ms: float = Field(
         default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_follow_prompts(cls, data: object) -> object:
+        """Unset feature_storage follows prompt_storage: a store that keeps no trace of the
+        prompt keeps no embedding of it either."""
+        if isinstance(data, dict) and data.get("feature_storage") is None:
+            storage = "none" if data.get("prompt_storage") == "none" else "embedding"
+            data = {**data, "feature_storage": storage}
+        return data
 
 
 class BudgetConfig(_Strict):

@@ -24,6 +24,9 @@ def add_loop_commands(sub: Any) -> None:
     export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
     export.add_argument("--config", type=Path, default=None)
     export.add_argument("--out", type=Path, required=True, help="a .jsonl or .parquet file")
+    export.add_argument("--format", choices=["traces", "features"], default="traces",
+                        help="traces: TRACES.md records (rows with text); features: the stored "
+                             "embeddings and cheap features with their labels (no text needed)")
     export.add_argument("--since", type=float, default=None, help="epoch seconds")
     export.set_defaults(func=_export)
 
@@ -75,16 +78,27 @@ def _spend(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.export import export_traces
+    from router.decision.encoders.base import DIMENSION, MODEL_NAME
+    from router.traces.export import export_features, export_traces
     from router.traces.store import TraceStore
 
     store = TraceStore(load_settings(args.config).store).open()
     try:
-        written, skipped = export_traces(store.outcome_rows(args.since), args.out)
+        rows = list(store.outcome_rows(args.since))
     finally:
         store.close()
-    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped)"
-                                                     if skipped else ""))
+    if args.format == "features":
+        written, reasons = export_features(rows, args.out, MODEL_NAME, DIMENSION)
+        print(f"wrote {written} feature records to {args.out}"
+              + (f" (skipped: {reasons})" if reasons else ""))
+        return 0
+    written, skipped = export_traces(rows, args.out)
+    featured = sum(1 for r in rows if r.get("embedding") is not None
+                   and not (r.get("prompt") or r.get("messages")))
+    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped"
+                                                     if skipped else "")
+          + (f"; {featured} of them kept features: --format features" if featured else "")
+          + (")" if skipped else ""))
     return 0
 
 

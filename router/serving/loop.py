@@ -36,6 +36,7 @@ from router.schemas import (
     TraceRecord,
 )
 from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.rows import Seen
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,14 @@ class ClosedLoop:
         rate = settings.exploration_rate
         return Explorer(rate, settings.exploration_seed) if rate else None
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None:
         """Runs on the request thread: in-memory only, the store's part is an enqueue."""
         self.drift.decision(decision.tier)
         if self._budgeted:
             self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
-            self.store.record(request, view, decision)
+            self.store.record(request, view, decision, seen)
 
     def refresh_budgets(self) -> None:
         store = self.store
@@ -260,7 +262,8 @@ class DecisionLog:
     def __init__(self, settings: Settings):
         self.with_text = settings.store.prompt_storage == "full"
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None:
         if not decision_log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {

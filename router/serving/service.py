@@ -3,8 +3,10 @@
 This is what the HTTP handlers and the micro-batcher call. A `RouterService` is built complete
 by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
 always sees one config and one model together. What does change while it serves (budget spend,
-the exploration random numbers, the trace store) lives in the state objects it holds, and the
-decision itself (`decision.policy.choose`) receives snapshots of them.
+the exploration random numbers, the trace store, the online learning state) lives in the state
+objects it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them.
+The learning state is one score transform before the policy (`Adapter.adjust`), and it sets
+how often a call explores (`Adapter.thinness`); the policy and the knob are untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, d
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.schemas import RouteDecision, RouteRequest
+from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,20 @@ log = logging.getLogger(__name__)
 class Recorder(Protocol):
     """Where every decision goes once made (the closed loop: store, spend, drift, log)."""
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None: ...
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None: ...
+
+
+class Adapter(Protocol):
+    """The online learning state as a decision reads it (`router.traces.learning`)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    def adjust(self, embeddings: np.ndarray, views: Sequence[CallView],
+               scores: np.ndarray) -> np.ndarray: ...
+
+    def thinness(self, embeddings: np.ndarray) -> np.ndarray: ...
 
 
 class Explorer(Protocol):
@@ -53,6 +69,7 @@ class RouterService:
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
+    learning: Adapter | None = None  # None when learning is off
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,14 +98,23 @@ class RouterService:
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
-        scores, failure = self._scores(views)
+        scores, failure, embeddings, prior = self._scores(views)
+        version, thin = self.version, np.ones(len(views))
+        if self.learning is not None and embeddings is not None:
+            revision = self.learning.revision  # one snapshot for the batch
+            version = f"{version}+s{revision}" if revision else version
+            thin = self.learning.thinness(embeddings)
         decisions = [
-            self._describe(request, view, row, failure)
-            for request, view, row in zip(requests, views, scores, strict=True)
+            self._describe(request, view, row, failure, version, float(rate))
+            for request, view, row, rate in zip(requests, views, scores, thin, strict=True)
         ]
-        for request, view, decision in zip(requests, views, decisions, strict=True):
+        for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
+            seen = None
+            if embeddings is not None and self.embedder is not None and prior is not None:
+                seen = Seen(embeddings[i], self.embedder.name,
+                            dict(zip(self.tier_names, prior[i].tolist(), strict=True)))
             for recorder in self.recorders:
-                recorder.record(request, view, decision)
+                recorder.record(request, view, decision, seen)
         return decisions
 
     def check_limits(self, request: RouteRequest, prefix: str = "") -> None:
@@ -122,29 +148,36 @@ class RouterService:
                 list(self.tier_names),
             )
 
-    def _scores(self, views: list[CallView]) -> tuple[np.ndarray, str | None]:
-        """(n, T) scores in config tier order, or NaNs and the reason the model failed."""
+    def _scores(self, views: list[CallView]) -> tuple[
+        np.ndarray, str | None, np.ndarray | None, np.ndarray | None
+    ]:
+        """(scores, failure, embeddings, prior): (n, T) scores in config tier order after the
+        learning state's transform, the model's own before it; NaNs and why when it failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
             raw = self.model.scores(embeddings, views)
             columns = [self.model.tiers.index(n) for n in self.tier_names]
-            scores = raw[:, columns]
+            prior = raw[:, columns]
+            scores = prior
+            if self.learning is not None:
+                scores = self.learning.adjust(embeddings, views, prior)
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        return scores, None
+        return scores, None, embeddings, prior
 
-    def _fail(self, n: int, why: str) -> tuple[np.ndarray, str]:
+    def _fail(self, n: int, why: str) -> tuple[np.ndarray, str, None, None]:
         if not self.settings.fail_open:
             raise ServiceUnavailable(why)
-        return np.full((n, len(self.tier_names)), np.nan), why
+        return np.full((n, len(self.tier_names)), np.nan), why, None, None
 
     def _describe(
-        self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None
+        self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,
+        version: str, thin: float = 1.0,
     ) -> RouteDecision:
         settings = self.settings
         facts = CallFacts(
@@ -165,6 +198,8 @@ class RouterService:
             # snapshots of the state the decision reads; the decision itself is pure
             low = self.budgets.low(request.role, request.api_key) if self.budgets else None
             draw = self.explorer.draw() if self.explorer is not None else None
+            if draw is not None and thin < 1.0:  # explore where the evidence is thin
+                draw = replace(draw, rate=draw.rate * thin)
             choice, propensity = choose(known, settings, target, facts, low, draw)
         else:
             choice = self._degraded(facts, failure)
@@ -181,7 +216,7 @@ class RouterService:
             reason=choice.reason,  # type: ignore[arg-type]
             estimated_tokens_in=view.tokens_in,
             estimated_cost_usd=round(choice.estimated_cost_usd, 8),
-            router_version=self.version,
+            router_version=version,
             detail=choice.detail,
             propensity=propensity,
         )

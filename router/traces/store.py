@@ -37,7 +37,7 @@ from router.decision.features import CallView
 from router.errors import FeedbackConflict, StoreError
 from router.schemas import RouteDecision, RouteRequest, SpendKey
 from router.traces.db import CALLS_SQL, JOINED_SQL, Database
-from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
+from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision, Seen
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +122,15 @@ class TraceStore:
 
     # The hot path
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(
+        self, request: RouteRequest, view: CallView, decision: RouteDecision,
+        seen: Seen | None = None,
+    ) -> None:
         """The closed loop calls it per decision: enqueue, wait at most block_ms, else drop."""
         if not self._accepting:
             self._count_drop("closed")
             return
-        item = PendingDecision(request, decision, view, time.time())
+        item = PendingDecision(request, decision, view, time.time(), seen)
         with self._pending_lock:
             self._pending[decision.decision_id] = item
         try:
@@ -190,7 +193,7 @@ class TraceStore:
         return batch
 
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
-        rows = [item.row(self.config.prompt_storage) for item in records]
+        rows = [item.row(self.config) for item in records]
         sql = self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id"))
         written = False
         for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
@@ -258,7 +261,7 @@ class TraceStore:
         with self._pending_lock:
             pending = self._pending.get(decision_id)
         if pending is not None:
-            return pending.summary(), pending
+            return pending.summary(self.config), pending
         rows = self._cursor_rows("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
         return (rows[0] if rows else None), None
 
@@ -277,7 +280,7 @@ class TraceStore:
             try:
                 if pending is not None:
                     cur.execute(self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id")),
-                                pending.row(self.config.prompt_storage))
+                                pending.row(self.config))
                 cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
                             values)
                 inserted = cur.rowcount == 1
