@@ -44,6 +44,13 @@ def add_loop_commands(sub: Any) -> None:
     retrain.add_argument("--seed", type=int, default=0)
     retrain.set_defaults(func=_retrain)
 
+    learning = sub.add_parser("learning", help="inspect or reset the online learning state")
+    learning.add_argument("--config", type=Path, default=None)
+    learning.add_argument("--reset", action="store_true",
+                          help="forget what outcomes taught so far (the store keeps them); "
+                               "running replicas follow within learning.refresh_s")
+    learning.set_defaults(func=_learning)
+
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
     promote.add_argument("--config", type=Path, default=None)
     promote.add_argument("--candidate", type=Path, help="the directory `retrain --out` wrote")
@@ -99,6 +106,27 @@ def _export(args: argparse.Namespace) -> int:
                                                      if skipped else "")
           + (f"; {featured} of them kept features: --format features" if featured else "")
           + (")" if skipped else ""))
+    return 0
+
+
+def _learning(args: argparse.Namespace) -> int:
+    from router.config import load_settings
+    from router.decision.encoders.base import DIMENSION
+    from router.traces.learning import LearningState, read_observations
+    from router.traces.store import TraceStore
+
+    settings = load_settings(args.config)
+    store = TraceStore(settings.store).open()
+    try:
+        if args.reset:
+            print(f"learning state reset at {store.reset_learning():.3f}")
+        observations, revision, reset_at = read_observations(store, settings.learning)
+    finally:
+        store.close()
+    state = LearningState(settings.learning, settings.tier_names, DIMENSION)
+    state.load(observations, revision)
+    print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
+                      **state.snapshot()}, indent=2))
     return 0
 
 

@@ -135,6 +135,7 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            learning=loop.learning_for(settings, embedder.dimension) if embedder else None,
         )
 
     def _swap(self, service: RouterService) -> None:

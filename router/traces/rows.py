@@ -67,6 +67,7 @@ class PendingDecision:
                 "role": r.role, "step": r.step, "user_id": r.user, "api_key": r.api_key,
                 "propensity": d.propensity or 1.0, "prompt_hash": None,
                 "router_version": d.router_version, "scores": json.dumps(d.scores),
+                "reason": d.reason,
                 "features": self._cheap_features(),
                 **self._seen_columns(config.feature_storage == "embedding")}
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # spend key (router.schemas.SpendKey) -> column of CALLS_SQL; only `user` is named otherwise
 SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
+LEARNING_RESET_KEY = "learning_reset_at"
 
 def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
     marks = ", ".join("?" for _ in columns)
@@ -337,6 +338,48 @@ class TraceStore:
         rows = self._cursor_rows(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
                                  (since if since is not None else 0.0,))
         yield from rows
+
+    # The online learning state's rows (router.traces.learning) and its reset marker
+
+    def learning_rows(self, limit: int, since: float = 0.0) -> list[dict[str, Any]]:
+        """The newest `limit` outcomes of routed decisions received after `since`, oldest first,
+        with what learning reads of their decision."""
+        rows = self._cursor_rows(
+            "SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity, "
+            "d.prior_scores, d.embedding FROM outcomes o "
+            "JOIN decisions d ON d.decision_id = o.decision_id WHERE o.received_at > ? "
+            "AND d.reason <> 'degraded' ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?",
+            (since, limit))
+        return rows[::-1]
+
+    def learned_count(self, since: float = 0.0) -> int:
+        """How many outcomes of routed decisions were received after `since`."""
+        rows = self._cursor_rows(
+            "SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON "
+            "d.decision_id = o.decision_id WHERE o.received_at > ? AND d.reason <> 'degraded'",
+            (since,))
+        return int(rows[0]["n"])
+
+    def learning_reset_at(self) -> float:
+        """When the learning state was last reset (epoch seconds; 0 if never)."""
+        rows = self._cursor_rows("SELECT value FROM store_meta WHERE key = ?",
+                                 (LEARNING_RESET_KEY,))
+        return float(rows[0]["value"]) if rows else 0.0
+
+    def reset_learning(self, at: float | None = None) -> float:
+        """Forget every outcome received until `at` (now), for learning only; returns `at`."""
+        at = time.time() if at is None else at
+        with self._conn_lock:
+            conn = self._require()
+            try:
+                conn.cursor().execute(self.db.sql(
+                    "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = excluded.value"), (LEARNING_RESET_KEY, repr(at)))
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"could not reset the learning state: {exc}") from exc
+        return at
 
     def counts(self) -> dict[str, int]:
         rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
