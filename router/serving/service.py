@@ -5,8 +5,9 @@ by `serving.holder` and never changed: a reload builds a new one and swaps it in
 always sees one config and one model together. What does change while it serves (budget spend,
 the exploration random numbers, the trace store, the online learning state) lives in the state
 objects it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them.
-The learning state is one score transform before the policy (`Adapter.adjust`), and it sets
-how often a call explores (`Adapter.thinness`); the policy and the knob are untouched.
+The learning state is one score transform before the policy (`Adapter.adapt`), which also says
+how thin its evidence is around each call (exploration is scaled by it); the policy and the
+knob are untouched.
 """
 
 from __future__ import annotations
@@ -46,10 +47,23 @@ class Adapter(Protocol):
     @property
     def revision(self) -> int: ...
 
-    def adjust(self, embeddings: np.ndarray, views: Sequence[CallView],
-               scores: np.ndarray) -> np.ndarray: ...
+    def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
+              scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(adapted (n, T) scores, (n,) thinness in (0, 1]: the share of the exploration rate
+        a call gets)."""
+        ...
 
-    def thinness(self, embeddings: np.ndarray) -> np.ndarray: ...
+
+@dataclass(frozen=True)
+class Scored:
+    """A batch's scores (after adaptation) and what they were made from; `failure` says why
+    the scores are NaN (then the rest is None)."""
+
+    scores: np.ndarray
+    failure: str | None = None
+    embeddings: np.ndarray | None = None
+    prior: np.ndarray | None = None  # the model's own scores
+    thin: np.ndarray | None = None
 
 
 class Explorer(Protocol):
@@ -98,21 +112,20 @@ class RouterService:
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
-        scores, failure, embeddings, prior = self._scores(views)
-        version, thin = self.version, np.ones(len(views))
-        if self.learning is not None and embeddings is not None:
-            revision = self.learning.revision  # one snapshot for the batch
-            version = f"{version}+s{revision}" if revision else version
-            thin = self.learning.thinness(embeddings)
+        version = self.version
+        if self.learning is not None and self.learning.revision:  # which state decides
+            version = f"{version}+s{self.learning.revision}"
+        scored = self._scores(views)
+        thin = scored.thin if scored.thin is not None else np.ones(len(views))
         decisions = [
-            self._describe(request, view, row, failure, version, float(rate))
-            for request, view, row, rate in zip(requests, views, scores, thin, strict=True)
+            self._describe(request, view, row, scored.failure, version, float(rate))
+            for request, view, row, rate in zip(requests, views, scored.scores, thin, strict=True)
         ]
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
-            if embeddings is not None and self.embedder is not None and prior is not None:
-                seen = Seen(embeddings[i], self.embedder.name,
-                            dict(zip(self.tier_names, prior[i].tolist(), strict=True)))
+            if scored.embeddings is not None and scored.prior is not None and self.embedder:
+                seen = Seen(scored.embeddings[i], self.embedder.name,
+                            dict(zip(self.tier_names, scored.prior[i].tolist(), strict=True)))
             for recorder in self.recorders:
                 recorder.record(request, view, decision, seen)
         return decisions
@@ -148,11 +161,9 @@ class RouterService:
                 list(self.tier_names),
             )
 
-    def _scores(self, views: list[CallView]) -> tuple[
-        np.ndarray, str | None, np.ndarray | None, np.ndarray | None
-    ]:
-        """(scores, failure, embeddings, prior): (n, T) scores in config tier order after the
-        learning state's transform, the model's own before it; NaNs and why when it failed."""
+    def _scores(self, views: list[CallView]) -> Scored:
+        """(n, T) scores in config tier order after the learning state's transform, the
+        model's own before it; NaNs and why when the model failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
@@ -160,20 +171,20 @@ class RouterService:
             raw = self.model.scores(embeddings, views)
             columns = [self.model.tiers.index(n) for n in self.tier_names]
             prior = raw[:, columns]
-            scores = prior
+            scores, thin = prior, None
             if self.learning is not None:
-                scores = self.learning.adjust(embeddings, views, prior)
+                scores, thin = self.learning.adapt(embeddings, views, prior)
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        return scores, None, embeddings, prior
+        return Scored(scores, None, embeddings, prior, thin)
 
-    def _fail(self, n: int, why: str) -> tuple[np.ndarray, str, None, None]:
+    def _fail(self, n: int, why: str) -> Scored:
         if not self.settings.fail_open:
             raise ServiceUnavailable(why)
-        return np.full((n, len(self.tier_names)), np.nan), why, None, None
+        return Scored(np.full((n, len(self.tier_names)), np.nan), why)
 
     def _describe(
         self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,

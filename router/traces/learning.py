@@ -304,26 +304,34 @@ class LearningState:
             success[:, t] = (part * labels).sum(axis=1)
         return count, success
 
+    def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
+              scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the service applies: (`adjust`'s scores, `thinness`), one evidence pass."""
+        if self._size == 0:
+            return scores, np.ones(len(scores))
+        count, success = self.evidence(embeddings)
+        return _platt(self._final, self._shrink(scores, count, success)), self._thin(count)
+
     def adjust(self, embeddings: np.ndarray, views: Sequence[CallView],
                scores: np.ndarray) -> np.ndarray:
-        """The adapted (n, T) scores: recalibrated, then shrunk toward the local evidence."""
-        if self._size == 0:
-            return scores
-        return _platt(self._final, self._shrunk(embeddings, scores))
-
-    def _shrunk(self, embeddings: np.ndarray, scores: np.ndarray,
-                exclude: np.ndarray | None = None) -> np.ndarray:
-        calibrated = self.calibrate(scores)
-        count, success = self.evidence(embeddings, exclude)
-        m = self.config.prior_strength
-        return (m * calibrated + success) / (m + count)
+        """The adapted (n, T) scores: recalibrated, shrunk toward the local evidence, mapped."""
+        return self.adapt(embeddings, views, scores)[0]
 
     def thinness(self, embeddings: np.ndarray) -> np.ndarray:
         """(n,) in [explore_floor, 1]: how thin the least-known tier's evidence is near a call."""
-        count, _ = self.evidence(embeddings)
+        return self._thin(self.evidence(embeddings)[0])
+
+    def _thin(self, count: np.ndarray) -> np.ndarray:
         m = self.config.prior_strength
-        thin = m / (m + count.min(axis=1))
-        return np.maximum(thin, self.config.explore_floor)
+        return np.maximum(m / (m + count.min(axis=1)), self.config.explore_floor)
+
+    def _shrink(self, scores: np.ndarray, count: np.ndarray, success: np.ndarray) -> np.ndarray:
+        m = self.config.prior_strength
+        return (m * self.calibrate(scores) + success) / (m + count)
+
+    def _shrunk(self, embeddings: np.ndarray, scores: np.ndarray,
+                exclude: np.ndarray | None = None) -> np.ndarray:
+        return self._shrink(scores, *self.evidence(embeddings, exclude))
 
     def snapshot(self) -> dict[str, Any]:
         """What an operator inspects: size, revision, per-tier counts, realised vs predicted."""
