@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any, get_args
 
@@ -50,6 +51,31 @@ def add_loop_commands(sub: Any) -> None:
                           help="forget what outcomes taught so far (the store keeps them); "
                                "running replicas follow within learning.refresh_s")
     learning.set_defaults(func=_learning)
+
+    replay = sub.add_parser("replay", help="stream labelled traffic through a live service "
+                                           "(/route, then /feedback) and print the learning curve")
+    replay.add_argument("--config", type=Path, default=None)
+    replay.add_argument("--data-dir", type=Path, default=None, help="the shared data folder")
+    replay.add_argument("--source", default=None, help="a data set of --data-dir, e.g. llmrouter")
+    replay.add_argument("--traces", type=Path, default=None, help="or a TRACES.md file")
+    replay.add_argument("--holdout-source", default=None,
+                        help="serve a prior fitted (serving recipe) without this data set")
+    replay.add_argument("--url", default=None,
+                        help="an already running service (its tiers must be the source's); "
+                             "default: start one with a fresh trace store in --work")
+    replay.add_argument("--api-key-file", type=Path, default=None,
+                        help="a key with the route, feedback and admin scopes")
+    replay.add_argument("--orders", type=int, default=5, help="shuffled orders")
+    replay.add_argument("--learn", type=int, default=1000, help="outcomes before the freeze")
+    replay.add_argument("--score", type=int, default=500, help="prompts scored after it")
+    replay.add_argument("--window", type=int, default=200, help="learning-curve window")
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--no-ceiling", action="store_true",
+                        help="skip the full-information ceiling (offline fits)")
+    replay.add_argument("--work", type=Path, default=Path(".cache/replay"))
+    replay.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    replay.add_argument("--out", type=Path, default=None, help="report JSON")
+    replay.set_defaults(func=_replay)
 
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
     promote.add_argument("--config", type=Path, default=None)
@@ -127,6 +153,59 @@ def _learning(args: argparse.Namespace) -> int:
     state.load(observations, revision)
     print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
                       **state.snapshot()}, indent=2))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    import httpx
+    import numpy as np
+
+    from router.config import load_settings
+    from router.decision.artifact import load_model
+    from training.embed_cache import EmbeddingCache, model_backend, training_embedder
+    from training.loop import replay as rp
+    from training.selection import head_recipe
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    settings = load_settings(args.config)
+    traffic = rp.load_traffic(settings, args.data_dir, args.source, args.traces)
+    tiers = rp.observed_tiers(traffic.table)
+    if tiers != settings.tier_names:
+        print(f"{traffic.name} has outcomes of tiers {tiers} only: the service replays on those")
+    traffic = rp.restrict_tiers(traffic, tiers)
+    serving = load_model(settings.model_dir)
+    recipe = head_recipe(serving.metadata)
+    cache = EmbeddingCache(args.cache_dir,
+                           training_embedder(settings, model_backend(serving.metadata)))
+    prior_dir = settings.model_dir
+    if args.holdout_source:
+        if args.data_dir is None:
+            print("replay: --holdout-source needs --data-dir")
+            return 2
+        prior_dir = rp.holdout_prior(settings, args.data_dir, args.holdout_source, recipe,
+                                     args.work / f"prior-without-{args.holdout_source}", cache,
+                                     args.seed)
+    served = rp.replay_settings(settings, tiers).model_copy(update={"model_dir": prior_dir})
+    key = args.api_key_file.read_text().strip() if args.api_key_file else None
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    where = nullcontext(args.url) if args.url else rp.live_service(served, args.work / "service")
+    with where as url, httpx.Client(base_url=url, timeout=60) as http:
+        prior_version = http.get("/readyz").json()["router_version"]
+        orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
+                               score=args.score, window=args.window, seed=args.seed,
+                               headers=headers)
+    ceilings = [] if args.no_ceiling or args.traces else [
+        rp.ceiling_apgr(traffic, np.array(o["scored"]), recipe, cache, args.seed)
+        for o in orders]
+    report = {"source": traffic.name, "url": url, "prior": prior_version, "tiers": tiers,
+              "holdout_source": args.holdout_source, "learn": args.learn,
+              "score": args.score, "orders": orders, "ceilings": ceilings,
+              "summary": rp.summarise(orders, ceilings)}
+    if args.out is not None:
+        rp.write_report(report, args.out)
+    print(rp.format_replay(report))
     return 0
 
 
