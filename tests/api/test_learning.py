@@ -132,3 +132,17 @@ def test_bad_learning_config_names_the_field_and_the_limit(field: str, value: fl
         load_settings(None, learning={field: value})
     with pytest.raises(ValueError, match=field):
         LearningConfig(**{field: value})
+
+
+def test_two_replicas_on_one_store_converge_at_their_refresh(settings: Settings) -> None:
+    with client_for(settings) as a, client_for(settings) as b:
+        teach(a, 9)
+        assert b.get("/admin/learning").json()["revision"] == 0  # until b refreshes
+        b.app.state.holder.loop.reload_learning()  # what b's refresh thread does
+        a.app.state.holder.loop.reload_learning()
+        ra, rb = route(a, "prove the theorem number 0"), route(b, "prove the theorem number 0")
+        assert ra["router_version"] == rb["router_version"] == "synthetic-test+s9"
+        assert ra["scores"] == pytest.approx(rb["scores"], abs=1e-9)
+        a.post("/admin/learning/reset")
+        b.app.state.holder.loop.reload_learning()
+        assert b.get("/admin/learning").json()["revision"] == 0  # the reset reached b

@@ -22,7 +22,10 @@ from router.traces.export import export_features
 from router.traces.rows import Seen, decode_embedding, encode_embedding, stored_features
 from router.traces.store import TraceStore
 from tests.conftest import FakeEmbedder
+from tests.unit.traces import test_store
 from tests.unit.traces.test_store import make_store, routed
+
+store_url = test_store.store_url  # the SQLite and PostgreSQL fixture, shared
 
 
 def seen(dim: int = 384, embedder: str = "fake@onnx-int8") -> Seen:
@@ -152,3 +155,29 @@ def test_export_features_writes_labels_and_vectors_and_counts_the_rest(tmp_path:
     (record,) = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
     assert len(record["embedding"]) == 384 and record["quality"] == 1.0
     assert record["propensity"] == 0.5 and record["feature_version"] == FEATURE_VERSION
+
+
+def test_learning_rows_and_the_reset_marker_on_both_databases(store_url: str) -> None:
+    from tests.unit.traces.test_store import outcome
+
+    store = make_store(store_url).start()
+    try:
+        ids = []
+        for _ in range(3):
+            req, decision = routed()
+            store.record(req, view_of(req.chat()), decision, seen())
+            ids.append(decision.decision_id)
+        store.flush(5)
+        for i in ids:
+            store.add_outcome({**outcome(i, i), "tier": "small"})
+        rows = store.learning_rows(10)
+        assert [r["feedback_id"] for r in rows] == ids  # oldest first
+        assert decode_embedding(rows[0]["embedding"]) is not None and rows[0]["prior_scores"]
+        assert store.learned_count() == 3 and store.learning_rows(2)[-1]["feedback_id"] == ids[-1]
+        at = store.reset_learning()
+        assert store.learning_reset_at() == pytest.approx(at)
+        assert store.learning_rows(10, at) == [] and store.learned_count(at) == 0
+        store.reset_learning(at + 1)  # a second reset overwrites the first
+        assert store.learning_reset_at() == pytest.approx(at + 1)
+    finally:
+        store.close()
