@@ -65,6 +65,9 @@ def add_loop_commands(sub: Any) -> None:
                              "default: start one with a fresh trace store in --work")
     replay.add_argument("--api-key-file", type=Path, default=None,
                         help="a key with the route, feedback and admin scopes")
+    replay.add_argument("--tiers", nargs="+", default=None,
+                        help="deploy only these tiers (default: every tier the source has "
+                             "outcomes for), e.g. --tiers medium large")
     replay.add_argument("--orders", type=int, default=5, help="shuffled orders")
     replay.add_argument("--learn", type=int, default=1000, help="outcomes before the freeze")
     replay.add_argument("--score", type=int, default=500, help="prompts scored after it")
@@ -172,6 +175,12 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     traffic = rp.load_traffic(settings, args.data_dir, args.source, args.traces)
     tiers = rp.observed_tiers(traffic.table)
+    if args.tiers:
+        unknown = [t for t in args.tiers if t not in tiers]
+        if unknown:
+            print(f"replay: --tiers {unknown} have no outcomes in {traffic.name} (it has {tiers})")
+            return 2
+        tiers = [t for t in tiers if t in args.tiers]
     if tiers != settings.tier_names:
         print(f"{traffic.name} has outcomes of tiers {tiers} only: the service replays on those")
     traffic = rp.restrict_tiers(traffic, tiers)

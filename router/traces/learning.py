@@ -4,14 +4,18 @@ Every accepted, labelled outcome of a routed call (``POST /feedback`` with ``qua
 ``success``, stored for the first time) is one `Observation`: the embedding the classifier saw
 (when the store keeps features), the tier that answered, the label, the model's own score of
 that tier at decision time (``prior_scores``) and the weight 1/propensity (clipped at
-``max_weight``). The state keeps the newest ``capacity`` of them, so memory is bounded
-(capacity x (dimension + 4) float32), and reads them two ways:
+``max_weight``), which the neighbourhood evidence uses. The state keeps the newest
+``capacity`` of them, so memory is bounded (capacity x (dimension + 4) float32), and reads
+them three ways:
 
 1. **Recalibration per tier**: a Platt map ``logit p' = a_t + b_t logit p`` fitted on that
    tier's (prior score, label) pairs, shrunk toward the identity (a = 0, b = 1) by a Gaussian
    penalty worth ``calibration_strength`` observations. It makes a tier's predicted success
    match its realised success on this traffic, so ``quality_target`` means what it says here;
-   it is monotone, so it never reorders prompts within a tier.
+   it is monotone, so it never reorders prompts within a tier. Unweighted: the maps calibrate
+   the population the router serves (the tiers it chose), which is what ``quality_target`` is
+   read against; 1/propensity weights would calibrate every (prompt, tier) pair instead and
+   let the few explored calls (weight up to ``max_weight``) dominate the fit.
 2. **Neighbourhood evidence per tier**: for a call, the ``neighbours`` most similar
    observations of each tier (cosine), each weighted by ``exp((cos - 1) / bandwidth)`` times
    its weight (none below ``min_similarity``); with ``n_t`` that evidence and ``s_t`` its
@@ -232,8 +236,7 @@ class LearningState:
     def _refit(self, t: int) -> None:
         rows = (self._tier == t) & ~np.isnan(self._prior)
         self._platt[t] = fit_platt(self._prior[rows].astype(float), self._label[rows].astype(float),
-                                   self._weight[rows].astype(float),
-                                   self.config.calibration_strength)
+                                   np.ones(int(rows.sum())), self.config.calibration_strength)
 
     def recalibrate(self, chunk: int = 512) -> None:
         """Refit the final map of each tier on its outcomes' adapted scores, each scored as the
@@ -258,8 +261,7 @@ class LearningState:
             for t in range(len(self.tiers)):
                 mine = tier_of == t
                 final[t] = fit_platt(scores[mine], self._label[rows][mine].astype(float),
-                                     self._weight[rows][mine].astype(float),
-                                     self.config.calibration_strength)
+                                     np.ones(int(mine.sum())), self.config.calibration_strength)
             self._final = final
             self._stale = 0
 

@@ -271,8 +271,9 @@ def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> di
     k = len(gains)
     half = T_975.get(k - 1, 1.96) * gains.std(ddof=1) / math.sqrt(k) if k > 1 else math.nan
 
-    def mean(where: str, key: str) -> float:
-        return float(np.mean([o[where][key] for o in orders]))
+    def mean(where: str, key: str) -> float:  # NaN-aware: savings are NaN where 95% is unmet
+        values = np.array([o[where][key] for o in orders], dtype=float)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
 
     strongest = next(iter(reversed(orders[0]["prior"]["share"])))
     return {
