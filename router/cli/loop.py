@@ -25,9 +25,13 @@ def add_loop_commands(sub: Any) -> None:
     export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
     export.add_argument("--config", type=Path, default=None)
     export.add_argument("--out", type=Path, required=True, help="a .jsonl or .parquet file")
-    export.add_argument("--format", choices=["traces", "features"], default="traces",
+    export.add_argument("--format", choices=["traces", "features", "audit"], default="traces",
                         help="traces: TRACES.md records (rows with text); features: the stored "
-                             "embeddings and cheap features with their labels (no text needed)")
+                             "embeddings and cheap features with their labels (no text needed); "
+                             "audit: every decision and its outcome, if any")
+    export.add_argument("--key", default=None, help="audit: only this API key's decisions")
+    export.add_argument("--role", default=None, help="audit: only this role's decisions")
+    export.add_argument("--run-id", default=None, help="audit: only this run's decisions")
     export.add_argument("--since", type=float, default=None, help="epoch seconds")
     export.set_defaults(func=_export)
 
@@ -115,14 +119,20 @@ def _spend(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from router.config import load_settings
     from router.decision.encoders.base import DIMENSION, MODEL_NAME
-    from router.traces.export import export_features, export_traces
+    from router.traces.export import export_audit, export_features, export_traces
     from router.traces.store import TraceStore
 
     store = TraceStore(load_settings(args.config).store).open()
     try:
-        rows = list(store.outcome_rows(args.since))
+        if args.format == "audit":
+            audit = store.audit_rows(args.since, args.key, args.role, args.run_id)
+        else:
+            rows = list(store.outcome_rows(args.since))
     finally:
         store.close()
+    if args.format == "audit":
+        print(f"wrote {export_audit(audit, args.out)} decisions to {args.out}")
+        return 0
     if args.format == "features":
         written, reasons = export_features(rows, args.out, MODEL_NAME, DIMENSION)
         print(f"wrote {written} feature records to {args.out}"
@@ -182,7 +192,8 @@ def _replay(args: argparse.Namespace) -> int:
             return 2
         tiers = [t for t in tiers if t in args.tiers]
     if tiers != settings.tier_names:
-        print(f"{traffic.name} has outcomes of tiers {tiers} only: the service replays on those")
+        print(f"the service replays {traffic.name} on tiers {tiers} (of {settings.tier_names}: "
+              "--tiers, or the tiers the source has outcomes for)")
     traffic = rp.restrict_tiers(traffic, tiers)
     serving = load_model(settings.model_dir)
     recipe = head_recipe(serving.metadata)

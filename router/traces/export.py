@@ -7,6 +7,10 @@ and flagged in ``cost_estimated``. Outcomes whose text was not kept (``prompt_st
 or none) cannot be valid traces (the format needs ``messages`` or ``prompt``): they are
 counted and skipped, never written half-formed.
 
+`export_audit` (``--format audit``) writes every decision, routed or not answered, with its
+outcome when one came back: scores before and after adaptation, reason, router version,
+propensity, attribution, and ``prompt_hash`` where no text is kept.
+
 `export_features` writes what learning needs when no text was kept: one record per outcome
 whose decision stored its features (``store.feature_storage: embedding``): the label, the
 tier, the propensity, the cheap features and the float16 embedding (as a list of numbers),
@@ -115,6 +119,47 @@ def export_features(
     if skipped:
         log.warning("outcomes without usable features were skipped: %s", skipped)
     return len(records), skipped
+
+
+def audit_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One record per decision: what was decided, why, by which version, and how it went."""
+    for row in rows:
+        record = {
+            "decision_id": row["decision_id"],
+            "timestamp": datetime.fromtimestamp(float(row["created_at"]), UTC).isoformat(),
+            "tier": row["tier"], "model": row["model"], "reason": row["reason"],
+            "detail": row.get("detail"), "scores": json.loads(row["scores"]),
+            "prior_scores": json.loads(row["prior_scores"]) if row.get("prior_scores") else None,
+            "quality_target": row.get("quality_target"),
+            "estimated_cost_usd": row["estimated_cost_usd"], "tokens_in": row["tokens_in"],
+            "propensity": row.get("propensity"), "router_version": row["router_version"],
+            "task": row.get("task"), "run_id": row.get("run_id"), "role": row.get("role"),
+            "step": row.get("step"), "user": row.get("user_id"), "api_key": row.get("api_key"),
+            "prompt_hash": row.get("prompt_hash"), "prompt": row.get("prompt"),
+            "messages": json.loads(row["messages"]) if row.get("messages") else None,
+        }
+        if row.get("received_at") is not None:
+            record["outcome"] = {k: v for k, v in {
+                "received_at": datetime.fromtimestamp(float(row["received_at"]), UTC).isoformat(),
+                "model_used": row.get("model_used"), "tier": row.get("outcome_tier"),
+                "quality": row.get("quality"), "cost_usd": row.get("cost_usd"),
+                "cost_estimated": bool(row.get("cost_estimated")),
+                "tokens_in": row.get("outcome_tokens_in"), "tokens_out": row.get("tokens_out"),
+                "latency_ms": row.get("latency_ms"), "error": row.get("error"),
+                "fallback_used": bool(row.get("fallback_used")),
+            }.items() if v is not None}
+        yield {k: v for k, v in record.items() if v is not None}
+
+
+def export_audit(rows: Iterable[dict[str, Any]], out: Path) -> int:
+    """Write every decision of `rows` (`TraceStore.audit_rows`) to `out`; how many."""
+    _check_suffix(out)
+    records = list(audit_records(rows))
+    if Path(out).suffix == ".parquet":  # nested fields as JSON text: one flat table
+        records = [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+                   for r in records]
+    _write(records, Path(out))
+    return len(records)
 
 
 def _check_suffix(out: Path) -> None:

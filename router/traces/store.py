@@ -381,6 +381,27 @@ class TraceStore:
                 raise StoreError(f"could not reset the learning state: {exc}") from exc
         return at
 
+    def audit_rows(
+        self, since: float | None = None, api_key: str | None = None, role: str | None = None,
+        run_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every decision with its outcome, if one came back, oldest first; filtered by the
+        key, role and run given (an operator replays what one agent did)."""
+        where, params = ["d.created_at >= ?"], [since if since is not None else 0.0]
+        for column, value in (("api_key", api_key), ("role", role), ("run_id", run_id)):
+            if value is not None:
+                where.append(f"d.{column} = ?")
+                params.append(value)
+        return self._cursor_rows(
+            "SELECT d.decision_id, d.created_at, d.tier, d.model, d.reason, d.detail, d.scores, "
+            "d.prior_scores, d.quality_target, d.estimated_cost_usd, d.tokens_in, d.task, "
+            "d.run_id, d.role, d.step, d.user_id, d.api_key, d.router_version, d.propensity, "
+            "d.prompt_hash, d.prompt, d.messages, o.received_at, o.model_used, "
+            "o.tier AS outcome_tier, o.quality, o.cost_usd, o.cost_estimated, o.tokens_in AS "
+            "outcome_tokens_in, o.tokens_out, o.latency_ms, o.error, o.fallback_used "
+            "FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id "
+            f"WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id", tuple(params))
+
     def counts(self) -> dict[str, int]:
         rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
                                  "(SELECT COUNT(*) FROM outcomes) AS outcomes")

@@ -181,3 +181,30 @@ def test_learning_rows_and_the_reset_marker_on_both_databases(store_url: str) ->
         assert store.learning_reset_at() == pytest.approx(at + 1)
     finally:
         store.close()
+
+
+def test_export_audit_writes_every_decision_with_its_outcome_filtered_by_role(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from router.traces.export import export_audit
+
+    app = create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(app) as client:
+        ids = [client.post("/route", json={"prompt": f"say hello {i}", "role": role,
+                                           "run_id": "r1"}).json()["decision_id"]
+               for i, role in enumerate(["planner", "planner", "coder"])]
+        assert client.post("/feedback", json={"decision_id": ids[0], "quality": 0.5}
+                           ).status_code == 201
+    store = TraceStore(settings.store).open()
+    try:
+        planner = store.audit_rows(role="planner")
+        everyone = store.audit_rows(run_id="r1")
+        assert store.audit_rows(api_key="nobody") == []
+    finally:
+        store.close()
+    assert len(everyone) == 3 and [r["decision_id"] for r in planner] == ids[:2]
+    assert export_audit(planner, tmp_path / "audit.jsonl") == 2
+    first, second = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert first["outcome"]["quality"] == 0.5 and "outcome" not in second
+    assert first["prompt_hash"] and "prompt" not in first  # hash: no text kept
+    assert set(first["prior_scores"]) == set(first["scores"]) == {"small", "medium", "large"}
