@@ -285,25 +285,20 @@ class LearningState:
         sims = embeddings.astype(np.float32) @ self._embedding[:size].T  # (n, size)
         if exclude is not None:
             sims[np.arange(n), exclude] = -np.inf
-        kernel = np.exp((sims - 1.0) / self.config.bandwidth) * self._weight[:size]
-        kernel[sims < self.config.min_similarity] = 0.0
         tier_of = self._tier[:size]
-        k = self.config.neighbours
+        k, bandwidth = self.config.neighbours, self.config.bandwidth
         for t in range(tiers):
-            mine = keep & (tier_of == t)
-            m = int(mine.sum())
-            if m == 0:
+            cols = np.flatnonzero(keep & (tier_of == t))
+            if len(cols) == 0:
                 continue
-            cols = np.flatnonzero(mine)
-            part = kernel[:, cols]
-            if m > k:
-                top = np.argpartition(-sims[:, cols], k - 1, axis=1)[:, :k]
-                part = np.take_along_axis(part, top, axis=1)
-                labels = self._label[cols][top]
-            else:
-                labels = np.broadcast_to(self._label[cols], part.shape)
-            count[:, t] = part.sum(axis=1)
-            success[:, t] = (part * labels).sum(axis=1)
+            near = sims[:, cols]  # (n, m): this tier's observations only
+            if len(cols) > k:  # the k most similar, then the kernel on those alone
+                top = np.argpartition(-near, k - 1, axis=1)[:, :k]
+                near, cols = np.take_along_axis(near, top, axis=1), cols[top]
+            kernel = np.exp((near - 1.0) / bandwidth) * self._weight[cols]
+            kernel[near < self.config.min_similarity] = 0.0
+            count[:, t] = kernel.sum(axis=1)
+            success[:, t] = (kernel * self._label[cols]).sum(axis=1)
         return count, success
 
     def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
