@@ -155,14 +155,16 @@ def _learning(args: argparse.Namespace) -> int:
     from router.traces.store import TraceStore
 
     settings = load_settings(args.config)
+    metadata = settings.model_dir / "metadata.json"
+    model = json.loads(metadata.read_text()).get("router_version") if metadata.is_file() else None
     store = TraceStore(settings.store).open()
     try:
         if args.reset:
             print(f"learning state reset at {store.reset_learning():.3f}")
-        observations, revision, reset_at = read_observations(store, settings.learning)
+        observations, revision, reset_at = read_observations(store, settings.learning, model)
     finally:
         store.close()
-    state = LearningState(settings.learning, settings.tier_names, DIMENSION)
+    state = LearningState(settings.learning, settings.tier_names, DIMENSION, model)
     state.load(observations, revision)
     print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
                       **state.snapshot()}, indent=2))

@@ -108,18 +108,21 @@ class ClosedLoop:
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
-    def learning_for(self, settings: Settings, dimension: int) -> LearningState | None:
+    def learning_for(
+        self, settings: Settings, dimension: int, model_version: str
+    ) -> LearningState | None:
         """The learning state a service built from `settings` applies (None when off): kept
-        across reloads while its config and tiers stay, else rebuilt from the store."""
+        across reloads while its config, tiers and model stay, else rebuilt from the store (a
+        new model keeps the evidence, and calibrates its own scores afresh)."""
         config = settings.learning
         if not config.enabled or self.store is None:
             self.learning = None
             return None
         state = self.learning
         if state is None or state.config != config or state.tiers != settings.tier_names or (
-            state.dimension != dimension
+            state.dimension != dimension or state.model_version != model_version
         ):
-            state = LearningState(config, settings.tier_names, dimension)
+            state = LearningState(config, settings.tier_names, dimension, model_version)
             self.learning = state
             self.reload_learning()
         return state
@@ -131,7 +134,8 @@ class ClosedLoop:
         if state is None or store is None:
             return
         try:
-            observations, revision, reset_at = read_observations(store, state.config)
+            observations, revision, reset_at = read_observations(store, state.config,
+                                                                 state.model_version)
         except StoreError as exc:
             log.warning("learning state refresh failed: %s", exc)
             return
@@ -161,7 +165,7 @@ class ClosedLoop:
             return
         if item.quality is None and item.success is None:  # outcome-only: spend, never learning
             return
-        obs = observation_of(outcome, decision, state.config.max_weight)
+        obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
         if obs is not None:
             state.observe(obs)
 

@@ -68,11 +68,19 @@ class Observation:
     embedding: np.ndarray | None  # float32, unit length; None when features are not kept
 
 
+def model_of(router_version: str | None) -> str:
+    """The model part of a decision's router_version (``model+s<revision>`` -> ``model``)."""
+    return (router_version or "").split("+s", 1)[0]
+
+
 def observation_of(
-    outcome: dict[str, Any], decision: dict[str, Any], max_weight: float
+    outcome: dict[str, Any], decision: dict[str, Any], max_weight: float,
+    model_version: str | None = None,
 ) -> Observation | None:
     """The observation of an outcome row and its decision row (stored or still queued); None
-    for one that cannot teach (not a routed decision, degraded, or nothing kept to learn from)."""
+    for one that cannot teach (not a routed decision, degraded, or nothing kept to learn from).
+    A decision of another model than `model_version` keeps its evidence (the outcome does not
+    depend on the model) but not its prior score, which calibrated that other model."""
     if decision.get("reason") == "degraded":
         return None
     tier = outcome.get("tier")
@@ -80,6 +88,8 @@ def observation_of(
         return None
     priors = json.loads(decision["prior_scores"]) if decision.get("prior_scores") else {}
     prior = priors.get(tier)
+    if model_version is not None and model_of(decision.get("router_version")) != model_version:
+        prior = None
     embedding = decode_embedding(decision.get("embedding"))
     if prior is None and embedding is None:
         return None
@@ -90,13 +100,14 @@ def observation_of(
 
 
 def read_observations(
-    store: TraceStore, config: LearningConfig
+    store: TraceStore, config: LearningConfig, model_version: str | None = None
 ) -> tuple[list[Observation], int, float]:
     """(newest observations oldest first, revision, reset time) as the store holds them."""
     reset_at = store.learning_reset_at()
     rows = store.learning_rows(config.capacity, reset_at)
     revision = store.learned_count(reset_at)
-    observations = [o for r in rows if (o := observation_of(r, r, config.max_weight)) is not None]
+    observations = [o for r in rows
+                    if (o := observation_of(r, r, config.max_weight, model_version)) is not None]
     return observations, revision, reset_at
 
 
@@ -136,10 +147,12 @@ def fit_platt(
 class LearningState:
     """The newest labelled outcomes of one deployment and the score transform they give."""
 
-    def __init__(self, config: LearningConfig, tiers: Sequence[str], dimension: int):
+    def __init__(self, config: LearningConfig, tiers: Sequence[str], dimension: int,
+                 model_version: str | None = None):
         self.config = config
         self.tiers = list(tiers)
         self.dimension = dimension
+        self.model_version = model_version  # whose scores the calibration maps correct
         self._lock = threading.Lock()
         self._clear()
 
@@ -359,4 +372,5 @@ def _mean(values: np.ndarray) -> float | None:
     return round(float(values.mean()), 4) if len(values) else None
 
 
-__all__ = ["LearningState", "Observation", "fit_platt", "observation_of", "read_observations"]
+__all__ = ["LearningState", "Observation", "fit_platt", "model_of", "observation_of",
+           "read_observations"]

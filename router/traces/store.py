@@ -346,7 +346,7 @@ class TraceStore:
         with what learning reads of their decision."""
         rows = self._cursor_rows(
             "SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity, "
-            "d.prior_scores, d.embedding FROM outcomes o "
+            "d.prior_scores, d.embedding, d.router_version FROM outcomes o "
             "JOIN decisions d ON d.decision_id = o.decision_id WHERE o.received_at > ? "
             "AND d.reason <> 'degraded' ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?",
             (since, limit))

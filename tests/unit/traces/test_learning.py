@@ -119,3 +119,8 @@ def test_observation_of_rows_weights_by_propensity_and_skips_what_cannot_teach()
     assert observation_of(outcome, {**decision, "reason": "degraded"}, 10.0) is None
     assert observation_of(outcome, {"reason": "classifier"}, 10.0) is None  # nothing kept
     assert observation_of({**outcome, "tier": None}, decision, 10.0) is None
+    theirs = {**decision, "router_version": "old-model+s12"}
+    mine = observation_of(outcome, theirs, 10.0, model_version="old-model")
+    other = observation_of(outcome, theirs, 10.0, model_version="new-model")
+    assert mine is not None and mine.prior == 0.4
+    assert other is not None and other.prior is None and other.embedding is not None
