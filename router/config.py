@@ -27,6 +27,7 @@ Capability = Literal["tools", "json", "vision", "audio", "long_context"]
 DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
+FeatureStorage = Literal["embedding", "none"]
 Scope = Literal["route", "feedback", "admin"]
 API_KEYS_ENV = "TIER_ROUTER_API_KEYS"
 
@@ -132,6 +133,12 @@ class StoreConfig(_Strict):
 
     url: str = Field(default="sqlite:///traces.db", pattern=r"^(sqlite|postgres|postgresql)://")
     prompt_storage: PromptStorage = "hash"
+    feature_storage: FeatureStorage = Field(
+        default="embedding",
+        description="Keep with each decision what the classifier saw (the float16 embedding and "
+        "the cheap features), so learning works without the text. Default: 'embedding', or "
+        "'none' when prompt_storage is 'none'.",
+    )
     queue_size: int = Field(default=10_000, gt=0)
     enabled: bool = True
     batch_size: int = Field(default=500, gt=0, description="Decisions per write transaction.")
@@ -141,6 +148,16 @@ class StoreConfig(_Strict):
     block_ms: float = Field(
         default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_follow_prompts(cls, data: object) -> object:
+        """Unset feature_storage follows prompt_storage: a store that keeps no trace of the
+        prompt keeps no embedding of it either."""
+        if isinstance(data, dict) and data.get("feature_storage") is None:
+            storage = "none" if data.get("prompt_storage") == "none" else "embedding"
+            data = {**data, "feature_storage": storage}
+        return data
 
 
 class BudgetConfig(_Strict):
@@ -171,6 +188,30 @@ class BudgetConfig(_Strict):
         if self.role is not None:
             return role == self.role
         return api_key == self.api_key
+
+
+class LearningConfig(_Strict):
+    """The online learning state (router/traces/learning.py): recalibration and neighbourhood
+    evidence from this deployment's labelled outcomes, applied before the policy."""
+
+    enabled: bool = True
+    capacity: int = Field(default=2048, ge=16, le=200_000,
+                          description="Newest labelled outcomes kept (bounds memory).")
+    neighbours: int = Field(default=32, ge=1, le=1024, description="Per tier, per call.")
+    bandwidth: float = Field(default=0.25, gt=0, le=10,
+                             description="Kernel exp((cos - 1) / bandwidth).")
+    min_similarity: float = Field(default=0.2, ge=-1, lt=1,
+                                  description="Cosine below which a neighbour is no evidence.")
+    prior_strength: float = Field(default=4.0, gt=0,
+                                  description="Evidence worth as much as the model's score.")
+    calibration_strength: float = Field(default=30.0, ge=0,
+                                        description="Pull of the identity map, in outcomes.")
+    max_weight: float = Field(default=20.0, ge=1, description="Clip of 1/propensity.")
+    explore_floor: float = Field(default=0.25, ge=0, le=1,
+                                 description="Share of exploration_rate kept where evidence "
+                                 "is dense.")
+    refresh_s: float = Field(default=15.0, gt=0, le=3600,
+                             description="Reload from the store (replicas converge).")
 
 
 class PromotionConfig(_Strict):
@@ -211,10 +252,13 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
-    exploration_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # On by default: without it no outcome ever says a cheaper tier would have done. The
+    # learning state scales it down where evidence is dense (learning.explore_floor).
+    exploration_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
     exploration_seed: int | None = None
     drift_window_s: float = Field(default=3600.0, gt=0)
     promotion: PromotionConfig = PromotionConfig()
+    learning: LearningConfig = LearningConfig()
     auth: AuthConfig = AuthConfig()
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

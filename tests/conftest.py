@@ -87,9 +87,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(model_dir: Path, tmp_path: Path) -> Settings:
-    """The shipped config on the synthetic model, with a trace store of its own per test."""
+    """The shipped config on the synthetic model, with a trace store of its own per test, and
+    exploration off (the shipped 0.1 would make exact-tier assertions random); the tests of
+    exploration turn it on themselves."""
     store = StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}", flush_interval_ms=5)
-    return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store})
+    return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store,
+                                                  "exploration_rate": 0.0})
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any, get_args
 
@@ -24,6 +25,13 @@ def add_loop_commands(sub: Any) -> None:
     export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
     export.add_argument("--config", type=Path, default=None)
     export.add_argument("--out", type=Path, required=True, help="a .jsonl or .parquet file")
+    export.add_argument("--format", choices=["traces", "features", "audit"], default="traces",
+                        help="traces: TRACES.md records (rows with text); features: the stored "
+                             "embeddings and cheap features with their labels (no text needed); "
+                             "audit: every decision and its outcome, if any")
+    export.add_argument("--key", default=None, help="audit: only this API key's decisions")
+    export.add_argument("--role", default=None, help="audit: only this role's decisions")
+    export.add_argument("--run-id", default=None, help="audit: only this run's decisions")
     export.add_argument("--since", type=float, default=None, help="epoch seconds")
     export.set_defaults(func=_export)
 
@@ -40,6 +48,41 @@ def add_loop_commands(sub: Any) -> None:
     retrain.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
     retrain.add_argument("--seed", type=int, default=0)
     retrain.set_defaults(func=_retrain)
+
+    learning = sub.add_parser("learning", help="inspect or reset the online learning state")
+    learning.add_argument("--config", type=Path, default=None)
+    learning.add_argument("--reset", action="store_true",
+                          help="forget what outcomes taught so far (the store keeps them); "
+                               "running replicas follow within learning.refresh_s")
+    learning.set_defaults(func=_learning)
+
+    replay = sub.add_parser("replay", help="stream labelled traffic through a live service "
+                                           "(/route, then /feedback) and print the learning curve")
+    replay.add_argument("--config", type=Path, default=None)
+    replay.add_argument("--data-dir", type=Path, default=None, help="the shared data folder")
+    replay.add_argument("--source", default=None, help="a data set of --data-dir, e.g. llmrouter")
+    replay.add_argument("--traces", type=Path, default=None, help="or a TRACES.md file")
+    replay.add_argument("--holdout-source", default=None,
+                        help="serve a prior fitted (serving recipe) without this data set")
+    replay.add_argument("--url", default=None,
+                        help="an already running service (its tiers must be the source's); "
+                             "default: start one with a fresh trace store in --work")
+    replay.add_argument("--api-key-file", type=Path, default=None,
+                        help="a key with the route, feedback and admin scopes")
+    replay.add_argument("--tiers", nargs="+", default=None,
+                        help="deploy only these tiers (default: every tier the source has "
+                             "outcomes for), e.g. --tiers medium large")
+    replay.add_argument("--orders", type=int, default=5, help="shuffled orders")
+    replay.add_argument("--learn", type=int, default=1000, help="outcomes before the freeze")
+    replay.add_argument("--score", type=int, default=500, help="prompts scored after it")
+    replay.add_argument("--window", type=int, default=200, help="learning-curve window")
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--no-ceiling", action="store_true",
+                        help="skip the full-information ceiling (offline fits)")
+    replay.add_argument("--work", type=Path, default=Path(".cache/replay"))
+    replay.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
+    replay.add_argument("--out", type=Path, default=None, help="report JSON")
+    replay.set_defaults(func=_replay)
 
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
     promote.add_argument("--config", type=Path, default=None)
@@ -75,16 +118,116 @@ def _spend(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.export import export_traces
+    from router.decision.encoders.base import DIMENSION, MODEL_NAME
+    from router.traces.export import export_audit, export_features, export_traces
     from router.traces.store import TraceStore
 
     store = TraceStore(load_settings(args.config).store).open()
     try:
-        written, skipped = export_traces(store.outcome_rows(args.since), args.out)
+        if args.format == "audit":
+            audit = store.audit_rows(args.since, args.key, args.role, args.run_id)
+        else:
+            rows = list(store.outcome_rows(args.since))
     finally:
         store.close()
-    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped)"
-                                                     if skipped else ""))
+    if args.format == "audit":
+        print(f"wrote {export_audit(audit, args.out)} decisions to {args.out}")
+        return 0
+    if args.format == "features":
+        written, reasons = export_features(rows, args.out, MODEL_NAME, DIMENSION)
+        print(f"wrote {written} feature records to {args.out}"
+              + (f" (skipped: {reasons})" if reasons else ""))
+        return 0
+    written, skipped = export_traces(rows, args.out)
+    featured = sum(1 for r in rows if r.get("embedding") is not None
+                   and not (r.get("prompt") or r.get("messages")))
+    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped"
+                                                     if skipped else "")
+          + (f"; {featured} of them kept features: --format features" if featured else "")
+          + (")" if skipped else ""))
+    return 0
+
+
+def _learning(args: argparse.Namespace) -> int:
+    from router.config import load_settings
+    from router.decision.encoders.base import DIMENSION
+    from router.traces.learning import LearningState, read_observations
+    from router.traces.store import TraceStore
+
+    settings = load_settings(args.config)
+    metadata = settings.model_dir / "metadata.json"
+    model = json.loads(metadata.read_text()).get("router_version") if metadata.is_file() else None
+    store = TraceStore(settings.store).open()
+    try:
+        if args.reset:
+            print(f"learning state reset at {store.reset_learning():.3f}")
+        observations, revision, reset_at = read_observations(store, settings.learning, model)
+    finally:
+        store.close()
+    state = LearningState(settings.learning, settings.tier_names, DIMENSION, model)
+    state.load(observations, revision)
+    print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
+                      **state.snapshot()}, indent=2))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    import httpx
+    import numpy as np
+
+    from router.config import load_settings
+    from router.decision.artifact import load_model
+    from training.embed_cache import EmbeddingCache, model_backend, training_embedder
+    from training.loop import replay as rp
+    from training.selection import head_recipe
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    settings = load_settings(args.config)
+    traffic = rp.load_traffic(settings, args.data_dir, args.source, args.traces)
+    tiers = rp.observed_tiers(traffic.table)
+    if args.tiers:
+        unknown = [t for t in args.tiers if t not in tiers]
+        if unknown:
+            print(f"replay: --tiers {unknown} have no outcomes in {traffic.name} (it has {tiers})")
+            return 2
+        tiers = [t for t in tiers if t in args.tiers]
+    if tiers != settings.tier_names:
+        print(f"the service replays {traffic.name} on tiers {tiers} (of {settings.tier_names}: "
+              "--tiers, or the tiers the source has outcomes for)")
+    traffic = rp.restrict_tiers(traffic, tiers)
+    serving = load_model(settings.model_dir)
+    recipe = head_recipe(serving.metadata)
+    cache = EmbeddingCache(args.cache_dir,
+                           training_embedder(settings, model_backend(serving.metadata)))
+    prior_dir = settings.model_dir
+    if args.holdout_source:
+        if args.data_dir is None:
+            print("replay: --holdout-source needs --data-dir")
+            return 2
+        prior_dir = rp.holdout_prior(settings, args.data_dir, args.holdout_source, recipe,
+                                     args.work / f"prior-without-{args.holdout_source}", cache,
+                                     args.seed)
+    served = rp.replay_settings(settings, tiers).model_copy(update={"model_dir": prior_dir})
+    key = args.api_key_file.read_text().strip() if args.api_key_file else None
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    where = nullcontext(args.url) if args.url else rp.live_service(served, args.work / "service")
+    with where as url, httpx.Client(base_url=url, timeout=60) as http:
+        prior_version = http.get("/readyz").json()["router_version"]
+        orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
+                               score=args.score, window=args.window, seed=args.seed,
+                               headers=headers)
+    ceilings = [] if args.no_ceiling or args.traces else [
+        rp.ceiling_apgr(traffic, np.array(o["scored"]), recipe, cache, args.seed)
+        for o in orders]
+    report = {"source": traffic.name, "url": url, "prior": prior_version, "tiers": tiers,
+              "holdout_source": args.holdout_source, "learn": args.learn,
+              "score": args.score, "orders": orders, "ceilings": ceilings,
+              "summary": rp.summarise(orders, ceilings)}
+    if args.out is not None:
+        rp.write_report(report, args.out)
+    print(rp.format_replay(report))
     return 0
 
 

@@ -53,6 +53,9 @@ FEATURE_NAMES = (
     "code_markers",
     "math_markers",
 )
+# Stored with every decision's features (router.traces): bump it whenever the view rule above
+# or FEATURE_NAMES change, so learning never mixes features computed two ways.
+FEATURE_VERSION = "view-1"
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,8 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            learning=(loop.learning_for(settings, embedder.dimension, model.version)
+                      if embedder is not None and model is not None else None),
         )
 
     def _swap(self, service: RouterService) -> None:

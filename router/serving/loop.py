@@ -37,12 +37,16 @@ from router.schemas import (
     TraceRecord,
 )
 from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.learning import LearningState, observation_of, read_observations
+from router.traces.rows import Seen
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
 decision_log = logging.getLogger("router.decisions")
 
 BUDGET_REFRESH_S = 15.0
+RECALIBRATE_EVERY = 50  # new outcomes before the learning state's final maps are refitted
+TICK_S = 0.5
 MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the window
 
 
@@ -63,6 +67,8 @@ class ClosedLoop:
                 self.metrics.queue_depth.set_function(self.store.queue_depth)
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
+        self.learning: LearningState | None = None
+        self._learning_reset_at = 0.0
 
     def start(self) -> ClosedLoop:
         if self.store is None:
@@ -94,7 +100,8 @@ class ClosedLoop:
         rate = settings.exploration_rate
         return Explorer(rate, settings.exploration_seed) if rate else None
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None:
         """Runs on the request thread: in-memory only, the store's part is an enqueue.
         Evaluation traffic (`dry_run`) is neither stored nor counted."""
         if request.dry_run:
@@ -103,7 +110,68 @@ class ClosedLoop:
         if self._budgeted:
             self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
-            self.store.record(request, view, decision)
+            self.store.record(request, view, decision, seen)
+
+    def learning_for(
+        self, settings: Settings, dimension: int, model_version: str
+    ) -> LearningState | None:
+        """The learning state a service built from `settings` applies (None when off): kept
+        across reloads while its config, tiers and model stay, else rebuilt from the store (a
+        new model keeps the evidence, and calibrates its own scores afresh)."""
+        config = settings.learning
+        if not config.enabled or self.store is None:
+            self.learning = None
+            return None
+        state = self.learning
+        if state is None or state.config != config or state.tiers != settings.tier_names or (
+            state.dimension != dimension or state.model_version != model_version
+        ):
+            state = LearningState(config, settings.tier_names, dimension, model_version)
+            self.learning = state
+            self.reload_learning()
+        return state
+
+    def reload_learning(self) -> None:
+        """Rebuild the learning state from the store (start, every refresh_s): what makes it
+        survive a restart and replicas on one database converge."""
+        state, store = self.learning, self.store
+        if state is None or store is None:
+            return
+        try:
+            observations, revision, reset_at = read_observations(store, state.config,
+                                                                 state.model_version)
+        except StoreError as exc:
+            log.warning("learning state refresh failed: %s", exc)
+            return
+        state.load(observations, revision, keep_recent=reset_at == self._learning_reset_at)
+        self._learning_reset_at = reset_at
+
+    def reset_learning(self) -> dict[str, Any]:
+        """Forget every outcome so far, for learning (the store keeps them); every replica
+        follows at its next refresh."""
+        store = self._require_store()
+        self._learning_reset_at = store.reset_learning()
+        if self.learning is not None:
+            self.learning.reset()
+        return self.learning_report()
+
+    def learning_report(self) -> dict[str, Any]:
+        state = self.learning
+        if state is None:
+            return {"enabled": False}
+        return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
+
+    def _learn(self, item: Feedback | TraceRecord, outcome: dict[str, Any],
+               decision: dict[str, Any] | None) -> None:
+        """Only a labelled outcome of a routed decision teaches; the store made it count once."""
+        state = self.learning
+        if state is None or decision is None:
+            return
+        if item.quality is None and item.success is None:  # outcome-only: spend, never learning
+            return
+        obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
+        if obs is not None:
+            state.observe(obs)
 
     def refresh_budgets(self) -> None:
         store = self.store
@@ -120,8 +188,20 @@ class ClosedLoop:
             log.warning("budget refresh failed: %s", exc)
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(BUDGET_REFRESH_S):
-            self.refresh_budgets()
+        last_budgets = last_learning = time.monotonic()
+        while not self._stop.wait(TICK_S):
+            now = time.monotonic()
+            if now - last_budgets >= BUDGET_REFRESH_S:
+                self.refresh_budgets()
+                last_budgets = now
+            state = self.learning
+            if state is None:
+                continue
+            if now - last_learning >= state.config.refresh_s:
+                self.reload_learning()  # refits the final maps too
+                last_learning = now
+            elif state.stale >= RECALIBRATE_EVERY:
+                state.recalibrate()
 
     def _require_store(self) -> TraceStore:
         if self.store is None:
@@ -144,6 +224,7 @@ class ClosedLoop:
             self.metrics.feedback.labels(status).inc()
         if status == "stored":
             self._account(outcome, decision)
+            self._learn(item, outcome, decision)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
                                decision_id=outcome["decision_id"], status=status)
 
@@ -295,7 +376,8 @@ class DecisionLog:
     def __init__(self, settings: Settings):
         self.with_text = settings.store.prompt_storage == "full"
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None:
         if not decision_log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {

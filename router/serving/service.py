@@ -3,8 +3,11 @@
 This is what the HTTP handlers and the micro-batcher call. A `RouterService` is built complete
 by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
 always sees one config and one model together. What does change while it serves (budget spend,
-the exploration random numbers, the trace store) lives in the state objects it holds, and the
-decision itself (`decision.policy.choose`) receives snapshots of them.
+the exploration random numbers, the trace store, the online learning state) lives in the state
+objects it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them.
+The learning state is one score transform before the policy (`Adapter.adapt`), which also says
+how thin its evidence is around each call (exploration is scaled by it); the policy and the
+knob are untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, d
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
+from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,34 @@ LOW_CONFIDENCE = 0.5  # below it, the answer's detail says the call looked unlik
 class Recorder(Protocol):
     """Where every decision goes once made (the closed loop: store, spend, drift, log)."""
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None: ...
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None: ...
+
+
+class Adapter(Protocol):
+    """The online learning state as a decision reads it (`router.traces.learning`)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
+              scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(adapted (n, T) scores, (n,) thinness in (0, 1]: the share of the exploration rate
+        a call gets)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A batch's scores (after adaptation) and what they were made from; `failure` says why
+    the scores are NaN (then the rest is None)."""
+
+    scores: np.ndarray
+    failure: str | None = None
+    embeddings: np.ndarray | None = None
+    prior: np.ndarray | None = None  # the model's own scores
+    thin: np.ndarray | None = None
+    confidence: np.ndarray | None = None  # the head's out-of-distribution guard, if it has one
 
 
 class Explorer(Protocol):
@@ -55,6 +86,7 @@ class RouterService:
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
+    learning: Adapter | None = None  # None when learning is off
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,14 +115,24 @@ class RouterService:
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
-        scores, confidence, failure = self._scores(views)
+        version = self.version
+        if self.learning is not None and self.learning.revision:  # which state decides
+            version = f"{version}+s{self.learning.revision}"
+        scored = self._scores(views)
+        thin = scored.thin if scored.thin is not None else np.ones(len(views))
+        trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
         decisions = [
-            self._describe(request, view, row, float(trust), failure)
-            for request, view, row, trust in zip(requests, views, scores, confidence, strict=True)
+            self._describe(request, view, row, scored.failure, version, float(rate), float(c))
+            for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
+                                                   strict=True)
         ]
-        for request, view, decision in zip(requests, views, decisions, strict=True):
+        for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
+            seen = None
+            if scored.embeddings is not None and scored.prior is not None and self.embedder:
+                seen = Seen(scored.embeddings[i], self.embedder.name,
+                            dict(zip(self.tier_names, scored.prior[i].tolist(), strict=True)))
             for recorder in self.recorders:
-                recorder.record(request, view, decision)
+                recorder.record(request, view, decision, seen)
         return decisions
 
     def check_limits(self, request: RouteRequest, prefix: str = "") -> None:
@@ -148,33 +190,34 @@ class RouterService:
                     f"{prefix}{where}", f"this call needs the {kind!r} capability and no "
                     f"configured tier has it (tiers offer: {sorted(offered)})", kind)
 
-    def _scores(self, views: list[CallView]) -> tuple[np.ndarray, np.ndarray, str | None]:
-        """(n, T) scores in config tier order and (n,) confidence (NaN: no guard), or NaNs and
-        the reason the model failed."""
+    def _scores(self, views: list[CallView]) -> Scored:
+        """(n, T) scores in config tier order after the learning state's transform, the
+        model's own before it; NaNs and why when the model failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
             raw, confidence = self.model.scores_with_confidence(embeddings, views)
             columns = [self.model.tiers.index(n) for n in self.tier_names]
-            scores = raw[:, columns]
+            prior = raw[:, columns]
+            scores, thin = prior, None
+            if self.learning is not None:
+                scores, thin = self.learning.adapt(embeddings, views, prior)
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        if confidence is None:
-            confidence = np.full(len(views), np.nan)
-        return scores, confidence, None
+        return Scored(scores, None, embeddings, prior, thin, confidence)
 
-    def _fail(self, n: int, why: str) -> tuple[np.ndarray, np.ndarray, str]:
+    def _fail(self, n: int, why: str) -> Scored:
         if not self.settings.fail_open:
             raise ServiceUnavailable(why)
-        return np.full((n, len(self.tier_names)), np.nan), np.full(n, np.nan), why
+        return Scored(np.full((n, len(self.tier_names)), np.nan), why)
 
     def _describe(
-        self, request: RouteRequest, view: CallView, row: np.ndarray, confidence: float,
-        failure: str | None,
+        self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,
+        version: str, thin: float = 1.0, confidence: float = math.nan,
     ) -> RouteDecision:
         settings = self.settings
         facts = CallFacts(
@@ -198,6 +241,8 @@ class RouterService:
             # snapshots of the state the decision reads; the decision itself is pure
             low = self.budgets.low(request.role, request.api_key) if self.budgets else None
             draw = self.explorer.draw() if self.explorer is not None else None
+            if draw is not None and thin < 1.0:  # explore where the evidence is thin
+                draw = replace(draw, rate=draw.rate * thin)
             choice, propensity = choose(known, settings, target, facts, low, draw)
             if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
                 choice = replace(choice, detail=(
@@ -218,7 +263,7 @@ class RouterService:
             reason=choice.reason,  # type: ignore[arg-type]
             estimated_tokens_in=view.tokens_in,
             estimated_cost_usd=round(choice.estimated_cost_usd, 8),
-            router_version=self.version,
+            router_version=version,
             detail=choice.detail,
             propensity=propensity,
             confidence=None if math.isnan(confidence) else round(confidence, 4),

@@ -21,7 +21,19 @@ from typing import Any, Literal
 from router.errors import ConfigError, StoreError
 
 # 2: decisions.api_key (the name of the key a call came with), added to version-1 stores.
-SCHEMA_VERSION = 2
+# 3: decisions.embedding, embedder, feature_version (what the classifier saw, for learning
+#    without the text) and prior_scores (the model's scores before online adaptation).
+SCHEMA_VERSION = 3
+
+# Columns added after version 1, by the version that added them: `create_schema` adds what an
+# older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
+ADDED_COLUMNS = (
+    (2, "api_key", "TEXT"),
+    (3, "embedding", "{blob}"),
+    (3, "embedder", "TEXT"),
+    (3, "feature_version", "TEXT"),
+    (3, "prior_scores", "TEXT"),
+)
 
 _DECISIONS = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -46,7 +58,11 @@ CREATE TABLE IF NOT EXISTS decisions (
     prompt_hash TEXT,
     prompt TEXT,
     messages TEXT,
-    api_key TEXT
+    api_key TEXT,
+    embedding {blob},
+    embedder TEXT,
+    feature_version TEXT,
+    prior_scores TEXT
 )"""
 
 _OUTCOMES = """
@@ -113,7 +129,8 @@ JOINED_SQL = """
            COALESCE(d.prompt_hash, o.prompt_hash) AS prompt_hash,
            COALESCE(d.prompt, o.prompt) AS prompt, COALESCE(d.messages, o.messages) AS messages,
            d.tier AS decided_tier, d.reason, d.scores, d.features, d.quality_target,
-           d.tokens_in AS estimated_tokens_in, d.router_version
+           d.tokens_in AS estimated_tokens_in, d.router_version, d.embedding, d.embedder,
+           d.feature_version, d.prior_scores
     FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""
 
 Kind = Literal["writer", "durable"]
@@ -179,6 +196,10 @@ class Database:
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the trace store: {exc}") from exc
 
+    @property
+    def blob_type(self) -> str:
+        return "BYTEA" if self.dialect == "postgresql" else "BLOB"
+
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's exception classes, for the store to catch."""
         if self.dialect == "sqlite":
@@ -190,7 +211,7 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS, _OUTCOMES, _META, *_INDEXES):
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _META, *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()
@@ -205,8 +226,12 @@ class Database:
             raise StoreError(
                 f"the trace store has schema {row[0]}, newer than this router's {SCHEMA_VERSION}"
             )
-        elif int(row[0]) == 1:  # written before per-key budgets: add the column, keep every row
-            cur.execute("ALTER TABLE decisions ADD COLUMN api_key TEXT")
+        elif int(row[0]) < SCHEMA_VERSION:  # an older store: add its missing columns in place
+            maybe = " IF NOT EXISTS" if self.dialect == "postgresql" else ""
+            for added_in, column, kind in ADDED_COLUMNS:
+                if added_in > int(row[0]):
+                    cur.execute(f"ALTER TABLE decisions ADD COLUMN{maybe} {column} "
+                                f"{kind.format(blob=self.blob_type)}")
             cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
                         (str(SCHEMA_VERSION), "schema_version"))
         conn.commit()

@@ -37,13 +37,14 @@ from router.decision.features import CallView
 from router.errors import FeedbackConflict, StoreError
 from router.schemas import RouteDecision, RouteRequest, SpendKey
 from router.traces.db import CALLS_SQL, JOINED_SQL, Database
-from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
+from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision, Seen
 
 log = logging.getLogger(__name__)
 
 # spend key (router.schemas.SpendKey) -> column of CALLS_SQL; only `user` is named otherwise
 SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
+LEARNING_RESET_KEY = "learning_reset_at"
 
 def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
     marks = ", ".join("?" for _ in columns)
@@ -122,12 +123,15 @@ class TraceStore:
 
     # The hot path
 
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision) -> None:
+    def record(
+        self, request: RouteRequest, view: CallView, decision: RouteDecision,
+        seen: Seen | None = None,
+    ) -> None:
         """The closed loop calls it per decision: enqueue, wait at most block_ms, else drop."""
         if not self._accepting:
             self._count_drop("closed")
             return
-        item = PendingDecision(request, decision, view, time.time())
+        item = PendingDecision(request, decision, view, time.time(), seen)
         with self._pending_lock:
             self._pending[decision.decision_id] = item
         try:
@@ -190,7 +194,7 @@ class TraceStore:
         return batch
 
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
-        rows = [item.row(self.config.prompt_storage) for item in records]
+        rows = [item.row(self.config) for item in records]
         sql = self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id"))
         written = False
         for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
@@ -258,7 +262,7 @@ class TraceStore:
         with self._pending_lock:
             pending = self._pending.get(decision_id)
         if pending is not None:
-            return pending.summary(), pending
+            return pending.summary(self.config), pending
         rows = self._cursor_rows("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
         return (rows[0] if rows else None), None
 
@@ -277,7 +281,7 @@ class TraceStore:
             try:
                 if pending is not None:
                     cur.execute(self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id")),
-                                pending.row(self.config.prompt_storage))
+                                pending.row(self.config))
                 cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
                             values)
                 inserted = cur.rowcount == 1
@@ -334,6 +338,69 @@ class TraceStore:
         rows = self._cursor_rows(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
                                  (since if since is not None else 0.0,))
         yield from rows
+
+    # The online learning state's rows (router.traces.learning) and its reset marker
+
+    def learning_rows(self, limit: int, since: float = 0.0) -> list[dict[str, Any]]:
+        """The newest `limit` outcomes of routed decisions received after `since`, oldest first,
+        with what learning reads of their decision."""
+        rows = self._cursor_rows(
+            "SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity, "
+            "d.prior_scores, d.embedding, d.router_version FROM outcomes o "
+            "JOIN decisions d ON d.decision_id = o.decision_id WHERE o.received_at > ? "
+            "AND d.reason <> 'degraded' ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?",
+            (since, limit))
+        return rows[::-1]
+
+    def learned_count(self, since: float = 0.0) -> int:
+        """How many outcomes of routed decisions were received after `since`."""
+        rows = self._cursor_rows(
+            "SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON "
+            "d.decision_id = o.decision_id WHERE o.received_at > ? AND d.reason <> 'degraded'",
+            (since,))
+        return int(rows[0]["n"])
+
+    def learning_reset_at(self) -> float:
+        """When the learning state was last reset (epoch seconds; 0 if never)."""
+        rows = self._cursor_rows("SELECT value FROM store_meta WHERE key = ?",
+                                 (LEARNING_RESET_KEY,))
+        return float(rows[0]["value"]) if rows else 0.0
+
+    def reset_learning(self, at: float | None = None) -> float:
+        """Forget every outcome received until `at` (now), for learning only; returns `at`."""
+        at = time.time() if at is None else at
+        with self._conn_lock:
+            conn = self._require()
+            try:
+                conn.cursor().execute(self.db.sql(
+                    "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = excluded.value"), (LEARNING_RESET_KEY, repr(at)))
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"could not reset the learning state: {exc}") from exc
+        return at
+
+    def audit_rows(
+        self, since: float | None = None, api_key: str | None = None, role: str | None = None,
+        run_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every decision with its outcome, if one came back, oldest first; filtered by the
+        key, role and run given (an operator replays what one agent did)."""
+        where, params = ["d.created_at >= ?"], [since if since is not None else 0.0]
+        for column, value in (("api_key", api_key), ("role", role), ("run_id", run_id)):
+            if value is not None:
+                where.append(f"d.{column} = ?")
+                params.append(value)
+        return self._cursor_rows(
+            "SELECT d.decision_id, d.created_at, d.tier, d.model, d.reason, d.detail, d.scores, "
+            "d.prior_scores, d.quality_target, d.estimated_cost_usd, d.tokens_in, d.task, "
+            "d.run_id, d.role, d.step, d.user_id, d.api_key, d.router_version, d.propensity, "
+            "d.prompt_hash, d.prompt, d.messages, o.received_at, o.model_used, "
+            "o.tier AS outcome_tier, o.quality, o.cost_usd, o.cost_estimated, o.tokens_in AS "
+            "outcome_tokens_in, o.tokens_out, o.latency_ms, o.error, o.fallback_used "
+            "FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id "
+            f"WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id", tuple(params))
 
     def counts(self) -> dict[str, int]:
         rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "

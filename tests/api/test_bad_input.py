@@ -127,3 +127,11 @@ def test_invalid_json_names_the_position_as_a_position(client) -> None:
     detail = _detail(r)
     assert detail["field"] == "body", detail
     assert detail["message"].startswith("the body is not valid JSON at character 16"), detail
+
+
+def test_feedback_counts_over_64_bits_are_a_422_not_a_500(client) -> None:
+    decision = client.post("/route", json={"prompt": "hi"}).json()
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "success": True,
+                                       "tokens_in": 2**64})
+    assert r.status_code == 422, r.text
+    assert _detail(r)["field"] == "tokens_in" and _detail(r)["limit"] == 2**53 - 1

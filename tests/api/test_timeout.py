@@ -22,7 +22,7 @@ class Late:
     def __init__(self, tiers: list[str]) -> None:
         self.tiers = tiers
 
-    def record(self, request: Any, view: Any, decision: Any) -> None:
+    def record(self, request: Any, view: Any, decision: Any, seen: Any = None) -> None:
         self.tiers.append(decision.tier)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.features import CallView
 from router.decision.policy import CallFacts
 from training.embed_cache import EmbeddingCache
 from training.ingest import load_outcomes
@@ -36,6 +37,30 @@ def _logged_facts(calls: pd.DataFrame, settings: Settings) -> list[CallFacts]:
     return facts
 
 
+def logged_features(
+    calls: pd.DataFrame, cache: EmbeddingCache
+) -> tuple[np.ndarray, list[CallView]]:
+    """Embeddings and views of logged calls: stored ones where the store kept features
+    (`stored_embedding`, `stored_view` columns of `retrain.logged_calls`), else from the text."""
+    n = len(calls)
+    if n == 0:
+        return np.empty((0, cache.embedder.dimension), np.float32), []
+    stored = (calls["stored_embedding"].notna().to_numpy() if "stored_embedding" in calls
+              else np.zeros(n, bool))
+    views: list[CallView | None] = [None] * n
+    out = np.empty((n, cache.embedder.dimension), np.float32)
+    text_rows = np.flatnonzero(~stored)
+    if len(text_rows):
+        text_views = views_of(calls.iloc[text_rows])
+        out[text_rows] = cache.embed([v.text for v in text_views], progress=False)
+        for i, view in zip(text_rows, text_views, strict=True):
+            views[i] = view
+    for i in np.flatnonzero(stored):
+        out[i] = calls["stored_embedding"].iloc[i]
+        views[i] = calls["stored_view"].iloc[i]
+    return out, [v for v in views if v is not None]
+
+
 def offpolicy_report(
     serving: RouterModel, candidate: RouterModel, train_calls: pd.DataFrame,
     holdout: pd.DataFrame, settings: Settings, cache: EmbeddingCache,
@@ -50,8 +75,7 @@ def offpolicy_report(
         return {"serving": empty.as_dict(), "candidate": empty.as_dict(),
                 "dr_difference": {"mean": nan, "low": nan, "high": nan},
                 "reward_model": q_hat_row.tolist()}
-    views = views_of(holdout)
-    embeddings = cache.embed([v.text for v in views], progress=False)
+    embeddings, views = logged_features(holdout, cache)
     facts = _logged_facts(holdout, settings)
     targets = [settings.quality_target if pd.isna(q) else float(q)
                for q in holdout["quality_target"]]

@@ -1,6 +1,8 @@
 """`tier-router retrain`, top to bottom: store, split, labels, embeddings, fit, compare, save.
 
-1. Read every outcome in the trace store that kept its text (``store.prompt_storage: full``).
+1. Read every outcome in the trace store that kept its text (``store.prompt_storage: full``)
+   or what the classifier saw (``store.feature_storage: embedding``, the default); rows whose
+   features came from another embedder or feature version are skipped and counted.
 2. Hold out the most recent ``promotion.holdout_fraction`` of *routed* calls (time order, so
    the comparison is on traffic newer than anything the candidate learned from).
 3. Build the training table: logged outcomes are partial information (one tier per call),
@@ -18,21 +20,30 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from router.config import Settings
-from router.decision.artifact import load_model, save_model
-from router.decision.encoders.base import Embedder
+from router.decision.artifact import assemble_features, load_model, save_model
+from router.decision.encoders.base import DIMENSION, MODEL_NAME, Embedder
 from router.errors import RouterError
+from router.traces.rows import stored_features
 from router.traces.store import TraceStore
 from training.adapters import outcome_frame
-from training.embed_cache import EmbeddingCache, featurise, model_backend, training_embedder
+from training.embed_cache import (
+    EmbeddingCache,
+    Featurised,
+    featurise,
+    model_backend,
+    training_embedder,
+)
 from training.ingest import last_user_text, load_outcomes
-from training.labels import tier_table
+from training.labels import PromptTable, tier_table
 from training.loop.compare import offpolicy_report, public_report
 from training.selection import head_recipe
 from training.train import fit_final
@@ -62,22 +73,29 @@ def retrain(
     seconds) skips older calls; `embedder` replaces the serving model's encoder (tests).
     """
     serving = load_model(settings.model_dir)
-    logged = logged_calls(settings, since)
+    embedder = embedder or training_embedder(settings, model_backend(serving.metadata))
+    logged = logged_calls(settings, since, embedder.name, embedder.dimension)
     train_calls, holdout = split_by_time(logged, settings.promotion.holdout_fraction)
-    log.info("logged calls with text: %d (train %d, held out %d)", len(logged),
+    log.info("logged calls with text or features: %d (train %d, held out %d)", len(logged),
              len(train_calls), len(holdout))
 
-    frames = [outcomes_of(train_calls)]
+    featured = (train_calls["stored_embedding"].notna() if not train_calls.empty
+                else pd.Series(dtype=bool))
+    frames = [outcomes_of(train_calls[~featured])] if len(train_calls) else []
     if data_dir is not None and mix_public:
         public, _ = load_outcomes(data_dir, [], sources=public_sources or None)
         frames.append(public[public["split"] == "train"])
-    table = tier_table(pd.concat(frames, ignore_index=True), with_logged_tiers(settings))
-    if len(table) == 0:
-        raise RouterError("no training rows: the store has no labelled calls with text")
+    logged_settings = with_logged_tiers(settings)
+    table = tier_table(pd.concat(frames, ignore_index=True), logged_settings) if frames else None
+    stored = stored_table(train_calls[featured], logged_settings) if len(train_calls) else None
+    if (table is None or len(table) == 0) and (stored is None or len(stored.table) == 0):
+        raise RouterError("no training rows: the store has no labelled calls with text or "
+                          "stored features")
 
-    embedder = embedder or training_embedder(settings, model_backend(serving.metadata))
     cache = EmbeddingCache(cache_dir, embedder)
-    data, _ = featurise(table, cache)
+    parts = [featurise(table, cache)[0]] if table is not None and len(table) else []
+    data = concat_featurised([*parts, *([stored] if stored is not None else [])])
+    table = data.table
     candidate_recipe = head_recipe(serving.metadata)
     fitted = fit_final(data, candidate_recipe, seed)
     version = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{candidate_recipe.name}"
@@ -110,30 +128,87 @@ def retrain(
     return report
 
 
-def logged_calls(settings: Settings, since: float | None = None) -> pd.DataFrame:
-    """One row per stored outcome that kept its text, oldest first."""
+def logged_calls(
+    settings: Settings, since: float | None = None, embedder: str = MODEL_NAME,
+    dimension: int = DIMENSION,
+) -> pd.DataFrame:
+    """One row per stored outcome that kept its text or usable features, oldest first.
+
+    Rows with features of another embedder family or feature version are skipped, counted
+    and logged; a row with text is always usable. Stored features are in `stored_embedding`
+    (float32) and `stored_view` (a `CallView` without text), None for text rows.
+    """
     store = TraceStore(settings.store).open()
     try:
         rows = list(store.outcome_rows(since))
     finally:
         store.close()
-    with_text = [r for r in rows if r["prompt"] or r["messages"]]
-    if rows and not with_text:
+    usable, skipped = usable_rows(rows, embedder, dimension)
+    if rows and not usable:
         raise RouterError(
-            f"none of the {len(rows)} stored outcomes kept its prompt: retraining needs "
-            "store.prompt_storage: full (hash and none keep no text to learn from)"
+            f"none of the {len(rows)} stored outcomes kept its prompt or usable features "
+            f"({dict(skipped)}): retraining needs store.feature_storage: embedding (the "
+            "default) or store.prompt_storage: full"
         )
-    if len(with_text) < len(rows):
-        log.warning("%d of %d outcomes have no stored text and are left out",
-                    len(rows) - len(with_text), len(rows))
-    frame = pd.DataFrame(with_text)
+    if skipped:
+        log.warning("%d of %d outcomes are left out: %s", sum(skipped.values()), len(rows),
+                    dict(skipped))
+    frame = pd.DataFrame(usable)
     if frame.empty:
-        return frame.reindex(columns=["t", "decision_id", "reason", "tier", "quality"])
+        return frame.reindex(columns=["t", "decision_id", "reason", "tier", "quality",
+                                      "stored_embedding", "stored_view"])
     frame["messages"] = [json.loads(m) if m else None for m in frame["messages"]]
     frame["propensity"] = pd.to_numeric(frame["propensity"]).fillna(1.0)
     frame["has_tools"] = [bool(json.loads(f).get("n_tools")) if f else False
                           for f in frame["features"]]
     return frame.sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def usable_rows(
+    rows: Sequence[dict[str, Any]], embedder: str, dimension: int
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Rows with text or compatible stored features, and why each other row was skipped."""
+    usable, skipped = [], Counter[str]()
+    for row in rows:
+        features = stored_features(row, embedder, dimension)
+        if isinstance(features, str):
+            if not (row["prompt"] or row["messages"]):
+                skipped[f"features of another {features.split(' ')[0]} ({features})"] += 1
+                continue
+            features = None
+        if features is None and not (row["prompt"] or row["messages"]):
+            skipped["no text and no features"] += 1
+            continue
+        has_text = bool(row["prompt"] or row["messages"])
+        vector, view = features if features is not None and not has_text else (None, None)
+        usable.append({**row, "stored_embedding": vector, "stored_view": view})
+    return usable, skipped
+
+
+def stored_table(calls: pd.DataFrame, settings: Settings) -> Featurised | None:
+    """The training rows of calls kept as features only (no text): one per call."""
+    if calls.empty:
+        return None
+    keys = [f"{LOGGED}:{d}" for d in calls["decision_id"]]
+    frame = outcomes_of(calls).assign(prompt_id=keys)
+    table = tier_table(frame, settings)
+    order = {k: i for i, k in enumerate(keys)}
+    rows = [order[k] for k in table.prompts["prompt_id"]]
+    embeddings = np.stack([calls["stored_embedding"].iloc[i] for i in rows]).astype(np.float32)
+    views = [calls["stored_view"].iloc[i] for i in rows]
+    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
+    return Featurised(table, embeddings, numeric)
+
+
+def concat_featurised(parts: Sequence[Featurised]) -> Featurised:
+    tables = [p.table for p in parts]
+    table = PromptTable(
+        prompts=pd.concat([t.prompts for t in tables], ignore_index=True),
+        labels=np.vstack([t.labels for t in tables]),
+        weights=np.concatenate([t.weights for t in tables]), tiers=tables[0].tiers,
+    )
+    return Featurised(table, np.vstack([p.embeddings for p in parts]),
+                      np.vstack([p.numeric for p in parts]))
 
 
 def split_by_time(calls: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -154,7 +229,8 @@ def outcomes_of(calls: pd.DataFrame) -> pd.DataFrame:
     prompts = [p if p else last_user_text(m) for p, m in zip(calls["prompt"], calls["messages"],
                                                           strict=True)]
     frame = pd.DataFrame({
-        "prompt_id": [f"{LOGGED}:{h}" for h in calls["prompt_hash"]],
+        "prompt_id": [f"{LOGGED}:{h or d}" for h, d in zip(calls["prompt_hash"],
+                                                           calls["decision_id"], strict=True)],
         "prompt": prompts,
         "messages": list(calls["messages"]),
         "model": [f"{LOGGED}:{t}" for t in calls["tier"]],

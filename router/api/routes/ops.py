@@ -1,4 +1,5 @@
-"""What operators call: GET /tiers, /healthz, /readyz, /metrics and POST /admin/reload."""
+"""What operators call: GET /tiers, /healthz, /readyz, /metrics, POST /admin/reload, and the
+online learning state: GET /admin/learning, POST /admin/learning/reset."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import AdminCaller, HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.api.deps import AdminCaller, HolderDep, LoopDep, MetricsDep, RouteCaller, ServiceDep
 from router.schemas import Readiness, TierInfo, error_responses
 
 router = APIRouter()
@@ -42,3 +43,16 @@ async def metrics_endpoint(holder: HolderDep, metrics: MetricsDep) -> Response:
 async def reload(holder: HolderDep, _: AdminCaller) -> dict[str, Any]:
     service = await run_in_threadpool(holder.reload)
     return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
+
+
+@router.get("/admin/learning", responses=error_responses(401, 403, 429))
+async def learning(loop: LoopDep, _: AdminCaller) -> dict[str, Any]:
+    """The online learning state: revision, size, per tier outcomes, realised vs predicted."""
+    return loop.learning_report()
+
+
+@router.post("/admin/learning/reset", responses=error_responses(401, 403, 429))
+async def learning_reset(loop: LoopDep, _: AdminCaller) -> dict[str, Any]:
+    """Forget what the deployment's outcomes taught (they stay in the store); decisions go back
+    to the model's own scores. Other replicas follow at their next refresh."""
+    return await run_in_threadpool(loop.reset_learning)

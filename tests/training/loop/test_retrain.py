@@ -112,14 +112,44 @@ def test_retrain_compare_promote_and_roll_back(config_file: Path, tmp_path: Path
     assert restored["router_version"] == old_version["router_version"]
 
 
-def test_retrain_needs_stored_text(config_file: Path, tmp_path: Path) -> None:
+def test_retrain_needs_stored_text_or_features(config_file: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(config_file.read_text())
+    raw["store"]["prompt_storage"] = "hash"
+    raw["store"]["feature_storage"] = "none"
+    config_file.write_text(yaml.safe_dump(raw))
+    fill_store(config_file, n=5)
+    with pytest.raises(RouterError, match="feature_storage: embedding"):
+        retrain(**retrain_kwargs(config_file, tmp_path / "c", tmp_path),
+                embedder=FakeEmbedder())
+
+
+def test_retrain_learns_from_stored_features_without_any_text(
+    config_file: Path, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load(config_file.read_text())
+    raw["store"]["prompt_storage"] = "hash"  # the shipped default: no text, embeddings kept
+    config_file.write_text(yaml.safe_dump(raw))
+    fill_store(config_file)
+    out = tmp_path / "candidate"
+    report = retrain(**retrain_kwargs(config_file, out, tmp_path), embedder=FakeEmbedder())
+    assert report["logged"]["calls"] == 200 and report["training_prompts"] == 140
+    assert report["offpolicy"]["candidate"]["n"] == 60
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_retrain_skips_and_counts_features_of_another_embedder(
+    config_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     raw = yaml.safe_load(config_file.read_text())
     raw["store"]["prompt_storage"] = "hash"
     config_file.write_text(yaml.safe_dump(raw))
     fill_store(config_file, n=5)
-    with pytest.raises(RouterError, match="prompt_storage: full"):
-        retrain(**retrain_kwargs(config_file, tmp_path / "c", tmp_path),
-                embedder=FakeEmbedder())
+
+    class Other(FakeEmbedder):
+        name = "other-embedder"
+
+    with pytest.raises(RouterError, match="features of another embedder"):
+        retrain(**retrain_kwargs(config_file, tmp_path / "c", tmp_path), embedder=Other())
 
 
 def report_with(dr: tuple[float, float], cost: tuple[float, float], holdout: int = 100,

@@ -16,7 +16,7 @@ from router.config import StoreConfig
 from router.decision.features import view_of
 from router.errors import ConfigError, FeedbackConflict, StoreError
 from router.schemas import RouteDecision, RouteRequest
-from router.traces.db import Database
+from router.traces.db import SCHEMA_VERSION, Database
 from router.traces.rows import PendingDecision, prompt_hash
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -242,7 +242,8 @@ def test_a_version_1_store_gains_the_key_column_and_keeps_its_rows(tmp_path: Pat
     record(old, req, decision)
     old.close()
     with sqlite3.connect(path) as conn:  # make it look as a version-1 router left it
-        conn.execute("ALTER TABLE decisions DROP COLUMN api_key")
+        for column in ("api_key", "embedding", "embedder", "feature_version", "prior_scores"):
+            conn.execute(f"ALTER TABLE decisions DROP COLUMN {column}")
         conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = make_store(f"sqlite:///{path}").start()
     try:
@@ -250,7 +251,7 @@ def test_a_version_1_store_gains_the_key_column_and_keeps_its_rows(tmp_path: Pat
         assert row is not None and row["api_key"] is None and row["estimated_cost_usd"] == 0.5
         with sqlite3.connect(path) as conn:
             version = conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'")
-            assert version.fetchone() == ("2",)
+            assert version.fetchone() == (str(SCHEMA_VERSION),)
     finally:
         upgraded.close()
 
