@@ -12,14 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api.app import create_app
 from router.config import ApiKeyConfig, AuthConfig, Settings
 from router.guards.auth import hash_key
-from tests.conftest import FakeEmbedder
-
-
-def client_for(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()))
+from tests.api.test_feedback import client_for
 
 
 @pytest.fixture
