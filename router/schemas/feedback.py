@@ -16,7 +16,8 @@ from pydantic import (
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
 
-Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# at most 1e9 (USD, ms): sums over any number of calls stay finite (a 1e308 twice is inf)
+Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 # at most 2**53 - 1: the largest integer JSON carries exactly, and the store's 64-bit columns hold
 Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
 

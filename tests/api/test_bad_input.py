@@ -135,3 +135,11 @@ def test_feedback_counts_over_64_bits_are_a_422_not_a_500(client) -> None:
                                        "tokens_in": 2**64})
     assert r.status_code == 422, r.text
     assert _detail(r)["field"] == "tokens_in" and _detail(r)["limit"] == 2**53 - 1
+
+
+def test_feedback_cost_is_bounded_so_spend_sums_stay_finite(client) -> None:
+    decision = client.post("/route", json={"prompt": "hi"}).json()
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "success": True,
+                                       "cost_usd": 1e308})
+    assert r.status_code == 422, r.text
+    assert _detail(r)["field"] == "cost_usd" and _detail(r)["limit"] == 1e9
