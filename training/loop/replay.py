@@ -330,9 +330,12 @@ def write_report(report: dict[str, Any], out: Path) -> None:
 def live_service(settings: Settings, workdir: Path, timeout: float = 300) -> Iterator[str]:
     """`tier-router serve` on a free loopback port with `settings` (written to a file), its
     own trace store in `workdir`; yields its URL, stops it (SIGTERM) on exit."""
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "replay_config.yaml"
     raw = settings.model_dump(mode="json")
+    # absolute: a relative model_dir is read beside the config file, which lives in workdir
+    raw["model_dir"] = str(Path(settings.model_dir).resolve())
     raw["store"]["url"] = f"sqlite:///{workdir / 'traces.db'}"
     config.write_text(yaml.safe_dump(raw))
     with socket.socket() as s:
