@@ -40,14 +40,16 @@ EXEMPT_PREFIXES = ("/admin/",)
 class SettingsSource(Protocol):
     """Whatever holds the serving settings (the holder): read once per request."""
 
-    current: _Serving | None  # the service serving now, when started
+    @property
+    def current(self) -> _Serving | None: ...  # the service serving now, when started
 
     @property
     def settings(self) -> Settings: ...  # before start: the settings it will start with
 
 
 class _Serving(Protocol):
-    settings: Settings
+    @property
+    def settings(self) -> Settings: ...
 
 
 def limits_of(holder: SettingsSource) -> LimitsConfig:

@@ -8,6 +8,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     field_validator,
     model_validator,
 )
@@ -34,7 +35,7 @@ class ContentPart(BaseModel):
     tier with that capability."""
 
     model_config = ConfigDict(extra="allow")
-    type: str = Field(json_schema_extra={"enum": sorted(PART_TYPES)})
+    type: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(PART_TYPES))})
     text: str | None = None
     content: str | list[Any] | None = None  # an Anthropic tool_result's output
 

@@ -387,7 +387,8 @@ class TraceStore:
     ) -> list[dict[str, Any]]:
         """Every decision with its outcome, if one came back, oldest first; filtered by the
         key, role and run given (an operator replays what one agent did)."""
-        where, params = ["d.created_at >= ?"], [since if since is not None else 0.0]
+        where = ["d.created_at >= ?"]
+        params: list[Any] = [since if since is not None else 0.0]
         for column, value in (("api_key", api_key), ("role", role), ("run_id", run_id)):
             if value is not None:
                 where.append(f"d.{column} = ?")
