@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,14 @@ from router.config import Settings, StoreConfig, load_settings
 from router.decision.artifact import save_model
 from router.decision.classifier import TierClassifier
 from tests.pg_server import PostgresServer, start_server, why_unavailable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis (under schemathesis) keeps a cache in ./.hypothesis: keep it in a temp dir."""
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tier-router-hypothesis-"))
+
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIM = 384

@@ -17,7 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from router.config import Scope
 from router.errors import ServiceNotStarted
-from router.guards.auth import ANONYMOUS, KeyRing, Principal, presented_key
+from router.guards.auth import KeyRing, Principal, presented_key
 from router.serving.holder import ServiceHolder
 from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
@@ -66,8 +66,6 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         holder: ServiceHolder = request.app.state.holder
         settings = holder.current.settings if holder.current is not None else holder.settings
         keys = settings.auth.keys
-        if not keys:  # an open service (loopback only): nothing to check, nothing to charge
-            return ANONYMOUS
         keyring: KeyRing = holder.keyring
         key = presented_key(keys, request.headers.get("authorization"),
                             bearer.credentials if bearer is not None else None, api_key)

@@ -60,8 +60,7 @@ def apply_limits(schema: dict[str, Any], settings: Settings) -> None:
     offered = {c for t in settings.tiers for c in t.capabilities}
     if "type" in part:  # parts needing a capability no tier has are answered 422: say so here
         part["type"]["enum"] = sorted(t for t in PART_TYPES
-                                      if PART_CAPABILITY.get(t, "tools") in offered
-                                      or t not in PART_CAPABILITY)
+                                      if t not in PART_CAPABILITY or PART_CAPABILITY[t] in offered)
 
 
 def _variant(prop: dict[str, Any] | None, kind: str) -> dict[str, Any]:

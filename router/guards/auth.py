@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import get_args
 
 from router.config import ApiKeyConfig, Scope, Settings
@@ -49,11 +49,11 @@ class Principal:
     name: str
     scopes: frozenset[str]
     anonymous: bool = False
-    # The configured key's name, what per-key budgets and spend count; None when open.
-    key_name: str | None = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key_name", None if self.anonymous else self.name)
+    @property
+    def key_name(self) -> str | None:
+        """The configured key's name, what per-key budgets and spend count; None when open."""
+        return None if self.anonymous else self.name
 
 
 ANONYMOUS = Principal("anonymous", frozenset(SCOPES), anonymous=True)

@@ -152,6 +152,19 @@ class RouteRequest(BaseModel):
         kind = (self.response_format or {}).get("type")
         return kind in ("json_object", "json_schema")
 
+    def capability_needs(self) -> list[tuple[str, str]]:
+        """(field, capability) of everything in the call a tier must be able to take: tools,
+        a JSON response_format, each image or audio part (its field path as the API names it)."""
+        needs = [("tools", "tools")] if self.needs_tools else []
+        if self.needs_json:
+            needs.append(("response_format", "json"))
+        offset = 1 if self.system is not None else 0  # chat() puts it first
+        for i, message in enumerate(self.chat()):
+            where = "system" if i < offset else (
+                f"messages.{i - offset}.content" if self.messages is not None else "prompt")
+            needs += [(f"{where}.{part}", kind) for part, kind in message.media()]
+        return needs
+
     def ignored_fields(self) -> list[str]:
         """Fields of the body that routing does not use (echoed so nothing passes silently)."""
         return sorted(self.model_extra or {})

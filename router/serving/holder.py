@@ -20,7 +20,8 @@ from router.decision.encoders.cache import CachedEmbedder
 from router.errors import ConfigError, RouterError, ServiceNotStarted
 from router.guards.auth import KeyRing
 from router.serving.batcher import MicroBatcher
-from router.serving.loop import ClosedLoop, DecisionLog
+from router.serving.logs import DecisionLog
+from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 

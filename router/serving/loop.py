@@ -42,7 +42,6 @@ from router.traces.rows import Seen
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
-decision_log = logging.getLogger("router.decisions")
 
 BUDGET_REFRESH_S = 15.0
 RECALIBRATE_EVERY = 50  # new outcomes before the learning state's final maps are refitted
@@ -59,7 +58,6 @@ class ClosedLoop:
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
         self.drift = DriftWindow(settings.drift_window_s)
-        self._budgeted = bool(settings.budgets)
         if registry is not None:
             self.drift.register(registry, lambda: self.settings.quality_target,
                                 settings.tier_names)
@@ -93,7 +91,6 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
-        self._budgeted = bool(settings.budgets)
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""
@@ -107,8 +104,7 @@ class ClosedLoop:
         if request.dry_run:
             return
         self.drift.decision(decision.tier)
-        if self._budgeted:
-            self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
@@ -365,40 +361,3 @@ class DriftWindow:
               registry=registry).set_function(lambda: self.counts()[1])
         Gauge("tier_router_window_seconds", "Length of the drift window.",
               registry=registry).set_function(lambda: self.window_s)
-
-
-class DecisionLog:
-    """A decision recorder: one log line per decision, carrying its ``decision_id`` (the key that
-    joins a log line to its trace and its feedback). Prompt text never enters a log unless
-    ``store.prompt_storage`` is ``full``; then the line also carries ``routed_text``, the
-    (bounded) text the classifier read."""
-
-    def __init__(self, settings: Settings):
-        self.with_text = settings.store.prompt_storage == "full"
-
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
-               seen: Seen | None = None) -> None:
-        if not decision_log.isEnabledFor(logging.INFO):
-            return
-        fields: dict[str, Any] = {
-            "event": "decision",
-            "decision_id": decision.decision_id,
-            "tier": decision.tier,
-            "model_name": decision.model,
-            "reason": decision.reason,
-            "router_version": decision.router_version,
-            "tokens_in": decision.estimated_tokens_in,
-            "cost_usd": decision.estimated_cost_usd,
-        }
-        for key in ("task", "run_id", "role", "step"):
-            value = getattr(request, key)
-            if value is not None:
-                fields[key] = value
-        if decision.detail:
-            fields["detail"] = decision.detail
-        if self.with_text:
-            fields["routed_text"] = view.text
-        # log.info("decision", extra=fields) without its look-up of the calling source line
-        # (findCaller walks the stack; the JSON line never shows it): ~10 us a decision.
-        decision_log.handle(decision_log.makeRecord(
-            decision_log.name, logging.INFO, "", 0, "decision", (), None, extra=fields))

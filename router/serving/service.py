@@ -176,15 +176,7 @@ class RouterService:
     def _check_capabilities(self, request: RouteRequest, prefix: str) -> None:
         """A call that needs a capability no configured tier has is refused, naming it."""
         offered = {c for t in self.settings.tiers for c in t.capabilities}
-        needs = [("tools", "tools") if request.needs_tools else None,
-                 ("response_format", "json") if request.needs_json else None]
-        offset = 1 if request.system is not None else 0  # chat() puts it first
-        for i, message in enumerate(request.chat()):
-            where = f"messages.{i - offset}.content" if request.messages else "prompt"
-            if i < offset:
-                where = "system"
-            needs += [(f"{where}.{part}", kind) for part, kind in message.media()]
-        for where, kind in (n for n in needs if n is not None):
+        for where, kind in request.capability_needs():
             if kind not in offered:
                 raise RequestLimitError(
                     f"{prefix}{where}", f"this call needs the {kind!r} capability and no "
@@ -224,8 +216,7 @@ class RouterService:
             tokens_in=view.tokens_in,
             expected_tokens_out=request.expected_tokens_out or settings.expected_output_tokens,
             has_tools=request.needs_tools,
-            needs=frozenset(kind for m in request.chat() for _, kind in m.media())
-            | ({"json"} if request.needs_json else frozenset()),
+            needs=frozenset(kind for _, kind in request.capability_needs()) - {"tools"},
             task=request.task,
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,

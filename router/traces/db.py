@@ -118,6 +118,36 @@ CALLS_SQL = """
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
     FROM outcomes o WHERE o.decision_id IS NULL"""
 
+# What the online learning state reads (router.traces.learning): routed, labelled outcomes.
+LEARNING_ROWS_SQL = """
+    SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity,
+           d.prior_scores, d.embedding, d.router_version
+    FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
+    WHERE o.received_at > ? AND d.reason <> 'degraded'
+    ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?"""
+LEARNED_COUNT_SQL = """
+    SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
+    WHERE o.received_at > ? AND d.reason <> 'degraded'"""
+
+# Every decision and its outcome, if any (export --format audit); the caller adds WHERE.
+AUDIT_SQL = """
+    SELECT d.decision_id, d.created_at, d.tier, d.model, d.reason, d.detail, d.scores,
+           d.prior_scores, d.quality_target, d.estimated_cost_usd, d.tokens_in, d.task,
+           d.run_id, d.role, d.step, d.user_id, d.api_key, d.router_version, d.propensity,
+           d.prompt_hash, d.prompt, d.messages, o.received_at, o.model_used,
+           o.tier AS outcome_tier, o.quality, o.cost_usd, o.cost_estimated,
+           o.tokens_in AS outcome_tokens_in, o.tokens_out, o.latency_ms, o.error,
+           o.fallback_used
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id"""
+
+
+def insert_sql(table: str, columns: tuple[str, ...], key: str) -> str:
+    """An idempotent insert: a row whose `key` is already stored is left as it is."""
+    marks = ", ".join("?" for _ in columns)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({key}) DO NOTHING")
+
+
 JOINED_SQL = """
     SELECT o.feedback_id, o.decision_id, o.received_at, COALESCE(d.created_at, o.received_at) AS t,
            COALESCE(o.model_used, d.model) AS model, COALESCE(o.tier, d.tier) AS tier,

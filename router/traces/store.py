@@ -36,7 +36,15 @@ from router.config import StoreConfig
 from router.decision.features import CallView
 from router.errors import FeedbackConflict, StoreError
 from router.schemas import RouteDecision, RouteRequest, SpendKey
-from router.traces.db import CALLS_SQL, JOINED_SQL, Database
+from router.traces.db import (
+    AUDIT_SQL,
+    CALLS_SQL,
+    JOINED_SQL,
+    LEARNED_COUNT_SQL,
+    LEARNING_ROWS_SQL,
+    Database,
+    insert_sql,
+)
 from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision, Seen
 
 log = logging.getLogger(__name__)
@@ -45,12 +53,6 @@ log = logging.getLogger(__name__)
 SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
 LEARNING_RESET_KEY = "learning_reset_at"
-
-def _insert(table: str, columns: tuple[str, ...], key: str) -> str:
-    marks = ", ".join("?" for _ in columns)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-            f"ON CONFLICT ({key}) DO NOTHING")
-
 
 class StoreMetrics:
     """The store's counters, registered in the app's own registry."""
@@ -195,7 +197,7 @@ class TraceStore:
 
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
         rows = [item.row(self.config) for item in records]
-        sql = self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id"))
+        sql = self.db.sql(insert_sql("decisions", DECISION_COLUMNS, "decision_id"))
         written = False
         for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
             try:
@@ -280,9 +282,10 @@ class TraceStore:
             cur = conn.cursor()
             try:
                 if pending is not None:
-                    cur.execute(self.db.sql(_insert("decisions", DECISION_COLUMNS, "decision_id")),
-                                pending.row(self.config))
-                cur.execute(self.db.sql(_insert("outcomes", OUTCOME_COLUMNS, "feedback_id")),
+                    cur.execute(
+                        self.db.sql(insert_sql("decisions", DECISION_COLUMNS, "decision_id")),
+                        pending.row(self.config))
+                cur.execute(self.db.sql(insert_sql("outcomes", OUTCOME_COLUMNS, "feedback_id")),
                             values)
                 inserted = cur.rowcount == 1
                 existing = None
@@ -344,21 +347,11 @@ class TraceStore:
     def learning_rows(self, limit: int, since: float = 0.0) -> list[dict[str, Any]]:
         """The newest `limit` outcomes of routed decisions received after `since`, oldest first,
         with what learning reads of their decision."""
-        rows = self._cursor_rows(
-            "SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity, "
-            "d.prior_scores, d.embedding, d.router_version FROM outcomes o "
-            "JOIN decisions d ON d.decision_id = o.decision_id WHERE o.received_at > ? "
-            "AND d.reason <> 'degraded' ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?",
-            (since, limit))
-        return rows[::-1]
+        return self._cursor_rows(LEARNING_ROWS_SQL, (since, limit))[::-1]
 
     def learned_count(self, since: float = 0.0) -> int:
         """How many outcomes of routed decisions were received after `since`."""
-        rows = self._cursor_rows(
-            "SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON "
-            "d.decision_id = o.decision_id WHERE o.received_at > ? AND d.reason <> 'degraded'",
-            (since,))
-        return int(rows[0]["n"])
+        return int(self._cursor_rows(LEARNED_COUNT_SQL, (since,))[0]["n"])
 
     def learning_reset_at(self) -> float:
         """When the learning state was last reset (epoch seconds; 0 if never)."""
@@ -394,14 +387,8 @@ class TraceStore:
                 where.append(f"d.{column} = ?")
                 params.append(value)
         return self._cursor_rows(
-            "SELECT d.decision_id, d.created_at, d.tier, d.model, d.reason, d.detail, d.scores, "
-            "d.prior_scores, d.quality_target, d.estimated_cost_usd, d.tokens_in, d.task, "
-            "d.run_id, d.role, d.step, d.user_id, d.api_key, d.router_version, d.propensity, "
-            "d.prompt_hash, d.prompt, d.messages, o.received_at, o.model_used, "
-            "o.tier AS outcome_tier, o.quality, o.cost_usd, o.cost_estimated, o.tokens_in AS "
-            "outcome_tokens_in, o.tokens_out, o.latency_ms, o.error, o.fallback_used "
-            "FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id "
-            f"WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id", tuple(params))
+            f"{AUDIT_SQL} WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id",
+            tuple(params))
 
     def counts(self) -> dict[str, int]:
         rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "

@@ -40,12 +40,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
+    workdir = tmp_path_factory.mktemp("server")
+    log = workdir / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("w") as out:
+    with log.open("w") as out:  # run in a temp dir: the shipped store URL is ./traces.db
         proc = subprocess.Popen(
             [sys.executable, "-m", "router.cli.main", "serve", "--port", str(port)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+            cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
