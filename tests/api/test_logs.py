@@ -35,7 +35,8 @@ def lines(buffer: io.StringIO) -> list[dict]:
 
 
 def route_once(settings: Settings, embedder, storage: str) -> dict:
-    settings = settings.model_copy(update={"store": StoreConfig(prompt_storage=storage)})
+    store = StoreConfig(url=settings.store.url, prompt_storage=storage)
+    settings = settings.model_copy(update={"store": store})
     app = create_app(settings=settings, embedder_factory=lambda cfg: embedder)
     body = {"messages": [{"role": "system", "content": f"system {SECRET}"},
                          {"role": "user", "content": f"what is two plus two {SECRET}"}],
