@@ -4,7 +4,7 @@
 worker) records every project function one /route call enters, from the HTTP handler down to
 the trace store's enqueue, on the synthetic model and fake embedder of tests/conftest.py. The
 store's writer thread is left out: it writes after the answer, off the request's path. Shared
-modules (`config`, `errors`, the `schemas` package) and package `__init__` files are not
+modules (`errors`, the `config` and `schemas` packages) and package `__init__` files are not
 counted.
 """
 
@@ -24,7 +24,8 @@ from router.config import Settings
 from tests.conftest import FakeEmbedder
 
 ROUTER = Path(__file__).resolve().parents[2] / "router"
-SHARED = {"__init__.py", "config.py", "errors.py"}  # and the router/schemas package
+SHARED = {"__init__.py", "errors.py"}  # and the config and schemas packages
+SHARED_PACKAGES = (str(ROUTER / "schemas"), str(ROUTER / "config"))
 OFF_PATH_THREADS = ("trace-store",)  # the writer: after the answer
 # listed in README "Layout"; the test prints them. 12 since the online learning state
 # (router/traces/learning.py) transforms the scores on the path.
@@ -39,7 +40,7 @@ def entered_modules(settings: Settings, body: dict[str, Any]) -> set[str]:
             return
         path = frame.f_code.co_filename
         if (path.startswith(str(ROUTER)) and Path(path).name not in SHARED
-                and not path.startswith(str(ROUTER / "schemas"))):
+                and not path.startswith(SHARED_PACKAGES)):
             if not threading.current_thread().name.startswith(OFF_PATH_THREADS):
                 seen.add(str(Path(path).relative_to(ROUTER.parent)))
 

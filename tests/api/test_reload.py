@@ -15,10 +15,12 @@ from tests.conftest import FakeEmbedder
 
 def write_config(path: Path, model_dir: Path, **changes) -> Path:
     """The shipped config with `changes`, its trace store beside it unless `store` is given
-    (the shipped ./traces.db would land in the checkout)."""
+    (the shipped ./traces.db would land in the checkout), and no exploration unless asked
+    (a seeded-by-time draw would make a test's expected reason a coin toss)."""
     raw = yaml.safe_load(default_config_path().read_text())
     raw["model_dir"] = str(model_dir)
     raw["store"] = {**raw.get("store", {}), "url": f"sqlite:///{path.parent / 'traces.db'}"}
+    raw["exploration_rate"] = 0.0
     raw.update(changes)
     path.write_text(yaml.safe_dump(raw))
     return path

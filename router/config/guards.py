@@ -1,0 +1,67 @@
+"""The guards' sections: API keys with their scopes and rate limits, and spending budgets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from router.config.parts import Section
+
+Scope = Literal["route", "feedback", "admin"]
+
+
+class ApiKeyConfig(Section):
+    """One client key: only its sha256 is stored (``tier-router hash-key`` makes it)."""
+
+    name: str = Field(min_length=1, max_length=64, description="Who holds it; shown in logs.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the key.")
+    scopes: list[Scope] = Field(min_length=1)
+    rate_per_minute: int | None = Field(
+        default=None, gt=0, description="Token bucket: refill per minute, also the burst size."
+    )
+
+
+class AuthConfig(Section):
+    """No keys: the service is open and `serve` binds to loopback only."""
+
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[ApiKeyConfig]) -> list[ApiKeyConfig]:
+        for attr in ("name", "sha256"):
+            values = [getattr(k, attr) for k in keys]
+            if len(set(values)) != len(values):
+                raise ValueError(f"API key {attr}s must be unique")
+        return keys
+
+
+class BudgetConfig(Section):
+    """A spending limit for one agent role, or one API key, over a calendar period (UTC)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: str | None = Field(default=None, min_length=1, max_length=256,
+                             description="The request's `role` this budget counts.")
+    api_key: str | None = Field(default=None, min_length=1, max_length=64,
+                                description="The name of the auth key whose calls it counts.")
+    limit_usd: float = Field(gt=0)
+    period: Literal["hour", "day", "week", "month"] = "day"
+    low_fraction: float = Field(default=0.8, gt=0, le=1, description="'Low' from this share on.")
+    low_quality_target: float = Field(
+        default=0.5, ge=0, le=1,
+        description="The quality_target (same meaning, relative to the best tier) used while "
+                    "the budget is low.",
+    )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> BudgetConfig:
+        if (self.role is None) == (self.api_key is None):
+            raise ValueError(f"budget '{self.name}' needs exactly one of 'role' or 'api_key'")
+        return self
+
+    def applies_to(self, role: str | None, api_key: str | None) -> bool:
+        """Does a call made with this role and this key count against the budget?"""
+        if self.role is not None:
+            return role == self.role
+        return api_key == self.api_key

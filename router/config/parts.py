@@ -1,0 +1,155 @@
+"""The configuration's sections: tiers, task rules, the encoder, limits, the store, learning
+and promotion. Each is a frozen pydantic model; ``router.config.settings`` assembles them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
+from router.errors import ConfigError
+
+Capability = Literal["tools", "json", "vision", "audio", "long_context"]
+DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
+Backend = Literal["torch", "onnx", "onnx-int8"]
+PromptStorage = Literal["full", "hash", "none"]
+FeatureStorage = Literal["embedding", "none"]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are an error (a typo must not pass), values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierConfig(Section):
+    """One price/ability class of models, cheapest tier listed first in the config."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    models: list[str] = Field(min_length=1, description="Deployed models, preferred first.")
+    input_price_per_m: float = Field(ge=0, description="USD per million input tokens.")
+    output_price_per_m: float = Field(ge=0, description="USD per million output tokens.")
+    context_window: int = Field(gt=0, description="Tokens the tier's models can hold.")
+    capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    training_models: list[str] = Field(
+        default_factory=list,
+        description="Model names in labelled traces that stand for this tier's class.",
+    )
+
+    def estimate_cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input_price_per_m + tokens_out * self.output_price_per_m) / 1e6
+
+
+class TaskRule(Section):
+    """What an agent's own task signal forces: a floor tier, or one fixed tier."""
+
+    min_tier: str | None = None
+    tier: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TaskRule:
+        if (self.min_tier is None) == (self.tier is None):
+            raise ValueError("a task rule needs exactly one of 'min_tier' or 'tier'")
+        return self
+
+
+class EmbedderConfig(Section):
+    backend: Backend = "onnx-int8"
+    threads: int = Field(default=2, ge=1, le=64)
+    max_seq_length: int = Field(default=256, ge=16, le=512)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
+    cache_size: int = Field(default=20_000, ge=0)
+    onnx_cache_dir: Path | None = Field(
+        default=None, description="Where exported ONNX files are cached; default ~/.cache."
+    )
+    int8_recipe: str = Field(
+        default=DEFAULT_INT8_RECIPE,
+        description="onnx-int8 only: which encoder MatMuls stay fp32 "
+        "(router/decision/encoders/int8_recipes.py).",
+    )
+
+    @field_validator("int8_recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        try:
+            int8_recipe(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+
+class LimitsConfig(Section):
+    max_body_bytes: int = Field(default=2_000_000, gt=0)
+    max_messages: int = Field(default=512, gt=0)
+    max_content_chars: int = Field(default=1_000_000, gt=0)
+    max_tools: int = Field(default=256, gt=0)
+    max_batch: int = Field(default=256, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StoreConfig(Section):
+    """Where decisions and outcomes go; see router/traces/store.py for what a crash can lose."""
+
+    url: str = Field(default="sqlite:///traces.db", pattern=r"^(sqlite|postgres|postgresql)://")
+    prompt_storage: PromptStorage = "hash"
+    feature_storage: FeatureStorage = Field(
+        default="embedding",
+        description="Keep with each decision what the classifier saw (the float16 embedding and "
+        "the cheap features), so learning works without the text. Default: 'embedding', or "
+        "'none' when prompt_storage is 'none'.",
+    )
+    queue_size: int = Field(default=10_000, gt=0)
+    enabled: bool = True
+    batch_size: int = Field(default=500, gt=0, description="Decisions per write transaction.")
+    flush_interval_ms: float = Field(
+        default=50.0, ge=0, le=10_000, description="Longest wait to fill a batch before writing."
+    )
+    block_ms: float = Field(
+        default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_follow_prompts(cls, data: object) -> object:
+        """Unset feature_storage follows prompt_storage: a store that keeps no trace of the
+        prompt keeps no embedding of it either."""
+        if isinstance(data, dict) and data.get("feature_storage") is None:
+            storage = "none" if data.get("prompt_storage") == "none" else "embedding"
+            data = {**data, "feature_storage": storage}
+        return data
+
+
+class LearningConfig(Section):
+    """The online learning state (router/traces/learning.py): recalibration and neighbourhood
+    evidence from this deployment's labelled outcomes, applied before the policy."""
+
+    enabled: bool = True
+    capacity: int = Field(default=2048, ge=16, le=200_000,
+                          description="Newest labelled outcomes kept (bounds memory).")
+    neighbours: int = Field(default=32, ge=1, le=1024, description="Per tier, per call.")
+    bandwidth: float = Field(default=0.25, gt=0, le=10,
+                             description="Kernel exp((cos - 1) / bandwidth).")
+    min_similarity: float = Field(default=0.2, ge=-1, lt=1,
+                                  description="Cosine below which a neighbour is no evidence.")
+    prior_strength: float = Field(default=4.0, gt=0,
+                                  description="Evidence worth as much as the model's score.")
+    calibration_strength: float = Field(default=30.0, ge=0,
+                                        description="Pull of the identity map, in outcomes.")
+    max_weight: float = Field(default=20.0, ge=1, description="Clip of 1/propensity.")
+    explore_floor: float = Field(default=0.25, ge=0, le=1,
+                                 description="Share of exploration_rate kept where evidence "
+                                 "is dense.")
+    refresh_s: float = Field(default=15.0, gt=0, le=3600,
+                             description="Reload from the store (replicas converge).")
+
+
+class PromotionConfig(Section):
+    """How `tier-router retrain` holds out logged traffic and `promote` judges a candidate."""
+
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_holdout: int = Field(default=50, ge=1)
+    quality_margin: float = Field(default=0.01, ge=0, le=1)
+    cost_margin: float = Field(default=0.05, ge=0, description="Relative cost increase allowed.")
