@@ -93,3 +93,12 @@ class RateLimited(RouterError):
     def __init__(self, message: str, retry_after: int):
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class NoHealthyModel(ServiceUnavailable):
+    """Every model the call may use has an open circuit (-> 503 naming the tier, Retry-After)."""
+
+    def __init__(self, tier: str, message: str, retry_after: int):
+        self.tier = tier
+        self.retry_after = retry_after
+        super().__init__(message)

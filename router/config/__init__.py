@@ -1,9 +1,10 @@
 """The one validated configuration object (``Settings``) and its sections, loaded once by
 ``load_settings`` and passed down. Sections live beside it by what they configure: ``parts``
-(tiers, rules, encoder, limits, store, learning, promotion), ``guards`` (keys, budgets);
-``settings`` assembles them and reads the file."""
+(tiers, rules, encoder, limits, store, learning, promotion), ``guards`` (keys, budgets),
+``health`` (circuit breaking per model); ``settings`` assembles them and reads the file."""
 
 from router.config.guards import ApiKeyConfig, AuthConfig, BudgetConfig, Scope
+from router.config.health import HealthConfig
 from router.config.parts import (
     DEFAULT_CAPABILITIES,
     Backend,
@@ -24,5 +25,5 @@ __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
     "PromotionConfig", "PromptStorage", "Scope", "Settings", "StoreConfig", "TaskRule",
-    "TierConfig", "default_config_path", "load_settings",
+    "TierConfig", "default_config_path", "load_settings", "HealthConfig",
 ]

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
+from router.schemas.health import ERROR_DOC, ErrorKind
 
 # at most 1e9 (USD, ms): sums over any number of calls stay finite (a 1e308 twice is inf)
 Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
@@ -54,7 +55,7 @@ class Feedback(_Labelled):
     tokens_in: Count | None = None
     tokens_out: Count | None = None
     latency_ms: Cost | None = None
-    error: str | None = Field(default=None, max_length=10_000)
+    error: ErrorKind | None = Field(default=None, description=ERROR_DOC)
     fallback_used: bool = False
 
 

@@ -27,7 +27,7 @@ QUALITY_TARGET_DOC = (
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
-    "ceiling", "context_downgrade",
+    "ceiling", "context_downgrade", "health_upgrade",
 ]
 
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
@@ -98,6 +98,10 @@ class RouteRequest(BaseModel):
     dry_run: bool = Field(
         default=False, strict=True,
         description="Evaluation traffic: answered as usual, never stored nor counted in spend.")
+    latency_sensitive: bool = Field(
+        default=False, strict=True,
+        description="A step a user is waiting on: within its tier, the model with the lowest "
+                    "observed median latency (from /feedback latency_ms) first.")
     run_id: Id | None = None
     role: Id | None = None
     step: Id | None = None

@@ -36,6 +36,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
+from router.serving.health import ModelHealth
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
@@ -58,7 +59,9 @@ class ClosedLoop:
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
         self.drift = DriftWindow(settings.drift_window_s)
+        self.health = ModelHealth(settings.health, seed=settings.exploration_seed)
         if registry is not None:
+            self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,
                                 settings.tier_names)
             if self.metrics is not None and self.store is not None:
@@ -91,6 +94,7 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
+        self.health.configure(settings.health)
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""
@@ -219,6 +223,7 @@ class ClosedLoop:
         if self.metrics is not None:
             self.metrics.feedback.labels(status).inc()
         if status == "stored":
+            self.health.observe(outcome, decision)
             self._account(outcome, decision)
             self._learn(item, outcome, decision)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],

@@ -25,7 +25,15 @@ from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
-from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
+from router.decision.health import HealthView
+from router.decision.policy import (
+    CallFacts,
+    Choice,
+    ExplorationDraw,
+    choose,
+    decide,
+    health_step,
+)
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
@@ -75,6 +83,14 @@ class Explorer(Protocol):
     def draw(self) -> ExplorationDraw: ...
 
 
+class Health(Protocol):
+    """Model health as a decision reads it (`router.serving.health.ModelHealth`)."""
+
+    def decision_view(self) -> HealthView | None:
+        """Every model's state, with this decision's half-open probe draw."""
+        ...
+
+
 @dataclass(frozen=True)
 class RouterService:
     """The settings, the model and the embedder that serve together, and the state they use."""
@@ -87,6 +103,7 @@ class RouterService:
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
+    health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -221,7 +238,9 @@ class RouterService:
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,
             ceiling_tier=self._tier_of(request.model),
+            latency_sensitive=request.latency_sensitive,
         )
+        health = self.health.decision_view() if self.health is not None else None
         target = request.quality_target
         if target is None:
             target = settings.quality_target
@@ -234,13 +253,13 @@ class RouterService:
             draw = self.explorer.draw() if self.explorer is not None else None
             if draw is not None and thin < 1.0:  # explore where the evidence is thin
                 draw = replace(draw, rate=draw.rate * thin)
-            choice, propensity = choose(known, settings, target, facts, low, draw)
+            choice, propensity = choose(known, settings, target, facts, low, draw, health)
             if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
                 choice = replace(choice, detail=(
                     f"unlike the training data (confidence {confidence:.2f}): scores pulled "
                     "toward each tier's pooled quality"))
         else:
-            choice = self._degraded(facts, failure)
+            choice = self._degraded(facts, failure, health)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
         return RouteDecision(
             decision_id=uuid.uuid4().hex,
@@ -271,8 +290,11 @@ class RouterService:
                 return tier.name
         return None
 
-    def _degraded(self, facts: CallFacts, failure: str) -> Choice:
-        """The configured safe tier, saying why (fail_open)."""
+    def _degraded(self, facts: CallFacts, failure: str, health: HealthView | None) -> Choice:
+        """The configured safe tier (or, if it is down, another), saying why (fail_open)."""
         settings = self.settings
         choice = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=settings.safe_tier))
-        return replace(choice, reason="degraded", detail=failure)
+        choice = replace(choice, reason="degraded", detail=failure)
+        if health is not None:
+            choice = health_step(choice, facts, settings, health)
+        return replace(choice, reason="degraded")

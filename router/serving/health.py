@@ -1,0 +1,231 @@
+"""Model health: each deployed model's reported outcomes over a window, and its circuit.
+
+`/feedback` feeds it (`observe`: an `error` of timeout, rate_limited or server_error is a
+failure of the model that was used, a call without an error a success, other errors are not
+counted); every decision reads a `snapshot` (`router.decision.health.HealthView`) and the
+policy does the rest, so the decision stays pure. The narrow interface, `record(model, ok,
+latency_ms, at)` and `snapshot()`, is what a shared implementation has to provide for replicas
+to agree: per model a sorted set of (time, outcome) and a hash holding the circuit's
+`opened_at`, both updated by one atomic script per outcome, and the snapshot read back in one
+round trip (see the README). This one is in-process: each replica judges from the feedback it
+receives.
+
+The circuit (`router.config.health.HealthConfig` says when): closed -> open when the model
+fails too often; open -> half-open after `cooldown_s` (decisions probe it on `probe_share` of
+the calls that would have had it); half-open -> closed on the first successful probe (its old
+outcomes are forgotten), -> open again on a failed one. Only the outcome of a call decided
+after the cooldown ended counts as a probe: late feedback on calls made during the outage
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from router.config import HealthConfig, Settings
+from router.decision.health import HealthView, ModelState
+from router.schemas import HEALTH_ERRORS, CircuitState, ModelHealthInfo
+
+REFRESH_S = 0.5  # a snapshot is rebuilt at least this often (open -> half-open is by time)
+STATS_S = 0.05  # and at most this often for new outcomes that change no circuit
+
+
+@dataclass
+class _Track:
+    """One model's outcomes (reported at, ok, latency ms or NaN, error kind) and circuit."""
+
+    events: deque[tuple[float, bool, float, str | None]]
+    opened_at: float | None = None
+    why: str | None = None
+
+
+class ModelHealth:
+    """Thread-safe per-model health; `clock` is epoch seconds (decisions' `created_at`)."""
+
+    def __init__(self, config: HealthConfig, clock: Callable[[], float] = time.time,
+                 seed: int | None = None):
+        self.config = config
+        self.clock = clock
+        self._tracks: dict[str, _Track] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._view: HealthView | None = None
+        self._built_at = -math.inf
+        self._dirty = False
+
+    def configure(self, config: HealthConfig) -> None:
+        """Follow a reloaded config; outcomes and circuits are kept."""
+        with self._lock:
+            self.config = config
+            self._view = None
+
+    def observe(self, outcome: Mapping[str, Any], decision: Mapping[str, Any] | None) -> None:
+        """A stored /feedback outcome of a routed call, as health sees it."""
+        kind = outcome.get("error")
+        if decision is None or (kind is not None and kind not in HEALTH_ERRORS):
+            return
+        model = outcome.get("model_used") or decision.get("model")
+        if model:
+            self.record(str(model), kind is None, outcome.get("latency_ms"),
+                        decision.get("created_at"), kind)
+
+    def record(self, model: str, ok: bool, latency_ms: float | None = None,
+               at: float | None = None, kind: str | None = None) -> None:
+        """One call's outcome; `at` is when the call was decided (a probe only if after the
+        cooldown), `kind` the error kind of a failure."""
+        if not self.config.enabled:
+            return
+        config = self.config
+        with self._lock:
+            now = self.clock()
+            track = self._tracks.get(model)
+            if track is None:
+                track = self._tracks[model] = _Track(deque(maxlen=config.max_events))
+            latency = float(latency_ms) if latency_ms is not None and ok else math.nan
+            track.events.append((now, ok, latency, None if ok else (kind or "error")))
+            self._prune(track, now)
+            self._dirty = True
+            if track.opened_at is None:
+                why = self._failing(track)
+                if why is not None:
+                    track.opened_at, track.why = now, why
+                    self._view = None
+            elif (at if at is not None else now) >= track.opened_at + config.cooldown_s:
+                if ok:  # a successful probe: closed, the outage forgotten
+                    track.opened_at, track.why = None, None
+                    track.events = deque([track.events[-1]], maxlen=config.max_events)
+                else:
+                    track.opened_at = now
+                    track.why = f"a probe after the cooldown failed ({kind or 'error'})"
+                self._view = None
+
+    def _prune(self, track: _Track, now: float) -> None:
+        edge = now - self.config.window_s
+        while track.events and track.events[0][0] < edge:
+            track.events.popleft()
+
+    def _failing(self, track: _Track) -> str | None:
+        """Why the circuit should open now, or None: the last min_calls calls all failed, or
+        more than max_error_rate of at least min_calls calls in the window."""
+        config, events = self.config, track.events
+        n = len(events)
+        if n < config.min_calls:
+            return None
+        failed = [e for e in events if not e[1]]
+        in_a_row = not any(events[-i][1] for i in range(1, config.min_calls + 1))
+        if not in_a_row and len(failed) / n <= config.max_error_rate:
+            return None
+        kinds = Counter(e[3] for e in failed)
+        detail = ", ".join(f"{k} {c}" for k, c in sorted(kinds.items()))
+        return f"{len(failed)} of {n} calls failed in the last {config.window_s:g} s ({detail})"
+
+    def snapshot(self) -> HealthView:
+        """Every model's state now (cached: rebuilt on a circuit change, else at most every
+        STATS_S for new outcomes and at least every REFRESH_S)."""
+        with self._lock:
+            now = self.clock()
+            age = now - self._built_at
+            view = self._view
+            if view is None or age >= REFRESH_S or (self._dirty and age >= STATS_S):
+                view = self._view = self._build(now)
+                self._built_at, self._dirty = now, False
+            return view
+
+    def decision_view(self) -> HealthView | None:
+        """The snapshot with this decision's probe draw; None when health is off."""
+        if not self.config.enabled:
+            return None
+        view = self.snapshot()
+        with self._lock:
+            probe = self._rng.random()
+        return HealthView(view.models, view.at, view.probe_share, view.min_calls, probe)
+
+    def _build(self, now: float) -> HealthView:
+        config = self.config
+        models = {}
+        for model, track in self._tracks.items():
+            self._prune(track, now)
+            models[model] = self._state(track, now)
+        return HealthView(models, now, config.probe_share, config.min_calls)
+
+    def _state(self, track: _Track, now: float) -> ModelState:
+        events = track.events
+        errors = sum(1 for e in events if not e[1])
+        latencies = np.array([e[2] for e in events if e[1] and e[2] == e[2]], dtype=float)
+        p50 = p95 = None
+        if latencies.size:
+            p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95]))
+        state: CircuitState = "closed"
+        retry_at = None
+        if track.opened_at is not None:
+            retry_at = track.opened_at + self.config.cooldown_s
+            state = "open" if now < retry_at else "half_open"
+        return ModelState(state, len(events), errors, int(latencies.size), p50, p95, retry_at,
+                          track.why)
+
+    def report(self, settings: Settings) -> dict[str, ModelHealthInfo]:
+        """Each configured model's health (GET /tiers), by model."""
+        view = self.snapshot()
+        return {m: info(m, view.of(m)) for t in settings.tiers for m in t.models}
+
+    def register(self, registry: CollectorRegistry, settings: Callable[[], Settings]) -> None:
+        """Gauges per configured model, read at scrape time (`settings` follows reloads)."""
+        registry.register(_HealthCollector(self, settings))
+
+
+def info(model: str, s: ModelState) -> ModelHealthInfo:
+    rate = s.error_rate
+    return ModelHealthInfo(
+        model=model, state=s.state,  # type: ignore[arg-type]
+        calls=s.calls, errors=s.errors, error_rate=None if rate is None else round(rate, 4),
+        latency_p50_ms=None if s.p50_ms is None else round(s.p50_ms, 1),
+        latency_p95_ms=None if s.p95_ms is None else round(s.p95_ms, 1),
+        retry_at=None if s.retry_at is None else round(s.retry_at, 3), why=s.why)
+
+
+class _HealthCollector(Collector):
+    """tier_router_model_* gauges: circuit state, calls, errors, error rate, latency."""
+
+    def __init__(self, health: ModelHealth, settings: Callable[[], Settings]):
+        self.health = health
+        self.settings = settings
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        view = self.health.snapshot()
+        labels = ["tier", "model"]
+        state = GaugeMetricFamily("tier_router_model_circuit_state", "1 for the model's "
+                                  "circuit state (closed, open, half_open).",
+                                  labels=[*labels, "state"])
+        calls = GaugeMetricFamily("tier_router_model_window_calls",
+                                  "Outcomes reported in the health window.", labels=labels)
+        errors = GaugeMetricFamily("tier_router_model_window_errors", "Of which timeout, "
+                                   "rate_limited or server_error.", labels=labels)
+        rate = GaugeMetricFamily("tier_router_model_error_rate", "Errors over outcomes in "
+                                 "the health window (NaN: no outcome).", labels=labels)
+        latency = GaugeMetricFamily("tier_router_model_latency_ms", "Latency of successful "
+                                    "calls in the health window (NaN: none).",
+                                    labels=[*labels, "quantile"])
+        for tier in self.settings().tiers:
+            for model in tier.models:
+                s = view.of(model)
+                for name in ("closed", "open", "half_open"):
+                    state.add_metric([tier.name, model, name], float(s.state == name))
+                calls.add_metric([tier.name, model], s.calls)
+                errors.add_metric([tier.name, model], s.errors)
+                r = s.error_rate
+                rate.add_metric([tier.name, model], math.nan if r is None else r)
+                for q, v in (("0.5", s.p50_ms), ("0.95", s.p95_ms)):
+                    latency.add_metric([tier.name, model, q], math.nan if v is None else v)
+        yield from (state, calls, errors, rate, latency)
