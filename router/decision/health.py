@@ -71,15 +71,16 @@ def skipped_why(view: HealthView, model: str) -> str:
 
 
 def latency_order(models: list[str], view: HealthView) -> list[str]:
-    """Lowest trusted median latency first; models without enough samples keep their order,
-    after the measured ones."""
+    """Lowest trusted median latency first (p95, then the configured order, break ties). A
+    model with fewer than `min_calls` latency samples in the window goes before the measured
+    ones, in the configured order: otherwise a model behind a healthy one would never be
+    measured, and a latency-sensitive call would never learn that it is faster."""
     def key(item: tuple[int, str]) -> tuple[bool, float, float, int]:
         i, m = item
         s = view.of(m)
-        known = s.p50_ms is not None and s.latency_calls >= view.min_calls
-        if not known:
-            return (True, 0.0, 0.0, i)
-        return (False, s.p50_ms or 0.0, s.p95_ms or 0.0, i)
+        if s.p50_ms is None or s.latency_calls < view.min_calls:
+            return (False, 0.0, 0.0, i)
+        return (True, s.p50_ms, s.p95_ms or 0.0, i)
     return [m for _, m in sorted(enumerate(models), key=key)]
 
 

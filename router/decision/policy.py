@@ -283,9 +283,13 @@ def _nowhere(tier: str, facts: CallFacts, settings: Settings) -> str:
 
 def _within_tier(choice: Choice, tier: TierConfig, facts: CallFacts, view: HealthView
                  ) -> Choice:
-    """The tier's usable models first (by latency when asked), skipped ones last."""
+    """The tier's usable models first (by latency when asked), skipped ones last. A probe of a
+    half-open model puts it first: behind a healthy model it would never be tried."""
     models = latency_order(list(tier.models), view) if facts.latency_sensitive else tier.models
     up = [m for m in models if view.usable(m)]
+    probed = [m for m in up if view.of(m).state == "half_open"]
+    if probed:
+        up = [probed[0], *[m for m in up if m != probed[0]]]
     rest = [m for m in choice.fallbacks if m not in tier.models]
     chain = [*up, *[m for m in rest if view.usable(m)],
              *[m for m in models if m not in up], *[m for m in rest if not view.usable(m)]]
@@ -296,9 +300,10 @@ def _within_tier(choice: Choice, tier: TierConfig, facts: CallFacts, view: Healt
     if view.of(chain[0]).state == "half_open":
         notes.append(f"probing {chain[0]} after its cooldown (circuit half-open)")
     if facts.latency_sensitive and models != list(tier.models):
-        p50 = view.of(chain[0]).p50_ms
-        notes.append(f"latency_sensitive: {chain[0]} first (median {p50:.0f} ms)"
-                     if p50 is not None else f"latency_sensitive: {chain[0]} first")
+        s = view.of(chain[0])
+        notes.append(f"latency_sensitive: {chain[0]} first (median {s.p50_ms:.0f} ms)"
+                     if s.p50_ms is not None and s.latency_calls >= view.min_calls else
+                     f"latency_sensitive: {chain[0]} first (not yet measured)")
     if not notes and chain == [choice.model, *choice.fallbacks]:
         return choice
     detail = "; ".join(n for n in (choice.detail, *notes) if n)

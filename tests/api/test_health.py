@@ -1,0 +1,132 @@
+"""Model health through the real app: /feedback errors open circuits, decisions say what they
+skipped, a forced tier that is down is a 503, /tiers and /metrics show each model's health."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.api.app import create_app
+from router.config import HealthConfig, Settings, load_settings
+from router.errors import ConfigError
+from tests.conftest import FakeEmbedder
+
+HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
+                      probe_share=0.1)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    s = settings.model_copy(update={"health": HEALTH})
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        yield c
+
+
+def route(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/route", json={"prompt": "say hello", **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def report(client: TestClient, model: str, n: int, **outcome: Any) -> None:
+    """`n` routed calls (forced to the model's tier) and their outcomes on `model`."""
+    tier = next(t["name"] for t in client.get("/tiers").json() if model in t["models"])
+    for _ in range(n):
+        decision = route(client, tier=tier)
+        body = {"decision_id": decision["decision_id"], "model_used": model,
+                "success": "error" not in outcome, **outcome}
+        r = client.post("/feedback", json=body)
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)  # outcomes that open no circuit show in the next snapshot (50 ms)
+
+
+def health_of(client: TestClient, model: str) -> dict[str, Any]:
+    for tier in client.get("/tiers").json():
+        for entry in tier["health"]:
+            if entry["model"] == model:
+                return entry
+    raise AssertionError(model)
+
+
+def test_timeouts_open_the_circuit_and_decisions_skip_the_model(client: TestClient) -> None:
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    report(client, "gpt-4.1-nano", 3, error="timeout", latency_ms=30_000)
+    decision = route(client, tier="small")
+    assert decision["model"] == "gemini-2.0-flash-001"
+    assert decision["fallbacks"][-1] == "gpt-4.1-nano"  # last resort, never first
+    assert decision["detail"].startswith(
+        "skipped gpt-4.1-nano (circuit open: 3 of 3 calls failed in the last 60 s (timeout 3)")
+    nano = health_of(client, "gpt-4.1-nano")
+    assert (nano["state"], nano["calls"], nano["errors"], nano["error_rate"]) == (
+        "open", 3, 3, 1.0)
+    assert nano["retry_at"] == pytest.approx(time.time() + 30, abs=5)
+    assert nano["latency_p50_ms"] is None  # a timeout's latency is not the model's
+
+
+def test_bad_requests_do_not_count_against_the_model(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 4, error="bad_request")
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    assert health_of(client, "gpt-4.1-nano")["calls"] == 0
+
+
+def test_a_forced_tier_that_is_down_is_a_503_naming_it(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 3, error="server_error")
+    report(client, "gemini-2.0-flash-001", 3, error="rate_limited")
+    r = client.post("/route", json={"prompt": "say hello", "tier": "small"})
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert (body["error"], body["tier"]) == ("no healthy model", "small")
+    assert body["detail"].startswith("tier 'small' is forced and has no healthy model")
+    assert 1 <= int(r.headers["retry-after"]) <= 30
+    small = next(t for t in client.get("/tiers").json() if t["name"] == "small")
+    assert small["available"] is False
+    moved = route(client, quality_target=0.0)  # the classifier would pick small
+    assert (moved["tier"], moved["reason"]) == ("medium", "health_upgrade")
+    assert moved["detail"].startswith("tier 'small' is down (gpt-4.1-nano (circuit open")
+    metrics = client.get("/metrics").text
+    assert 'tier_router_model_circuit_state{model="gemini-2.0-flash-001",state="open",' \
+        'tier="small"} 1.0' in metrics
+    assert 'tier_router_errors_total{kind="no_healthy_model"} 1.0' in metrics
+
+
+def test_latency_sensitive_calls_get_the_fastest_model_of_their_tier(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 3, latency_ms=1200)
+    report(client, "gemini-2.0-flash-001", 3, latency_ms=300)
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    fast = route(client, tier="small", latency_sensitive=True)
+    assert fast["model"] == "gemini-2.0-flash-001"
+    assert fast["detail"] == "latency_sensitive: gemini-2.0-flash-001 first (median 300 ms)"
+    gemini = health_of(client, "gemini-2.0-flash-001")
+    assert (gemini["latency_p50_ms"], gemini["latency_p95_ms"]) == (300.0, 300.0)
+    metrics = client.get("/metrics").text
+    assert ('tier_router_model_latency_ms{model="gpt-4.1-nano",quantile="0.95",tier="small"} '
+            '1200.0') in metrics
+
+
+def test_an_unknown_error_kind_is_a_422_naming_the_field_and_the_kinds(
+    client: TestClient,
+) -> None:
+    decision = route(client)
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "success": False,
+                                       "error": "HTTP 503 from upstream"})
+    assert r.status_code == 422
+    [problem] = r.json()["detail"]
+    assert problem["field"] == "error"
+    assert "'timeout'" in problem["message"] and "'server_error'" in problem["message"]
+
+
+def test_latency_sensitive_must_be_a_boolean(client: TestClient) -> None:
+    r = client.post("/route", json={"prompt": "hi", "latency_sensitive": "yes"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "latency_sensitive"
+
+
+def test_the_health_section_is_validated(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("tiers: [{name: a, models: [m], input_price_per_m: 1, output_price_per_m: 1,"
+                    " context_window: 10}]\nsafe_tier: a\nhealth: {min_calls: 0}\n")
+    with pytest.raises(ConfigError, match="health.min_calls"):
+        load_settings(path)
