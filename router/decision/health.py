@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from router.config import TierConfig
+from router.schemas import CircuitState
 
 
 @dataclass(frozen=True)
 class ModelState:
     """One model's health as the decision reads it (defaults: nothing known, closed)."""
 
-    state: str = "closed"  # closed | open | half_open
+    state: CircuitState = "closed"
     calls: int = 0
     errors: int = 0
     latency_calls: int = 0

@@ -188,7 +188,7 @@ class ModelHealth:
 def info(model: str, s: ModelState) -> ModelHealthInfo:
     rate = s.error_rate
     return ModelHealthInfo(
-        model=model, state=s.state,  # type: ignore[arg-type]
+        model=model, state=s.state,
         calls=s.calls, errors=s.errors, error_rate=None if rate is None else round(rate, 4),
         latency_p50_ms=None if s.p50_ms is None else round(s.p50_ms, 1),
         latency_p95_ms=None if s.p95_ms is None else round(s.p95_ms, 1),
