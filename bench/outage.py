@@ -16,7 +16,9 @@ provider is down, else a success with a simulated latency. Phases:
    decisions it gets afterwards;
 4. tier down: both models of `small` time out: decisions move to the next stronger tier
    (reason `health_upgrade`) and a call forced to `small` gets 503 naming it;
-5. latency: both answer, the second faster; `latency_sensitive` calls get the faster one.
+5. latency: both answer, the second faster; `latency_sensitive` calls get the faster one;
+6. with `--agents N` (default 8), the first model's outage again with N agents calling at
+   once: the calls it still gets, those in flight when its circuit opened included.
 
 Works in a temporary directory (config copy, fresh SQLite store); exploration off. Exit status
 1 if decisions did not move off within min_calls failures or did not come back.
@@ -28,6 +30,7 @@ import argparse
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -186,6 +189,29 @@ def run(agent: Agent, min_calls: int, cooldown_s: float, outage_s: float, warm: 
     return {"figures": figures, "checks": checks, "phases": [p.row() for p in phases]}
 
 
+def concurrent_outage(base: str, agents: int, cooldown_s: float, seed: int, pace_s: float
+                      ) -> dict[str, Any]:
+    """`agents` agents at once while the first model is down, for less than one cooldown (so
+    no probe is among them): how many calls it still got, counting those in flight when its
+    circuit opened."""
+    phase = Phase(f"outage, {agents} agents")
+    stop = time.monotonic() + 0.8 * cooldown_s
+
+    def work(i: int) -> None:
+        agent = Agent(base, seed + 1 + i, pace_s)
+        agent.down = {FIRST}
+        while time.monotonic() < stop:
+            agent.call(phase)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(agents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"agents": agents, "decisions": len(phase.calls), "on_failing_model": phase.on(FIRST),
+            "phase": phase.row()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser, "model directory (default: the shipped one)")
@@ -194,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-share", type=float, default=0.2)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds of outage")
     parser.add_argument("--pace", type=float, default=0.01, help="pause between calls (s)")
+    parser.add_argument("--agents", type=int, default=8,
+                        help="then an outage with this many agents at once (0: skip)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tier-router-outage-") as tmp:
         work = Path(tmp)
@@ -213,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             result = run(Agent(server.base, args.seed, args.pace), args.min_calls,
                          args.cooldown, args.outage)
+            if args.agents:
+                time.sleep(args.cooldown + 1)  # the latency phase's circuits settle
+                many = concurrent_outage(server.base, args.agents, args.cooldown, args.seed,
+                                         args.pace)
+                result["phases"].append(many.pop("phase"))
+                result["figures"]["concurrent_outage"] = many
+                result["checks"]["concurrent: moved off within min_calls + agents calls"] = (
+                    many["on_failing_model"] <= args.min_calls + args.agents)
         finally:
             server.stop()
     print_table(["phase", "calls", "failed", "models", "reasons"], result["phases"])
