@@ -84,6 +84,8 @@ def test_a_forced_tier_that_is_down_is_a_503_naming_it(client: TestClient) -> No
     assert 1 <= int(r.headers["retry-after"]) <= 30
     small = next(t for t in client.get("/tiers").json() if t["name"] == "small")
     assert small["available"] is False
+    shadow = route(client, tier="small", shadow=True)  # nobody follows it: never refused
+    assert shadow["tier"] == "small" and shadow["shadow"] is True
     moved = route(client, quality_target=0.0)  # the classifier would pick small
     assert (moved["tier"], moved["reason"]) == ("medium", "health_upgrade")
     assert moved["detail"].startswith("tier 'small' is down (gpt-4.1-nano (circuit open")
