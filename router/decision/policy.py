@@ -245,6 +245,7 @@ def health_step(choice: Choice, facts: CallFacts, settings: Settings, view: Heal
     reason = "health_upgrade" if moved > index else "degraded"
     way = "the next stronger tier" if moved > index else "the strongest usable weaker tier"
     detail = f"tier '{choice.tier}' is down ({why}): {way}, '{names[moved]}'"
+    detail = f"{choice.detail}; {detail}" if choice.detail else detail  # what it was first
     eligible = [i for i, t in enumerate(settings.tiers) if _eligible(t, facts)]
     other = _choice(settings.tiers, moved, reason, facts, detail, eligible)
     return _within_tier(other, settings.tiers[moved], facts, view)

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,8 @@ class ModelHealth:
         """Follow a reloaded config; outcomes and circuits are kept."""
         with self._lock:
             self.config = config
+            for track in self._tracks.values():
+                track.events = deque(track.events, maxlen=config.max_events)
             self._view = None
 
     def observe(self, outcome: Mapping[str, Any], decision: Mapping[str, Any] | None) -> None:
@@ -150,7 +152,7 @@ class ModelHealth:
         view = self.snapshot()
         with self._lock:
             probe = self._rng.random()
-        return HealthView(view.models, view.at, view.probe_share, view.min_calls, probe)
+        return replace(view, probe=probe)
 
     def _build(self, now: float) -> HealthView:
         config = self.config

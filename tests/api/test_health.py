@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import HealthConfig, Settings, load_settings
 from router.errors import ConfigError
-from tests.conftest import FakeEmbedder
+from tests.conftest import BrokenEmbedder, FakeEmbedder
 
 HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
                       probe_share=0.1)
@@ -132,3 +132,16 @@ def test_the_health_section_is_validated(tmp_path) -> None:
                     " context_window: 10}]\nsafe_tier: a\nhealth: {min_calls: 0}\n")
     with pytest.raises(ConfigError, match="health.min_calls"):
         load_settings(path)
+
+
+def test_a_degraded_decision_leaves_a_safe_tier_that_is_down(settings: Settings) -> None:
+    """The model failed (fail_open: the safe tier, large) and large is down: medium."""
+    s = settings.model_copy(update={"health": HEALTH})
+    app = create_app(settings=s, embedder_factory=lambda cfg: BrokenEmbedder())
+    with TestClient(app) as client:
+        for model in ("gpt-4.1", "claude-3-7-sonnet-20250219"):
+            report(client, model, 3, error="server_error")
+        decision = route(client)
+        assert (decision["tier"], decision["reason"]) == ("medium", "degraded")
+        assert decision["detail"].startswith("prediction failed: RuntimeError: encoder exploded"
+                                             "; tier 'large' is down (gpt-4.1 (circuit open")
