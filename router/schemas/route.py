@@ -79,7 +79,8 @@ class RouteRequest(BaseModel):
     max_tokens: OutputTokens | None = Field(
         default=None, description="The output budget: the output token estimate.")
     max_completion_tokens: OutputTokens | None = None
-    stream: bool | None = Field(default=None, description="Accepted; routing is the same.")
+    stream: bool | None = Field(default=None, strict=True,  # 0.0 is not false
+                                description="Accepted; routing is the same.")
     model: str | None = Field(
         default=None, max_length=256,
         description="The model the caller would use: echoed as requested_model. A configured "
