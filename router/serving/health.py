@@ -14,8 +14,9 @@ The circuit (`router.config.health.HealthConfig` says when): closed -> open when
 fails too often; open -> half-open after `cooldown_s` (decisions probe it on `probe_share` of
 the calls that would have had it); half-open -> closed on the first successful probe (its old
 outcomes are forgotten), -> open again on a failed one. Only the outcome of a call decided
-after the cooldown ended counts as a probe: late feedback on calls made during the outage
-changes nothing.
+after the cooldown ended counts as a probe, and once a probe has closed the circuit the
+outcomes of calls decided before it are dropped: late feedback on calls made during the
+outage (a timeout is often reported long after the call) changes nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class _Track:
     events: deque[tuple[float, bool, float, str | None]]
     opened_at: float | None = None
     why: str | None = None
+    closed_at: float = -math.inf  # when a probe last closed it
 
 
 class ModelHealth:
@@ -95,6 +97,8 @@ class ModelHealth:
             track = self._tracks.get(model)
             if track is None:
                 track = self._tracks[model] = _Track(deque(maxlen=config.max_events))
+            if at is not None and at < track.closed_at:
+                return  # news of a call decided during the outage a probe already ended
             latency = float(latency_ms) if latency_ms is not None and ok else math.nan
             track.events.append((now, ok, latency, None if ok else (kind or "error")))
             self._prune(track, now)
@@ -106,7 +110,7 @@ class ModelHealth:
                     self._view = None
             elif (at if at is not None else now) >= track.opened_at + config.cooldown_s:
                 if ok:  # a successful probe: closed, the outage forgotten
-                    track.opened_at, track.why = None, None
+                    track.opened_at, track.why, track.closed_at = None, None, now
                     track.events = deque([track.events[-1]], maxlen=config.max_events)
                 else:
                     track.opened_at = now

@@ -80,6 +80,23 @@ def test_cooldown_then_half_open_then_a_good_probe_closes_and_forgets() -> None:
     assert (s.state, s.calls, s.errors, s.retry_at) == ("closed", 1, 0, None)
 
 
+def test_late_failures_of_calls_made_before_the_circuit_closed_change_nothing() -> None:
+    h, clock = health()
+    for _ in range(5):
+        h.record("a", False, at=clock.t, kind="timeout")
+    outage = clock.t
+    clock.t += 31
+    h.record("a", True, 90, at=clock.t)  # the probe closes it
+    clock.t += 10
+    for _ in range(5):  # the outage's timeouts, reported 40 s late
+        h.record("a", False, at=outage, kind="timeout")
+    s = h.snapshot().of("a")
+    assert (s.state, s.calls, s.errors) == ("closed", 1, 0)
+    h.record("a", False, at=clock.t, kind="timeout")  # a new call's failure counts
+    clock.t += 1
+    assert h.snapshot().of("a").errors == 1
+
+
 def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
     h, clock = health()
     for _ in range(5):
