@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,9 +56,10 @@ class _Track:
 class ModelHealth:
     """Thread-safe per-model health; `clock` is epoch seconds (decisions' `created_at`)."""
 
-    def __init__(self, config: HealthConfig, clock: Callable[[], float] = time.time,
-                 seed: int | None = None):
+    def __init__(self, config: HealthConfig, models: Iterable[str] = (),
+                 clock: Callable[[], float] = time.time, seed: int | None = None):
         self.config = config
+        self.models = frozenset(models)  # what `observe` tracks: the configured models
         self.clock = clock
         self._tracks: dict[str, _Track] = {}
         self._lock = threading.Lock()
@@ -67,21 +68,24 @@ class ModelHealth:
         self._built_at = -math.inf
         self._dirty = False
 
-    def configure(self, config: HealthConfig) -> None:
-        """Follow a reloaded config; outcomes and circuits are kept."""
+    def configure(self, config: HealthConfig, models: Iterable[str]) -> None:
+        """Follow a reloaded config: outcomes and circuits of the models still configured are
+        kept, the others forgotten."""
         with self._lock:
-            self.config = config
+            self.config, self.models = config, frozenset(models)
+            self._tracks = {m: t for m, t in self._tracks.items() if m in self.models}
             for track in self._tracks.values():
                 track.events = deque(track.events, maxlen=config.max_events)
             self._view = None
 
     def observe(self, outcome: Mapping[str, Any], decision: Mapping[str, Any] | None) -> None:
-        """A stored /feedback outcome of a routed call, as health sees it."""
+        """A stored /feedback outcome of a routed call, as health sees it (only configured
+        models are tracked: a client's made-up `model_used` names must not grow memory)."""
         kind = outcome.get("error")
         if decision is None or (kind is not None and kind not in HEALTH_ERRORS):
             return
         model = outcome.get("model_used") or decision.get("model")
-        if model:
+        if model in self.models:
             self.record(str(model), kind is None, outcome.get("latency_ms"),
                         decision.get("created_at"), kind)
 
@@ -189,6 +193,11 @@ class ModelHealth:
     def register(self, registry: CollectorRegistry, settings: Callable[[], Settings]) -> None:
         """Gauges per configured model, read at scrape time (`settings` follows reloads)."""
         registry.register(_HealthCollector(self, settings))
+
+
+def models_of(settings: Settings) -> list[str]:
+    """The deployed models of every tier: the ones health tracks."""
+    return [m for t in settings.tiers for m in t.models]
 
 
 def info(model: str, s: ModelState) -> ModelHealthInfo:

@@ -36,7 +36,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.health import ModelHealth
+from router.serving.health import ModelHealth, models_of
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
@@ -60,7 +60,8 @@ class ClosedLoop:
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
         self.drift = DriftWindow(settings.drift_window_s)
-        self.health = ModelHealth(settings.health, seed=settings.exploration_seed)
+        self.health = ModelHealth(settings.health, models_of(settings),
+                                  seed=settings.exploration_seed)
         if registry is not None:
             self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,
@@ -95,7 +96,7 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
-        self.health.configure(settings.health)
+        self.health.configure(settings.health, models_of(settings))
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""

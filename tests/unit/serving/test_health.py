@@ -24,7 +24,7 @@ class Clock:
 
 def health(config: HealthConfig = CONFIG) -> tuple[ModelHealth, Clock]:
     clock = Clock()
-    return ModelHealth(config, clock=clock, seed=0), clock
+    return ModelHealth(config, ("a", "b", "gpt-4.1-nano", "gpt-4.1"), clock=clock, seed=0), clock
 
 
 def test_min_calls_failures_in_a_row_open_the_circuit_even_after_a_clean_history() -> None:
@@ -129,10 +129,21 @@ def test_observe_counts_only_the_providers_failures_against_the_model_used() -> 
     h.observe({"model_used": "b", "error": "timeout"}, decision)  # the fallback it used
     h.observe({"model_used": None, "error": None, "latency_ms": 12.0}, decision)
     h.observe({"model_used": "a", "error": "timeout"}, None)  # a trace without a decision
+    h.observe({"model_used": "made-up", "error": "timeout"}, decision)  # not configured
     clock.t += 1  # outcomes that open no circuit show in the next snapshot (cached STATS_S)
     view = h.snapshot()
     assert (view.of("b").calls, view.of("b").errors) == (1, 1)
     assert (view.of("a").calls, view.of("a").errors, view.of("a").p50_ms) == (1, 0, 12.0)
+    assert "made-up" not in view.models
+
+
+def test_a_reload_forgets_models_no_longer_configured() -> None:
+    h, clock = health()
+    for _ in range(5):
+        h.record("a", False, kind="timeout")
+        h.record("b", False, kind="timeout")
+    h.configure(CONFIG, ["a"])
+    assert h.snapshot().of("a").state == "open" and "b" not in h.snapshot().models
 
 
 def test_disabled_health_records_nothing_and_gives_no_view() -> None:
