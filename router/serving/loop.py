@@ -36,9 +36,9 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
-from router.traces.rows import Seen
+from router.traces.rows import Seen, Written
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -158,8 +158,7 @@ class ClosedLoop:
             return {"enabled": False}
         return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
 
-    def _learn(self, item: Feedback | TraceRecord, outcome: dict[str, Any],
-               decision: dict[str, Any] | None) -> None:
+    def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once."""
         state = self.learning
         if state is None or decision is None:
@@ -216,14 +215,30 @@ class ClosedLoop:
             outcome = decision_outcome(item, decision, settings)
         else:
             outcome = trace_outcome(item, settings)
-        status = store.add_outcome(outcome, pending)
+        complete = partial(completion, new=outcome, fb=item) if isinstance(
+            item, Feedback) else None
+        written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
-            self.metrics.feedback.labels(status).inc()
-        if status == "stored":
+            self.metrics.feedback.labels(written.status).inc()
+        if written.status == "stored":
             self._account(outcome, decision)
-            self._learn(item, outcome, decision)
+            self._learn(outcome, decision)
+        elif written.status == "completed" and decision is not None:
+            self._account_added(written, decision)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=status)
+                               decision_id=outcome["decision_id"], status=written.status)
+
+    def _account_added(self, written: Written, decision: dict[str, Any]) -> None:
+        """A later report completed a stored outcome: count what it added, once (a label
+        teaches now; a reported cost replaces the estimate counted before)."""
+        added, before = written.added, written.before or {}
+        if "quality" in added:
+            self.drift.outcome(added["quality"], best_score(decision.get("scores")))
+            self._learn(written.row, decision)
+        if "cost_usd" in added:
+            self.budgets.add(decision.get("role"),
+                             added["cost_usd"] - float(before.get("cost_usd") or 0.0),
+                             decision.get("api_key"))
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""
