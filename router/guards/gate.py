@@ -72,8 +72,9 @@ class Gate:
         the key's limit, 429 if it does not fit now, 402 if a budget over it is spent."""
         entry = key_named(self.keys, call.api_key)
         windows = []
+        if entry is not None and entry.tokens_per_minute is not None:
+            self._fits_at_all(entry, call, prefix)  # a dry run is told too
         if entry is not None and entry.tokens_per_minute is not None and call.charge:
-            self._fits_at_all(entry, call, prefix)
             windows.append(Window(limit_key("tpm", entry), entry.tokens_per_minute,
                                   (call.tokens_in, call.tokens_out)))
         covering = self.budgets.covering(call.role, call.api_key) if self.budgets else []
