@@ -81,8 +81,8 @@ class Gate:
         if not windows and not covering:
             return
         now = self.clock()
-        assert self.budgets is not None or not covering
-        reads = [self.budgets.key(b, now) for b in covering] if self.budgets else []
+        day = self.budgets.clock() if self.budgets is not None else now  # periods: its clock
+        reads = [self.budgets.key(b, day) for b in covering] if self.budgets else []
         taken = self.counters.take(windows, call.entry, now, reads)
         if taken.refused is not None:
             assert entry is not None and entry.tokens_per_minute is not None
@@ -94,7 +94,7 @@ class Gate:
                 retry_after=retry)
         if self.budgets is not None and covering:
             try:
-                refuse(self.budgets.judge(covering, taken.values, now))
+                refuse(self.budgets.judge(covering, taken.values, day))
             except Exception:
                 self._refund(windows, call.entry, now)
                 raise
