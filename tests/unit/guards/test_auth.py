@@ -9,10 +9,8 @@ import pytest
 import yaml
 
 from router.cli.main import main
-from router.config import API_KEYS_ENV, default_config_path, load_settings
-from router.errors import ConfigError
-from router.config import ApiKeyConfig
-from router.errors import RateLimited
+from router.config import API_KEYS_ENV, ApiKeyConfig, default_config_path, load_settings
+from router.errors import ConfigError, RateLimited
 from router.guards.auth import KeyRing, check_bind, hash_key, is_loopback
 
 
