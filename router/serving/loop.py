@@ -22,11 +22,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from router.config import BudgetConfig, Settings
+from router.config import Settings
 from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
 from router.errors import StoreError, UnknownDecision
-from router.guards.budgets import BudgetTracker
+from router.guards.budgets import BudgetTracker, spent_in_store
+from router.guards.gate import correct_tokens
 from router.schemas import (
     Feedback,
     FeedbackReceipt,
@@ -174,12 +175,8 @@ class ClosedLoop:
         if store is None or not self.budgets.budgets:
             return
 
-        def spent(budget: BudgetConfig, since: float) -> float:
-            by, value = ("role", budget.role) if budget.role else ("api_key", budget.api_key)
-            return sum(r["cost_usd"] for r in store.spend(by, since, only=value))
-
         try:
-            self.budgets.load(spent)
+            self.budgets.load(partial(spent_in_store, store.spend))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -225,6 +222,10 @@ class ClosedLoop:
             self._learn(outcome, decision)
         elif written.status == "completed" and decision is not None:
             self._account_added(written, decision)
+        if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
+                decision is not None):  # the key's tokens per minute: what the call really used
+            correct_tokens(settings.auth.keys, self.budgets.counters, decision.get("api_key"),
+                           item.decision_id, item.tokens_in, item.tokens_out)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
                                decision_id=outcome["decision_id"], status=written.status)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -28,6 +27,7 @@ from router.decision.features import CallView, view_of
 from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
+from router.guards.gate import Gate
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
 
@@ -87,6 +87,7 @@ class RouterService:
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
+    gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,10 +108,15 @@ class RouterService:
         return self.route_admitted(requests)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, or a spent budget (not
-        for a shadow call: its caller follows its own model, a 402 would only stop it)."""
+        """Raise the request's own error: a configured limit it breaks, its key's tokens per
+        minute, or a spent budget (neither for a shadow call: its caller follows its own model,
+        a 429 or 402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.budgets is not None and not self.is_shadow(request):
+        if self.is_shadow(request):
+            return
+        if self.gate is not None:
+            self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
+        elif self.budgets is not None:
             self.budgets.check(request.role, request.api_key)
 
     def is_shadow(self, request: RouteRequest) -> bool:
@@ -250,7 +256,7 @@ class RouterService:
             choice = self._degraded(facts, failure)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
         return RouteDecision(
-            decision_id=uuid.uuid4().hex,
+            decision_id=request.take_decision_id(),
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,
