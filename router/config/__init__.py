@@ -14,6 +14,7 @@ from router.config.parts import (
     LimitsConfig,
     PromotionConfig,
     PromptStorage,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
@@ -23,6 +24,6 @@ from router.config.settings import API_KEYS_ENV, Settings, default_config_path, 
 __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
-    "PromotionConfig", "PromptStorage", "Scope", "Settings", "StoreConfig", "TaskRule",
-    "TierConfig", "default_config_path", "load_settings",
+    "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings", "StoreConfig",
+    "TaskRule", "TierConfig", "default_config_path", "load_settings",
 ]

@@ -36,11 +36,13 @@ from router.schemas.route import (
     edit_distance,
     misspelt_field,
 )
+from router.schemas.runs import RunLedger, RunList, RunStep, RunSummary
 
 __all__ = [
     "FOREIGN_FIELDS", "KNOB_MEANING", "PART_CAPABILITY", "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "RouteRequest", "RunLedger", "RunList", "RunStep", "RunSummary", "SpendKey", "SpendReport",
+    "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
 ]

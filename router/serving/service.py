@@ -26,8 +26,10 @@ from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
 from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
+from router.decision.sticky import stick
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
+from router.guards.runs import RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
 
@@ -87,6 +89,7 @@ class RouterService:
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
+    runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +114,8 @@ class RouterService:
         self.check_limits(request, prefix)
         if self.budgets is not None:
             self.budgets.check(request.role, request.api_key)
+        if self.runs is not None and request.run_id is not None:
+            check_run(self.runs, request, self.settings.runs)
 
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
@@ -242,7 +247,16 @@ class RouterService:
         else:
             choice = self._degraded(facts, failure)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
-        return RouteDecision(
+        if self._sticky(request):
+            assert self.runs is not None and request.run_id is not None
+            pin = self.runs.get(run_key(request.api_key, request.run_id))
+            if pin is not None:
+                stuck = stick(choice, pin.tier, pin.model, settings, facts,
+                              self.unhealthy_models())
+                if stuck.reason == "sticky" and choice.reason != "sticky":
+                    propensity = 1.0 if self.explorer is not None else None  # never explored
+                choice = stuck
+        decision = RouteDecision(
             decision_id=uuid.uuid4().hex,
             tier=choice.tier,
             model=choice.model,
@@ -261,6 +275,31 @@ class RouterService:
             requested_model=request.model,
             ignored_fields=request.ignored_fields() or None,
         )
+        return self._run_account(request, decision)
+
+    def _sticky(self, request: RouteRequest) -> bool:
+        mode = request.sticky or self.settings.runs.sticky
+        return mode == "run" and request.run_id is not None and self.runs is not None
+
+    def unhealthy_models(self) -> frozenset[str]:
+        """The models a sticky run must leave: the health guard's open circuits (none yet)."""
+        return frozenset()
+
+    def _run_account(self, request: RouteRequest, decision: RouteDecision) -> RouteDecision:
+        """Count the decision's estimate in its run (not for dry_run) and say the run's spend."""
+        if self.runs is None or request.run_id is None:
+            return decision
+        run = run_key(request.api_key, request.run_id)
+        if request.dry_run:
+            view = self.runs.get(run)
+            spend = view.spend_usd if view is not None else 0.0
+        else:
+            spend = self.runs.add(run, decision.estimated_cost_usd, decision.tier,
+                                  decision.model).spend_usd
+        cap = run_cap(request, self.settings.runs)
+        decision.run_spend_usd = round(spend, 8)
+        decision.run_max_cost_usd = cap.usd if cap is not None else None
+        return decision
 
     def _tier_of(self, model: str | None) -> str | None:
         """The configured tier a requested model names (by tier or model name), else None."""
