@@ -42,6 +42,7 @@ from router.serving.runs import RunKeeper
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
+from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class ClosedLoop:
         if request.dry_run:
             return
         self.drift.decision(decision.tier)
-        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        self.budgets.add(request.role, decision.spend_estimate_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
@@ -170,7 +171,7 @@ class ClosedLoop:
         state = self.learning
         if state is None or decision is None:
             return
-        if item.quality is None and item.success is None:  # outcome-only: spend, never learning
+        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
             return
         obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
         if obs is not None:
@@ -247,7 +248,7 @@ class ClosedLoop:
         return decision, pending
 
     def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
-        if decision is not None:
+        if decision is not None and outcome["quality"] is not None:
             self.drift.outcome(outcome["quality"], best_score(decision.get("scores")))
         cost = outcome["cost_usd"]
         if cost is None:
@@ -264,7 +265,8 @@ class ClosedLoop:
         store = self._require_store()
         store.flush(timeout=2.0)
         rows = store.spend(by, since)
-        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows])
+        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           shadow=shadow_report(store, self.settings, since))
 
 
 class Explorer:
