@@ -35,14 +35,13 @@ def _runs(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     expire = settings.runs.expire_after_s
     store = TraceStore(settings.store).open()  # creates or migrates the schema
-    records = RunRecords(store.db)
+    records = RunRecords(store)
     try:
         if args.run_id is None:
             listing = records.recent(time.time(), expire, args.limit, args.key)
         else:
             ledger = records.ledger(args.run_id, expire, time.time(), args.key)
     finally:
-        records.close()
         store.close()
     if args.run_id is None:
         if args.json:
@@ -69,7 +68,7 @@ def _runs(args: argparse.Namespace) -> int:
         tokens_in = s.tokens_in if s.tokens_in is not None else s.tokens_in_estimated
         reported = "" if s.cost_reported_usd is None else f"{s.cost_reported_usd:.6f}"
         print(f"{_utc(s.created_at):<20} {str(s.step):<8} {str(s.role):<12} {str(s.task):<12} "
-              f"{s.tier:<8} {s.model:<28} {tokens_in:>7} {_dash(s.tokens_out):>7} "
+              f"{str(s.tier):<8} {str(s.model):<28} {tokens_in:>7} {_dash(s.tokens_out):>7} "
               f"{s.cost_estimated_usd:>10.6f} {reported:>10}")
     top = ledger.most_expensive
     print(f"most expensive: step {top.step} ({top.model}, {top.cost_usd:.6f} USD, "
@@ -79,8 +78,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.retention import forget_user
-    from router.traces.runs import SideConnection
+    from router.traces.retention import SideConnection, forget_user
     from router.traces.store import TraceStore
 
     store = TraceStore(load_settings(args.config).store).open()

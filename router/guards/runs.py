@@ -52,7 +52,7 @@ class RunView:
 class RunSpend(Protocol):
     """The run state a decision reads and writes (in-process here; shared later)."""
 
-    def add(self, run: RunKey, usd: float, tier: str, model: str) -> RunView: ...
+    def add(self, run: RunKey, usd: float, tier: str | None, model: str | None) -> RunView: ...
 
     def correct(self, run: RunKey, usd: float) -> None: ...
 
@@ -76,7 +76,7 @@ class LocalRunSpend:
     def configure(self, config: RunsConfig) -> None:
         self.expire_after_s = config.expire_after_s
 
-    def add(self, run: RunKey, usd: float, tier: str, model: str) -> RunView:
+    def add(self, run: RunKey, usd: float, tier: str | None, model: str | None) -> RunView:
         now = self.clock()
         with self._lock:
             self._expire(now)

@@ -13,9 +13,12 @@ class RunStep(BaseModel):
     step: str | None
     role: str | None
     task: str | None
-    tier: str = Field(description="The tier that served it (the feedback's, else decided).")
-    model: str = Field(description="The model that served it (model_used, else decided).")
+    tier: str | None = Field(description="The tier that served it (the feedback's, else "
+                                         "decided; a shadow call's: its own model's).")
+    model: str | None = Field(description="The model that served it (model_used, else "
+                                          "decided; a shadow call's: the request's `model`).")
     reason: str
+    shadow: bool = Field(description="The caller did not follow the decision (shadow mode).")
     tokens_in_estimated: int
     tokens_in: int | None = Field(description="Reported by feedback.")
     tokens_out: int | None = Field(description="Reported by feedback.")

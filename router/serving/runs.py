@@ -16,7 +16,7 @@ from router.config import Settings
 from router.errors import StoreError, UnknownRun
 from router.guards.runs import LocalRunSpend, run_key
 from router.schemas import RunLedger, RunList
-from router.traces.retention import RetentionJob
+from router.traces.retention import RetentionJob, SideConnection
 from router.traces.runs import RunRecords
 from router.traces.store import TraceStore
 
@@ -32,8 +32,9 @@ class RunKeeper:
         self.settings = settings
         self.store = store
         self.state = LocalRunSpend(settings.runs.expire_after_s)
-        self.records = RunRecords(store.db) if store is not None else None
-        self.retention = RetentionJob(self.records.conn) if self.records is not None else None
+        self.records = RunRecords(store) if store is not None else None
+        self.deleter = SideConnection(store.db) if store is not None else None
+        self.retention = RetentionJob(self.deleter) if self.deleter is not None else None
         self._swept = time.monotonic()
 
     def configure(self, settings: Settings) -> None:
@@ -66,8 +67,8 @@ class RunKeeper:
             self.state.correct(run_key(decision.get("api_key"), decision["run_id"]), usd)
 
     def close(self) -> None:
-        if self.records is not None:
-            self.records.close()
+        if self.deleter is not None:
+            self.deleter.close()
 
     def ledger(self, run_id: str, owner: str | None) -> RunLedger:
         """The live run's ledger as `owner` may see it (None: every key's calls); UnknownRun

@@ -115,7 +115,7 @@ class RouterService:
         self.check_limits(request, prefix)
         if self.budgets is not None and not self.is_shadow(request):
             self.budgets.check(request.role, request.api_key)
-        if self.runs is not None and request.run_id is not None:
+        if self.runs is not None and request.run_id is not None and not self.is_shadow(request):
             check_run(self.runs, request, self.settings.runs)
 
     def is_shadow(self, request: RouteRequest) -> bool:
@@ -288,14 +288,16 @@ class RouterService:
 
     def _sticky(self, request: RouteRequest) -> bool:
         mode = request.sticky or self.settings.runs.sticky
-        return mode == "run" and request.run_id is not None and self.runs is not None
+        return mode == "run" and request.run_id is not None and self.runs is not None and (
+            not self.is_shadow(request))  # nobody follows a shadow decision: nothing to keep
 
     def unhealthy_models(self) -> frozenset[str]:
         """The models a sticky run must leave: the health guard's open circuits (none yet)."""
         return frozenset()
 
     def _run_account(self, request: RouteRequest, decision: RouteDecision) -> RouteDecision:
-        """Count the decision's estimate in its run (not for dry_run) and say the run's spend."""
+        """Count the call's estimate in its run (not for dry_run) and say the run's spend; a
+        shadow call counts, and pins the run to, the caller's own model."""
         if self.runs is None or request.run_id is None:
             return decision
         run = run_key(request.api_key, request.run_id)
@@ -303,8 +305,11 @@ class RouterService:
             view = self.runs.get(run)
             spend = view.spend_usd if view is not None else 0.0
         else:
-            spend = self.runs.add(run, decision.estimated_cost_usd, decision.tier,
-                                  decision.model).spend_usd
+            tier: str | None = decision.tier
+            model: str | None = decision.model
+            if decision.shadow:
+                tier, model = self._tier_of(request.model), request.model
+            spend = self.runs.add(run, decision.spend_estimate_usd, tier, model).spend_usd
         cap = run_cap(request, self.settings.runs)
         decision.run_spend_usd = round(spend, 8)
         decision.run_max_cost_usd = cap.usd if cap is not None else None

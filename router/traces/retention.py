@@ -10,16 +10,52 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from router.errors import StoreError
-from router.traces.runs import SideConnection
+from router.traces.db import Database
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 3600.0  # how often the job looks for rows past retention_days
+
+
+class SideConnection:
+    """A durable connection of its own to the store's database, for the deletes (the store's
+    writes are its writer's and feedback's); opened on first use, thread-safe."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def execute(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run the statements (portable SQL) in one transaction; their row counts."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = self.db.connect("durable")
+            conn = self._conn
+            try:
+                cur = conn.cursor()
+                counts = []
+                for sql, params in statements:
+                    cur.execute(self.db.sql(sql), tuple(params))
+                    counts.append(max(cur.rowcount, 0))
+                conn.commit()
+            except self.db.errors() as exc:
+                conn.rollback()
+                raise StoreError(f"trace store write failed: {exc}") from exc
+        return counts
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 @dataclass(frozen=True)

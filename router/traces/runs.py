@@ -6,80 +6,30 @@ key's for an admin), in time order. It ends after ``runs.expire_after_s`` withou
 later call with the same ``run_id`` starts a new run, so a ledger holds only the calls after
 the last such gap. The rows stay in the store until retention or ``forget`` deletes them.
 
-Reads go through a connection of their own (`SideConnection`), beside the store's, so this
-module adds no SQL to `router.traces.store`.
+The SQL is this module's own, read through `TraceStore.query`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from router.errors import StoreError
 from router.schemas import RunLedger, RunStep, RunSummary
-from router.traces.db import Database
+from router.traces.store import TraceStore
 
 RunKey = tuple[str, str]  # (API key name, "" for none; run_id), as router.guards.runs keys runs
 
 _STEPS = """
     SELECT d.decision_id, d.created_at, d.run_id, d.step, d.role, d.task, d.api_key, d.reason,
-           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
+           d.shadow,
+           COALESCE(o.tier, CASE WHEN d.shadow = 1 THEN NULL ELSE d.tier END) AS tier,
+           COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
+                                       ELSE d.model END) AS model,
            d.tokens_in AS tokens_in_estimated, o.tokens_in, o.tokens_out,
            d.estimated_cost_usd, o.cost_usd, o.cost_estimated
     FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id"""
 _OWNER = " AND d.api_key = ?"
-
-
-class SideConnection:
-    """One durable connection to the store's database, opened on first use, thread-safe."""
-
-    def __init__(self, db: Database):
-        self.db = db
-        self._conn: Any = None
-        self._lock = threading.Lock()
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            conn = self._open()
-            try:
-                cur = conn.cursor()
-                cur.execute(self.db.sql(sql), tuple(params))
-                names = [c[0] for c in cur.description]
-                out = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-                conn.commit()
-            except self.db.errors() as exc:
-                conn.rollback()
-                raise StoreError(f"trace store read failed: {exc}") from exc
-        return out
-
-    def execute(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Run the statements in one transaction; their row counts."""
-        with self._lock:
-            conn = self._open()
-            try:
-                cur = conn.cursor()
-                counts = []
-                for sql, params in statements:
-                    cur.execute(self.db.sql(sql), tuple(params))
-                    counts.append(max(cur.rowcount, 0))
-                conn.commit()
-            except self.db.errors() as exc:
-                conn.rollback()
-                raise StoreError(f"trace store write failed: {exc}") from exc
-        return counts
-
-    def _open(self) -> Any:
-        if self._conn is None:
-            self._conn = self.db.connect("durable")
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 def _step(row: dict[str, Any]) -> RunStep:
@@ -89,8 +39,9 @@ def _step(row: dict[str, Any]) -> RunStep:
     return RunStep(
         decision_id=row["decision_id"], created_at=float(row["created_at"]), step=row["step"],
         role=row["role"], task=row["task"], tier=row["tier"], model=row["model"],
-        reason=row["reason"], tokens_in_estimated=int(row["tokens_in_estimated"]),
-        tokens_in=row["tokens_in"], tokens_out=row["tokens_out"],
+        reason=row["reason"], shadow=bool(row["shadow"]),
+        tokens_in_estimated=int(row["tokens_in_estimated"]), tokens_in=row["tokens_in"],
+        tokens_out=row["tokens_out"],
         cost_estimated_usd=float(row["estimated_cost_usd"]),
         cost_reported_usd=None if reported is None else float(reported), cost_usd=float(cost),
     )
@@ -124,18 +75,15 @@ class RunRecords:
     """Runs as the store holds them. `owner`: None reads every key's calls (admin, an open
     service, the CLI); a key's name reads only that key's calls."""
 
-    def __init__(self, db: Database):
-        self.conn = SideConnection(db)
-
-    def close(self) -> None:
-        self.conn.close()
+    def __init__(self, store: TraceStore):
+        self.store = store
 
     def ledger(self, run_id: str, expire_after_s: float, now: float,
                owner: str | None = None) -> RunLedger | None:
         """The run's ledger; None when the caller has no call in it, or it has expired."""
         sql = f"{_STEPS} WHERE d.run_id = ?{_OWNER if owner is not None else ''} " \
               "ORDER BY d.created_at, d.decision_id"
-        rows = self.conn.rows(sql, (run_id, owner) if owner is not None else (run_id,))
+        rows = self.store.query(sql, (run_id, owner) if owner is not None else (run_id,))
         rows = live_part(rows, expire_after_s)
         if not rows or now - float(rows[-1]["created_at"]) > expire_after_s:
             return None
@@ -148,7 +96,7 @@ class RunRecords:
         sql = (f"{_STEPS} WHERE d.run_id IN (SELECT run_id FROM decisions WHERE created_at >= ?"
                f" AND run_id IS NOT NULL){_OWNER if owner is not None else ''} "
                "ORDER BY d.created_at, d.decision_id")
-        rows = self.conn.rows(sql, (since, owner) if owner is not None else (since,))
+        rows = self.store.query(sql, (since, owner) if owner is not None else (since,))
         runs: dict[RunKey, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             runs[(row["api_key"] or "", row["run_id"])].append(row)

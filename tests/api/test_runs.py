@@ -15,7 +15,7 @@ from router.api.app import create_app
 from router.config import ApiKeyConfig, AuthConfig, RunsConfig, Settings
 from router.guards.auth import hash_key
 from router.traces.db import Database
-from router.traces.runs import SideConnection
+from router.traces.retention import SideConnection
 from tests.conftest import FakeEmbedder
 
 EASY, HARD = "say hello", "prove the theorem about primes"
@@ -221,6 +221,21 @@ def test_the_config_makes_runs_sticky_and_a_request_can_opt_out(settings: Settin
         assert route(c, EASY, run_id="s", sticky="none")["tier"] == "small"
         assert route(c, EASY)["tier"] == "small"  # no run: nothing to stick to
         assert up["tier"] != "small"
+
+
+def test_a_shadow_call_counts_its_own_model_and_is_never_refused(client: TestClient) -> None:
+    cap = 0.0001
+    first = route(client, run_id="sh", max_run_cost_usd=cap, shadow=True, model="gpt-4.1")
+    assert first["followed_cost_usd"] > first["estimated_cost_usd"]  # large, not the pick
+    assert first["run_spend_usd"] == pytest.approx(first["followed_cost_usd"])
+    again = route(client, run_id="sh", max_run_cost_usd=cap, shadow=True, model="gpt-4.1",
+                  sticky="run")  # over the cap, but nobody follows it: no 402, no pin
+    assert again["reason"] != "sticky"
+    followed = client.post("/route", json={"prompt": EASY, "run_id": "sh",
+                                           "max_run_cost_usd": cap})
+    assert followed.status_code == 402  # a followed call of the run is held to the cap
+    steps = client.get("/runs/sh").json()["steps"]
+    assert [(s["shadow"], s["model"], s["tier"]) for s in steps] == [(True, "gpt-4.1", None)] * 2
 
 
 BAD_RUN_INPUT = [

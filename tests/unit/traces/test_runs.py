@@ -13,10 +13,16 @@ import pytest
 from router.config import StoreConfig
 from router.decision.features import view_of
 from router.schemas import RouteDecision, RouteRequest
-from router.traces.db import Database, insert_sql
-from router.traces.retention import Deleted, RetentionJob, delete_before, forget_user
+from router.traces.db import insert_sql
+from router.traces.retention import (
+    Deleted,
+    RetentionJob,
+    SideConnection,
+    delete_before,
+    forget_user,
+)
 from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
-from router.traces.runs import RunRecords, SideConnection
+from router.traces.runs import RunRecords
 from router.traces.store import TraceStore
 
 HOUR = 3600.0
@@ -24,19 +30,19 @@ NOW = 1_800_000_000.0
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TraceStore]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'traces.db'}"
     else:
         url = request.getfixturevalue("postgres").new_database(f"r_{uuid.uuid4().hex[:12]}")
-    store = TraceStore(StoreConfig(url=url)).open()  # the schema, as the service makes it
-    yield store.db
-    store.close()
+    opened = TraceStore(StoreConfig(url=url)).open()  # the schema, as the service makes it
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def conn(db: Database) -> Iterator[SideConnection]:
-    c = SideConnection(db)
+def conn(store: TraceStore) -> Iterator[SideConnection]:
+    c = SideConnection(store.db)
     yield c
     c.close()
 
@@ -68,7 +74,7 @@ def add_outcome(conn: SideConnection, decision_id: str | None, at: float,
 
 
 def test_a_ledger_has_the_steps_in_order_costs_and_the_most_expensive(
-    db: Database, conn: SideConnection
+    store: TraceStore, conn: SideConnection
 ) -> None:
     first = add_decision(conn, NOW - 30, step="1", cost=0.002)
     second = add_decision(conn, NOW - 20, step="2", cost=0.004, tier="large")
@@ -76,7 +82,7 @@ def test_a_ledger_has_the_steps_in_order_costs_and_the_most_expensive(
     add_outcome(conn, first, NOW - 25, cost=0.009)  # reported: dearer than estimated
     add_outcome(conn, third, NOW - 5, cost=0.0015, estimated=1)  # from tokens: an estimate
     add_decision(conn, NOW - 15, run_id="other")
-    records = RunRecords(db)
+    records = RunRecords(store)
     ledger = records.ledger("r1", HOUR, NOW)
     assert ledger is not None
     assert [s.decision_id for s in ledger.steps] == [first, second, third]
@@ -96,16 +102,15 @@ def test_a_ledger_has_the_steps_in_order_costs_and_the_most_expensive(
     assert (ledger.started_at, ledger.last_call_at, ledger.expires_at) == (
         NOW - 30, NOW - 10, NOW - 10 + HOUR)
     assert ledger.api_keys == ["team-a"]
-    records.close()
 
 
 def test_a_key_sees_only_its_calls_and_an_expired_run_is_gone(
-    db: Database, conn: SideConnection
+    store: TraceStore, conn: SideConnection
 ) -> None:
     add_decision(conn, NOW - 20, key="team-a")
     add_decision(conn, NOW - 10, key="team-b")
     add_decision(conn, NOW - 5, key=None)
-    records = RunRecords(db)
+    records = RunRecords(store)
     assert records.ledger("r1", HOUR, NOW, owner="team-a").calls == 1  # type: ignore[union-attr]
     assert records.ledger("r1", HOUR, NOW, owner="team-c") is None
     every = records.ledger("r1", HOUR, NOW)
@@ -113,13 +118,14 @@ def test_a_key_sees_only_its_calls_and_an_expired_run_is_gone(
     assert every.api_keys == ["team-a", "team-b", None]
     assert records.ledger("r1", HOUR, NOW - 5 + HOUR + 1) is None  # idle past expire_after_s
     assert records.ledger("nope", HOUR, NOW) is None
-    records.close()
 
 
-def test_a_gap_longer_than_expire_after_s_ends_a_run(db: Database, conn: SideConnection) -> None:
+def test_a_gap_longer_than_expire_after_s_ends_a_run(
+    store: TraceStore, conn: SideConnection
+) -> None:
     add_decision(conn, NOW - 3 * HOUR, cost=5.0)  # an earlier run with the same run_id
     later = [add_decision(conn, NOW - 50 * i) for i in (2, 1, 0)]
-    records = RunRecords(db)
+    records = RunRecords(store)
     ledger = records.ledger("r1", HOUR, NOW)
     assert ledger is not None and [s.decision_id for s in ledger.steps] == later
     assert ledger.total_usd == pytest.approx(0.003)
@@ -130,25 +136,25 @@ def test_a_gap_longer_than_expire_after_s_ends_a_run(db: Database, conn: SideCon
     assert totals[("team-a", "r1")] == {
         "spend_usd": pytest.approx(0.003), "calls": 3, "tier": "small", "model": "small-model",
         "started_at": NOW - 100, "last_call_at": NOW}
-    records.close()
 
 
-def test_recent_lists_live_runs_latest_first(db: Database, conn: SideConnection) -> None:
+def test_recent_lists_live_runs_latest_first(store: TraceStore, conn: SideConnection) -> None:
     add_decision(conn, NOW - 30, run_id="a")
     add_decision(conn, NOW - 10, run_id="b", key="team-b", cost=0.5)
     add_decision(conn, NOW - 2 * HOUR, run_id="over")
     add_decision(conn, NOW - 5, run_id=None)
-    records = RunRecords(db)
+    records = RunRecords(store)
     listing = records.recent(NOW, HOUR)
     assert [(r.run_id, r.api_key, r.calls) for r in listing] == [("b", "team-b", 1),
                                                                   ("a", "team-a", 1)]
     assert listing[0].total_usd == 0.5
     assert [r.run_id for r in records.recent(NOW, HOUR, owner="team-a")] == ["a"]
     assert len(records.recent(NOW, HOUR, limit=1)) == 1
-    records.close()
 
 
-def test_retention_deletes_old_decisions_with_their_outcomes(conn: SideConnection) -> None:
+def test_retention_deletes_old_decisions_with_their_outcomes(
+    store: TraceStore, conn: SideConnection
+) -> None:
     old = add_decision(conn, NOW - 10 * 86_400)
     add_outcome(conn, old, NOW - 86_400)  # received late, goes with its decision
     add_outcome(conn, None, NOW - 9 * 86_400)  # an old trace without a decision
@@ -156,12 +162,14 @@ def test_retention_deletes_old_decisions_with_their_outcomes(conn: SideConnectio
     add_outcome(conn, kept, NOW - 86_400 + 5)
     deleted = delete_before(conn, NOW - 7 * 86_400)
     assert (deleted.decisions, deleted.outcomes) == (1, 2)
-    assert conn.rows("SELECT decision_id FROM decisions") == [{"decision_id": kept}]
-    assert conn.rows("SELECT decision_id FROM outcomes") == [{"decision_id": kept}]
+    assert store.query("SELECT decision_id FROM decisions") == [{"decision_id": kept}]
+    assert store.query("SELECT decision_id FROM outcomes") == [{"decision_id": kept}]
     assert delete_before(conn, NOW - 7 * 86_400) == Deleted(0, 0)
 
 
-def test_forget_deletes_a_users_rows_and_counts_them(conn: SideConnection) -> None:
+def test_forget_deletes_a_users_rows_and_counts_them(
+    store: TraceStore, conn: SideConnection
+) -> None:
     mine = [add_decision(conn, NOW - i, user="alice") for i in range(3)]
     add_outcome(conn, mine[0], NOW)
     add_outcome(conn, None, NOW, user="alice")  # a trace she posted
@@ -169,8 +177,8 @@ def test_forget_deletes_a_users_rows_and_counts_them(conn: SideConnection) -> No
     add_outcome(conn, theirs, NOW)
     deleted = forget_user(conn, "alice")
     assert (deleted.decisions, deleted.outcomes) == (3, 2)
-    assert conn.rows("SELECT user_id FROM decisions") == [{"user_id": "bob"}]
-    assert len(conn.rows("SELECT feedback_id FROM outcomes")) == 1
+    assert store.query("SELECT user_id FROM decisions") == [{"user_id": "bob"}]
+    assert len(store.query("SELECT feedback_id FROM outcomes")) == 1
     assert forget_user(conn, "alice") == Deleted(0, 0)
 
 
