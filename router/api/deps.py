@@ -94,7 +94,11 @@ def require_either(first: Scope, second: Scope) -> Callable[..., Awaitable[Princ
         try:
             return await one(request, bearer, api_key)
         except Forbidden:
-            return await other(request, bearer, api_key)
+            try:
+                return await other(request, bearer, api_key)
+            except Forbidden as exc:
+                raise Forbidden(str(exc).replace(f"the '{second}' scope",
+                                                 f"the '{first}' or '{second}' scope")) from None
 
     check.__name__ = f"require_{first}_or_{second}"
     return check

@@ -155,6 +155,11 @@ def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> No
         assert c.get("/runs", headers=key("b")).json() == {"runs": []}
         assert [r["run_id"] for r in c.get("/runs", headers=key("ops")).json()["runs"]] == ["r1"]
         assert c.get("/runs/r1").status_code == 401
+    only_feedback = keyed(settings).auth.keys + [ApiKeyConfig(
+        name="fb", sha256=hash_key("k-fb"), scopes=["feedback"])]
+    with client_for(settings.model_copy(update={"auth": AuthConfig(keys=only_feedback)})) as c:
+        r = c.get("/runs/r1", headers=key("fb"))
+        assert r.status_code == 403 and "lacks the 'route' or 'admin' scope" in r.json()["detail"]
 
 
 def test_outcomes_belong_to_the_key_that_made_the_decision(settings: Settings) -> None:
