@@ -24,6 +24,7 @@ from router.config.parts import (
     LearningConfig,
     LimitsConfig,
     PromotionConfig,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    runs: RunsConfig = RunsConfig()
     # On by default: without it no outcome ever says a cheaper tier would have done. The
     # learning state scales it down where evidence is dense (learning.explore_floor).
     exploration_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -105,6 +107,10 @@ class Settings(BaseSettings):
             for name in sorted(b.key_set - set(key_names)):
                 raise ValueError(f"budget '{b.name}' names api_key '{name}', which is not "
                                  f"one of the auth keys {key_names}")
+        for name in self.runs.by_key:
+            if name not in key_names:
+                raise ValueError(f"runs.by_key names api_key '{name}', which is not one of the "
+                                 f"auth keys {key_names}")
         return self
 
     @property

@@ -145,6 +145,7 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            runs=loop.runs.state,
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),
             gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
