@@ -1,9 +1,10 @@
 """Model health: each deployed model's reported outcomes over a window, and its circuit.
 
 `/feedback` feeds it (`observe`: an `error` of timeout, rate_limited or server_error is a
-failure of the model that was used, a call without an error a success, other errors are not
-counted); every decision reads a `snapshot` (`router.decision.health.HealthView`) and the
-policy does the rest, so the decision stays pure. The narrow interface, `record(model, ok,
+failure of the model that was used, a latency or output tokens without an error a success,
+other errors and a label alone are not counted; one count per decision); every decision
+reads a `snapshot` (`router.decision.health.HealthView`) and the policy does the rest, so the
+decision stays pure. The narrow interface, `record(model, ok,
 latency_ms, at)` and `snapshot()`, is what a shared implementation has to provide for replicas
 to agree: per model a sorted set of (time, outcome) and a hash holding the circuit's
 `opened_at`, both updated by one atomic script per outcome, and the snapshot read back in one
@@ -38,6 +39,7 @@ from prometheus_client.registry import Collector
 from router.config import HealthConfig, Settings
 from router.decision.health import HealthView, ModelState
 from router.schemas import HEALTH_ERRORS, CircuitState, ModelHealthInfo
+from router.traces.rows import Written
 
 REFRESH_S = 0.5  # a snapshot is rebuilt at least this often (open -> half-open is by time)
 STATS_S = 0.05  # and at most this often for new outcomes that change no circuit
@@ -78,16 +80,21 @@ class ModelHealth:
                 track.events = deque(track.events, maxlen=config.max_events)
             self._view = None
 
-    def observe(self, outcome: Mapping[str, Any], decision: Mapping[str, Any] | None) -> None:
-        """A stored /feedback outcome of a routed call, as health sees it (only configured
-        models are tracked: a client's made-up `model_used` names must not grow memory)."""
-        kind = outcome.get("error")
-        if decision is None or (kind is not None and kind not in HEALTH_ERRORS):
+    def observe(self, written: Written, decision: Mapping[str, Any] | None) -> None:
+        """A /feedback report on a routed call, as health sees it: counted once per decision,
+        at the first report that says how the provider did (see `verdict`); only configured
+        models are tracked (a client's made-up `model_used` must not grow memory)."""
+        if decision is None or written.status == "duplicate":
             return
-        model = outcome.get("model_used") or decision.get("model")
-        if model in self.models:
-            self.record(str(model), kind is None, outcome.get("latency_ms"),
-                        decision.get("created_at"), kind)
+        if written.before is not None and verdict(written.before) is not None:
+            return  # an earlier report on this call already counted
+        ok = verdict(written.row)
+        model = written.row.get("model_used") or decision.get("model")
+        if ok is None or ok == "ignored" or model not in self.models:
+            return
+        kind = written.row.get("error")
+        self.record(str(model), ok == "ok", written.row.get("latency_ms"),
+                    decision.get("created_at"), kind)
 
     def record(self, model: str, ok: bool, latency_ms: float | None = None,
                at: float | None = None, kind: str | None = None) -> None:
@@ -193,6 +200,18 @@ class ModelHealth:
     def register(self, registry: CollectorRegistry, settings: Callable[[], Settings]) -> None:
         """Gauges per configured model, read at scrape time (`settings` follows reloads)."""
         registry.register(_HealthCollector(self, settings))
+
+
+def verdict(outcome: Mapping[str, Any]) -> str | None:
+    """What an outcome row says about the provider: "failed" (timeout, rate_limited,
+    server_error), "ignored" (another error: the caller's fault or unknown), "ok" (latency or
+    output tokens came back, no error), or None (nothing: e.g. a grader's label alone)."""
+    error = outcome.get("error")
+    if error is not None:
+        return "failed" if error in HEALTH_ERRORS else "ignored"
+    if outcome.get("latency_ms") is not None or outcome.get("tokens_out") is not None:
+        return "ok"
+    return None
 
 
 def models_of(settings: Settings) -> list[str]:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from router.config import HealthConfig, Settings
 from router.serving.health import ModelHealth
+from router.traces.rows import Written
 
 CONFIG = HealthConfig(window_s=60, min_calls=5, max_error_rate=0.5, cooldown_s=30,
                       probe_share=0.1)
@@ -120,21 +121,42 @@ def test_latency_percentiles_come_from_successful_calls_in_the_window() -> None:
     assert h.snapshot().of("never-seen").p50_ms is None
 
 
+def stored(**row: object) -> Written:
+    return Written("stored", dict(row))
+
+
 def test_observe_counts_only_the_providers_failures_against_the_model_used() -> None:
     h, clock = health()
     decision = {"model": "a", "created_at": 1_000.0}
     for kind in ("bad_request", "auth", "content_filter", "other"):
-        h.observe({"model_used": "a", "error": kind, "latency_ms": 5}, decision)
+        h.observe(stored(model_used="a", error=kind, latency_ms=5), decision)
     assert h.snapshot().of("a").calls == 0
-    h.observe({"model_used": "b", "error": "timeout"}, decision)  # the fallback it used
-    h.observe({"model_used": None, "error": None, "latency_ms": 12.0}, decision)
-    h.observe({"model_used": "a", "error": "timeout"}, None)  # a trace without a decision
-    h.observe({"model_used": "made-up", "error": "timeout"}, decision)  # not configured
+    h.observe(stored(model_used="b", error="timeout"), decision)  # the fallback it used
+    h.observe(stored(model_used=None, error=None, latency_ms=12.0), decision)
+    h.observe(stored(model_used="a", quality=1.0), decision)  # a label alone: nothing
+    h.observe(stored(model_used="a", error="timeout"), None)  # a trace without a decision
+    h.observe(stored(model_used="made-up", error="timeout"), decision)  # not configured
+    h.observe(Written("duplicate", {"model_used": "a", "error": "timeout"}), decision)
     clock.t += 1  # outcomes that open no circuit show in the next snapshot (cached STATS_S)
     view = h.snapshot()
     assert (view.of("b").calls, view.of("b").errors) == (1, 1)
     assert (view.of("a").calls, view.of("a").errors, view.of("a").p50_ms) == (1, 0, 12.0)
     assert "made-up" not in view.models
+
+
+def test_a_later_report_counts_only_if_the_first_said_nothing_about_the_provider() -> None:
+    h, clock = health()
+    decision = {"model": "a", "created_at": 1_000.0}
+    label = {"model_used": "a", "quality": 1.0, "error": None, "latency_ms": None}
+    h.observe(Written("stored", label), decision)  # a grader first: nothing yet
+    h.observe(Written("completed", {**label, "error": "timeout"}, {"error": "timeout"},
+                      before=label), decision)  # then the gateway's error: counted
+    gateway = {"model_used": "a", "error": None, "latency_ms": 300.0}
+    h.observe(Written("completed", {**gateway, "quality": 0.0}, {"quality": 0.0},
+                      before=gateway), decision)  # a label after a counted report: not again
+    clock.t += 1
+    s = h.snapshot().of("a")
+    assert (s.calls, s.errors) == (1, 1)
 
 
 def test_a_reload_forgets_models_no_longer_configured() -> None:
