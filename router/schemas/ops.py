@@ -70,5 +70,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
                 "schema": {"type": "integer"}}}
         if code == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if code == 503:
+            entry["headers"] = {"Retry-After": {
+                "description": "No healthy model: seconds until the first one is probed again.",
+                "schema": {"type": "integer"}}}
         out[code] = entry
     return out

@@ -22,7 +22,7 @@ def test_decisions_move_off_a_failing_model_and_come_back(tmp_path: Path) -> Non
         pytest.skip(f"the shipped model is not in {SHIPPED_MODEL} (tier-router train)")
     out = tmp_path / "outage.json"
     status = outage.main(["--min-calls", str(MIN_CALLS), "--cooldown", str(COOLDOWN_S),
-                          "--outage", "4", "--out", str(out)])
+                          "--outage", "3", "--agents", "4", "--out", str(out)])
     result = json.loads(out.read_text())
     figures = result["figures"]
     assert figures["failures_before_moving_off"] == MIN_CALLS  # a clean history before it
