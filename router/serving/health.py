@@ -178,19 +178,7 @@ class ModelHealth:
         return HealthView(models, now, config.probe_share, config.min_calls)
 
     def _state(self, track: _Track, now: float) -> ModelState:
-        events = track.events
-        errors = sum(1 for e in events if not e[1])
-        latencies = np.array([e[2] for e in events if e[1] and e[2] == e[2]], dtype=float)
-        p50 = p95 = None
-        if latencies.size:
-            p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95]))
-        state: CircuitState = "closed"
-        retry_at = None
-        if track.opened_at is not None:
-            retry_at = track.opened_at + self.config.cooldown_s
-            state = "open" if now < retry_at else "half_open"
-        return ModelState(state, len(events), errors, int(latencies.size), p50, p95, retry_at,
-                          track.why)
+        return state_of(track.events, track.opened_at, track.why, self.config.cooldown_s, now)
 
     def report(self, settings: Settings) -> dict[str, ModelHealthInfo]:
         """Each configured model's health (GET /tiers), by model."""
@@ -200,6 +188,24 @@ class ModelHealth:
     def register(self, registry: CollectorRegistry, settings: Callable[[], Settings]) -> None:
         """Gauges per configured model, read at scrape time (`settings` follows reloads)."""
         registry.register(_HealthCollector(self, settings))
+
+
+def state_of(events: Iterable[tuple[float, bool, float, str | None]], opened_at: float | None,
+             why: str | None, cooldown_s: float, now: float) -> ModelState:
+    """A model's state from its outcomes in the window (reported at, ok, latency ms or NaN,
+    error kind) and its circuit's `opened_at`."""
+    events = list(events)
+    errors = sum(1 for e in events if not e[1])
+    latencies = np.array([e[2] for e in events if e[1] and e[2] == e[2]], dtype=float)
+    p50 = p95 = None
+    if latencies.size:
+        p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95]))
+    state: CircuitState = "closed"
+    retry_at = None
+    if opened_at is not None:
+        retry_at = opened_at + cooldown_s
+        state = "open" if now < retry_at else "half_open"
+    return ModelState(state, len(events), errors, int(latencies.size), p50, p95, retry_at, why)
 
 
 def verdict(outcome: Mapping[str, Any]) -> str | None:

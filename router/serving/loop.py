@@ -39,7 +39,8 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.health import ModelHealth, models_of
+from router.serving.health import models_of
+from router.serving.health_shared import health_for
 from router.serving.runs import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
@@ -65,8 +66,8 @@ class ClosedLoop:
         self.budgets = BudgetTracker(settings.budgets)
         self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
         self.drift = DriftWindow(settings.drift_window_s)
-        self.health = ModelHealth(settings.health, models_of(settings),
-                                  seed=settings.exploration_seed)
+        self.health = health_for(settings.health, settings.shared_state, models_of(settings),
+                                 seed=settings.exploration_seed)  # Redis with shared_state
         if registry is not None:
             self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,

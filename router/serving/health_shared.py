@@ -1,0 +1,244 @@
+"""Model health shared by replicas: the outcomes and circuits of `ModelHealth` kept in Redis.
+
+With ``shared_state`` in the config, every replica records each outcome in the same Redis and
+reads the same circuits, so a provider outage opens a model's circuit for all of them after
+`min_calls` failures in total, and one replica's successful probe closes it for all. Per
+model, three keys (under ``shared_state.prefix``): ``health:<model>:z``, a sorted set of the
+window's outcomes (score: time in ms; member: ``ms:nonce:kind-or-ok:latency``),
+``health:<model>:f``, the failures among them, and ``health:<model>:c``, a hash with the
+circuit's ``opened_at``, ``why`` and ``closed_at``. `record` is one Lua script (append, prune,
+and the same transitions as `ModelHealth.record`, atomically); a snapshot is one pipelined
+round trip for every configured model, cached like the local one (this replica's own circuit
+changes at once, other replicas' within `REFRESH_S`). Times come from this process's clock, so
+replicas need clocks in step (NTP), as for the shared limits.
+
+Every outcome is recorded locally too. While Redis cannot be reached, decisions read the local
+state (this replica's own feedback, as without ``shared_state``), the log says so once, and
+Redis is tried again after ``shared_state.retry_s``; health never refuses a call for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from router.config import HealthConfig, SharedStateConfig
+from router.decision.health import HealthView, ModelState
+from router.serving.health import STATS_S, ModelHealth, state_of
+
+log = logging.getLogger(__name__)
+
+REMOTE_REFRESH_S = 0.5  # other replicas' outcomes show within this
+
+# KEYS: z, f, c. ARGV: now_ms, window_ms, max_events, member, ok (1/0), at_ms (-1: now),
+# min_calls, max_error_rate, cooldown_ms, ttl_s, kind, window text (for `why`).
+# Returns 1 when the circuit changed, 0 when not, -1 when the outcome was dropped.
+RECORD = """
+local z, f, c = KEYS[1], KEYS[2], KEYS[3]
+local now, window, maxn = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, ok, at = ARGV[4], ARGV[5] == '1', tonumber(ARGV[6])
+local min_calls, max_rate = tonumber(ARGV[7]), tonumber(ARGV[8])
+local cooldown, ttl, kind = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local closed_at = tonumber(redis.call('HGET', c, 'closed_at') or '-1')
+if at >= 0 and at < closed_at then return -1 end
+if at < 0 then at = now end
+redis.call('ZADD', z, now, member)
+if not ok then redis.call('ZADD', f, now, member) end
+redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. (now - window))
+redis.call('ZREMRANGEBYSCORE', f, '-inf', '(' .. (now - window))
+local n = redis.call('ZCARD', z)
+if n > maxn then
+  local drop = redis.call('ZRANGE', z, 0, n - maxn - 1)
+  redis.call('ZREMRANGEBYRANK', z, 0, n - maxn - 1)
+  for _, m in ipairs(drop) do redis.call('ZREM', f, m) end
+  n = maxn
+end
+local changed = 0
+local opened = redis.call('HGET', c, 'opened_at')
+if not opened then
+  if n >= min_calls then
+    local failed = redis.call('ZCARD', f)
+    local in_a_row = true
+    for _, m in ipairs(redis.call('ZREVRANGE', z, 0, min_calls - 1)) do
+      if not redis.call('ZSCORE', f, m) then in_a_row = false end
+    end
+    if in_a_row or failed / n > max_rate then
+      local kinds, names = {}, {}
+      for _, m in ipairs(redis.call('ZRANGE', f, 0, -1)) do
+        local k = string.match(m, '^[^:]*:[^:]*:([^:]*)')
+        if not kinds[k] then kinds[k] = 0; table.insert(names, k) end
+        kinds[k] = kinds[k] + 1
+      end
+      table.sort(names)
+      local parts = {}
+      for _, k in ipairs(names) do table.insert(parts, k .. ' ' .. kinds[k]) end
+      local why = failed .. ' of ' .. n .. ' calls failed in the last ' .. ARGV[12] ..
+                  ' s (' .. table.concat(parts, ', ') .. ')'
+      redis.call('HSET', c, 'opened_at', ARGV[1], 'why', why)
+      changed = 1
+    end
+  end
+elseif at >= tonumber(opened) + cooldown then
+  if ok then
+    redis.call('HDEL', c, 'opened_at', 'why')
+    redis.call('HSET', c, 'closed_at', ARGV[1])
+    redis.call('DEL', z, f)
+    redis.call('ZADD', z, now, member)
+  else
+    redis.call('HSET', c, 'opened_at', ARGV[1],
+               'why', 'a probe after the cooldown failed (' .. kind .. ')')
+  end
+  changed = 1
+end
+redis.call('EXPIRE', z, ttl)
+redis.call('EXPIRE', f, ttl)
+redis.call('EXPIRE', c, ttl)
+return changed
+"""
+
+
+def client_for(config: SharedStateConfig) -> Any:
+    """A Redis client that fails fast, as the shared limits' (`router.guards.shared.connect`)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        config.url, socket_timeout=config.timeout_s, socket_connect_timeout=config.timeout_s,
+        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+
+
+class SharedHealth(ModelHealth):
+    """`ModelHealth` whose outcomes and circuits live in Redis; the local state stands in
+    while Redis cannot be reached."""
+
+    def __init__(self, config: HealthConfig, shared: SharedStateConfig,
+                 models: Iterable[str] = (), clock: Callable[[], float] = time.time,
+                 seed: int | None = None, client: Any = None):
+        import redis
+
+        super().__init__(config, models, clock, seed)
+        self.shared = shared
+        self.client = client if client is not None else client_for(shared)
+        self._record = self.client.register_script(RECORD)
+        self._errors: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+        self.up = True
+        self._retry_at = -math.inf
+        self._remote: HealthView | None = None
+        self._remote_at = -math.inf
+
+    def record(self, model: str, ok: bool, latency_ms: float | None = None,
+               at: float | None = None, kind: str | None = None) -> None:
+        super().record(model, ok, latency_ms, at, kind)  # the stand-in, always current
+        if not self.config.enabled or not self._reachable():
+            return
+        config, now = self.config, self.clock()
+        latency = "" if latency_ms is None or not ok else repr(float(latency_ms))
+        member = f"{_ms(now)}:{uuid.uuid4().hex[:12]}:{'ok' if ok else kind or 'error'}:{latency}"
+        ttl = math.ceil(config.window_s + 2 * config.cooldown_s + 60)
+        args = [_ms(now), _ms(config.window_s), config.max_events, member, int(ok),
+                -1 if at is None else _ms(at), config.min_calls, config.max_error_rate,
+                _ms(config.cooldown_s), ttl, kind or "error", f"{config.window_s:g}"]
+        try:
+            changed = self._record(keys=self._keys(model), args=args)
+        except self._errors as exc:
+            self._down(exc)
+            return
+        self._back()
+        with self._lock:
+            if int(changed) == 1:
+                self._remote = None  # this replica sees its own circuit change at once
+            elif self._remote is not None:
+                self._remote_at = min(self._remote_at, now - REMOTE_REFRESH_S + STATS_S)
+
+    def snapshot(self) -> HealthView:
+        """The shared state (cached up to REMOTE_REFRESH_S), or the local one while Redis is
+        unreachable."""
+        if not self.config.enabled or not self._reachable():
+            return super().snapshot()
+        now = self.clock()
+        with self._lock:
+            view = self._remote
+            if view is not None and now - self._remote_at < REMOTE_REFRESH_S:
+                return view
+        try:
+            view = self._read(now)
+        except self._errors as exc:
+            self._down(exc)
+            return super().snapshot()
+        self._back()
+        with self._lock:
+            self._remote, self._remote_at = view, now
+        return view
+
+    def _read(self, now: float) -> HealthView:
+        """Every configured model's outcomes in the window and circuit, in one round trip."""
+        config = self.config
+        models = sorted(self.models)
+        pipe = self.client.pipeline(transaction=False)
+        for model in models:
+            z, _, c = self._keys(model)
+            pipe.zrangebyscore(z, _ms(now - config.window_s), "+inf")
+            pipe.hmget(c, "opened_at", "why")
+        replies = pipe.execute()
+        states: dict[str, ModelState] = {}
+        for i, model in enumerate(models):
+            members, (opened, why) = replies[2 * i], replies[2 * i + 1]
+            if not members and opened is None:
+                continue
+            events = [_event(m) for m in members]
+            opened_at = float(_text(opened)) / 1000 if opened is not None else None
+            states[model] = state_of(events, opened_at, _text(why) if why else None,
+                                     config.cooldown_s, now)
+        return HealthView(states, now, config.probe_share, config.min_calls)
+
+    def _keys(self, model: str) -> list[str]:
+        base = f"{self.shared.prefix}health:{model}:"
+        return [base + "z", base + "f", base + "c"]
+
+    def _reachable(self) -> bool:
+        return self.up or time.monotonic() >= self._retry_at
+
+    def _down(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + self.shared.retry_s
+        if self.up:
+            self.up = False
+            log.error("model health: shared state %s unreachable (%s: %s); decisions read this "
+                      "replica's own feedback until it answers", _where(self.shared),
+                      type(exc).__name__, exc)
+
+    def _back(self) -> None:
+        if not self.up:
+            self.up = True
+            log.warning("model health: shared state %s reachable again", _where(self.shared))
+
+
+def health_for(config: HealthConfig, shared: SharedStateConfig | None, models: Iterable[str],
+               seed: int | None = None) -> ModelHealth:
+    """The model health of a process: shared in Redis with ``shared_state``, else local."""
+    if shared is None:
+        return ModelHealth(config, models, seed=seed)
+    return SharedHealth(config, shared, models, seed=seed)
+
+
+def _event(member: Any) -> tuple[float, bool, float, str | None]:
+    ms, _, kind, latency = _text(member).split(":", 3)
+    ok = kind == "ok"
+    return (int(ms) / 1000, ok, float(latency) if latency else math.nan, None if ok else kind)
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _where(config: SharedStateConfig) -> str:
+    scheme, sep, rest = config.url.partition("://")
+    return f"{scheme}{sep}{'***@' + rest.split('@', 1)[1] if '@' in rest else rest}"
