@@ -18,7 +18,10 @@ provider is down, else a success with a simulated latency. Phases:
    (reason `health_upgrade`) and a call forced to `small` gets 503 naming it;
 5. latency: both answer, the second faster; `latency_sensitive` calls get the faster one;
 6. with `--agents N` (default 8), the first model's outage again with N agents calling at
-   once: the calls it still gets, those in flight when its circuit opened included.
+   once: the calls it still gets, those in flight when its circuit opened included;
+7. with `--replicas`, two replicas called in turn during the outage, their model health in one
+   Redis (`shared_state`; a throwaway `redis-server`, skipped when there is none) and then
+   per process: the calls the failing model got before neither replica sent it any.
 
 Works in a temporary directory (config copy, fresh SQLite store); exploration off. Exit status
 1 if decisions did not move off within min_calls failures or did not come back.
@@ -38,7 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Server, add_common_args, dump, print_table, prompt, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # the checkout's router and tests
+
+from harness import (  # noqa: E402
+    Server,
+    add_common_args,
+    dump,
+    print_table,
+    prompt,
+    write_config,
+)
 
 FIRST, SECOND = "gpt-4.1-nano", "gemini-2.0-flash-001"
 LATENCY_MS = {FIRST: 420.0, SECOND: 260.0}  # simulated medians of the two providers
@@ -212,6 +226,55 @@ def concurrent_outage(base: str, agents: int, cooldown_s: float, seed: int, pace
             "phase": phase.row()}
 
 
+def replicas_outage(work: Path, args: argparse.Namespace, shared: bool) -> dict[str, Any]:
+    """Two replicas (each its own store; an agent's feedback goes to the replica that decided),
+    one agent calling them in turn while the first model is down: how many calls it got
+    before neither replica sent it any, with model health in one Redis or per process."""
+    from tests import redis_server
+
+    why = redis_server.why_unavailable()
+    if why is not None:
+        return {"skipped": why}
+    redis = redis_server.start_server() if shared else None
+    servers = []
+    try:
+        for i in range(2):
+            changes = dict(config_changes(work / f"traces-{shared}-{i}.db", args))
+            if redis is not None:
+                changes["shared_state"] = {"url": redis.url, "retry_s": 0.5}
+            config = write_config(args.config, work / f"config-{shared}-{i}.yaml", **changes)
+            servers.append(Server(config, work / f"server-{shared}-{i}.log"))
+        for server in servers:
+            server.start()
+        agents = [Agent(server.base, args.seed + i, args.pace) for i, server in
+                  enumerate(servers)]
+        phase = Phase("outage, 2 replicas " + ("(shared)" if shared else "(per process)"))
+        for agent in agents:
+            agent.down = {FIRST}
+        streak = 0
+        while streak < 20 and len(phase.calls) < 400:
+            entry = agents[len(phase.calls) % 2].call(phase)
+            streak = 0 if entry["model"] == FIRST else streak + 1
+        return {"shared": shared, "on_failing_model": phase.on(FIRST),
+                "decisions": len(phase.calls), "phase": phase.row()}
+    finally:
+        for server in servers:
+            server.stop()
+        if redis is not None:
+            redis.close()
+
+
+def config_changes(store: Path, args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "store": {"url": f"sqlite:///{store}", "flush_interval_ms": 5},
+        "exploration_rate": 0.0,
+        "health": {"window_s": 60, "min_calls": args.min_calls, "max_error_rate": 0.5,
+                   "cooldown_s": args.cooldown, "probe_share": args.probe_share}}
+    if args.model_dir is not None:
+        changes["model_dir"] = str(args.model_dir.resolve())
+    return changes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser, "model directory (default: the shipped one)")
@@ -222,16 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=0.01, help="pause between calls (s)")
     parser.add_argument("--agents", type=int, default=8,
                         help="then an outage with this many agents at once (0: skip)")
+    parser.add_argument("--replicas", action="store_true",
+                        help="then two replicas, health in one Redis and per process")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tier-router-outage-") as tmp:
         work = Path(tmp)
-        changes: dict[str, Any] = {
-            "store": {"url": f"sqlite:///{work / 'traces.db'}", "flush_interval_ms": 5},
-            "exploration_rate": 0.0,
-            "health": {"window_s": 60, "min_calls": args.min_calls, "max_error_rate": 0.5,
-                       "cooldown_s": args.cooldown, "probe_share": args.probe_share}}
-        if args.model_dir is not None:
-            changes["model_dir"] = str(args.model_dir.resolve())
+        changes = config_changes(work / "traces.db", args)
         config = write_config(args.config, work / "config.yaml", **changes)
         server = Server(config, work / "server.log")
         ready = server.start()
@@ -251,6 +310,16 @@ def main(argv: list[str] | None = None) -> int:
                     many["on_failing_model"] <= args.min_calls + args.agents)
         finally:
             server.stop()
+        if args.replicas:
+            for shared in (True, False):
+                two = replicas_outage(work, args, shared)
+                if "phase" in two:
+                    result["phases"].append(two.pop("phase"))
+                result["figures"][f"replicas_{'shared' if shared else 'local'}"] = two
+            figure = result["figures"]["replicas_shared"]
+            if "skipped" not in figure:
+                result["checks"]["2 replicas on one Redis: moved off within min_calls + 1"] = (
+                    figure["on_failing_model"] <= args.min_calls + 1)
     print_table(["phase", "calls", "failed", "models", "reasons"], result["phases"])
     print()
     for name, value in result["figures"].items():

@@ -8,9 +8,10 @@ window's outcomes (score: time in ms; member: ``ms:nonce:kind-or-ok:latency``),
 ``health:<model>:f``, the failures among them, and ``health:<model>:c``, a hash with the
 circuit's ``opened_at``, ``why`` and ``closed_at``. `record` is one Lua script (append, prune,
 and the same transitions as `ModelHealth.record`, atomically); a snapshot is one pipelined
-round trip for every configured model, cached like the local one (this replica's own circuit
-changes at once, other replicas' within `REFRESH_S`). Times come from this process's clock, so
-replicas need clocks in step (NTP), as for the shared limits.
+round trip for every configured model (circuits at most every `STATS_S`, so another replica's
+opening shows within 50 ms; the outcomes behind error rates and latencies every
+`REMOTE_REFRESH_S`; this replica's own circuit changes at once). Times come from this
+process's clock, so replicas need clocks in step (NTP), as for the shared limits.
 
 Every outcome is recorded locally too. While Redis cannot be reached, decisions read the local
 state (this replica's own feedback, as without ``shared_state``), the log says so once, and
@@ -27,12 +28,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.config import HealthConfig, SharedStateConfig
-from router.decision.health import HealthView, ModelState
+from router.decision.health import HealthView
 from router.serving.health import STATS_S, ModelHealth, state_of
 
 log = logging.getLogger(__name__)
 
-REMOTE_REFRESH_S = 0.5  # other replicas' outcomes show within this
+REMOTE_REFRESH_S = 0.5  # other replicas' outcomes (error rates, latency) show within this
 
 # KEYS: z, f, c. ARGV: now_ms, window_ms, max_events, member, ok (1/0), at_ms (-1: now),
 # min_calls, max_error_rate, cooldown_ms, ttl_s, kind, window text (for `why`).
@@ -130,6 +131,8 @@ class SharedHealth(ModelHealth):
         self._retry_at = -math.inf
         self._remote: HealthView | None = None
         self._remote_at = -math.inf
+        self._events: dict[str, list[Any]] = {}  # model -> outcomes in the window, as read
+        self._events_at = -math.inf
 
     def record(self, model: str, ok: bool, latency_ms: float | None = None,
                at: float | None = None, kind: str | None = None) -> None:
@@ -152,47 +155,62 @@ class SharedHealth(ModelHealth):
         with self._lock:
             if int(changed) == 1:
                 self._remote = None  # this replica sees its own circuit change at once
-            elif self._remote is not None:
-                self._remote_at = min(self._remote_at, now - REMOTE_REFRESH_S + STATS_S)
+                self._events_at = -math.inf  # and the outcomes that changed it
 
     def snapshot(self) -> HealthView:
-        """The shared state (cached up to REMOTE_REFRESH_S), or the local one while Redis is
-        unreachable."""
+        """The shared state, or the local one while Redis is unreachable. Circuits are read at
+        most every STATS_S (another replica's opening shows within it), the outcomes behind
+        the error rates and latencies every REMOTE_REFRESH_S."""
         if not self.config.enabled or not self._reachable():
             return super().snapshot()
         now = self.clock()
         with self._lock:
             view = self._remote
-            if view is not None and now - self._remote_at < REMOTE_REFRESH_S:
+            if view is not None and now - self._remote_at < STATS_S:
                 return view
+            events = self._events if now - self._events_at < REMOTE_REFRESH_S else None
         try:
-            view = self._read(now)
+            circuits, read = self._read(now, events is None)
         except self._errors as exc:
             self._down(exc)
             return super().snapshot()
         self._back()
         with self._lock:
+            if events is None:
+                events, self._events, self._events_at = read, read, now
+            view = self._view_of(circuits, events, now)
             self._remote, self._remote_at = view, now
         return view
 
-    def _read(self, now: float) -> HealthView:
-        """Every configured model's outcomes in the window and circuit, in one round trip."""
-        config = self.config
+    def _read(self, now: float, with_events: bool
+              ) -> tuple[dict[str, tuple[Any, Any]], dict[str, list[Any]]]:
+        """Every configured model's circuit (and outcomes in the window), one round trip."""
         models = sorted(self.models)
         pipe = self.client.pipeline(transaction=False)
         for model in models:
             z, _, c = self._keys(model)
-            pipe.zrangebyscore(z, _ms(now - config.window_s), "+inf")
             pipe.hmget(c, "opened_at", "why")
-        replies = pipe.execute()
-        states: dict[str, ModelState] = {}
-        for i, model in enumerate(models):
-            members, (opened, why) = replies[2 * i], replies[2 * i + 1]
-            if not members and opened is None:
+            if with_events:
+                pipe.zrangebyscore(z, _ms(now - self.config.window_s), "+inf")
+        replies = iter(pipe.execute())
+        circuits: dict[str, tuple[Any, Any]] = {}
+        events: dict[str, list[Any]] = {}
+        for model in models:
+            circuits[model] = tuple(next(replies))  # type: ignore[assignment]
+            if with_events:
+                events[model] = [_event(m) for m in next(replies)]
+        return circuits, events
+
+    def _view_of(self, circuits: dict[str, tuple[Any, Any]], events: dict[str, list[Any]],
+                 now: float) -> HealthView:
+        config, states = self.config, {}
+        edge = now - config.window_s
+        for model, (opened, why) in circuits.items():
+            mine = [e for e in events.get(model, []) if e[0] >= edge]
+            if not mine and opened is None:
                 continue
-            events = [_event(m) for m in members]
             opened_at = float(_text(opened)) / 1000 if opened is not None else None
-            states[model] = state_of(events, opened_at, _text(why) if why else None,
+            states[model] = state_of(mine, opened_at, _text(why) if why else None,
                                      config.cooldown_s, now)
         return HealthView(states, now, config.probe_share, config.min_calls)
 

@@ -34,3 +34,22 @@ def test_decisions_move_off_a_failing_model_and_come_back(tmp_path: Path) -> Non
     assert figures["tier_down_failures_before_moving_up"] == 2 * MIN_CALLS
     assert figures["forced_down_tier"] == {"status": 503, "tier": "small"}
     assert all(result["checks"].values()) and status == 0, result["checks"]
+
+
+@pytest.mark.slow
+def test_two_replicas_on_one_redis_move_off_together(tmp_path: Path) -> None:
+    """Model health in Redis: two replicas, called in turn, stop sending the failing model any
+    call after `min_calls` failures in total (per process: each after its own)."""
+    if not (SHIPPED_MODEL / "metadata.json").is_file():
+        pytest.skip(f"the shipped model is not in {SHIPPED_MODEL} (tier-router train)")
+    from tests import redis_server
+
+    why = redis_server.why_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    out = tmp_path / "outage.json"
+    outage.main(["--min-calls", str(MIN_CALLS), "--cooldown", str(COOLDOWN_S), "--outage", "2",
+                 "--agents", "0", "--replicas", "--out", str(out)])
+    figures = json.loads(out.read_text())["figures"]
+    assert figures["replicas_shared"]["on_failing_model"] <= MIN_CALLS + 1
+    assert figures["replicas_local"]["on_failing_model"] == 2 * MIN_CALLS
