@@ -141,10 +141,9 @@ def _export(args: argparse.Namespace) -> int:
     written, skipped = export_traces(rows, args.out)
     featured = sum(1 for r in rows if r.get("embedding") is not None
                    and not (r.get("prompt") or r.get("messages")))
-    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped"
-                                                     if skipped else "")
-          + (f"; {featured} of them kept features: --format features" if featured else "")
-          + (")" if skipped else ""))
+    hint = f"; {featured} kept features: --format features" if featured else ""
+    print(f"wrote {written} traces to {args.out}"
+          + (f" (skipped: {skipped}{hint})" if skipped else ""))
     return 0
 
 

@@ -16,6 +16,7 @@ from router.schemas.chat import (
     exactly_one_input,
 )
 from router.schemas.feedback import (
+    OBSERVED,
     Feedback,
     FeedbackReceipt,
     SpendKey,
@@ -38,7 +39,8 @@ from router.schemas.route import (
 )
 
 __all__ = [
-    "FOREIGN_FIELDS", "KNOB_MEANING", "PART_CAPABILITY", "PART_TYPES", "QUALITY_TARGET_DOC",
+    "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY", "PART_TYPES",
+    "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
     "RouteRequest", "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",

@@ -44,11 +44,22 @@ class _Labelled(BaseModel):
         return self.quality if self.quality is not None else float(bool(self.success))
 
 
-class Feedback(_Labelled):
-    """How a routed call went (POST /feedback); one outcome per decision_id."""
+# What an outcome-only feedback must carry at least one of: something that happened.
+OBSERVED = ("quality", "success", "cost_usd", "tokens_in", "tokens_out", "latency_ms", "error")
+
+
+class Feedback(BaseModel):
+    """How a routed call went (POST /feedback); one outcome per decision_id.
+
+    A label (`quality`, or `success` as its shorthand) teaches the learning state; without one
+    the outcome (tokens, cost, latency, error: what a gateway knows, no invented label) counts
+    for spend and model health only.
+    """
 
     model_config = ConfigDict(extra="forbid")
     decision_id: Id
+    success: bool | None = None
+    quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     model_used: str | None = Field(default=None, min_length=1, max_length=256)
     cost_usd: Cost | None = None
     tokens_in: Count | None = None
@@ -56,6 +67,18 @@ class Feedback(_Labelled):
     latency_ms: Cost | None = None
     error: str | None = Field(default=None, max_length=10_000)
     fallback_used: bool = False
+
+    @model_validator(mode="after")
+    def _something_observed(self) -> Feedback:
+        if all(getattr(self, name) is None for name in OBSERVED):
+            raise ValueError(f"an outcome needs at least one of {', '.join(OBSERVED)}")
+        return self
+
+    def label(self) -> float | None:
+        """The quality label, or None for an outcome-only report."""
+        if self.quality is not None:
+            return self.quality
+        return None if self.success is None else float(self.success)
 
 
 class TraceRecord(_Labelled):

@@ -163,7 +163,7 @@ class ClosedLoop:
         state = self.learning
         if state is None or decision is None:
             return
-        if item.quality is None and item.success is None:  # outcome-only: spend, never learning
+        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
             return
         obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
         if obs is not None:
@@ -235,7 +235,7 @@ class ClosedLoop:
         return decision, pending
 
     def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
-        if decision is not None:
+        if decision is not None and outcome["quality"] is not None:
             self.drift.outcome(outcome["quality"], best_score(decision.get("scores")))
         cost = outcome["cost_usd"]
         if cost is None:
