@@ -5,6 +5,8 @@ requirement, and an installed copy may be another checkout's. Its tests run agai
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ import pytest
 from tests.api.test_reload import write_config
 from tests.integration.service import ROOT, Server, free_port
 
+# LiteLLM reads this at import: its model cost map from the installed package, never the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 CLIENT_SRC = ROOT / "clients" / "python"
 if str(CLIENT_SRC) not in sys.path:
     sys.path.insert(0, str(CLIENT_SRC))
@@ -34,3 +38,19 @@ def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def closed_url() -> str:
     """A loopback port nothing listens on: connecting is refused at once."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+def outcome_row(server: Server, decision_id: str) -> dict:
+    """The outcome the service stored for a decision (its trace store is beside its config)."""
+    with sqlite3.connect(server.config.parent / "traces.db") as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM outcomes WHERE decision_id = ?", (decision_id,)).fetchone()
+    assert row is not None, f"no outcome stored for {decision_id}"
+    return dict(row)
+
+
+def decision_ids(server: Server, step: str) -> list[str]:
+    """The decisions the service stored for calls made with this `step`."""
+    with sqlite3.connect(server.config.parent / "traces.db") as db:
+        return [r[0] for r in db.execute("SELECT decision_id FROM decisions WHERE step = ?",
+                                         (step,))]
