@@ -12,10 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.api.test_reload import write_config
-from tests.integration.service import Server
-from tests.unit.guards.test_auth import entry
 from tier_router_client import (
     AsyncRouterClient,
     Decision,
@@ -23,6 +19,10 @@ from tier_router_client import (
     RouterRefused,
     RouterUnavailable,
 )
+
+from tests.api.test_reload import write_config
+from tests.integration.service import Server
+from tests.unit.guards.test_auth import entry
 
 CHAT = {"model": "gpt-4.1", "temperature": 0.2, "max_tokens": 200,
         "messages": [{"role": "system", "content": "You are terse."},
@@ -85,9 +85,9 @@ def test_a_refusal_is_raised_never_failed_open(live: Server) -> None:
 
 
 def test_fail_open_on_a_closed_port(closed_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    router = RouterClient(closed_url, fail_open_model="gpt-4.1",
-                          fail_open_fallbacks=["claude-3-7-sonnet-20250219"], fail_open_tier="large",
-                          retries=2, backoff_s=0.01)
+    router = RouterClient(closed_url, fail_open_model="gpt-4.1", fail_open_tier="large",
+                          fail_open_fallbacks=["claude-3-7-sonnet-20250219"], retries=2,
+                          backoff_s=0.01)
     with caplog.at_level(logging.WARNING, logger="tier_router_client"):
         decision = router.route(CHAT, run_id="r")
     assert decision.fail_open and decision.reason == "fail_open"

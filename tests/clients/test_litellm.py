@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
-import litellm
 import pytest
 
-from tests.clients.conftest import decision_ids, outcome_row
-from tests.integration.service import Server
-from tier_router_client import AsyncRouterClient, RouterClient
-from tier_router_client.litellm import AllModelsFailed, acompletion, completion
+litellm = pytest.importorskip("litellm", reason="the client's integrations are not installed")
+
+from tier_router_client import AsyncRouterClient, RouterClient  # noqa: E402
+from tier_router_client.litellm import AllModelsFailed, acompletion, completion  # noqa: E402
+
+from tests.clients.conftest import decision_ids, outcome_row  # noqa: E402
+from tests.integration.service import Server  # noqa: E402
 
 ASK = [{"role": "user", "content": "what is two plus two"}]
 

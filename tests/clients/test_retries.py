@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-
 from tier_router_client import RouterClient, RouterRefused
 from tier_router_client._core import Options, retry_delay
 
