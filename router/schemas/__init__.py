@@ -19,6 +19,7 @@ from router.schemas.feedback import (
     OBSERVED,
     Feedback,
     FeedbackReceipt,
+    ShadowReport,
     SpendKey,
     SpendReport,
     SpendRow,
@@ -43,6 +44,7 @@ __all__ = [
     "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "RouteRequest", "ShadowReport", "SpendKey", "SpendReport", "SpendRow", "TierInfo",
+    "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
 ]

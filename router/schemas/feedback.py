@@ -141,9 +141,30 @@ class SpendRow(BaseModel):
 SpendKey = Literal["role", "run_id", "step", "tier", "model", "user", "api_key"]
 
 
+class ShadowReport(BaseModel):
+    """Shadow mode's answer to "what would following the router have saved?" (the calls whose
+    outcome came back; `routed_usd` prices the router's picks with the same tokens)."""
+
+    calls: int = Field(description="Shadow decisions in the period.")
+    with_outcome: int = Field(description="Of them, the ones whose outcome came back.")
+    followed_usd: float = Field(description="What the models followed cost (reported, else "
+                                            "estimated).")
+    routed_usd: float = Field(description="What the router's picks would have cost.")
+    saved_usd: float = Field(description="followed_usd - routed_usd (negative: it costs more).")
+    saved_fraction: float | None = Field(description="saved_usd / followed_usd.")
+    same_tier_share: float | None = Field(
+        description="Share of calls where the router picked the tier that was followed.")
+    followed_quality: float | None = Field(
+        description="Mean quality the followed models realised (labelled outcomes).")
+    routed_predicted_quality: float | None = Field(
+        description="Mean predicted quality of the router's picks on the same calls.")
+
+
 class SpendReport(BaseModel):
     by: str
     since: float | None
     rows: list[SpendRow]
+    shadow: ShadowReport | None = Field(
+        default=None, description="What shadow decisions would have saved; absent: none.")
 
 

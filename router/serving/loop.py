@@ -39,6 +39,7 @@ from router.schemas import (
 from router.traces.feedback import decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
+from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class ClosedLoop:
         if request.dry_run:
             return
         self.drift.decision(decision.tier)
-        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        self.budgets.add(request.role, decision.spend_estimate_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
@@ -251,7 +252,8 @@ class ClosedLoop:
         store = self._require_store()
         store.flush(timeout=2.0)
         rows = store.spend(by, since)
-        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows])
+        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           shadow=shadow_report(store, self.settings, since))
 
 
 class Explorer:

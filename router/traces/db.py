@@ -24,7 +24,8 @@ from router.errors import ConfigError, StoreError
 # 3: decisions.embedding, embedder, feature_version (what the classifier saw, for learning
 #    without the text) and prior_scores (the model's scores before online adaptation).
 # 4: outcomes.quality nullable (outcome-only feedback: spend and health, never learning) and
-#    decisions.shadow (a decision the caller asked for but did not follow).
+#    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
+#    (the request's own `model`: in shadow mode the one it followed).
 SCHEMA_VERSION = 4
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
@@ -36,6 +37,7 @@ ADDED_COLUMNS = (
     (3, "feature_version", "TEXT"),
     (3, "prior_scores", "TEXT"),
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
+    (4, "requested_model", "TEXT"),
 )
 
 _DECISIONS = """
@@ -66,7 +68,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     embedder TEXT,
     feature_version TEXT,
     prior_scores TEXT,
-    shadow INTEGER NOT NULL DEFAULT 0
+    shadow INTEGER NOT NULL DEFAULT 0,
+    requested_model TEXT
 )"""
 
 _OUTCOMES = """
@@ -108,11 +111,14 @@ _INDEXES = (
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
-# posted without a decision. `est` is 1 where the cost is an estimate.
+# posted without a decision. `est` is 1 where the cost is an estimate. A shadow decision's call
+# is the caller's own model's (its estimate is that model's, see RouteDecision.spend_estimate_usd).
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
            d.api_key AS api_key,
-           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
+           COALESCE(o.tier, CASE WHEN d.shadow = 1 THEN NULL ELSE d.tier END) AS tier,
+           COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
+                                       ELSE d.model END) AS model,
            COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
            d.created_at AS t
@@ -132,6 +138,14 @@ LEARNING_ROWS_SQL = """
 LEARNED_COUNT_SQL = """
     SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
     WHERE o.received_at > ? AND d.reason <> 'degraded' AND o.quality IS NOT NULL"""
+
+# Shadow decisions and their outcomes, if any (router.traces.shadow: what following would save).
+SHADOW_SQL = """
+    SELECT d.tier, d.scores, d.tokens_in AS estimated_tokens_in, d.estimated_cost_usd,
+           o.feedback_id, o.tier AS followed_tier, o.cost_usd, o.tokens_in, o.tokens_out,
+           o.quality
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    WHERE d.shadow = 1 AND d.created_at >= ?"""
 
 # Every decision and its outcome, if any (export --format audit); the caller adds WHERE.
 AUDIT_SQL = """

@@ -55,9 +55,14 @@ def _cost(
 def decision_outcome(
     fb: Feedback, decision: dict[str, Any], settings: Settings, now: float | None = None
 ) -> dict[str, Any]:
-    """The outcome row of feedback on a routed call; attribution lives on the decision row."""
-    model = fb.model_used or decision["model"]
-    tier = settings.tier_of_model(model) or decision["tier"]
+    """The outcome row of feedback on a routed call; attribution lives on the decision row.
+    A shadow decision was not followed: the model used is the request's own unless named."""
+    shadow = bool(decision.get("shadow"))
+    model = fb.model_used or (decision.get("requested_model") if shadow else decision["model"])
+    # a shadow call on a model of no configured tier teaches no tier (never the router's pick)
+    tier = settings.tier_of_model(model) if model else None
+    if tier is None and not shadow:
+        tier = decision["tier"]
     tokens_in = fb.tokens_in if fb.tokens_in is not None else decision.get("tokens_in")
     cost, estimated = _cost(settings, tier, fb.cost_usd, tokens_in, fb.tokens_out,
                             decision.get("estimated_cost_usd"),

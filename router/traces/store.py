@@ -240,7 +240,9 @@ class TraceStore:
 
     # Synchronous reads and the durable feedback write
 
-    def _cursor_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of one read (portable SQL, ``?`` placeholders) as dicts, on the durable
+        connection; for the modules that own a query of their own (e.g. `traces.shadow`)."""
         with self._conn_lock:
             conn = self._require()
             cur = conn.cursor()
@@ -265,7 +267,7 @@ class TraceStore:
             pending = self._pending.get(decision_id)
         if pending is not None:
             return pending.summary(self.config), pending
-        rows = self._cursor_rows("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
+        rows = self.query("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
         return (rows[0] if rows else None), None
 
     def add_outcome(
@@ -327,7 +329,7 @@ class TraceStore:
                    SUM(est) AS estimated_calls
             FROM ({CALLS_SQL}) calls WHERE {' AND '.join(where)}
             GROUP BY {key} ORDER BY SUM(cost) DESC"""
-        rows = self._cursor_rows(sql, tuple(params))
+        rows = self.query(sql, tuple(params))
         for row in rows:
             row["actual_usd"] = float(row["actual_usd"] or 0.0)
             row["estimated_usd"] = float(row["estimated_usd"] or 0.0)
@@ -338,7 +340,7 @@ class TraceStore:
 
     def outcome_rows(self, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Every outcome joined to its decision, oldest first (export and retraining)."""
-        rows = self._cursor_rows(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
+        rows = self.query(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
                                  (since if since is not None else 0.0,))
         yield from rows
 
@@ -347,15 +349,15 @@ class TraceStore:
     def learning_rows(self, limit: int, since: float = 0.0) -> list[dict[str, Any]]:
         """The newest `limit` outcomes of routed decisions received after `since`, oldest first,
         with what learning reads of their decision."""
-        return self._cursor_rows(LEARNING_ROWS_SQL, (since, limit))[::-1]
+        return self.query(LEARNING_ROWS_SQL, (since, limit))[::-1]
 
     def learned_count(self, since: float = 0.0) -> int:
         """How many outcomes of routed decisions were received after `since`."""
-        return int(self._cursor_rows(LEARNED_COUNT_SQL, (since,))[0]["n"])
+        return int(self.query(LEARNED_COUNT_SQL, (since,))[0]["n"])
 
     def learning_reset_at(self) -> float:
         """When the learning state was last reset (epoch seconds; 0 if never)."""
-        rows = self._cursor_rows("SELECT value FROM store_meta WHERE key = ?",
+        rows = self.query("SELECT value FROM store_meta WHERE key = ?",
                                  (LEARNING_RESET_KEY,))
         return float(rows[0]["value"]) if rows else 0.0
 
@@ -386,12 +388,12 @@ class TraceStore:
             if value is not None:
                 where.append(f"d.{column} = ?")
                 params.append(value)
-        return self._cursor_rows(
+        return self.query(
             f"{AUDIT_SQL} WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id",
             tuple(params))
 
     def counts(self) -> dict[str, int]:
-        rows = self._cursor_rows("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
+        rows = self.query("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "
                                  "(SELECT COUNT(*) FROM outcomes) AS outcomes")
         return {k: int(v) for k, v in rows[0].items()}
 

@@ -47,6 +47,7 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
     store.close()
     _sql(store_url,  # as a version-3 router left it, its rows in place
          "ALTER TABLE decisions DROP COLUMN shadow",
+         "ALTER TABLE decisions DROP COLUMN requested_model",
          "ALTER TABLE outcomes RENAME TO outcomes_v4", V3_OUTCOMES,
          "INSERT INTO outcomes SELECT * FROM outcomes_v4", "DROP TABLE outcomes_v4",
          "UPDATE store_meta SET value = '3' WHERE key = 'schema_version'")
