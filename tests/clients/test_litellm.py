@@ -87,3 +87,19 @@ def test_async_and_fail_open(live: Server, closed_url: str) -> None:
             assert call.response.choices[0].message.content == "Still answered."
 
     asyncio.run(main())
+
+
+def test_the_example_runs_offline(live: Server) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.clients.conftest import CLIENT_SRC
+
+    env = {**os.environ, "TIER_ROUTER_URL": live.url, "MOCK_RESPONSE": "The parcel is late.",
+           "PYTHONPATH": str(CLIENT_SRC)}
+    done = subprocess.run([sys.executable, str(CLIENT_SRC / "examples" / "litellm_sdk.py")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model, reason, status, *answer = done.stdout.split()
+    assert status == "stored" and " ".join(answer) == "The parcel is late."

@@ -110,3 +110,19 @@ def test_auto_through_the_proxy(live: Server, proxy: str) -> None:
         assert big.choices[0].message.content == f"answer from {routed}"
     row = wait_for_outcome(live, "e2e-user")
     assert row["quality"] is None and row["model_used"] in (routed, "gemini-2.0-flash-001")
+
+
+def test_the_openai_example_through_the_proxy(live: Server, proxy: str) -> None:
+    """The OpenAI SDK example routes with tier-router and calls the proxy's mock deployments."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TIER_ROUTER_URL": live.url, "OPENAI_BASE_URL": f"{proxy}/v1",
+           "OPENAI_API_KEY": "sk-any", "PYTHONPATH": str(CLIENT_SRC)}
+    done = subprocess.run([sys.executable, str(CLIENT_SRC / "examples" / "openai_sdk.py")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model, reason, status, *answer = done.stdout.split()
+    # the model that answered (the proxy's nano deployment is rate limited: then its fallback)
+    assert status == "stored" and model != "gpt-4.1-nano"
+    assert " ".join(answer) == f"answer from {model}"
