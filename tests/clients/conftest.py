@@ -1,7 +1,7 @@
 """The client package is tested from this checkout's `clients/python` (put first on sys.path):
 the root project cannot name it as a dependency, since pip refuses a relative path in a
 requirement, and an installed copy may be another checkout's. Its tests run against a real
-`tier-router serve` on a free loopback port, in a temp dir, on the synthetic model."""
+`tier-router serve` on a free loopback port, in a temp dir, on the synthetic model, with keys."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.test_reload import write_config
 from tests.integration.service import ROOT, Server, free_port
+from tests.unit.guards.test_auth import entry
 
 # LiteLLM reads this at import: its model cost map from the installed package, never the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -23,15 +25,28 @@ if str(CLIENT_SRC) not in sys.path:
     sys.path.insert(0, str(CLIENT_SRC))
 
 
+# The keys of the live service: an agent's (route and feedback), a rate-limited one, an admin's
+AGENT, LIMITED, ADMIN = "client-agent-key", "client-limited-key", "client-admin-key"
+
+
 @pytest.fixture(scope="package")
 def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One open (keyless) service for the client tests: synthetic head, real encoder."""
+    """One service for the client tests: synthetic head, real encoder, API keys on."""
     work = tmp_path_factory.mktemp("client-live")
-    config = write_config(work / "c.yaml", model_dir)
+    keys = [entry("agent", AGENT, ["route", "feedback"]), entry("limited", LIMITED, ["route"], 2),
+            entry("ops", ADMIN, ["admin"])]
+    config = write_config(work / "c.yaml", model_dir, auth={"keys": keys})
     server = Server(config, work / "server.log").start(ready="/readyz")
     yield server
     if server.proc is not None and server.proc.poll() is None:
         server.stop()
+
+
+def spend(server: Server, by: str) -> dict:
+    """GET /spend grouped `by`, as {key: row} (an admin call)."""
+    r = httpx.get(f"{server.url}/spend", params={"by": by}, headers={"X-API-Key": ADMIN})
+    assert r.status_code == 200, r.text
+    return {row["key"]: row for row in r.json()["rows"]}
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,24 +20,19 @@ from tier_router_client import (
 )
 
 from tests.api.test_reload import write_config
+from tests.clients.conftest import AGENT, LIMITED, spend
 from tests.integration.service import Server
-from tests.unit.guards.test_auth import entry
 
 CHAT = {"model": "gpt-4.1", "temperature": 0.2, "max_tokens": 200,
         "messages": [{"role": "system", "content": "You are terse."},
                      {"role": "user", "content": "Prove the theorem about primes."}]}
-AGENT, LIMITED = "client-agent-key", "client-limited-key"
-
-
-def spend(server: Server, by: str) -> dict:
-    rows = httpx.get(f"{server.url}/spend", params={"by": by}).json()["rows"]
-    return {row["key"]: row for row in rows}
 
 
 def test_route_a_chat_completions_body_then_report(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         decision = router.route(CHAT, run_id="client-run-1", role="prover")
-        tiers = {t["name"]: t["models"] for t in httpx.get(f"{live.url}/tiers").json()}
+        answer = httpx.get(f"{live.url}/tiers", headers={"X-API-Key": AGENT}).json()
+        tiers = {t["name"]: t["models"] for t in answer}
         assert isinstance(decision, Decision) and not decision.fail_open
         assert decision.decision_id and decision.model in tiers[decision.tier]
         assert decision.models[0] == decision.model and decision.model not in decision.fallbacks
@@ -56,7 +50,7 @@ def test_route_a_chat_completions_body_then_report(live: Server) -> None:
 
 
 def test_outcome_only_feedback_is_accepted_and_counts_for_spend(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         decision = router.route(prompt="say hello", run_id="client-run-outcome")
         receipt = router.feedback(decision, model_used=decision.model, tokens_in=5,
                                   tokens_out=3, cost_usd=0.0007, latency_ms=95.0,
@@ -66,7 +60,7 @@ def test_outcome_only_feedback_is_accepted_and_counts_for_spend(live: Server) ->
 
 
 def test_batch_keeps_the_order(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         decisions = router.route_batch([{"prompt": "say hello", "tier": "small"},
                                         {**CHAT, "tier": "large"}])
     assert [d.tier for d in decisions] == ["small", "large"]
@@ -75,7 +69,7 @@ def test_batch_keeps_the_order(live: Server) -> None:
 
 
 def test_a_refusal_is_raised_never_failed_open(live: Server) -> None:
-    with RouterClient(live.url, fail_open_model="gpt-4.1") as router:
+    with RouterClient(live.url, api_key=AGENT, fail_open_model="gpt-4.1") as router:
         with pytest.raises(RouterRefused) as bad:
             router.route(prompt="hello", quality_target=1.7)
         assert bad.value.status_code == 422 and "quality_target" in str(bad.value)
@@ -123,24 +117,14 @@ def test_fail_open_after_retries_on_503(unready: Server) -> None:
     assert "HTTP 503" in decision.detail and "after 3 attempts" in decision.detail
 
 
-@pytest.fixture(scope="module")
-def keyed(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    work = tmp_path_factory.mktemp("client-keyed")
-    keys = [entry("agent", AGENT, ["route", "feedback"]), entry("limited", LIMITED, ["route"], 2)]
-    config = write_config(work / "c.yaml", model_dir, auth={"keys": keys})
-    server = Server(config, work / "server.log").start(ready="/readyz")
-    yield server
-    server.stop()
-
-
-def test_api_key_and_a_far_retry_after(keyed: Server) -> None:
+def test_api_key_and_a_far_retry_after(live: Server) -> None:
     with pytest.raises(RouterRefused) as anonymous:
-        RouterClient(keyed.url, fail_open_model="gpt-4.1").route(prompt="hello")
+        RouterClient(live.url, fail_open_model="gpt-4.1").route(prompt="hello")
     assert anonymous.value.status_code == 401
-    with RouterClient(keyed.url, api_key=AGENT) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         decision = router.route(prompt="hello", role="keyed")
         assert router.feedback(decision, success=False).status == "stored"  # type: ignore[union-attr]
-    limited = RouterClient(keyed.url, api_key=LIMITED, fail_open_model="gpt-4.1",
+    limited = RouterClient(live.url, api_key=LIMITED, fail_open_model="gpt-4.1",
                            max_retry_after_s=5)
     limited.route(prompt="one")
     limited.route(prompt="two")
@@ -152,7 +136,7 @@ def test_api_key_and_a_far_retry_after(keyed: Server) -> None:
 
 def test_async_client_routes_reports_and_fails_open(live: Server, closed_url: str) -> None:
     async def main() -> None:
-        async with AsyncRouterClient(live.url) as router:
+        async with AsyncRouterClient(live.url, api_key=AGENT) as router:
             decisions = await asyncio.gather(*(router.route(CHAT, step=str(i)) for i in range(4)))
             assert len({d.decision_id for d in decisions}) == 4
             receipt = await router.feedback(decisions[0], quality=0.8, tokens_in=20)

@@ -13,7 +13,7 @@ litellm = pytest.importorskip("litellm", reason="the client's integrations are n
 from tier_router_client import AsyncRouterClient, RouterClient  # noqa: E402
 from tier_router_client.litellm import AllModelsFailed, acompletion, completion  # noqa: E402
 
-from tests.clients.conftest import decision_ids, outcome_row  # noqa: E402
+from tests.clients.conftest import AGENT, decision_ids, outcome_row  # noqa: E402
 from tests.integration.service import Server  # noqa: E402
 
 ASK = [{"role": "user", "content": "what is two plus two"}]
@@ -28,7 +28,7 @@ def deployments(**mocks: str) -> litellm.Router:
 
 
 def test_route_call_and_report_the_outcome(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         call = completion(router, messages=ASK, mock_response="Four.", run_id="ll-run",
                           role="calc", temperature=0)
     assert call.response.choices[0].message.content == "Four."
@@ -46,7 +46,7 @@ def test_route_call_and_report_the_outcome(live: Server) -> None:
 def test_falls_back_along_the_decision(live: Server) -> None:
     llm = deployments(**{"gpt-4.1": "litellm.RateLimitError",
                          "claude-3-7-sonnet-20250219": "From the fallback."})
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         call = completion(router, llm=llm, messages=ASK, tier="large")
     assert call.decision.models == ["gpt-4.1", "claude-3-7-sonnet-20250219"]
     assert call.model_used == "claude-3-7-sonnet-20250219"
@@ -59,7 +59,7 @@ def test_falls_back_along_the_decision(live: Server) -> None:
 def test_every_model_failing_is_reported_then_raised(live: Server) -> None:
     llm = deployments(**{"gpt-4.1": "litellm.InternalServerError",
                          "claude-3-7-sonnet-20250219": "litellm.RateLimitError"})
-    with RouterClient(live.url) as router, pytest.raises(AllModelsFailed) as failed:
+    with RouterClient(live.url, api_key=AGENT) as router, pytest.raises(AllModelsFailed) as failed:
         completion(router, llm=llm, messages=ASK, tier="large", step="all-fail")
     assert len(failed.value.errors) == 2
     assert "InternalServerError" in failed.value.errors[0]
@@ -71,12 +71,12 @@ def test_every_model_failing_is_reported_then_raised(live: Server) -> None:
 
 def test_streaming_is_refused_with_the_reason(live: Server) -> None:
     with pytest.raises(ValueError, match="'stream' parameter must be false"):
-        completion(RouterClient(live.url), messages=ASK, stream=True)
+        completion(RouterClient(live.url, api_key=AGENT), messages=ASK, stream=True)
 
 
 def test_async_and_fail_open(live: Server, closed_url: str) -> None:
     async def main() -> None:
-        async with AsyncRouterClient(live.url) as router:
+        async with AsyncRouterClient(live.url, api_key=AGENT) as router:
             call = await acompletion(router, messages=ASK, mock_response="Async four.",
                                      run_id="ll-async")
             assert call.receipt is not None and call.receipt.status == "stored"
@@ -94,9 +94,10 @@ def test_the_example_runs_offline(live: Server) -> None:
     import subprocess
     import sys
 
-    from tests.clients.conftest import CLIENT_SRC
+    from tests.clients.conftest import AGENT, CLIENT_SRC
 
-    env = {**os.environ, "TIER_ROUTER_URL": live.url, "MOCK_RESPONSE": "The parcel is late.",
+    env = {**os.environ, "TIER_ROUTER_URL": live.url, "TIER_ROUTER_API_KEY": AGENT,
+           "MOCK_RESPONSE": "The parcel is late.",
            "PYTHONPATH": str(CLIENT_SRC)}
     done = subprocess.run([sys.executable, str(CLIENT_SRC / "examples" / "litellm_sdk.py")],
                           env=env, capture_output=True, text=True, timeout=120)

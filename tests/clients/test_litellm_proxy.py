@@ -12,7 +12,7 @@ litellm = pytest.importorskip("litellm", reason="the client's integrations are n
 
 from tier_router_client.litellm_proxy import TierRouterHook, ids_from_user  # noqa: E402
 
-from tests.clients.conftest import decision_ids, outcome_row  # noqa: E402
+from tests.clients.conftest import AGENT, decision_ids, outcome_row  # noqa: E402
 from tests.integration.service import Server  # noqa: E402
 
 ASK = [{"role": "user", "content": "what is two plus two"}]
@@ -27,7 +27,7 @@ def stored_ids(server: Server, decision_id: str) -> tuple:
 
 
 def test_auto_is_routed_called_and_reported(live: Server) -> None:
-    hook = TierRouterHook(live.url, served_models=SERVED)
+    hook = TierRouterHook(live.url, api_key=AGENT, served_models=SERVED)
 
     async def main() -> dict:
         data = {"model": "auto", "messages": ASK, "tier": "large",
@@ -53,7 +53,7 @@ def test_ids_from_the_user_field_and_failures_reported(live: Server) -> None:
     assert ids_from_user("run=r1, role=critic;step=5") == {
         "run_id": "r1", "role": "critic", "step": "5"}
     assert ids_from_user("alice") == {}
-    hook = TierRouterHook(live.url, served_models=SERVED)
+    hook = TierRouterHook(live.url, api_key=AGENT, served_models=SERVED)
 
     async def main() -> str:
         data = {"model": "auto", "messages": ASK, "user": "run_id=px-user;role=critic;step=5"}
@@ -68,7 +68,7 @@ def test_ids_from_the_user_field_and_failures_reported(live: Server) -> None:
 
 
 def test_other_models_pass_untouched(live: Server) -> None:
-    hook = TierRouterHook(live.url, served_models=SERVED)
+    hook = TierRouterHook(live.url, api_key=AGENT, served_models=SERVED)
     before = len(decision_ids(live, step="untouched"))
     data = {"model": "gpt-4.1", "messages": ASK, "metadata": {"step": "untouched"}}
     out = asyncio.run(hook.async_pre_call_hook(None, None, dict(data), "completion"))

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.clients.conftest import CLIENT_SRC, decision_ids, outcome_row
+from tests.clients.conftest import AGENT, CLIENT_SRC, decision_ids, outcome_row
 from tests.integration.service import Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,8 @@ def proxy(live: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copy(EXAMPLE / "tier_router_callbacks.py", work)
     port, log = free_port(), (work / "proxy.log").open("w")
-    env = {**os.environ, "TIER_ROUTER_URL": live.url, "PYTHONPATH": str(CLIENT_SRC),
+    env = {**os.environ, "TIER_ROUTER_URL": live.url, "TIER_ROUTER_API_KEY": AGENT,
+           "PYTHONPATH": str(CLIENT_SRC),
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.Popen([cli, "--config", str(work / "config.yaml"), "--host", "127.0.0.1",
                              "--port", str(port)], cwd=work, env=env, stdout=log,
@@ -117,7 +118,8 @@ def test_the_openai_example_through_the_proxy(live: Server, proxy: str) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "TIER_ROUTER_URL": live.url, "OPENAI_BASE_URL": f"{proxy}/v1",
+    env = {**os.environ, "TIER_ROUTER_URL": live.url, "TIER_ROUTER_API_KEY": AGENT,
+           "OPENAI_BASE_URL": f"{proxy}/v1",
            "OPENAI_API_KEY": "sk-any", "PYTHONPATH": str(CLIENT_SRC)}
     done = subprocess.run([sys.executable, str(CLIENT_SRC / "examples" / "openai_sdk.py")],
                           env=env, capture_output=True, text=True, timeout=120)

@@ -15,7 +15,7 @@ from tier_router_client import AsyncRouterClient, RouterClient  # noqa: E402
 from tier_router_client.openai import AllModelsFailed, acreate, create  # noqa: E402
 
 from router.config import load_settings  # noqa: E402
-from tests.clients.conftest import outcome_row  # noqa: E402
+from tests.clients.conftest import AGENT, outcome_row  # noqa: E402
 from tests.integration.service import Server  # noqa: E402
 
 ASK = [{"role": "user", "content": "say hello"}]
@@ -40,7 +40,7 @@ def sync_llm() -> openai.OpenAI:
 
 
 def test_route_call_report(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         call = create(router, sync_llm(), messages=ASK, run_id="oa-run", temperature=0.1)
     assert call.response.choices[0].message.content == f"hello from {call.decision.model}"
     row = outcome_row(live, call.decision.decision_id or "")
@@ -52,7 +52,7 @@ def test_route_call_report(live: Server) -> None:
 
 
 def test_falls_back_and_reports_the_error(live: Server) -> None:
-    with RouterClient(live.url) as router:
+    with RouterClient(live.url, api_key=AGENT) as router:
         call = create(router, sync_llm(), messages=ASK, tier="large")
     assert call.model_used == "claude-3-7-sonnet-20250219"
     row = outcome_row(live, call.decision.decision_id or "")
@@ -63,7 +63,7 @@ def test_every_model_failing_raises(live: Server) -> None:
     down = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
                          http_client=httpx.Client(transport=httpx.MockTransport(
                              lambda request: httpx.Response(503, json={"error": "down"}))))
-    with RouterClient(live.url) as router, pytest.raises(AllModelsFailed) as failed:
+    with RouterClient(live.url, api_key=AGENT) as router, pytest.raises(AllModelsFailed) as failed:
         create(router, down, messages=ASK, tier="large")
     assert [e.split(":")[0] for e in failed.value.errors] == [
         "gpt-4.1", "claude-3-7-sonnet-20250219"]
@@ -74,7 +74,7 @@ def test_async(live: Server) -> None:
         llm = openai.AsyncOpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
                                  http_client=httpx.AsyncClient(
                                      transport=httpx.MockTransport(answer)))
-        async with AsyncRouterClient(live.url) as router:
+        async with AsyncRouterClient(live.url, api_key=AGENT) as router:
             call = await acreate(router, llm, messages=ASK, tier="medium")
         assert call.model_used == "gpt-4.1-mini" and call.receipt is not None
 
