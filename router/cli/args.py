@@ -22,8 +22,10 @@ from router.errors import RouterError
 WHEN_HELP = "ISO 8601 (2026-11-01, 2026-11-01T09:30:00Z; UTC unless it says) or epoch seconds"
 
 
-class CliError(RouterError):
-    """A command was given something it cannot use (shown as one line, exit 1)."""
+class CliError(Exception):
+    """A command was given something it cannot use (shown as one line, exit 1).
+
+    Not a `RouterError`: those are what the library raises, and the API maps each of them."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     prog = f"tier-router {args.command}"
     try:
         return int(args.func(args) or 0)
-    except RouterError as exc:
+    except (RouterError, CliError) as exc:
         return _fail(prog, str(exc))
     except OSError as exc:
         return _fail(prog, _os_message(exc))

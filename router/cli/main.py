@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                           help="requests per minute this key may make (default: no limit)")
     hash_key.set_defaults(func=_hash_key)
 
+    dashboard = sub.add_parser("dashboard", help="print the Grafana dashboard JSON (import it "
+                                                 "in Grafana over the service's /metrics)")
+    dashboard.set_defaults(func=_dashboard)
+
     train = sub.add_parser("train", help="train a model directory from labelled traces")
     config_option(train)
     train.add_argument("--data-dir", type=existing_dir, default=None,
@@ -197,6 +201,13 @@ def _hash_key(args: argparse.Namespace) -> int:
     print(f"- name: {args.name}\n  sha256: {hash_key(key)}\n  scopes: [{scopes}]")
     if args.rate_per_minute is not None:
         print(f"  rate_per_minute: {args.rate_per_minute}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    print(files("router.serving").joinpath("grafana_dashboard.json").read_text("utf-8"), end="")
     return 0
 
 
