@@ -56,7 +56,8 @@ _SITE = ("site-packages", "dist-packages")
 
 
 class LibraryRecords(logging.Filter):
-    """Names what a library logged on the root logger after the library; drops its INFO.
+    """Names what a library logged on the root logger after the library; drops its INFO
+    (unless the log level is DEBUG).
 
     onnxruntime's quantiser (and others) call `logging.info(...)` on the root logger, so a cold
     start wrote dozens of lines under logger `root`. They are told apart by their source file.
@@ -73,7 +74,7 @@ class LibraryRecords(logging.Filter):
         if library is None:
             return True
         record.name = library
-        return record.levelno >= max(self.level, logging.WARNING)
+        return record.levelno >= (logging.WARNING if self.level > logging.DEBUG else self.level)
 
 
 def _library_of(pathname: str) -> str | None:
