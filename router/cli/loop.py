@@ -127,21 +127,31 @@ def add_loop_commands(sub: Any) -> None:
 
 def _spend(args: argparse.Namespace) -> int:
     from router.config import load_settings
+    from router.traces.shadow import shadow_report
     from router.traces.store import TraceStore
 
-    store = TraceStore(load_settings(args.config).store).open()
+    settings = load_settings(args.config)
+    store = TraceStore(settings.store).open()
     try:
         rows = store.spend(args.by, args.since)
+        shadow = shadow_report(store, settings, args.since)
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"by": args.by, "since": args.since, "rows": rows}, indent=2))
+        print(json.dumps({"by": args.by, "since": args.since, "rows": rows,
+                          "shadow": shadow.model_dump() if shadow else None}, indent=2))
         return 0
     print(f"{args.by:<24} {'calls':>8} {'cost_usd':>12} {'actual':>12} {'estimated':>12} "
           f"{'est. calls':>10}")
     for r in rows:
         print(f"{str(r['key']):<24} {r['calls']:>8} {r['cost_usd']:>12.6f} "
               f"{r['actual_usd']:>12.6f} {r['estimated_usd']:>12.6f} {r['estimated_calls']:>10}")
+    if shadow is not None:
+        saved = (f"{shadow.saved_usd:+.6f} USD ({shadow.saved_fraction:.1%})"
+                 if shadow.saved_fraction is not None else f"{shadow.saved_usd:+.6f} USD")
+        print(f"shadow: {shadow.calls} calls, {shadow.with_outcome} with an outcome; followed "
+              f"{shadow.followed_usd:.6f} USD, the router's picks {shadow.routed_usd:.6f} USD: "
+              f"following it would save {saved}")
     return 0
 
 
@@ -170,10 +180,9 @@ def _export(args: argparse.Namespace) -> int:
     written, skipped = export_traces(rows, args.out)
     featured = sum(1 for r in rows if r.get("embedding") is not None
                    and not (r.get("prompt") or r.get("messages")))
-    print(f"wrote {written} traces to {args.out}" + (f" ({skipped} without text skipped"
-                                                     if skipped else "")
-          + (f"; {featured} of them kept features: --format features" if featured else "")
-          + (")" if skipped else ""))
+    hint = f"; {featured} kept features: --format features" if featured else ""
+    print(f"wrote {written} traces to {args.out}"
+          + (f" (skipped: {skipped}{hint})" if skipped else ""))
     return 0
 
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models/default")
     quality_target: float = Field(default=0.9, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
     fail_open: bool = True
+    shadow: bool = Field(default=False, description="Every call a shadow call unless it says "
+                         "otherwise: decide and record, never expect to be followed.")
     safe_tier: str = "large"
     expected_output_tokens: int = Field(default=400, ge=0)
     tiers: list[TierConfig] = Field(min_length=1)

@@ -16,8 +16,10 @@ from router.schemas.chat import (
     exactly_one_input,
 )
 from router.schemas.feedback import (
+    OBSERVED,
     Feedback,
     FeedbackReceipt,
+    ShadowReport,
     SpendKey,
     SpendReport,
     SpendRow,
@@ -38,9 +40,11 @@ from router.schemas.route import (
 )
 
 __all__ = [
-    "FOREIGN_FIELDS", "KNOB_MEANING", "PART_CAPABILITY", "PART_TYPES", "QUALITY_TARGET_DOC",
+    "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY", "PART_TYPES",
+    "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "RouteRequest", "ShadowReport", "SpendKey", "SpendReport", "SpendRow", "TierInfo",
+    "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
 ]

@@ -44,11 +44,22 @@ class _Labelled(BaseModel):
         return self.quality if self.quality is not None else float(bool(self.success))
 
 
-class Feedback(_Labelled):
-    """How a routed call went (POST /feedback); one outcome per decision_id."""
+# What an outcome-only feedback must carry at least one of: something that happened.
+OBSERVED = ("quality", "success", "cost_usd", "tokens_in", "tokens_out", "latency_ms", "error")
+
+
+class Feedback(BaseModel):
+    """How a routed call went (POST /feedback); one outcome per decision_id.
+
+    A label (`quality`, or `success` as its shorthand) teaches the learning state; without one
+    the outcome (tokens, cost, latency, error: what a gateway knows, no invented label) counts
+    for spend and model health only.
+    """
 
     model_config = ConfigDict(extra="forbid")
     decision_id: Id
+    success: bool | None = None
+    quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     model_used: str | None = Field(default=None, min_length=1, max_length=256)
     cost_usd: Cost | None = None
     tokens_in: Count | None = None
@@ -56,6 +67,18 @@ class Feedback(_Labelled):
     latency_ms: Cost | None = None
     error: str | None = Field(default=None, max_length=10_000)
     fallback_used: bool = False
+
+    @model_validator(mode="after")
+    def _something_observed(self) -> Feedback:
+        if all(getattr(self, name) is None for name in OBSERVED):
+            raise ValueError(f"an outcome needs at least one of {', '.join(OBSERVED)}")
+        return self
+
+    def label(self) -> float | None:
+        """The quality label, or None for an outcome-only report."""
+        if self.quality is not None:
+            return self.quality
+        return None if self.success is None else float(self.success)
 
 
 class TraceRecord(_Labelled):
@@ -87,11 +110,13 @@ class TraceRecord(_Labelled):
 
 
 class FeedbackReceipt(BaseModel):
-    """`stored` the first time, `duplicate` when the same outcome was already stored."""
+    """`stored` the first time, `duplicate` when it says nothing the stored outcome lacks,
+    `completed` when it added to the stored outcome (a label after an outcome-only report,
+    tokens after a label, a reported cost over an estimate); never a change of what is stored."""
 
     feedback_id: str
     decision_id: str | None
-    status: Literal["stored", "duplicate"]
+    status: Literal["stored", "duplicate", "completed"]
 
 
 class SpendRow(BaseModel):
@@ -107,9 +132,30 @@ class SpendRow(BaseModel):
 SpendKey = Literal["role", "run_id", "step", "tier", "model", "user", "api_key"]
 
 
+class ShadowReport(BaseModel):
+    """Shadow mode's answer to "what would following the router have saved?" (the calls whose
+    outcome came back; `routed_usd` prices the router's picks with the same tokens)."""
+
+    calls: int = Field(description="Shadow decisions in the period.")
+    with_outcome: int = Field(description="Of them, the ones whose outcome came back.")
+    followed_usd: float = Field(description="What the models followed cost (reported, else "
+                                            "estimated).")
+    routed_usd: float = Field(description="What the router's picks would have cost.")
+    saved_usd: float = Field(description="followed_usd - routed_usd (negative: it costs more).")
+    saved_fraction: float | None = Field(description="saved_usd / followed_usd.")
+    same_tier_share: float | None = Field(
+        description="Share of calls where the router picked the tier that was followed.")
+    followed_quality: float | None = Field(
+        description="Mean quality the followed models realised (labelled outcomes).")
+    routed_predicted_quality: float | None = Field(
+        description="Mean predicted quality of the router's picks on the same calls.")
+
+
 class SpendReport(BaseModel):
     by: str
     since: float | None
     rows: list[SpendRow]
+    shadow: ShadowReport | None = Field(
+        default=None, description="What shadow decisions would have saved; absent: none.")
 
 

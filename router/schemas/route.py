@@ -98,6 +98,13 @@ class RouteRequest(BaseModel):
     dry_run: bool = Field(
         default=False, strict=True,
         description="Evaluation traffic: answered as usual, never stored nor counted in spend.")
+    shadow: bool | None = Field(
+        default=None, strict=True,
+        description="Ask what the router would choose without following it: the caller keeps "
+                    "its own `model` and posts that call's outcome (`model_used`); the router "
+                    "records its choice, learns from the model actually used and reports what "
+                    "it would have saved (GET /spend). No ceiling, exploration or budget "
+                    "refusal applies. Absent: the config's `shadow`.")
     run_id: Id | None = None
     role: Id | None = None
     step: Id | None = None
@@ -215,6 +222,11 @@ class RouteDecision(BaseModel):
     )
     requested_model: str | None = Field(
         default=None, description="The request's own `model`, echoed.")
+    shadow: bool = Field(
+        default=False, description="Not followed: the caller keeps its own model (shadow mode).")
+    followed_cost_usd: float | None = Field(
+        default=None, description="Shadow mode: the estimated cost of the caller's own model "
+                                  "(when it is a configured tier's), beside estimated_cost_usd.")
     ignored_fields: list[str] | None = Field(
         default=None, description="Fields of the request that routing did not use.")
     confidence: float | None = Field(
@@ -224,6 +236,14 @@ class RouteDecision(BaseModel):
                     "toward each tier's pooled quality (detail says so). Absent when the model "
                     "has no such guard.",
     )
+
+    @property
+    def spend_estimate_usd(self) -> float:
+        """What the call made will cost by estimate: in shadow mode the caller's own model's
+        (the router's pick's when that model is not a configured tier's)."""
+        if self.shadow and self.followed_cost_usd is not None:
+            return self.followed_cost_usd
+        return self.estimated_cost_usd
 
 
 class BatchRouteRequest(BaseModel):

@@ -36,9 +36,10 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
-from router.traces.rows import Seen
+from router.traces.rows import Seen, Written
+from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class ClosedLoop:
         if request.dry_run:
             return
         self.drift.decision(decision.tier)
-        self.budgets.add(request.role, decision.estimated_cost_usd, request.api_key)
+        self.budgets.add(request.role, decision.spend_estimate_usd, request.api_key)
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
@@ -157,13 +158,12 @@ class ClosedLoop:
             return {"enabled": False}
         return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
 
-    def _learn(self, item: Feedback | TraceRecord, outcome: dict[str, Any],
-               decision: dict[str, Any] | None) -> None:
+    def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once."""
         state = self.learning
         if state is None or decision is None:
             return
-        if item.quality is None and item.success is None:  # outcome-only: spend, never learning
+        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
             return
         obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
         if obs is not None:
@@ -215,14 +215,30 @@ class ClosedLoop:
             outcome = decision_outcome(item, decision, settings)
         else:
             outcome = trace_outcome(item, settings)
-        status = store.add_outcome(outcome, pending)
+        complete = partial(completion, new=outcome, fb=item) if isinstance(
+            item, Feedback) else None
+        written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
-            self.metrics.feedback.labels(status).inc()
-        if status == "stored":
+            self.metrics.feedback.labels(written.status).inc()
+        if written.status == "stored":
             self._account(outcome, decision)
-            self._learn(item, outcome, decision)
+            self._learn(outcome, decision)
+        elif written.status == "completed" and decision is not None:
+            self._account_added(written, decision)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=status)
+                               decision_id=outcome["decision_id"], status=written.status)
+
+    def _account_added(self, written: Written, decision: dict[str, Any]) -> None:
+        """A later report completed a stored outcome: count what it added, once (a label
+        teaches now; a reported cost replaces the estimate counted before)."""
+        added, before = written.added, written.before or {}
+        if "quality" in added:
+            self.drift.outcome(added["quality"], best_score(decision.get("scores")))
+            self._learn(written.row, decision)
+        if "cost_usd" in added:
+            self.budgets.add(decision.get("role"),
+                             added["cost_usd"] - float(before.get("cost_usd") or 0.0),
+                             decision.get("api_key"))
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""
@@ -235,7 +251,7 @@ class ClosedLoop:
         return decision, pending
 
     def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
-        if decision is not None:
+        if decision is not None and outcome["quality"] is not None:
             self.drift.outcome(outcome["quality"], best_score(decision.get("scores")))
         cost = outcome["cost_usd"]
         if cost is None:
@@ -251,7 +267,8 @@ class ClosedLoop:
         store = self._require_store()
         store.flush(timeout=2.0)
         rows = store.spend(by, since)
-        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows])
+        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           shadow=shadow_report(store, self.settings, since))
 
 
 class Explorer:

@@ -107,10 +107,15 @@ class RouterService:
         return self.route_admitted(requests)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, or a spent budget."""
+        """Raise the request's own error: a configured limit it breaks, or a spent budget (not
+        for a shadow call: its caller follows its own model, a 402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.budgets is not None:
+        if self.budgets is not None and not self.is_shadow(request):
             self.budgets.check(request.role, request.api_key)
+
+    def is_shadow(self, request: RouteRequest) -> bool:
+        """A decision the caller will not follow (the request says, else the config)."""
+        return self.settings.shadow if request.shadow is None else request.shadow
 
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
@@ -212,6 +217,7 @@ class RouterService:
         version: str, thin: float = 1.0, confidence: float = math.nan,
     ) -> RouteDecision:
         settings = self.settings
+        shadow = self.is_shadow(request)
         facts = CallFacts(
             tokens_in=view.tokens_in,
             expected_tokens_out=request.expected_tokens_out or settings.expected_output_tokens,
@@ -220,7 +226,7 @@ class RouterService:
             task=request.task,
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,
-            ceiling_tier=self._tier_of(request.model),
+            ceiling_tier=None if shadow else self._tier_of(request.model),
         )
         target = request.quality_target
         if target is None:
@@ -231,7 +237,8 @@ class RouterService:
                      for n, v in zip(self.tier_names, row.tolist(), strict=True)}
             # snapshots of the state the decision reads; the decision itself is pure
             low = self.budgets.low(request.role, request.api_key) if self.budgets else None
-            draw = self.explorer.draw() if self.explorer is not None else None
+            # a shadow call is never explored: nobody follows the draw
+            draw = self.explorer.draw() if self.explorer is not None and not shadow else None
             if draw is not None and thin < 1.0:  # explore where the evidence is thin
                 draw = replace(draw, rate=draw.rate * thin)
             choice, propensity = choose(known, settings, target, facts, low, draw)
@@ -260,7 +267,17 @@ class RouterService:
             confidence=None if math.isnan(confidence) else round(confidence, 4),
             requested_model=request.model,
             ignored_fields=request.ignored_fields() or None,
+            shadow=shadow,
+            followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
         )
+
+    def _followed_cost(self, request: RouteRequest, facts: CallFacts) -> float | None:
+        """The estimated cost of a shadow caller's own model, when a tier serves it."""
+        tier = self._tier_of(request.model)
+        if tier is None:
+            return None
+        cost = self.settings.tier(tier).estimate_cost(facts.tokens_in, facts.expected_tokens_out)
+        return round(cost, 8)
 
     def _tier_of(self, model: str | None) -> str | None:
         """The configured tier a requested model names (by tier or model name), else None."""

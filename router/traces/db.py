@@ -23,7 +23,10 @@ from router.errors import ConfigError, StoreError
 # 2: decisions.api_key (the name of the key a call came with), added to version-1 stores.
 # 3: decisions.embedding, embedder, feature_version (what the classifier saw, for learning
 #    without the text) and prior_scores (the model's scores before online adaptation).
-SCHEMA_VERSION = 3
+# 4: outcomes.quality nullable (outcome-only feedback: spend and health, never learning) and
+#    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
+#    (the request's own `model`: in shadow mode the one it followed).
+SCHEMA_VERSION = 4
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -33,6 +36,8 @@ ADDED_COLUMNS = (
     (3, "embedder", "TEXT"),
     (3, "feature_version", "TEXT"),
     (3, "prior_scores", "TEXT"),
+    (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
+    (4, "requested_model", "TEXT"),
 )
 
 _DECISIONS = """
@@ -62,7 +67,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     embedding {blob},
     embedder TEXT,
     feature_version TEXT,
-    prior_scores TEXT
+    prior_scores TEXT,
+    shadow INTEGER NOT NULL DEFAULT 0,
+    requested_model TEXT
 )"""
 
 _OUTCOMES = """
@@ -73,7 +80,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     body_sha256 TEXT NOT NULL,
     model_used TEXT,
     tier TEXT,
-    quality DOUBLE PRECISION NOT NULL,
+    quality DOUBLE PRECISION,
     cost_usd DOUBLE PRECISION,
     cost_estimated INTEGER NOT NULL,
     tokens_in INTEGER,
@@ -104,11 +111,14 @@ _INDEXES = (
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
-# posted without a decision. `est` is 1 where the cost is an estimate.
+# posted without a decision. `est` is 1 where the cost is an estimate. A shadow decision's call
+# is the caller's own model's (its estimate is that model's, see RouteDecision.spend_estimate_usd).
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
            d.api_key AS api_key,
-           COALESCE(o.tier, d.tier) AS tier, COALESCE(o.model_used, d.model) AS model,
+           COALESCE(o.tier, CASE WHEN d.shadow = 1 THEN NULL ELSE d.tier END) AS tier,
+           COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
+                                       ELSE d.model END) AS model,
            COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
            d.created_at AS t
@@ -123,11 +133,19 @@ LEARNING_ROWS_SQL = """
     SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity,
            d.prior_scores, d.embedding, d.router_version
     FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
-    WHERE o.received_at > ? AND d.reason <> 'degraded'
+    WHERE o.received_at > ? AND d.reason <> 'degraded' AND o.quality IS NOT NULL
     ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?"""
 LEARNED_COUNT_SQL = """
     SELECT COUNT(*) AS n FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
-    WHERE o.received_at > ? AND d.reason <> 'degraded'"""
+    WHERE o.received_at > ? AND d.reason <> 'degraded' AND o.quality IS NOT NULL"""
+
+# Shadow decisions and their outcomes, if any (router.traces.shadow: what following would save).
+SHADOW_SQL = """
+    SELECT d.tier, d.scores, d.tokens_in AS estimated_tokens_in, d.estimated_cost_usd,
+           o.feedback_id, o.tier AS followed_tier, o.cost_usd, o.tokens_in, o.tokens_out,
+           o.quality
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    WHERE d.shadow = 1 AND d.created_at >= ?"""
 
 # Every decision and its outcome, if any (export --format audit); the caller adds WHERE.
 AUDIT_SQL = """
@@ -256,12 +274,44 @@ class Database:
             raise StoreError(
                 f"the trace store has schema {row[0]}, newer than this router's {SCHEMA_VERSION}"
             )
-        elif int(row[0]) < SCHEMA_VERSION:  # an older store: add its missing columns in place
-            maybe = " IF NOT EXISTS" if self.dialect == "postgresql" else ""
-            for added_in, column, kind in ADDED_COLUMNS:
-                if added_in > int(row[0]):
-                    cur.execute(f"ALTER TABLE decisions ADD COLUMN{maybe} {column} "
-                                f"{kind.format(blob=self.blob_type)}")
-            cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
-                        (str(SCHEMA_VERSION), "schema_version"))
+        elif int(row[0]) < SCHEMA_VERSION:
+            conn.commit()
+            self._migrate(conn)
         conn.commit()
+
+    def _migrate(self, conn: Any) -> None:
+        """Bring an older store to this version in place, keeping every row, in one
+        transaction that re-reads the version (another replica may have just done it)."""
+        cur = conn.cursor()
+        if self.dialect == "sqlite":
+            cur.execute("BEGIN IMMEDIATE")
+        else:
+            cur.execute("LOCK TABLE store_meta IN EXCLUSIVE MODE")
+        cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
+        version = int(cur.fetchone()[0])
+        if version >= SCHEMA_VERSION:
+            conn.commit()
+            return
+        maybe = " IF NOT EXISTS" if self.dialect == "postgresql" else ""
+        for added_in, column, kind in ADDED_COLUMNS:
+            if added_in > version:
+                cur.execute(f"ALTER TABLE decisions ADD COLUMN{maybe} {column} "
+                            f"{kind.format(blob=self.blob_type)}")
+        if version < 4:
+            self._quality_nullable(cur)
+        cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
+                    (str(SCHEMA_VERSION), "schema_version"))
+        conn.commit()
+
+    def _quality_nullable(self, cur: Any) -> None:
+        """SQLite cannot drop a NOT NULL: the outcomes table is rebuilt (same columns, in
+        order) and its indexes made again."""
+        if self.dialect == "postgresql":
+            cur.execute("ALTER TABLE outcomes ALTER COLUMN quality DROP NOT NULL")
+            return
+        cur.execute("ALTER TABLE outcomes RENAME TO outcomes_v3")
+        cur.execute(_OUTCOMES)
+        cur.execute("INSERT INTO outcomes SELECT * FROM outcomes_v3")
+        cur.execute("DROP TABLE outcomes_v3")
+        for statement in _INDEXES:
+            cur.execute(statement)

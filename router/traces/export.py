@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +38,18 @@ log = logging.getLogger(__name__)
 FORMATS = (".jsonl", ".parquet")
 
 
-def trace_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any] | None]:
-    """TRACES.md records of joined store rows; None for a row that kept no text."""
+NO_TEXT = "no prompt text (store.prompt_storage)"
+NO_LABEL = "no quality label (outcome-only feedback)"
+
+
+def trace_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any] | str]:
+    """TRACES.md records of joined store rows; for a row that cannot be one, the reason."""
     for row in rows:
+        if row.get("quality") is None:
+            yield NO_LABEL
+            continue
         if not (row.get("prompt") or row.get("messages")):
-            yield None
+            yield NO_TEXT
             continue
         record: dict[str, Any] = {
             "prompt_id": f"tier-router:{row['prompt_hash']}" if row.get("prompt_hash") else None,
@@ -62,20 +70,19 @@ def trace_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any] | N
         yield {k: v for k, v in record.items() if v is not None}
 
 
-def export_traces(rows: Iterable[dict[str, Any]], out: Path) -> tuple[int, int]:
-    """Write `rows` to `out` (.jsonl or .parquet); (records written, rows skipped)."""
+def export_traces(rows: Iterable[dict[str, Any]], out: Path) -> tuple[int, dict[str, int]]:
+    """Write `rows` to `out` (.jsonl or .parquet); (records written, {reason skipped: count})."""
     _check_suffix(out)
-    records, skipped = [], 0
+    records, skipped = [], Counter[str]()
     for record in trace_records(rows):
-        if record is None:
-            skipped += 1
+        if isinstance(record, str):
+            skipped[record] += 1
         else:
             records.append(record)
     _write(records, Path(out))
     if skipped:
-        log.warning("%d outcomes kept no prompt text (store.prompt_storage) and were skipped",
-                    skipped)
-    return len(records), skipped
+        log.warning("outcomes skipped: %s", dict(skipped))
+    return len(records), dict(skipped)
 
 
 def feature_records(
@@ -86,6 +93,9 @@ def feature_records(
         got = stored_features(row, embedder, dimension)
         if got is None or isinstance(got, str):
             yield got or "no features stored"
+            continue
+        if row.get("quality") is None:
+            yield NO_LABEL
             continue
         vector, view = got
         record = {

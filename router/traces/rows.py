@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,7 @@ DECISION_COLUMNS = (
     "decision_id", "created_at", "tier", "model", "reason", "detail", "scores", "features",
     "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
     "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages", "api_key",
-    "embedding", "embedder", "feature_version", "prior_scores",
+    "embedding", "embedder", "feature_version", "prior_scores", "shadow", "requested_model",
 )
 OUTCOME_COLUMNS = (
     "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
@@ -36,6 +36,17 @@ OUTCOME_COLUMNS = (
     "fallback_used", "task", "run_id", "role", "step", "user_id", "propensity", "source",
     "prompt_hash", "prompt", "messages", "extra",
 )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `TraceStore.add_outcome` did: `stored` a new outcome, found a `duplicate`, or
+    `completed` the stored one with the columns in `added` (`before`: the row it had)."""
+
+    status: Literal["stored", "duplicate", "completed"]
+    row: dict[str, Any]
+    added: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,12 @@ class PendingDecision:
         """The fields feedback (and learning) need, in the shape of its stored decision row."""
         r, d = self.request, self.decision
         return {"decision_id": d.decision_id, "created_at": self.created_at, "tier": d.tier,
-                "model": d.model, "estimated_cost_usd": d.estimated_cost_usd,
+                "model": d.model, "estimated_cost_usd": d.spend_estimate_usd,
                 "tokens_in": d.estimated_tokens_in, "task": r.task, "run_id": r.run_id,
                 "role": r.role, "step": r.step, "user_id": r.user, "api_key": r.api_key,
                 "propensity": d.propensity or 1.0, "prompt_hash": None,
                 "router_version": d.router_version, "scores": json.dumps(d.scores),
-                "reason": d.reason,
+                "reason": d.reason, "shadow": int(d.shadow), "requested_model": r.model,
                 "features": self._cheap_features(),
                 **self._seen_columns(config.feature_storage == "embedding")}
 
@@ -104,12 +115,13 @@ class PendingDecision:
         return (
             decision.decision_id, self.created_at, decision.tier, decision.model, decision.reason,
             decision.detail, json.dumps(decision.scores), features,
-            request.quality_target, decision.estimated_cost_usd, decision.estimated_tokens_in,
+            request.quality_target, decision.spend_estimate_usd, decision.estimated_tokens_in,
             request.task, request.run_id, request.role, request.step, request.user,
             decision.router_version, decision.propensity or 1.0,
             None if storage == "none" else prompt_hash(request.chat()), prompt, messages,
             request.api_key,
             *self._seen_columns(config.feature_storage == "embedding").values(),
+            int(decision.shadow), request.model,
         )
 
 

@@ -88,10 +88,10 @@ def test_a_trace_without_a_decision_is_accepted_once(client: TestClient, setting
 BAD_FEEDBACK = [
     ({"success": True}, "decision_id"),
     ({"decision_id": ""}, "decision_id"),
-    ({"decision_id": "x"}, "quality"),
+    ({"decision_id": "x"}, "body"),  # nothing observed: the message lists what may be
     ({"decision_id": "x", "quality": 1.5}, "quality"),
     ({"decision_id": "x", "quality": "good"}, "quality"),
-    ({"decision_id": "x", "quality": None, "success": None}, "quality"),
+    ({"decision_id": "x", "quality": None, "success": None}, "body"),
     ({"decision_id": "x", "success": "maybe"}, "success"),
     ({"decision_id": "x", "success": True, "cost_usd": -1}, "cost_usd"),
     ({"decision_id": "x", "success": True, "tokens_in": -3}, "tokens_in"),

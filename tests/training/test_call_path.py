@@ -35,6 +35,7 @@ from training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 LEFT_OUT = {"router/errors.py"}
+SHARED_PACKAGES = ("router/schemas/", "router/config/")
 MAX_MODULES = 11
 
 
@@ -76,7 +77,7 @@ def modules_entered(run: Callable[[], Any]) -> list[str]:
             continue
         relative = path.relative_to(ROOT).as_posix()
         if relative.split("/")[0] in ("router", "training") and path.name != "__init__.py" \
-                and relative not in LEFT_OUT and not relative.startswith(("router/schemas/", "router/config/")):
+                and relative not in LEFT_OUT and not relative.startswith(SHARED_PACKAGES):
             inside.append(relative)
     return sorted(inside)
 

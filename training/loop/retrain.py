@@ -170,6 +170,9 @@ def usable_rows(
     """Rows with text or compatible stored features, and why each other row was skipped."""
     usable, skipped = [], Counter[str]()
     for row in rows:
+        if row["quality"] is None:
+            skipped["no quality label (outcome-only feedback)"] += 1
+            continue
         features = stored_features(row, embedder, dimension)
         if isinstance(features, str):
             if not (row["prompt"] or row["messages"]):

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from router.api.deps import AdminCaller, FeedbackCaller, LoopDep, ServiceDep
 from router.schemas import (
+    OBSERVED,
     ErrorBody,
     Feedback,
     FeedbackReceipt,
@@ -33,7 +34,8 @@ FEEDBACK_EXAMPLES = {
 
 
 def _body_schema() -> dict[str, Any]:
-    """The request body as OpenAPI sees it: Feedback or a TRACES.md trace, each with a label.
+    """The request body as OpenAPI sees it: Feedback with at least one observed fact, or a
+    TRACES.md trace with a label.
 
     The endpoint validates by hand (to pick the model by the body's shape, so errors name the
     fields of the right one); nested models are referenced from the app's own components.
@@ -43,11 +45,16 @@ def _body_schema() -> dict[str, Any]:
     for model in (Feedback, TraceRecord):
         schema = model.model_json_schema(ref_template=ref)
         schema.pop("$defs", None)
-        schema["anyOf"] = [_present("quality", "number"), _present("success", "boolean")]
         variants.append(schema)
+    variants[0]["anyOf"] = [_present(name, _KINDS[name]) for name in OBSERVED]
+    variants[1]["anyOf"] = [_present("quality", "number"), _present("success", "boolean")]
     variants[1]["oneOf"] = [_present("messages", "array"), _present("prompt", "string")]
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"oneOf": variants}, "examples": FEEDBACK_EXAMPLES}}}}
+
+
+_KINDS = {"quality": "number", "success": "boolean", "cost_usd": "number", "tokens_in": "integer",
+          "tokens_out": "integer", "latency_ms": "number", "error": "string"}
 
 
 def _present(field: str, kind: str) -> dict[str, Any]:

@@ -184,7 +184,7 @@ def test_export_round_trips_through_the_trace_reader(config_file: Path, tmp_path
     store = TraceStore(settings.store).open()
     for suffix in (".jsonl", ".parquet"):
         written, skipped = export_traces(store.outcome_rows(), tmp_path / f"out{suffix}")
-        assert (written, skipped) == (12, 0)
+        assert (written, skipped) == (12, {})
         frame, errors = read_traces(tmp_path / f"out{suffix}", strict=True)
         assert errors == [] and len(frame) == 12
         assert set(frame["model"]) <= {m for t in settings.tiers for m in t.models}

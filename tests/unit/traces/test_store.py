@@ -167,8 +167,8 @@ def test_feedback_is_idempotent_and_never_overwritten(store: TraceStore) -> None
     record(store, req, decision)
     store.flush(5)
     first = outcome(decision.decision_id, decision.decision_id)
-    assert store.add_outcome(first) == "stored"
-    assert store.add_outcome(dict(first, received_at=time.time())) == "duplicate"
+    assert store.add_outcome(first).status == "stored"
+    assert store.add_outcome(dict(first, received_at=time.time())).status == "duplicate"
     with pytest.raises(FeedbackConflict):
         store.add_outcome(dict(first, quality=0.0, body_sha256="b2"))
     assert store.counts()["outcomes"] == 1
@@ -242,7 +242,8 @@ def test_a_version_1_store_gains_the_key_column_and_keeps_its_rows(tmp_path: Pat
     record(old, req, decision)
     old.close()
     with sqlite3.connect(path) as conn:  # make it look as a version-1 router left it
-        for column in ("api_key", "embedding", "embedder", "feature_version", "prior_scores"):
+        for column in ("api_key", "embedding", "embedder", "feature_version", "prior_scores",
+                       "shadow", "requested_model"):
             conn.execute(f"ALTER TABLE decisions DROP COLUMN {column}")
         conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = make_store(f"sqlite:///{path}").start()
