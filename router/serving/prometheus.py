@@ -67,8 +67,9 @@ class Metrics:
             "tier_router_model_loaded", "1 when a verified model is serving.",
             registry=self.registry,
         )
-        # Estimated cost of routed decisions by role, counted by the /route handler (what
-        # /spend calls the estimate; dry_run calls not counted; reported costs: /spend). Roles
+        # Estimated cost of routed decisions by role, counted by the /route handler as budgets
+        # count it (`spend_estimate_usd`: in shadow mode the caller's own model's); dry_run
+        # calls not counted; reported costs are in /spend. Roles
         # are the callers' own strings: at most MAX_ROLES get a series, the rest `other`.
         self.spend = Counter(
             "tier_router_estimated_cost_usd_total",

@@ -66,9 +66,9 @@ def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteD
         metrics.latency.observe(elapsed)
         if decision.reason == "degraded":
             metrics.degraded.inc()
-        if not request.dry_run:  # evaluation traffic is not spend
+        if not request.dry_run:  # evaluation traffic is not spend; budgets count the same
             metrics.spend.labels(_role_label(metrics, request.role)).inc(
-                decision.estimated_cost_usd)
+                decision.spend_estimate_usd)
 
 
 def _role_label(metrics: Metrics, role: str | None) -> str:
