@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None,
                        help="address to bind (default: the config's host; without API keys "
                             "only a loopback address is allowed)")
-    serve.add_argument("--port", type=integer(1, 65535), default=None,
-                       help="TCP port (default: the config's port)")
+    serve.add_argument("--port", type=integer(0, 65535), default=None,
+                       help="TCP port (default: the config's port; 0: any free one)")
     serve.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
                        help="log this level and above (default: INFO)")
     serve.add_argument("--log-format", default="json", choices=["json", "text"],

@@ -178,7 +178,7 @@ def test_export_into_a_directory_path(capsys, tmp_path) -> None:
 # numbers, choices, dates, URLs
 
 @pytest.mark.parametrize(("argv", "option"), [
-    (["serve", "--port", "abc"], "--port"), (["serve", "--port", "0"], "--port"),
+    (["serve", "--port", "abc"], "--port"), (["serve", "--port", "-1"], "--port"),
     (["serve", "--port", "70000"], "--port"),
     (["hash-key", "--generate", "--rate-per-minute", "0"], "--rate-per-minute"),
     (["hash-key", "--generate", "--name", ""], "--name"),
