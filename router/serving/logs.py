@@ -103,6 +103,7 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None,
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    logging.captureWarnings(False)  # a second set-up (tests) re-captures the current hook
     logging.captureWarnings(True)
     for name in UVICORN_LOGGERS:  # before uvicorn's Config, which turns the access log off
         logger = logging.getLogger(name)
