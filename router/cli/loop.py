@@ -225,6 +225,9 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     traffic = rp.load_traffic(settings, args.data_dir, args.source, args.traces)
     tiers = rp.observed_tiers(traffic.table)
+    if not tiers:
+        raise CliError(f"{traffic.name} has no outcome of any configured tier's models: "
+                       "nothing to replay")
     if args.tiers:
         unknown = [t for t in args.tiers if t not in tiers]
         if unknown:

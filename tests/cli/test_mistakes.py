@@ -268,3 +268,13 @@ def test_the_top_level_help_is_for_users(capsys) -> None:
     assert "never at import" not in out and "lazily" not in out  # the module's docstring
     for command in _subparsers(_parser()):
         assert command in out
+
+
+def test_traces_of_no_configured_tier_train_nothing_and_say_so(capsys, tmp_path) -> None:
+    traces = tmp_path / "t.jsonl"
+    traces.write_text('{"prompt": "hi", "model": "a-model-of-no-tier", "quality": 1}\n')
+    cfg = str(config(tmp_path))
+    refused(["train", "--config", cfg, "--traces", str(traces), "--out", "m"], capsys, 1,
+            "no training prompts")
+    refused(["replay", "--config", cfg, "--traces", str(traces), "--url", "http://127.0.0.1:9",
+             "--no-ceiling"], capsys, 1, "nothing to replay")
