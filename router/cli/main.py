@@ -38,8 +38,11 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from router.serving.logs import progress_bars_only_on_a_terminal
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    progress_bars_only_on_a_terminal()  # before the libraries that draw them are imported
     return run(args)
 
 
@@ -149,11 +152,10 @@ def _serve(args: argparse.Namespace) -> int:
     from router.config import load_settings
     from router.errors import ConfigError
     from router.guards.auth import check_bind
-    from router.serving.logs import configure_logging, progress_bars_only_on_a_terminal
+    from router.serving.logs import configure_logging
     from router.serving.threads import limit_native_threads
 
     configure_logging(args.log_level, json_lines=args.log_format == "json")
-    progress_bars_only_on_a_terminal()
     log = logging.getLogger("router.cli.main")
     try:
         settings = load_settings(args.config)
