@@ -26,6 +26,7 @@ from router.cli.args import (
     run,
 )
 from router.cli.loop import add_loop_commands
+from router.cli.runs import add_run_commands
 
 DESCRIPTION = """\
 A learned LLM request router: before each LLM call, the cheapest model tier that will still
@@ -136,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="report.json of evaluate")
     card.set_defaults(func=_card)
     add_loop_commands(sub)
+    add_run_commands(sub)
     return parser
 
 
