@@ -111,3 +111,7 @@ class RateLimited(RouterError):
     def __init__(self, message: str, retry_after: int):
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class SharedStateUnavailable(RateLimited):
+    """Redis (``shared_state``) is unreachable and ``on_unavailable`` is ``refuse`` (-> 429)."""

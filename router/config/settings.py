@@ -29,6 +29,7 @@ from router.config.parts import (
     TaskRule,
     TierConfig,
 )
+from router.config.shared import SharedStateConfig
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
 
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     promotion: PromotionConfig = PromotionConfig()
     learning: LearningConfig = LearningConfig()
     auth: AuthConfig = AuthConfig()
+    shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -102,8 +104,8 @@ class Settings(BaseSettings):
             raise ValueError(f"budget names must be unique, got {budget_names}")
         key_names = [k.name for k in self.auth.keys]
         for b in self.budgets:
-            if b.api_key is not None and b.api_key not in key_names:
-                raise ValueError(f"budget '{b.name}' names api_key '{b.api_key}', which is not "
+            for name in sorted(b.key_set - set(key_names)):
+                raise ValueError(f"budget '{b.name}' names api_key '{name}', which is not "
                                  f"one of the auth keys {key_names}")
         for name in self.runs.by_key:
             if name not in key_names:

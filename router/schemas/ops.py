@@ -37,6 +37,7 @@ class Readiness(BaseModel):
     ready: bool
     router_version: str
     reason: str | None = None
+    shared_state: str | None = None  # with `shared_state` configured: where limits are counted
 
 
 _ERRORS = {

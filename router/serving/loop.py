@@ -22,12 +22,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from router.config import BudgetConfig, Settings
+from router.config import Settings
 from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
 from router.errors import StoreError, UnknownDecision
 from router.guards.auth import Principal
-from router.guards.budgets import BudgetTracker
+from router.guards.budgets import BudgetTracker, spent_in_store
+from router.guards.gate import correct_tokens
 from router.guards.runs import check_owner
 from router.schemas import (
     Feedback,
@@ -39,9 +40,9 @@ from router.schemas import (
     TraceRecord,
 )
 from router.serving.runs import RunKeeper
-from router.traces.feedback import decision_outcome, trace_outcome
+from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
-from router.traces.rows import Seen
+from router.traces.rows import Seen, Written
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -165,8 +166,7 @@ class ClosedLoop:
             return {"enabled": False}
         return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
 
-    def _learn(self, item: Feedback | TraceRecord, outcome: dict[str, Any],
-               decision: dict[str, Any] | None) -> None:
+    def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once."""
         state = self.learning
         if state is None or decision is None:
@@ -182,12 +182,8 @@ class ClosedLoop:
         if store is None or not self.budgets.budgets:
             return
 
-        def spent(budget: BudgetConfig, since: float) -> float:
-            by, value = ("role", budget.role) if budget.role else ("api_key", budget.api_key)
-            return sum(r["cost_usd"] for r in store.spend(by, since, only=value))
-
         try:
-            self.budgets.load(spent)
+            self.budgets.load(partial(spent_in_store, store.spend))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -228,14 +224,34 @@ class ClosedLoop:
             outcome = decision_outcome(item, decision, settings)
         else:
             outcome = trace_outcome(item, settings)
-        status = store.add_outcome(outcome, pending)
+        complete = partial(completion, new=outcome, fb=item) if isinstance(
+            item, Feedback) else None
+        written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
-            self.metrics.feedback.labels(status).inc()
-        if status == "stored":
+            self.metrics.feedback.labels(written.status).inc()
+        if written.status == "stored":
             self._account(outcome, decision)
-            self._learn(item, outcome, decision)
+            self._learn(outcome, decision)
+        elif written.status == "completed" and decision is not None:
+            self._account_added(written, decision)
+        if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
+                decision is not None):  # the key's tokens per minute: what the call really used
+            correct_tokens(settings.auth.keys, self.budgets.counters, decision.get("api_key"),
+                           item.decision_id, item.tokens_in, item.tokens_out)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=status)
+                               decision_id=outcome["decision_id"], status=written.status)
+
+    def _account_added(self, written: Written, decision: dict[str, Any]) -> None:
+        """A later report completed a stored outcome: count what it added, once (a label
+        teaches now; a reported cost replaces the estimate counted before)."""
+        added, before = written.added, written.before or {}
+        if "quality" in added:
+            self.drift.outcome(added["quality"], best_score(decision.get("scores")))
+            self._learn(written.row, decision)
+        if "cost_usd" in added:
+            delta = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
+            self.budgets.add(decision.get("role"), delta, decision.get("api_key"))
+            self.runs.correct(decision, delta)
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""

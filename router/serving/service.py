@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -29,6 +28,7 @@ from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, d
 from router.decision.sticky import stick
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
+from router.guards.gate import Gate
 from router.guards.runs import RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
@@ -89,6 +89,7 @@ class RouterService:
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
+    gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
     tier_names: tuple[str, ...] = field(init=False)
 
@@ -110,13 +111,18 @@ class RouterService:
         return self.route_admitted(requests)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, or a spent budget (not
-        for a shadow call: its caller follows its own model, a 402 would only stop it)."""
+        """Raise the request's own error: a configured limit it breaks, its key's tokens per
+        minute, or a spent budget (neither for a shadow call: its caller follows its own model,
+        a 429 or 402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.budgets is not None and not self.is_shadow(request):
-            self.budgets.check(request.role, request.api_key)
-        if self.runs is not None and request.run_id is not None and not self.is_shadow(request):
+        if self.is_shadow(request):
+            return
+        if self.runs is not None and request.run_id is not None:  # before any charge is made
             check_run(self.runs, request, self.settings.runs)
+        if self.gate is not None:
+            self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
+        elif self.budgets is not None:
+            self.budgets.check(request.role, request.api_key)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""
@@ -264,7 +270,7 @@ class RouterService:
                     propensity = 1.0 if self.explorer is not None else None  # never explored
                 choice = stuck
         decision = RouteDecision(
-            decision_id=uuid.uuid4().hex,
+            decision_id=request.take_decision_id(),
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,
