@@ -249,9 +249,9 @@ class ClosedLoop:
             self.drift.outcome(added["quality"], best_score(decision.get("scores")))
             self._learn(written.row, decision)
         if "cost_usd" in added:
-            delta = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
-            self.budgets.add(decision.get("role"), delta, decision.get("api_key"))
-            self.runs.correct(decision, delta)
+            correction = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
+            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
+            self.runs.correct(decision, correction)
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""
