@@ -29,6 +29,7 @@ from router.schemas.feedback import (
 from router.schemas.health import (
     ERROR_KINDS,
     HEALTH_ERRORS,
+    Attempt,
     CircuitState,
     ErrorKind,
     ModelHealthInfo,
@@ -56,5 +57,5 @@ __all__ = [
     "RouteRequest", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport", "SpendKey",
     "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
-    "ERROR_KINDS", "HEALTH_ERRORS", "CircuitState", "ErrorKind", "ModelHealthInfo",
+    "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

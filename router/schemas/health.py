@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # The kinds of failure a /feedback `error` names. Map the provider's answer to one:
 # - timeout: no answer in time (client or gateway timeout, HTTP 408/504)
@@ -28,6 +28,23 @@ ERROR_DOC = (
 )
 
 CircuitState = Literal["closed", "open", "half_open"]
+MAX_ATTEMPTS = 16
+
+
+class Attempt(BaseModel):
+    """A model of the chain tried before `model_used`, and how it failed (a fallback)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=256)
+    error: ErrorKind = Field(description=ERROR_DOC)
+    latency_ms: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+
+
+ATTEMPTS_DOC = (
+    "The models tried before model_used, in order, each with how it failed: a fallback chain's "
+    "failed links count against their own models (timeout, rate_limited, server_error), while "
+    "error and latency_ms describe the call of model_used."
+)
 
 
 class ModelHealthInfo(BaseModel):

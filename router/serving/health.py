@@ -22,6 +22,7 @@ outage (a timeout is often reported long after the call) changes nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -81,20 +82,26 @@ class ModelHealth:
             self._view = None
 
     def observe(self, written: Written, decision: Mapping[str, Any] | None) -> None:
-        """A /feedback report on a routed call, as health sees it: counted once per decision,
-        at the first report that says how the provider did (see `verdict`); only configured
-        models are tracked (a client's made-up `model_used` must not grow memory)."""
+        """A /feedback report on a routed call, as health sees it: the failed links of its
+        fallback chain (`attempts`), each against its own model, and the call of `model_used`,
+        counted once per decision at the first report that says how the provider did (see
+        `verdict`). Only configured models are tracked (a client's made-up model names must
+        not grow memory)."""
         if decision is None or written.status == "duplicate":
             return
+        at = decision.get("created_at")
+        if written.status == "stored":
+            for attempt in attempts_of(written.row):
+                if attempt.get("error") in HEALTH_ERRORS and attempt.get("model") in self.models:
+                    self.record(str(attempt["model"]), False, None, at, attempt["error"])
         if written.before is not None and verdict(written.before) is not None:
             return  # an earlier report on this call already counted
         ok = verdict(written.row)
         model = written.row.get("model_used") or decision.get("model")
         if ok is None or ok == "ignored" or model not in self.models:
             return
-        kind = written.row.get("error")
-        self.record(str(model), ok == "ok", written.row.get("latency_ms"),
-                    decision.get("created_at"), kind)
+        self.record(str(model), ok == "ok", written.row.get("latency_ms"), at,
+                    written.row.get("error"))
 
     def record(self, model: str, ok: bool, latency_ms: float | None = None,
                at: float | None = None, kind: str | None = None) -> None:
@@ -206,6 +213,18 @@ def state_of(events: Iterable[tuple[float, bool, float, str | None]], opened_at:
         retry_at = opened_at + cooldown_s
         state = "open" if now < retry_at else "half_open"
     return ModelState(state, len(events), errors, int(latencies.size), p50, p95, retry_at, why)
+
+
+def attempts_of(outcome: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The failed links of the call's fallback chain, as stored in the outcome's `extra`."""
+    extra = outcome.get("extra")
+    if not extra:
+        return []
+    try:
+        attempts = json.loads(extra).get("attempts") if isinstance(extra, str) else None
+    except (ValueError, AttributeError):
+        return []
+    return [a for a in attempts or [] if isinstance(a, dict)]
 
 
 def verdict(outcome: Mapping[str, Any]) -> str | None:

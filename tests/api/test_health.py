@@ -67,6 +67,35 @@ def test_timeouts_open_the_circuit_and_decisions_skip_the_model(client: TestClie
     assert nano["latency_p50_ms"] is None  # a timeout's latency is not the model's
 
 
+def test_a_fallback_chains_failed_links_count_against_their_own_models(
+    client: TestClient,
+) -> None:
+    """The agent tried nano (timed out), then gemini (answered): one report says both."""
+    for _ in range(3):
+        decision = route(client, tier="small")
+        r = client.post("/feedback", json={
+            "decision_id": decision["decision_id"], "model_used": "gemini-2.0-flash-001",
+            "latency_ms": 420, "fallback_used": True,
+            "attempts": [{"model": "gpt-4.1-nano", "error": "timeout", "latency_ms": 30000}]})
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)
+    assert health_of(client, "gpt-4.1-nano")["state"] == "open"
+    gemini = health_of(client, "gemini-2.0-flash-001")
+    assert (gemini["state"], gemini["calls"], gemini["errors"]) == ("closed", 3, 0)
+    assert route(client, tier="small")["model"] == "gemini-2.0-flash-001"
+
+
+def test_attempts_are_validated(client: TestClient) -> None:
+    decision = route(client)
+    bad = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                         "latency_ms": 1, "attempts": [{"model": "x"}]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "attempts.0.error"
+    many = [{"model": "x", "error": "timeout"}] * 17
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "latency_ms": 1,
+                                       "attempts": many})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "attempts"
+
+
 def test_bad_requests_do_not_count_against_the_model(client: TestClient) -> None:
     report(client, "gpt-4.1-nano", 4, error="bad_request")
     assert route(client, tier="small")["model"] == "gpt-4.1-nano"
