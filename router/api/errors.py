@@ -30,11 +30,14 @@ from router.errors import (
     RateLimited,
     RequestLimitError,
     RouterError,
+    RunCeilingReached,
     ServiceNotStarted,
     ServiceUnavailable,
+    SharedStateUnavailable,
     StoreError,
     TraceError,
     UnknownDecision,
+    UnknownRun,
 )
 from router.serving.prometheus import Metrics
 
@@ -50,6 +53,12 @@ def _budget_body(exc: Exception) -> dict[str, Any]:
     assert isinstance(exc, BudgetExhausted)
     return {"budget": exc.name, "limit_usd": exc.limit_usd, "spent_usd": exc.spent_usd,
             "resets_at": exc.resets_at}
+
+
+def _run_body(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, RunCeilingReached)
+    return {"run_id": exc.run_id, "run_spend_usd": exc.spent_usd,
+            "run_max_cost_usd": exc.cap_usd, "cap": exc.source}
 
 
 def _retry_after(exc: Exception) -> dict[str, str]:
@@ -74,10 +83,14 @@ ERRORS: dict[type[RouterError], Answer] = {
                       headers=lambda _: {"WWW-Authenticate": "Bearer"}),
     Forbidden: Answer(403, "forbidden", "forbidden"),
     BudgetExhausted: Answer(402, "budget exhausted", "budget", body=_budget_body),
+    RunCeilingReached: Answer(402, "run cap reached", "run_cap", body=_run_body),
     UnknownDecision: Answer(404, "unknown decision", "unknown_decision"),
+    UnknownRun: Answer(404, "unknown run", "unknown_run"),
     FeedbackConflict: Answer(409, "feedback conflict", "feedback_conflict"),
     ConfigError: Answer(409, "reload refused", "reload_refused"),
     RateLimited: Answer(429, "rate limited", "rate_limited", headers=_retry_after),
+    SharedStateUnavailable: Answer(429, "shared limits unavailable", "shared_state",
+                                   headers=_retry_after),
     ServiceUnavailable: Answer(503, "model unavailable", "unavailable"),
     ServiceNotStarted: Answer(503, "not started", "not_started"),
     StoreError: Answer(503, "trace store unavailable", "store"),

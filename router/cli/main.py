@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from router.cli.loop import add_loop_commands
+from router.cli.runs import add_run_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--report", type=Path, required=True, help="report.json of evaluate")
     card.set_defaults(func=_card)
     add_loop_commands(sub)
+    add_run_commands(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The one validated configuration object (``Settings``) and its sections, loaded once by
 ``load_settings`` and passed down. Sections live beside it by what they configure: ``parts``
-(tiers, rules, encoder, limits, store, learning, promotion), ``guards`` (keys, budgets);
-``settings`` assembles them and reads the file."""
+(tiers, rules, encoder, limits, store, learning, promotion), ``guards`` (keys, budgets),
+``shared`` (Redis, for several replicas); ``settings`` assembles them and reads the file."""
 
 from router.config.guards import ApiKeyConfig, AuthConfig, BudgetConfig, Scope
 from router.config.parts import (
@@ -14,15 +14,18 @@ from router.config.parts import (
     LimitsConfig,
     PromotionConfig,
     PromptStorage,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
 )
 from router.config.settings import API_KEYS_ENV, Settings, default_config_path, load_settings
+from router.config.shared import OnUnavailable, SharedStateConfig
 
 __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
-    "PromotionConfig", "PromptStorage", "Scope", "Settings", "StoreConfig", "TaskRule",
-    "TierConfig", "default_config_path", "load_settings",
+    "OnUnavailable", "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings",
+    "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
+    "load_settings",
 ]

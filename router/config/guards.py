@@ -18,7 +18,12 @@ class ApiKeyConfig(Section):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the key.")
     scopes: list[Scope] = Field(min_length=1)
     rate_per_minute: int | None = Field(
-        default=None, gt=0, description="Token bucket: refill per minute, also the burst size."
+        default=None, gt=0, description="At most this many requests in any 60 seconds."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None, gt=0,
+        description="At most this many tokens (estimated input plus expected output, corrected "
+                    "by feedback) in any 60 seconds of /route calls.",
     )
 
 
@@ -38,13 +43,18 @@ class AuthConfig(Section):
 
 
 class BudgetConfig(Section):
-    """A spending limit for one agent role, or one API key, over a calendar period (UTC)."""
+    """A spending limit over a calendar period (UTC) for a set of roles, or a set of API keys
+    (a team), or, naming neither, for the whole fleet. `role`/`api_key` name a set of one."""
 
     name: str = Field(min_length=1, max_length=64)
     role: str | None = Field(default=None, min_length=1, max_length=256,
                              description="The request's `role` this budget counts.")
     api_key: str | None = Field(default=None, min_length=1, max_length=64,
                                 description="The name of the auth key whose calls it counts.")
+    roles: list[str] = Field(default_factory=list, max_length=1000,
+                             description="Every call with one of these roles counts.")
+    api_keys: list[str] = Field(default_factory=list, max_length=1000,
+                                description="Every call made with one of these keys counts.")
     limit_usd: float = Field(gt=0)
     period: Literal["hour", "day", "week", "month"] = "day"
     low_fraction: float = Field(default=0.8, gt=0, le=1, description="'Low' from this share on.")
@@ -55,13 +65,33 @@ class BudgetConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _one_subject(self) -> BudgetConfig:
-        if (self.role is None) == (self.api_key is None):
-            raise ValueError(f"budget '{self.name}' needs exactly one of 'role' or 'api_key'")
+    def _one_kind_of_subject(self) -> BudgetConfig:
+        if self.role_set and self.key_set:
+            raise ValueError(f"budget '{self.name}' names roles and API keys; a budget counts "
+                             "either roles or keys (or, naming neither, the whole fleet)")
         return self
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(self.roles) | ({self.role} if self.role is not None else set())
+
+    @property
+    def key_set(self) -> frozenset[str]:
+        return frozenset(self.api_keys) | ({self.api_key} if self.api_key is not None else set())
+
+    @property
+    def subject(self) -> str:
+        """What the budget counts, in words: for logs and the 402's detail."""
+        if self.role_set:
+            return "roles " + ", ".join(sorted(self.role_set))
+        if self.key_set:
+            return "API keys " + ", ".join(sorted(self.key_set))
+        return "the whole fleet"
 
     def applies_to(self, role: str | None, api_key: str | None) -> bool:
         """Does a call made with this role and this key count against the budget?"""
-        if self.role is not None:
-            return role == self.role
-        return api_key == self.api_key
+        if self.role_set:
+            return role in self.role_set
+        if self.key_set:
+            return api_key in self.key_set
+        return True

@@ -120,6 +120,11 @@ class StoreConfig(Section):
     block_ms: float = Field(
         default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
     )
+    retention_days: float | None = Field(
+        default=None, gt=0, le=36_500,
+        description="Delete decisions and outcomes older than this (a periodic job, counted in "
+        "the log); None keeps everything.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +135,33 @@ class StoreConfig(Section):
             storage = "none" if data.get("prompt_storage") == "none" else "embedding"
             data = {**data, "feature_storage": storage}
         return data
+
+
+class RunsConfig(Section):
+    """Agent runs (a request's ``run_id``): spend caps, sticky models, how long one lives
+    (router/guards/runs.py). A cap here is the operator's: a request's ``max_run_cost_usd``
+    can tighten it, never loosen it."""
+
+    expire_after_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400,
+                                  description="A run without calls for this long is over: "
+                                  "its spend, its sticky model and its ledger are gone.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Cap of every run.")
+    by_role: dict[str, float] = Field(default_factory=dict,
+                                      description="Cap of a run by the request's `role`.")
+    by_key: dict[str, float] = Field(default_factory=dict,
+                                     description="Cap of a run by the auth key's name.")
+    sticky: Literal["run", "none"] = Field(
+        default="none", description="'run': a run's later calls stay on its model unless a "
+        "call needs a stronger tier, a budget or the model's health forces a change.")
+
+    @field_validator("by_role", "by_key")
+    @classmethod
+    def _positive(cls, caps: dict[str, float]) -> dict[str, float]:
+        for name, cap in caps.items():
+            if not cap > 0:
+                raise ValueError(f"the cap of {name!r} must be a positive number of USD. "
+                                 f"Got {cap!r} instead.")
+        return caps
 
 
 class LearningConfig(Section):

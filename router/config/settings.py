@@ -25,11 +25,13 @@ from router.config.parts import (
     LearningConfig,
     LimitsConfig,
     PromotionConfig,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
 )
 from router.config.prices import fill_prices
+from router.config.shared import SharedStateConfig
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
 
@@ -70,6 +72,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    runs: RunsConfig = RunsConfig()
     # On by default: without it no outcome ever says a cheaper tier would have done. The
     # learning state scales it down where evidence is dense (learning.explore_floor).
     exploration_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -78,6 +81,7 @@ class Settings(BaseSettings):
     promotion: PromotionConfig = PromotionConfig()
     learning: LearningConfig = LearningConfig()
     auth: AuthConfig = AuthConfig()
+    shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -110,9 +114,13 @@ class Settings(BaseSettings):
             raise ValueError(f"budget names must be unique, got {budget_names}")
         key_names = [k.name for k in self.auth.keys]
         for b in self.budgets:
-            if b.api_key is not None and b.api_key not in key_names:
-                raise ValueError(f"budget '{b.name}' names api_key '{b.api_key}', which is not "
+            for name in sorted(b.key_set - set(key_names)):
+                raise ValueError(f"budget '{b.name}' names api_key '{name}', which is not "
                                  f"one of the auth keys {key_names}")
+        for name in self.runs.by_key:
+            if name not in key_names:
+                raise ValueError(f"runs.by_key names api_key '{name}', which is not one of the "
+                                 f"auth keys {key_names}")
         return self
 
     @property

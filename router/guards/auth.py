@@ -1,13 +1,18 @@
 """API keys: who may call which endpoint, and how often.
 
 Keys live in the config (or ``TIER_ROUTER_API_KEYS``) only as sha256 hashes, each with scopes
-(``route``, ``feedback``, ``admin``) and an optional requests-per-minute token bucket. A request
+(``route``, ``feedback``, ``admin``) and optional per-minute limits. A request
 shows its key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. With no keys configured
 the service is open, and so ``serve`` binds to loopback only (``check_bind``).
 
 Endpoints attach a scope with the ``Annotated`` aliases of ``router.api.deps``. Keys are read
 from the *current* service's settings on every request, so a reload adds or revokes keys at
-once; bucket levels are the ``KeyRing``'s state and survive reloads.
+once; the limits' counters are the ``KeyRing``'s state and survive reloads.
+
+``rate_per_minute`` means at most that many requests in any 60 seconds, counted in a sliding
+log (`router.guards.counters`; the token bucket it replaces let up to twice the rate through in
+one minute: a full bucket, then a minute of refill). The counters are this process's, or, with
+``shared_state``, one Redis for every replica (`share`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import ipaddress
 import logging
 import math
 import secrets
-import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
 from router.config import ApiKeyConfig, Scope, Settings
 from router.errors import AuthError, ConfigError, Forbidden, RateLimited
+from router.guards.counters import Counters, LocalCounters, Window
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +65,34 @@ class Principal:
 ANONYMOUS = Principal("anonymous", frozenset(SCOPES), anonymous=True)
 
 
-class TokenBucket:
-    """Holds up to ``rate`` tokens and refills ``rate`` per minute; one request takes one."""
+def limit_key(kind: str, entry: ApiKeyConfig) -> str:
+    """The counter of one key's per-minute limit (by its hash: a rotated key starts afresh)."""
+    return f"{kind}:{entry.sha256[:16]}"
 
-    def __init__(self, rate_per_minute: int, now: float):
-        self.rate = rate_per_minute
-        self.tokens = float(rate_per_minute)
-        self.stamp = now
 
-    def take(self, now: float) -> float:
-        """0 if a token was taken, else the seconds until one will be there."""
-        per_second = self.rate / 60.0
-        self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * per_second)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / per_second
+def key_named(keys: Sequence[ApiKeyConfig], name: str | None) -> ApiKeyConfig | None:
+    """The configured key a principal's name stands for (None when open or unknown)."""
+    if name is None:
+        return None
+    return next((k for k in keys if k.name == name), None)
+
+
+def retry_seconds(wait: float) -> int:
+    """Retry-After in whole seconds, never 0 (a client would retry at once and be refused)."""
+    return max(1, math.ceil(wait))
 
 
 class KeyRing:
-    """Checks a presented key against the configured keys and charges its rate bucket."""
+    """Checks a presented key against the configured keys and charges its requests per minute."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 counters: Counters | None = None):
         self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
-        self._lock = threading.Lock()
+        self.counters: Counters = counters if counters is not None else LocalCounters(clock)
+
+    def share(self, counters: Counters) -> None:
+        """Count requests in `counters` from now on (the shared state, at start)."""
+        self.counters = counters
 
     def authenticate(
         self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
@@ -112,17 +120,14 @@ class KeyRing:
     def _charge(self, entry: ApiKeyConfig) -> None:
         if entry.rate_per_minute is None:
             return
-        with self._lock:
-            now = self._clock()
-            bucket = self._buckets.get(entry.sha256)
-            if bucket is None or bucket.rate != entry.rate_per_minute:
-                bucket = self._buckets[entry.sha256] = TokenBucket(entry.rate_per_minute, now)
-            wait = bucket.take(now)
-        if wait > 0:
-            retry = max(1, math.ceil(wait))
+        window = Window(limit_key("rpm", entry), entry.rate_per_minute)
+        taken = self.counters.take([window], uuid.uuid4().hex, self._clock())
+        if taken.refused is not None:
+            retry = retry_seconds(taken.retry_after)
             raise RateLimited(
                 f"API key '{entry.name}' is over its limit of {entry.rate_per_minute} requests "
-                f"per minute; retry in {retry} s", retry_after=retry,
+                f"per minute (rate_per_minute: at most that many in any 60 seconds); retry in "
+                f"{retry} s", retry_after=retry,
             )
 
 

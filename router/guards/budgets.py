@@ -1,16 +1,19 @@
-"""Spending limits per role or per API key over calendar periods: prefer cheaper tiers when low,
-refuse when spent.
+"""Spending limits over calendar periods, for a role, a key, a team of roles or keys, or the
+whole fleet: prefer cheaper tiers when low, refuse when spent.
 
-The tracker keeps the spend of the current period in memory, so `/route` never queries the
-database: a decision adds its estimated cost, its feedback replaces that with the real cost,
-and a background refresh re-reads the store (which also counts other replicas' traffic when
-they share a PostgreSQL store). A period starts at the top of the UTC hour, day, ISO week
-(Monday) or month; spend resets with it.
+Spend lives in `Counters` sums, one per budget and period (`spend:<name>:<period>:<start>`):
+this process's (`LocalCounters`) or, with ``shared_state``, Redis, which every replica adds to.
+A decision adds its estimated cost, its feedback the difference to the real cost, and a
+background refresh raises each sum to the trace store's figure (which survives a restart and,
+on a shared PostgreSQL, counts other replicas' traffic), so `/route` never queries the
+database. Every budget that covers a call is checked; the tightest decides: of the spent ones
+the most overspent is named in the 402, of the low ones the one with least left sets the
+knob. A period starts at the top of the UTC hour, day, ISO week (Monday) or month; a new
+period is a new sum, so spend resets with it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from typing import Literal
 from router.config import BudgetConfig
 from router.decision.policy import LowBudget
 from router.errors import BudgetExhausted
+from router.guards.counters import Counters, LocalCounters
 
 
 def period_bounds(period: str, now: float) -> tuple[float, float]:
@@ -62,78 +66,119 @@ class BudgetState:
             return "low"
         return "ok"
 
+    @property
+    def fraction(self) -> float:
+        """Share of the limit spent: the larger, the tighter the budget."""
+        return self.spent_usd / self.budget.limit_usd
+
 
 class BudgetTracker:
     """Spend per budget in its current period; thread-safe; reconfigurable on reload."""
 
-    def __init__(self, budgets: Sequence[BudgetConfig], clock: Callable[[], float] = time.time):
+    def __init__(self, budgets: Sequence[BudgetConfig], clock: Callable[[], float] = time.time,
+                 counters: Counters | None = None):
         self.clock = clock
-        self._lock = threading.Lock()
-        self._budgets: list[BudgetConfig] = []
-        self._spent: dict[str, tuple[float, float]] = {}  # name -> (period start, usd)
+        self.counters: Counters = counters if counters is not None else LocalCounters(clock)
+        self._budgets: tuple[BudgetConfig, ...] = ()
+        self._seen: dict[str, float] = {}  # sum key -> last value read (for `low`)
         self.configure(budgets)
 
     def configure(self, budgets: Sequence[BudgetConfig]) -> None:
-        """New budget list; the spend of budgets that keep their name and period is kept."""
-        with self._lock:
-            old = {b.name: b for b in self._budgets}
-            self._budgets = list(budgets)
-            self._spent = {b.name: self._spent[b.name] for b in self._budgets
-                           if b.name in self._spent and old[b.name].period == b.period}
+        """New budget list; a budget that keeps its name and period keeps its spend."""
+        self._budgets = tuple(budgets)
+
+    def share(self, counters: Counters) -> None:
+        """Count spend in `counters` from now on (the shared state, at start)."""
+        self.counters = counters
 
     @property
     def budgets(self) -> list[BudgetConfig]:
         return list(self._budgets)
 
+    def covering(self, role: str | None, api_key: str | None) -> list[BudgetConfig]:
+        """Every budget a call with this role and key counts against."""
+        return [b for b in self._budgets if b.applies_to(role, api_key)]
+
+    def key(self, budget: BudgetConfig, now: float) -> str:
+        start, _ = period_bounds(budget.period, now)
+        return f"spend:{budget.name}:{budget.period}:{int(start)}"
+
     def load(self, spent_since: Callable[[BudgetConfig, float], float]) -> None:
-        """Replace in-memory spend with the store's: `spent_since(budget, period_start)`."""
+        """Raise each budget's spend to the store's: `spent_since(budget, period_start)`."""
         now = self.clock()
-        fresh = {}
-        for b in self.budgets:
+        values = {}
+        for b in self._budgets:
             start, _ = period_bounds(b.period, now)
-            fresh[b.name] = (start, float(spent_since(b, start)))
-        with self._lock:
-            self._spent.update(fresh)
+            values[self.key(b, now)] = float(spent_since(b, start))
+        self.counters.floor(values)
 
     def add(self, role: str | None, usd: float, api_key: str | None = None) -> None:
         """Count `usd` (negative to correct an estimate) against every budget of the call."""
-        if (role is None and api_key is None) or usd == 0:
+        covering = self.covering(role, api_key)
+        if not covering or usd == 0:
             return
         now = self.clock()
-        with self._lock:
-            for b in self._budgets:
-                if b.applies_to(role, api_key):
-                    start, spent = self._current(b, now)
-                    self._spent[b.name] = (start, max(spent + usd, 0.0))
+        keys = [self.key(b, now) for b in covering]
+        self._remember(keys, self.counters.add(dict.fromkeys(keys, usd)))
 
     def states(self, role: str | None, api_key: str | None = None) -> list[BudgetState]:
-        if role is None and api_key is None:
-            return []
+        """The covering budgets' spend, read now."""
+        covering = self.covering(role, api_key)
         now = self.clock()
-        with self._lock:
-            out = []
-            for b in self._budgets:
-                if b.applies_to(role, api_key):
-                    start, spent = self._current(b, now)
-                    out.append(BudgetState(b, spent, period_bounds(b.period, now)[1]))
-            return out
+        keys = [self.key(b, now) for b in covering]
+        return self.judge(covering, self.counters.get(keys) if keys else (), now)
 
-    def _current(self, budget: BudgetConfig, now: float) -> tuple[float, float]:
-        start, _ = period_bounds(budget.period, now)
-        recorded_start, spent = self._spent.get(budget.name, (start, 0.0))
-        return (start, spent) if recorded_start == start else (start, 0.0)
+    def judge(self, covering: Sequence[BudgetConfig], values: Sequence[float],
+              now: float) -> list[BudgetState]:
+        """The states of `covering` budgets from their spend `values` (remembered for `low`)."""
+        self._remember([self.key(b, now) for b in covering], values)
+        return [BudgetState(b, v, period_bounds(b.period, now)[1])
+                for b, v in zip(covering, values, strict=True)]
 
     def check(self, role: str | None, api_key: str | None = None) -> None:
-        """Raise BudgetExhausted (-> 402) when a budget of the call's role or key is spent."""
-        for s in self.states(role, api_key):
-            if s.state == "spent":
-                raise BudgetExhausted(s.budget.name, s.budget.limit_usd, s.spent_usd,
-                                      iso(s.resets_at))
+        """Raise BudgetExhausted (-> 402) when a budget that covers the call is spent."""
+        refuse(self.states(role, api_key))
 
     def low(self, role: str | None, api_key: str | None = None) -> LowBudget | None:
-        """A snapshot of the low budget with the lowest fallback knob, if any budget is low."""
-        lows = [s for s in self.states(role, api_key) if s.state == "low"]
+        """A snapshot of the tightest low budget, if any is low; read from the spend seen last
+        (the check before this decision read it), so a decision costs no extra round trip."""
+        covering = self.covering(role, api_key)
+        if not covering:
+            return None
+        now = self.clock()
+        keys = [self.key(b, now) for b in covering]
+        if any(k not in self._seen for k in keys):
+            states = self.states(role, api_key)
+        else:
+            states = [BudgetState(b, self._seen[k], 0.0) for b, k in zip(covering, keys,
+                                                                          strict=True)]
+        lows = [s for s in states if s.state == "low"]
         if not lows:
             return None
-        lowest = min(lows, key=lambda s: s.budget.low_quality_target)
-        return LowBudget(lowest.budget, lowest.spent_usd)
+        tightest = max(lows, key=lambda s: s.fraction)
+        return LowBudget(tightest.budget, tightest.spent_usd)
+
+    def _remember(self, keys: Sequence[str], values: Sequence[float]) -> None:
+        if len(self._seen) > 10_000:  # old periods' keys: forget them all, re-read on demand
+            self._seen = {}
+        self._seen.update(zip(keys, values, strict=True))
+
+
+def refuse(states: Sequence[BudgetState]) -> None:
+    """BudgetExhausted naming the most overspent of the spent budgets, if one is spent."""
+    spent = [s for s in states if s.state == "spent"]
+    if spent:
+        worst = max(spent, key=lambda s: s.fraction)
+        raise BudgetExhausted(worst.budget.name, worst.budget.limit_usd, worst.spent_usd,
+                              iso(worst.resets_at))
+
+
+def spent_in_store(rows: Callable[[str, float], list[dict]], budget: BudgetConfig,
+                   since: float) -> float:
+    """What the trace store says a budget spent since `since`; `rows(by, since)` is
+    `TraceStore.spend` (rows with `key` and `cost_usd`)."""
+    if budget.role_set:
+        return sum(r["cost_usd"] for r in rows("role", since) if r["key"] in budget.role_set)
+    if budget.key_set:
+        return sum(r["cost_usd"] for r in rows("api_key", since) if r["key"] in budget.key_set)
+    return sum(r["cost_usd"] for r in rows("role", since))

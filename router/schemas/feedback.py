@@ -121,11 +121,13 @@ class TraceRecord(_Labelled):
 
 
 class FeedbackReceipt(BaseModel):
-    """`stored` the first time, `duplicate` when the same outcome was already stored."""
+    """`stored` the first time, `duplicate` when it says nothing the stored outcome lacks,
+    `completed` when it added to the stored outcome (a label after an outcome-only report,
+    tokens after a label, a reported cost over an estimate); never a change of what is stored."""
 
     feedback_id: str
     decision_id: str | None
-    status: Literal["stored", "duplicate"]
+    status: Literal["stored", "duplicate", "completed"]
 
 
 class SpendRow(BaseModel):

@@ -37,11 +37,13 @@ class Readiness(BaseModel):
     ready: bool
     router_version: str
     reason: str | None = None
+    shared_state: str | None = None  # with `shared_state` configured: where limits are counted
 
 
 _ERRORS = {
     400: "The body could not be parsed (not UTF-8 / not JSON).",
     401: "No API key, or an unknown one.",
+    402: "A budget or the run's cap (max_run_cost_usd, runs:) is spent; names which.",
     403: "The API key lacks the scope this endpoint needs.",
     408: "The request took longer than limits.request_timeout_s (names the limit).",
     409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",

@@ -19,6 +19,8 @@ from router.decision.encoders.base import Embedder
 from router.decision.encoders.cache import CachedEmbedder
 from router.errors import ConfigError, RouterError, ServiceNotStarted
 from router.guards.auth import KeyRing
+from router.guards.gate import Gate
+from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
 from router.serving.logs import DecisionLog
 from router.serving.loop import ClosedLoop
@@ -48,7 +50,8 @@ class ServiceHolder:
         self.loop: ClosedLoop | None = None
         # /route calls are batched against whichever service is current when a batch runs.
         self.batcher = MicroBatcher(self)
-        self.keyring = KeyRing()  # rate buckets: state that outlives a reload
+        self.keyring = KeyRing()  # rate windows: state that outlives a reload
+        self.shared: SharedCounters | None = None  # Redis, when the config has shared_state
 
     @property
     def service(self) -> RouterService:
@@ -69,7 +72,13 @@ class ServiceHolder:
         settings = self._initial or load_settings(self.config_path)
         self._initial = settings
         if self.loop is None:
-            self.loop = ClosedLoop(settings, self.metrics.registry).start()
+            self.loop = ClosedLoop(settings, self.metrics.registry)
+            if settings.shared_state is not None:  # read once, like the store's URL
+                self.shared = SharedCounters(settings.shared_state)
+                self.shared.register(self.metrics.registry)
+                self.keyring.share(self.shared)
+                self.loop.budgets.share(self.shared)
+            self.loop.start()
         try:
             service = self._build(settings, previous=None)
         except RouterError as exc:
@@ -136,8 +145,13 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            runs=loop.runs.state,
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),
+            gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
+                       loop.budgets.counters)
+                  if settings.budgets or any(k.tokens_per_minute for k in settings.auth.keys)
+                  else None),
         )
 
     def _swap(self, service: RouterService) -> None:

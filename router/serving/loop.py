@@ -22,11 +22,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from router.config import BudgetConfig, Settings
+from router.config import Settings
 from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
 from router.errors import StoreError, UnknownDecision
-from router.guards.budgets import BudgetTracker
+from router.guards.auth import Principal
+from router.guards.budgets import BudgetTracker, spent_in_store
+from router.guards.gate import correct_tokens
+from router.guards.runs import check_owner
 from router.schemas import (
     Feedback,
     FeedbackReceipt,
@@ -36,9 +39,10 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.traces.feedback import decision_outcome, trace_outcome
+from router.serving.runs import RunKeeper
+from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
-from router.traces.rows import Seen
+from router.traces.rows import Seen, Written
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -58,6 +62,7 @@ class ClosedLoop:
         self.metrics = StoreMetrics(registry) if registry is not None else None
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
+        self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
         self.drift = DriftWindow(settings.drift_window_s)
         if registry is not None:
             self.drift.register(registry, lambda: self.settings.quality_target,
@@ -75,6 +80,7 @@ class ClosedLoop:
             return self
         self.store.start()
         self.refresh_budgets()
+        self.runs.load()
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
                                            name="budget-refresh")
         self._refresher.start()
@@ -87,11 +93,13 @@ class ClosedLoop:
             self._refresher.join(5)
         if self.store is not None:
             self.store.close()
+        self.runs.close()
 
     def configure(self, settings: Settings) -> None:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
+        self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""
@@ -158,8 +166,7 @@ class ClosedLoop:
             return {"enabled": False}
         return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
 
-    def _learn(self, item: Feedback | TraceRecord, outcome: dict[str, Any],
-               decision: dict[str, Any] | None) -> None:
+    def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once."""
         state = self.learning
         if state is None or decision is None:
@@ -175,12 +182,8 @@ class ClosedLoop:
         if store is None or not self.budgets.budgets:
             return
 
-        def spent(budget: BudgetConfig, since: float) -> float:
-            by, value = ("role", budget.role) if budget.role else ("api_key", budget.api_key)
-            return sum(r["cost_usd"] for r in store.spend(by, since, only=value))
-
         try:
-            self.budgets.load(spent)
+            self.budgets.load(partial(spent_in_store, store.spend))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -191,6 +194,7 @@ class ClosedLoop:
             if now - last_budgets >= BUDGET_REFRESH_S:
                 self.refresh_budgets()
                 last_budgets = now
+            self.runs.tick()
             state = self.learning
             if state is None:
                 continue
@@ -205,25 +209,49 @@ class ClosedLoop:
             raise StoreError("the trace store is disabled (store.enabled: false)")
         return self.store
 
-    def feedback(self, item: Feedback | TraceRecord, settings: Settings) -> FeedbackReceipt:
-        """Store one outcome durably (blocking); 404 for an unknown decision."""
+    def feedback(self, item: Feedback | TraceRecord, settings: Settings,
+                 caller: Principal | None = None) -> FeedbackReceipt:
+        """Store one outcome durably (blocking); 404 for an unknown decision, 403 for one
+        another key made (`caller`: who posts it)."""
         store = self._require_store()
         decision, pending = None, None
         if item.decision_id is not None:
             decision, pending = self._find(store, item.decision_id)
+            if caller is not None:
+                check_owner(decision, caller)
         if isinstance(item, Feedback):
             assert decision is not None
             outcome = decision_outcome(item, decision, settings)
         else:
             outcome = trace_outcome(item, settings)
-        status = store.add_outcome(outcome, pending)
+        complete = partial(completion, new=outcome, fb=item) if isinstance(
+            item, Feedback) else None
+        written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
-            self.metrics.feedback.labels(status).inc()
-        if status == "stored":
+            self.metrics.feedback.labels(written.status).inc()
+        if written.status == "stored":
             self._account(outcome, decision)
-            self._learn(item, outcome, decision)
+            self._learn(outcome, decision)
+        elif written.status == "completed" and decision is not None:
+            self._account_added(written, decision)
+        if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
+                decision is not None):  # the key's tokens per minute: what the call really used
+            correct_tokens(settings.auth.keys, self.budgets.counters, decision.get("api_key"),
+                           item.decision_id, item.tokens_in, item.tokens_out)
         return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=status)
+                               decision_id=outcome["decision_id"], status=written.status)
+
+    def _account_added(self, written: Written, decision: dict[str, Any]) -> None:
+        """A later report completed a stored outcome: count what it added, once (a label
+        teaches now; a reported cost replaces the estimate counted before)."""
+        added, before = written.added, written.before or {}
+        if "quality" in added:
+            self.drift.outcome(added["quality"], best_score(decision.get("scores")))
+            self._learn(written.row, decision)
+        if "cost_usd" in added:
+            correction = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
+            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
+            self.runs.correct(decision, correction)
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""
@@ -242,8 +270,9 @@ class ClosedLoop:
         if cost is None:
             return
         if decision is not None:
-            self.budgets.add(decision.get("role"), cost - float(decision["estimated_cost_usd"]),
-                             decision.get("api_key"))
+            correction = cost - float(decision["estimated_cost_usd"])
+            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
+            self.runs.correct(decision, correction)
         else:
             self.budgets.add(outcome.get("role"), cost)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -26,8 +25,11 @@ from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
 from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
+from router.decision.sticky import stick
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
+from router.guards.gate import Gate
+from router.guards.runs import RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
 
@@ -87,6 +89,8 @@ class RouterService:
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
+    gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
+    runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,11 +111,18 @@ class RouterService:
         return self.route_admitted(requests)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, or a spent budget (not
-        for a shadow call: its caller follows its own model, a 402 would only stop it)."""
+        """Raise the request's own error: a configured limit it breaks, its key's tokens per
+        minute, or a spent budget (neither for a shadow call: its caller follows its own model,
+        a 429 or 402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.budgets is not None and not self.is_shadow(request):
+        if self.is_shadow(request):
+            return
+        if self.gate is not None:
+            self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
+        elif self.budgets is not None:
             self.budgets.check(request.role, request.api_key)
+        if self.runs is not None and request.run_id is not None:
+            check_run(self.runs, request, self.settings.runs)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""
@@ -249,8 +260,17 @@ class RouterService:
         else:
             choice = self._degraded(facts, failure)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
-        return RouteDecision(
-            decision_id=uuid.uuid4().hex,
+        if self._sticky(request):
+            assert self.runs is not None and request.run_id is not None
+            pin = self.runs.get(run_key(request.api_key, request.run_id))
+            if pin is not None:
+                stuck = stick(choice, pin.tier, pin.model, settings, facts,
+                              self.unhealthy_models())
+                if stuck.reason == "sticky" and choice.reason != "sticky":
+                    propensity = 1.0 if self.explorer is not None else None  # never explored
+                choice = stuck
+        decision = RouteDecision(
+            decision_id=request.take_decision_id(),
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,
@@ -270,6 +290,36 @@ class RouterService:
             shadow=shadow,
             followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
         )
+        return self._run_account(request, decision)
+
+    def _sticky(self, request: RouteRequest) -> bool:
+        mode = request.sticky or self.settings.runs.sticky
+        return mode == "run" and request.run_id is not None and self.runs is not None and (
+            not self.is_shadow(request))  # nobody follows a shadow decision: nothing to keep
+
+    def unhealthy_models(self) -> frozenset[str]:
+        """The models a sticky run must leave: the health guard's open circuits (none yet)."""
+        return frozenset()
+
+    def _run_account(self, request: RouteRequest, decision: RouteDecision) -> RouteDecision:
+        """Count the call's estimate in its run (not for dry_run) and say the run's spend; a
+        shadow call counts, and pins the run to, the caller's own model."""
+        if self.runs is None or request.run_id is None:
+            return decision
+        run = run_key(request.api_key, request.run_id)
+        if request.dry_run:
+            view = self.runs.get(run)
+            spend = view.spend_usd if view is not None else 0.0
+        else:
+            tier: str | None = decision.tier
+            model: str | None = decision.model
+            if decision.shadow:
+                tier, model = self._tier_of(request.model), request.model
+            spend = self.runs.add(run, decision.spend_estimate_usd, tier, model).spend_usd
+        cap = run_cap(request, self.settings.runs)
+        decision.run_spend_usd = round(spend, 8)
+        decision.run_max_cost_usd = cap.usd if cap is not None else None
+        return decision
 
     def _followed_cost(self, request: RouteRequest, facts: CallFacts) -> float | None:
         """The estimated cost of a shadow caller's own model, when a tier serves it."""

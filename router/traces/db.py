@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
+    "CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id, created_at)",
     "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
 )

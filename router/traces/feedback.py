@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from router.config import Settings
 from router.decision.features import estimate_tokens
+from router.errors import FeedbackConflict
 from router.schemas import ChatMessage, Feedback, TraceRecord
 from router.traces.rows import prompt_hash
 
@@ -74,6 +75,47 @@ def decision_outcome(
         "cost_estimated": estimated, "tokens_in": fb.tokens_in, "tokens_out": fb.tokens_out,
         "latency_ms": fb.latency_ms, "error": fb.error, "fallback_used": int(fb.fallback_used),
     }
+
+
+# What a later report on the same decision may add to its stored outcome (see `completion`).
+COMPLETABLE = ("quality", "tokens_in", "tokens_out", "latency_ms", "error")
+
+
+def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dict[str, Any]:
+    """The columns a second report on one decision adds to its stored outcome; empty when it
+    says nothing new (a duplicate). Reports arrive from different places (the gateway knows
+    tokens, cost and errors; a grader later knows the quality), so a report may add what the
+    stored outcome lacks: a label after an outcome-only report, tokens after a label, a
+    reported cost over an estimate. It never changes what is stored: a different value for a
+    stored field is a `FeedbackConflict` naming it."""
+    given = fb.model_fields_set
+    added: dict[str, Any] = {}
+    clash = []
+    if "model_used" in given and new["model_used"] != stored["model_used"]:
+        clash.append("model_used")
+    for column in COMPLETABLE:
+        value = new[column]
+        if value is None:
+            continue
+        if stored[column] is None:
+            added[column] = value
+        elif stored[column] != value:
+            clash.append(column)
+    if "cost_usd" in given:
+        if stored["cost_estimated"]:
+            added.update(cost_usd=new["cost_usd"], cost_estimated=0)
+        elif stored["cost_usd"] != new["cost_usd"]:
+            clash.append("cost_usd")
+    if new["fallback_used"] and not stored["fallback_used"]:
+        added["fallback_used"] = 1
+    elif "fallback_used" in given and stored["fallback_used"] and not new["fallback_used"]:
+        clash.append("fallback_used")
+    if clash:
+        raise FeedbackConflict(
+            f"a different outcome is already stored for {new['feedback_id']!r} "
+            f"({', '.join(clash)} differ); a later report may add what the stored one lacks, "
+            "never change it")
+    return added
 
 
 def trace_outcome(

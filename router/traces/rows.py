@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,6 +36,17 @@ OUTCOME_COLUMNS = (
     "fallback_used", "task", "run_id", "role", "step", "user_id", "propensity", "source",
     "prompt_hash", "prompt", "messages", "extra",
 )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `TraceStore.add_outcome` did: `stored` a new outcome, found a `duplicate`, or
+    `completed` the stored one with the columns in `added` (`before`: the row it had)."""
+
+    status: Literal["stored", "duplicate", "completed"]
+    row: dict[str, Any]
+    added: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -27,32 +27,28 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, Literal, get_args
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from router.config import StoreConfig
 from router.decision.features import CallView
 from router.errors import FeedbackConflict, StoreError
-from router.schemas import RouteDecision, RouteRequest, SpendKey
-from router.traces.db import (
-    AUDIT_SQL,
-    CALLS_SQL,
-    JOINED_SQL,
-    LEARNED_COUNT_SQL,
-    LEARNING_ROWS_SQL,
-    Database,
-    insert_sql,
+from router.schemas import RouteDecision, RouteRequest
+from router.traces.db import Database, insert_sql
+from router.traces.reads import LEARNING_RESET_KEY, StoreReads
+from router.traces.rows import (
+    DECISION_COLUMNS,
+    OUTCOME_COLUMNS,
+    PendingDecision,
+    Seen,
+    Written,
 )
-from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision, Seen
 
 log = logging.getLogger(__name__)
 
-# spend key (router.schemas.SpendKey) -> column of CALLS_SQL; only `user` is named otherwise
-SPEND_KEYS = {key: {"user": "user_id"}.get(key, key) for key in get_args(SpendKey)}
 WRITE_RETRIES = (0.1, 0.5, 2.0)
-LEARNING_RESET_KEY = "learning_reset_at"
 
 class StoreMetrics:
     """The store's counters, registered in the app's own registry."""
@@ -72,7 +68,7 @@ class StoreMetrics:
                                  "Decisions waiting for the writer.", registry=registry)
 
 
-class TraceStore:
+class TraceStore(StoreReads):
     """Decisions through a queue and a writer thread; outcomes and reads synchronous."""
 
     def __init__(self, config: StoreConfig, metrics: StoreMetrics | None = None):
@@ -271,14 +267,18 @@ class TraceStore:
         return (rows[0] if rows else None), None
 
     def add_outcome(
-        self, outcome: dict[str, Any], pending: PendingDecision | None = None
-    ) -> Literal["stored", "duplicate"]:
+        self, outcome: dict[str, Any], pending: PendingDecision | None = None,
+        complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> Written:
         """Commit one outcome (and its still-queued decision) before returning.
 
-        The key is ``feedback_id``; the same key with the same body is a duplicate, with a
-        different body a `FeedbackConflict` (the first outcome stays).
+        The key is ``feedback_id``; the same key with the same body is a duplicate. With a
+        different body, `complete` (given the stored row) says which columns the new report
+        adds (`traces.feedback.completion`: none is a duplicate; it raises on a contradiction);
+        without it, a `FeedbackConflict` (the first outcome stays).
         """
         values = tuple(outcome.get(c) for c in OUTCOME_COLUMNS)
+        key = outcome["feedback_id"]
         with self._conn_lock:
             conn = self._require()
             cur = conn.cursor()
@@ -289,77 +289,38 @@ class TraceStore:
                         pending.row(self.config))
                 cur.execute(self.db.sql(insert_sql("outcomes", OUTCOME_COLUMNS, "feedback_id")),
                             values)
-                inserted = cur.rowcount == 1
-                existing = None
-                if not inserted:
-                    cur.execute(self.db.sql("SELECT body_sha256 FROM outcomes WHERE "
-                                            "feedback_id = ?"), (outcome["feedback_id"],))
-                    existing = cur.fetchone()
+                if cur.rowcount == 1:
+                    conn.commit()
+                    return Written("stored", outcome)
+                # the insert holds SQLite's write lock; PostgreSQL locks the row: the read and
+                # the completion below are one step for every replica
+                lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+                cur.execute(self.db.sql(f"SELECT * FROM outcomes WHERE feedback_id = ?{lock}"),
+                            (key,))
+                names = [c[0] for c in cur.description]
+                stored = dict(zip(names, cur.fetchone(), strict=True))
+                if stored["body_sha256"] == outcome["body_sha256"]:
+                    conn.commit()
+                    return Written("duplicate", stored)
+                if complete is None:
+                    raise FeedbackConflict(
+                        f"a different outcome is already stored for {key!r}; "
+                        "outcomes are never overwritten")
+                added = complete(stored)
+                if added:
+                    sets = ", ".join(f"{column} = ?" for column in added)
+                    cur.execute(self.db.sql(f"UPDATE outcomes SET {sets} WHERE feedback_id = ?"),
+                                (*added.values(), key))
                 conn.commit()
+            except FeedbackConflict:
+                conn.rollback()
+                raise
             except self.db.errors() as exc:
                 conn.rollback()
                 raise StoreError(f"could not store the feedback: {exc}") from exc
-        if inserted:
-            return "stored"
-        if existing is not None and existing[0] == outcome["body_sha256"]:
-            return "duplicate"
-        raise FeedbackConflict(
-            f"a different outcome is already stored for {outcome['feedback_id']!r}; "
-            "outcomes are never overwritten"
-        )
-
-    def spend(
-        self, by: str, since: float | None = None, only: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Cost per `by` key (only the `only` value of it, if given): feedback cost where it
-        came back, else estimated (and counted)."""
-        if by not in SPEND_KEYS:
-            raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
-                             f"Got {by!r} instead.")
-        key = SPEND_KEYS[by]
-        where = ["t >= ?"]
-        params: list[Any] = [since if since is not None else 0.0]
-        if only is not None:
-            where.append(f"{key} = ?")
-            params.append(only)
-        sql = f"""
-            SELECT {key} AS key, COUNT(*) AS calls,
-                   SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,
-                   SUM(CASE WHEN est = 1 THEN cost ELSE 0 END) AS estimated_usd,
-                   SUM(est) AS estimated_calls
-            FROM ({CALLS_SQL}) calls WHERE {' AND '.join(where)}
-            GROUP BY {key} ORDER BY SUM(cost) DESC"""
-        rows = self.query(sql, tuple(params))
-        for row in rows:
-            row["actual_usd"] = float(row["actual_usd"] or 0.0)
-            row["estimated_usd"] = float(row["estimated_usd"] or 0.0)
-            row["cost_usd"] = row["actual_usd"] + row["estimated_usd"]
-            row["estimated_calls"] = int(row["estimated_calls"] or 0)
-            row["calls"] = int(row["calls"])
-        return rows
-
-    def outcome_rows(self, since: float | None = None) -> Iterator[dict[str, Any]]:
-        """Every outcome joined to its decision, oldest first (export and retraining)."""
-        rows = self.query(f"{JOINED_SQL} WHERE o.received_at >= ? ORDER BY t, o.feedback_id",
-                                 (since if since is not None else 0.0,))
-        yield from rows
-
-    # The online learning state's rows (router.traces.learning) and its reset marker
-
-    def learning_rows(self, limit: int, since: float = 0.0) -> list[dict[str, Any]]:
-        """The newest `limit` outcomes of routed decisions received after `since`, oldest first,
-        with what learning reads of their decision."""
-        return self.query(LEARNING_ROWS_SQL, (since, limit))[::-1]
-
-    def learned_count(self, since: float = 0.0) -> int:
-        """How many outcomes of routed decisions were received after `since`."""
-        return int(self.query(LEARNED_COUNT_SQL, (since,))[0]["n"])
-
-    def learning_reset_at(self) -> float:
-        """When the learning state was last reset (epoch seconds; 0 if never)."""
-        rows = self.query("SELECT value FROM store_meta WHERE key = ?",
-                                 (LEARNING_RESET_KEY,))
-        return float(rows[0]["value"]) if rows else 0.0
+        if not added:
+            return Written("duplicate", stored)
+        return Written("completed", {**stored, **added}, added, before=stored)
 
     def reset_learning(self, at: float | None = None) -> float:
         """Forget every outcome received until `at` (now), for learning only; returns `at`."""
@@ -375,22 +336,6 @@ class TraceStore:
                 conn.rollback()
                 raise StoreError(f"could not reset the learning state: {exc}") from exc
         return at
-
-    def audit_rows(
-        self, since: float | None = None, api_key: str | None = None, role: str | None = None,
-        run_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Every decision with its outcome, if one came back, oldest first; filtered by the
-        key, role and run given (an operator replays what one agent did)."""
-        where = ["d.created_at >= ?"]
-        params: list[Any] = [since if since is not None else 0.0]
-        for column, value in (("api_key", api_key), ("role", role), ("run_id", run_id)):
-            if value is not None:
-                where.append(f"d.{column} = ?")
-                params.append(value)
-        return self.query(
-            f"{AUDIT_SQL} WHERE {' AND '.join(where)} ORDER BY d.created_at, d.decision_id",
-            tuple(params))
 
     def counts(self) -> dict[str, int]:
         rows = self.query("SELECT (SELECT COUNT(*) FROM decisions) AS decisions, "

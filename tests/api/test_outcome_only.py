@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from router.config import BudgetConfig, Settings
 from router.traces.export import NO_LABEL, export_traces
 from tests.api.test_feedback import client_for, route, stored
@@ -65,3 +67,43 @@ def test_the_openapi_body_admits_an_outcome_without_a_label(settings: Settings) 
     assert {"cost_usd", "error", "quality"} <= {
         next(iter(v["required"])) for v in feedback["anyOf"]}
     assert [v["required"] for v in trace["anyOf"]] == [["quality"], ["success"]]
+
+
+def test_a_later_report_completes_the_outcome_once_and_never_changes_it(
+    settings: Settings,
+) -> None:
+    budget = BudgetConfig(name="planner-daily", role="planner", limit_usd=10.0)
+    with client_for(settings.model_copy(update={"budgets": [budget]})) as c:
+        decision = route(c, role="planner")
+        did = decision["decision_id"]
+        gateway = {"decision_id": did, "model_used": "gpt-4.1-nano", "tokens_in": 800,
+                   "tokens_out": 100, "latency_ms": 900.0}
+        assert c.post("/feedback", json=gateway).status_code == 201
+        (state,) = c.app.state.holder.loop.budgets.states("planner")
+        estimated = state.spent_usd
+        assert estimated == pytest.approx(settings.tier("small").estimate_cost(800, 100))
+        assert c.get("/admin/learning").json()["revision"] == 0
+
+        grader = {"decision_id": did, "quality": 0.8}  # later, from somewhere else
+        r = c.post("/feedback", json=grader)
+        assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+        assert c.get("/admin/learning").json()["revision"] == 1  # the label teaches, once
+        assert c.post("/feedback", json=grader).json()["status"] == "duplicate"
+        assert c.post("/feedback", json=gateway).json()["status"] == "duplicate"
+        assert c.get("/admin/learning").json()["revision"] == 1
+
+        billed = c.post("/feedback", json={"decision_id": did, "cost_usd": 0.5})
+        assert billed.json()["status"] == "completed"  # a reported cost over the estimate
+        (state,) = c.app.state.holder.loop.budgets.states("planner")
+        assert state.spent_usd == pytest.approx(0.5)
+
+        for change, field in (({"quality": 0.2}, "quality"), ({"cost_usd": 0.7}, "cost_usd"),
+                              ({"model_used": "gpt-4.1", "success": True}, "model_used"),
+                              ({"tokens_out": 101}, "tokens_out")):
+            r = c.post("/feedback", json={"decision_id": did, **change})
+            assert r.status_code == 409 and field in r.json()["detail"], r.text
+        (row,) = list(stored(settings).outcome_rows())
+        assert (row["quality"], row["cost_usd"], row["tokens_out"], row["latency_ms"]) == (
+            0.8, 0.5, 100, 900.0)
+        spend = {r["key"]: r for r in c.get("/spend", params={"by": "role"}).json()["rows"]}
+        assert spend["planner"]["actual_usd"] == 0.5 and spend["planner"]["estimated_calls"] == 0

@@ -26,10 +26,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(service: ServiceDep) -> JSONResponse:
-    body = {"ready": service.ready, "router_version": service.version}
+async def readyz(service: ServiceDep, holder: HolderDep) -> JSONResponse:
+    body: dict[str, Any] = {"ready": service.ready, "router_version": service.version}
     if not service.ready:
         body["reason"] = service.load_error or "model not loaded"
+    if holder.shared is not None:  # Redis up, or down and what happens meanwhile
+        body["shared_state"] = await run_in_threadpool(holder.shared.describe)
     return JSONResponse(body, status_code=200 if service.ready else 503)
 
 

@@ -24,7 +24,7 @@ from router.serving.prometheus import Metrics
 
 router = APIRouter()
 
-ROUTE_ERRORS = error_responses(400, 401, 403, 408, 422, 429, 503)
+ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 422, 429, 503)
 
 
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,

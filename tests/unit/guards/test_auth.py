@@ -1,4 +1,4 @@
-"""Keys are stored hashed, counted in a token bucket, and come from the file or the environment."""
+"""Keys are stored hashed, limited per sliding minute, and come from the file or the environment."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from router.cli.main import main
-from router.config import API_KEYS_ENV, default_config_path, load_settings
-from router.errors import ConfigError
-from router.guards.auth import TokenBucket, check_bind, hash_key, is_loopback
+from router.config import API_KEYS_ENV, ApiKeyConfig, default_config_path, load_settings
+from router.errors import ConfigError, RateLimited
+from router.guards.auth import KeyRing, check_bind, hash_key, is_loopback
 
 
 def entry(name: str, key: str, scopes: list[str], rate: int | None = None) -> dict:
@@ -21,13 +21,38 @@ def entry(name: str, key: str, scopes: list[str], rate: int | None = None) -> di
     return out
 
 
-def test_token_bucket_bursts_then_refills_per_minute() -> None:
-    bucket = TokenBucket(60, now=0.0)
-    assert all(bucket.take(0.0) == 0.0 for _ in range(60))
-    assert bucket.take(0.0) == pytest.approx(1.0)  # one token a second
-    assert bucket.take(0.5) == pytest.approx(0.5)
-    assert bucket.take(1.0) == 0.0
-    assert bucket.take(1000.0) == 0.0 and bucket.tokens == 59.0  # never above the burst
+def test_at_most_the_rate_in_any_60_seconds_where_a_token_bucket_let_twice_through() -> None:
+    now = [0.0]
+    ring = KeyRing(clock=lambda: now[0])
+    keys = [ApiKeyConfig.model_validate(entry("k", "secret", ["route"], rate=60))]
+    let_through = []
+    for step in range(240):  # a full burst at once, then one call every 0.5 s for two minutes
+        now[0] = 0.0 if step < 120 else (step - 119) * 0.5
+        try:
+            ring.authenticate(keys, "secret", "route")
+            let_through.append(now[0])
+        except RateLimited as exc:
+            assert exc.retry_after >= 1
+    # a bucket of 60 refilling 1/s let 60 + 59 through in [0, 59.5]; the window lets 60
+    for start in let_through:
+        assert sum(1 for t in let_through if start <= t < start + 60) <= 60
+    assert len([t for t in let_through if t < 60]) == 60
+    assert len(let_through) == 61  # the first burst, and at t=60 the window has room again
+
+
+def test_a_refused_call_is_told_when_the_oldest_call_leaves_the_window() -> None:
+    now = [100.0]
+    ring = KeyRing(clock=lambda: now[0])
+    keys = [ApiKeyConfig.model_validate(entry("k", "secret", ["route"], rate=2))]
+    ring.authenticate(keys, "secret", "route")
+    now[0] = 110.0
+    ring.authenticate(keys, "secret", "route")
+    now[0] = 120.0
+    with pytest.raises(RateLimited, match=r"limit of 2 requests per minute") as err:
+        ring.authenticate(keys, "secret", "route")
+    assert err.value.retry_after == 40  # the call at 100 leaves the window at 160
+    now[0] = 160.0
+    ring.authenticate(keys, "secret", "route")
 
 
 def test_keys_from_the_environment_add_to_the_file(tmp_path: Path) -> None:

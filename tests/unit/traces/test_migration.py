@@ -43,7 +43,8 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
     req, decision = routed("what is 2+2")
     record(store, req, decision)
     store.flush(5)
-    assert store.add_outcome(outcome(decision.decision_id, decision.decision_id, 0.5)) == "stored"
+    labelled = outcome(decision.decision_id, decision.decision_id, 0.5)
+    assert store.add_outcome(labelled).status == "stored"
     store.close()
     _sql(store_url,  # as a version-3 router left it, its rows in place
          "ALTER TABLE decisions DROP COLUMN shadow",
@@ -63,7 +64,7 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
         record(upgraded, req2, decision2)
         upgraded.flush(5)
         unlabelled = {**outcome(decision2.decision_id, decision2.decision_id), "quality": None}
-        assert upgraded.add_outcome(unlabelled) == "stored"
+        assert upgraded.add_outcome(unlabelled).status == "stored"
         rows = {r["decision_id"]: r for r in upgraded.outcome_rows()}
         assert rows[decision.decision_id]["quality"] == 0.5  # kept through the rebuild
         assert rows[decision2.decision_id]["quality"] is None

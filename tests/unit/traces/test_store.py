@@ -167,8 +167,8 @@ def test_feedback_is_idempotent_and_never_overwritten(store: TraceStore) -> None
     record(store, req, decision)
     store.flush(5)
     first = outcome(decision.decision_id, decision.decision_id)
-    assert store.add_outcome(first) == "stored"
-    assert store.add_outcome(dict(first, received_at=time.time())) == "duplicate"
+    assert store.add_outcome(first).status == "stored"
+    assert store.add_outcome(dict(first, received_at=time.time())).status == "duplicate"
     with pytest.raises(FeedbackConflict):
         store.add_outcome(dict(first, quality=0.0, body_sha256="b2"))
     assert store.counts()["outcomes"] == 1

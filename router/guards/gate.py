@@ -1,0 +1,139 @@
+"""The check before a decision: the key's tokens per minute and every budget over the call.
+
+Both are read (and the tokens charged) in one `Counters.take`, so with ``shared_state`` a
+decision costs one round trip to Redis before it is made, and its estimated cost one more write
+after (`BudgetTracker.add`). A call is charged its estimated input tokens plus its expected
+output: the request's own ``max_tokens`` / ``max_completion_tokens`` when it gives one, else the
+config's ``expected_output_tokens``. The two are separate parts of the charge, each set to what
+`/feedback` reports (`correct`), so an agent that reserves a large output and uses little gets
+its tokens back. ``tokens_per_minute`` means at most that many in any 60 seconds (a sliding
+log, `router.guards.counters`). A call alone larger than the limit could never pass: 422,
+naming the field; one that does not fit now: 429 with the seconds until it would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from router.config import ApiKeyConfig
+from router.decision.features import estimate_tokens
+from router.errors import RateLimited, RequestLimitError
+from router.guards.auth import key_named, limit_key, retry_seconds
+from router.guards.budgets import BudgetTracker, refuse
+from router.guards.counters import Counters, Window, part_name
+from router.schemas import RouteRequest
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the gate needs to know of one /route call."""
+
+    entry: str  # the decision id its charge is made under (feedback corrects it by that id)
+    api_key: str | None
+    role: str | None
+    tokens_in: int  # estimated
+    tokens_out: int  # reserved: the request's own output limit, else the config's expectation
+    out_field: str | None  # the request field that set tokens_out, if it did
+    in_field: str = "messages"
+    charge: bool = True  # False for dry runs: checked, never counted
+
+
+class Gate:
+    """Tokens per minute per key and budgets, checked (and tokens charged) in one step."""
+
+    def __init__(self, keys: Sequence[ApiKeyConfig], budgets: BudgetTracker | None,
+                 counters: Counters, clock: Callable[[], float] = time.time):
+        self.keys = keys
+        self.budgets = budgets
+        self.counters = counters
+        self.clock = clock
+
+    def admit_request(self, request: RouteRequest, expected_output_tokens: int,
+                      prefix: str = "") -> None:
+        """`admit` for a /route request (its token estimate made only when a limit needs it)."""
+        entry = key_named(self.keys, request.api_key)
+        metered = entry is not None and entry.tokens_per_minute is not None
+        if not metered and not (self.budgets and self.budgets.covering(request.role,
+                                                                        request.api_key)):
+            return
+        out_field = ("max_completion_tokens" if request.max_completion_tokens
+                     else "max_tokens" if request.max_tokens else None)
+        self.admit(Call(
+            entry=request.reserve_decision_id(), api_key=request.api_key, role=request.role,
+            tokens_in=estimate_tokens(request.chat(), request.tools) if metered else 0,
+            tokens_out=request.expected_tokens_out or expected_output_tokens,
+            out_field=out_field, in_field="messages" if request.messages else "prompt",
+            charge=not request.dry_run), prefix)
+
+    def admit(self, call: Call, prefix: str = "") -> None:
+        """Charge the call's tokens and read its budgets, or raise: 422 if the call alone is over
+        the key's limit, 429 if it does not fit now, 402 if a budget over it is spent."""
+        entry = key_named(self.keys, call.api_key)
+        windows = []
+        if entry is not None and entry.tokens_per_minute is not None:
+            self._fits_at_all(entry, call, prefix)  # a dry run is told too
+        if entry is not None and entry.tokens_per_minute is not None and call.charge:
+            windows.append(Window(limit_key("tpm", entry), entry.tokens_per_minute,
+                                  (call.tokens_in, call.tokens_out)))
+        covering = self.budgets.covering(call.role, call.api_key) if self.budgets else []
+        if not windows and not covering:
+            return
+        now = self.clock()
+        day = self.budgets.clock() if self.budgets is not None else now  # periods: its clock
+        reads = [self.budgets.key(b, day) for b in covering] if self.budgets else []
+        taken = self.counters.take(windows, call.entry, now, reads)
+        if taken.refused is not None:
+            assert entry is not None and entry.tokens_per_minute is not None
+            retry = retry_seconds(taken.retry_after)
+            raise RateLimited(
+                f"API key '{entry.name}' is over its limit of {entry.tokens_per_minute} tokens "
+                f"per minute (tokens_per_minute): {taken.used[0]} used in the last 60 s and "
+                f"this call needs {call.tokens_in + call.tokens_out}; retry in {retry} s",
+                retry_after=retry)
+        if self.budgets is not None and covering:
+            try:
+                refuse(self.budgets.judge(covering, taken.values, day))
+            except Exception:
+                self._refund(windows, call.entry, now)
+                raise
+
+    def correct(self, api_key: str | None, entry: str, tokens_in: int | None,
+                tokens_out: int | None) -> None:
+        """Set a routed call's charge to the tokens its feedback reports (each part given)."""
+        correct_tokens(self.keys, self.counters, api_key, entry, tokens_in, tokens_out,
+                       self.clock())
+
+    def _fits_at_all(self, entry: ApiKeyConfig, call: Call, prefix: str) -> None:
+        limit = entry.tokens_per_minute
+        assert limit is not None
+        total = call.tokens_in + call.tokens_out
+        if total <= limit:
+            return
+        field = call.out_field if call.out_field and call.tokens_in <= limit else call.in_field
+        raise RequestLimitError(
+            f"{prefix}{field}",
+            f"this call needs {total} tokens ({call.tokens_in} estimated input + "
+            f"{call.tokens_out} expected output), more than API key '{entry.name}' may use in "
+            f"a minute (tokens_per_minute: {limit}); it could never be let through", limit)
+
+    def _refund(self, windows: Sequence[Window], entry: str, now: float) -> None:
+        """Give back the tokens of a call refused after its charge (a spent budget)."""
+        for window in windows:
+            for index in range(len(window.amounts)):
+                self.counters.amend(window.key, part_name(entry, index), 0, now)
+
+
+def correct_tokens(keys: Sequence[ApiKeyConfig], counters: Counters, api_key: str | None,
+                   entry: str, tokens_in: int | None, tokens_out: int | None,
+                   now: float | None = None) -> None:
+    """Set the parts of a call's token charge to what its feedback reports (each one given);
+    a charge already out of the 60-second window is left alone."""
+    key = key_named(keys, api_key)
+    if key is None or key.tokens_per_minute is None:
+        return
+    now = time.time() if now is None else now
+    for index, tokens in enumerate((tokens_in, tokens_out)):
+        if tokens is not None:
+            counters.amend(limit_key("tpm", key), part_name(entry, index), tokens, now)
