@@ -102,6 +102,10 @@ ERRORS: dict[type[RouterError], Answer] = {
 }
 
 
+# kinds counted outside the map: framework errors, schema errors, crashes, request timeouts
+OTHER_KINDS = ("http", "validation", "internal", "timeout")
+
+
 def answer_for(exc: RouterError) -> Answer:
     """The entry of the error's own type, else of its nearest listed base class."""
     for cls in type(exc).__mro__:
@@ -111,7 +115,10 @@ def answer_for(exc: RouterError) -> Answer:
 
 
 def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    """Install the map on `app`; every answer counts in tier_router_errors_total by kind."""
+    """Install the map on `app`; every answer counts in tier_router_errors_total by kind
+    (each kind's series there from the start, at 0)."""
+    for kind in {*(spec.kind for spec in ERRORS.values()), *OTHER_KINDS}:
+        metrics.errors.labels(kind)
 
     @app.exception_handler(RouterError)
     async def router_error(_: Request, exc: RouterError) -> JSONResponse:
