@@ -1,6 +1,5 @@
 """POST /feedback's `cached_tokens_in`: priced at the tier's cached-input price when the service
-estimates the cost (never more of them than `tokens_in`: JSON Schema cannot say so, so a
-larger count is capped rather than refused)."""
+estimates the cost, and never more than `tokens_in`."""
 
 from __future__ import annotations
 
@@ -24,4 +23,13 @@ def test_cached_input_is_priced_at_the_cached_price(settings: Settings) -> None:
     large = settings.tier("large")
     assert row["estimated_usd"] == pytest.approx(large.estimate_cost(1000, 10, 900))
     assert row["estimated_usd"] < large.estimate_cost(1000, 10)
-    assert large.estimate_cost(10, 0, cached_tokens_in=11) == large.estimate_cost(10, 0, 10)
+
+
+def test_more_cached_than_input_is_422_naming_the_field(settings: Settings) -> None:
+    with client_for(settings) as client:
+        decision = route(client)
+        r = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                           "tokens_in": 10, "cached_tokens_in": 11})
+    assert r.status_code == 422
+    [detail] = r.json()["detail"]
+    assert detail["field"] == "cached_tokens_in" and "at most tokens_in" in detail["message"]
