@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
+
+from router.cli.args import config_option, integer
 
 
 def add_run_commands(sub: Any) -> None:
@@ -15,15 +16,16 @@ def add_run_commands(sub: Any) -> None:
     runs = sub.add_parser("runs", help="a run's ledger (every step, its model, tokens and "
                                        "cost), or the live runs")
     runs.add_argument("run_id", nargs="?", default=None, help="the run; none: list live runs")
-    runs.add_argument("--config", type=Path, default=None)
+    config_option(runs)
     runs.add_argument("--key", default=None, help="only this API key's calls")
-    runs.add_argument("--limit", type=int, default=50, help="listing: at most this many runs")
+    runs.add_argument("--limit", type=integer(1), default=50,
+                      help="listing: at most this many runs")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=_runs)
 
     forget = sub.add_parser("forget", help="delete a user's decisions and outcomes")
     forget.add_argument("--user", required=True, help="the requests' `user` field")
-    forget.add_argument("--config", type=Path, default=None)
+    config_option(forget)
     forget.set_defaults(func=_forget)
 
 
