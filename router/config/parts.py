@@ -29,7 +29,11 @@ class TierConfig(Section):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     models: list[str] = Field(min_length=1, description="Deployed models, preferred first.")
+    # Required unless `prices_from: litellm` fills them (router/config/prices.py).
     input_price_per_m: float = Field(ge=0, description="USD per million input tokens.")
+    cached_input_price_per_m: float | None = Field(
+        default=None, ge=0, description="USD per million cached input tokens; unset: the "
+                                        "input price.")
     output_price_per_m: float = Field(ge=0, description="USD per million output tokens.")
     context_window: int = Field(gt=0, description="Tokens the tier's models can hold.")
     capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
@@ -38,8 +42,14 @@ class TierConfig(Section):
         description="Model names in labelled traces that stand for this tier's class.",
     )
 
-    def estimate_cost(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.input_price_per_m + tokens_out * self.output_price_per_m) / 1e6
+    def estimate_cost(self, tokens_in: int, tokens_out: int, cached_tokens_in: int = 0) -> float:
+        """USD at list prices; `cached_tokens_in` (part of `tokens_in`, as the OpenAI and
+        LiteLLM usage counts them) at the cached-input price."""
+        cached = min(cached_tokens_in, tokens_in)
+        cached_price = self.cached_input_price_per_m
+        cached_price = self.input_price_per_m if cached_price is None else cached_price
+        return ((tokens_in - cached) * self.input_price_per_m + cached * cached_price
+                + tokens_out * self.output_price_per_m) / 1e6
 
 
 class TaskRule(Section):

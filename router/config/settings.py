@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -29,6 +30,7 @@ from router.config.parts import (
     TaskRule,
     TierConfig,
 )
+from router.config.prices import fill_prices
 from router.config.shared import SharedStateConfig
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
                          "otherwise: decide and record, never expect to be followed.")
     safe_tier: str = "large"
     expected_output_tokens: int = Field(default=400, ge=0)
+    prices_from: Literal["litellm"] | None = Field(
+        default=None, description="'litellm': tiers' unset prices and context windows from "
+                                  "LiteLLM's local model map (router/config/prices.py).")
     tiers: list[TierConfig] = Field(min_length=1)
     task_rules: dict[str, TaskRule] = Field(default_factory=dict)
     embedder: EmbedderConfig = EmbedderConfig()
@@ -79,6 +84,11 @@ class Settings(BaseSettings):
     shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prices_from(cls, data: Any) -> Any:
+        return fill_prices(data) if isinstance(data, dict) else data
 
     @field_validator("tiers")
     @classmethod

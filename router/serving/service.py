@@ -117,12 +117,12 @@ class RouterService:
         self.check_limits(request, prefix)
         if self.is_shadow(request):
             return
+        if self.runs is not None and request.run_id is not None:  # before any charge is made
+            check_run(self.runs, request, self.settings.runs)
         if self.gate is not None:
             self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
         elif self.budgets is not None:
             self.budgets.check(request.role, request.api_key)
-        if self.runs is not None and request.run_id is not None:
-            check_run(self.runs, request, self.settings.runs)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""

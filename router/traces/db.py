@@ -249,6 +249,15 @@ class Database:
     def blob_type(self) -> str:
         return "BYTEA" if self.dialect == "postgresql" else "BLOB"
 
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's errors that mean "the database is not there right now" (down,
+        restarting, locked), as opposed to a statement it refuses."""
+        if self.dialect == "sqlite":
+            return (sqlite3.OperationalError,)
+        import psycopg
+
+        return (psycopg.OperationalError,)
+
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's exception classes, for the store to catch."""
         if self.dialect == "sqlite":

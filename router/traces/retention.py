@@ -47,7 +47,10 @@ class SideConnection:
                     counts.append(max(cur.rowcount, 0))
                 conn.commit()
             except self.db.errors() as exc:
-                conn.rollback()
+                try:
+                    conn.rollback()
+                except self.db.errors():  # the connection is gone: a new one next time
+                    self._conn = None
                 raise StoreError(f"trace store write failed: {exc}") from exc
         return counts
 
