@@ -79,6 +79,24 @@ class BudgetExhausted(RouterError):
         )
 
 
+class RunCeilingReached(RouterError):
+    """A run's spend reached its cap (-> 402, naming the run, its spend and the cap)."""
+
+    def __init__(self, run_id: str, spent_usd: float, cap_usd: float, source: str):
+        self.run_id = run_id
+        self.spent_usd = spent_usd
+        self.cap_usd = cap_usd
+        self.source = source
+        super().__init__(
+            f"run '{run_id}' has spent {spent_usd:.6f} USD, reaching its cap of {cap_usd:.6f} "
+            f"USD ({source}); a new run_id starts a new run"
+        )
+
+
+class UnknownRun(RouterError):
+    """No run with this run_id is visible to the caller, or it expired (-> 404)."""
+
+
 class AuthError(RouterError):
     """No known API key (-> 401)."""
 

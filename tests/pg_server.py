@@ -83,10 +83,18 @@ class PostgresServer:
             os.chown(self.data_dir.parent, user.pw_uid, user.pw_gid)
         self._run("initdb", "-D", str(self.data_dir), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
+        self.resume()
+        return self
+
+    def halt(self) -> None:
+        """Stop the server as an outage would (connections cut), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port and data."""
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on"
         self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l",
                   str(self.data_dir / "server.log"), "-w", "start")
-        return self
 
     def stop(self) -> None:
         try:

@@ -110,6 +110,11 @@ def load_public(data_dir: str | Path, sources: Sequence[str] | None = None) -> p
             f"The 'sources' parameter must name datasets among {list(PUBLIC_LOADERS)}. "
             f"Got {unknown} instead."
         )
+    if not any((Path(data_dir) / name).is_dir() for name in names):
+        raise RouterError(
+            f"no public data in {data_dir}: it holds none of the folders {names} "
+            "(the layout of ../shared/data)"
+        )
     frames = [PUBLIC_LOADERS[name](data_dir) for name in names]
     return pd.concat(frames, ignore_index=True) if frames else outcome_frame(pd.DataFrame())
 

@@ -18,6 +18,7 @@ import pandas as pd
 from router.config import Settings
 from router.decision.artifact import RouterModel, save_model
 from router.decision.encoders.base import Embedder
+from router.errors import RouterError
 from router.schemas import KNOB_MEANING, QUALITY_TARGET_DOC
 from training.embed_cache import (
     EmbeddingCache,
@@ -61,6 +62,9 @@ def train(
     table = tier_table(outcomes, settings)
     rows = table.subset((table.prompts["split"] == "train").to_numpy())
     log.info("training prompts: %d (of %d)", len(rows), len(table))
+    if len(rows) == 0:
+        raise RouterError(f"no training prompts: {len(table)} prompts map to a configured tier "
+                          "and none of them is in the train split (see the log lines above)")
     embedder = embedder or training_embedder(settings, backend)
     data, _ = featurise(rows, EmbeddingCache(cache_dir, embedder))
     warn_duplicates(data)

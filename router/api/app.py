@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from router.api.errors import add_error_handlers
 from router.api.middleware import BodySizeLimit, RequestTimeLimit
 from router.api.openapi import configured_openapi
-from router.api.routes import feedback, ops, route
+from router.api.routes import feedback, ops, route, runs
 from router.config import EmbedderConfig, Settings
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
@@ -57,7 +57,7 @@ def create_app(
     app.add_middleware(RequestTimeLimit, holder=holder,
                        on_timeout=metrics.errors.labels("timeout").inc)
     add_error_handlers(app, metrics)
-    for module in (route, feedback, ops):
+    for module in (route, feedback, ops, runs):
         app.include_router(module.router)
     return app
 

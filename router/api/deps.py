@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from router.config import Scope
-from router.errors import ServiceNotStarted
+from router.errors import Forbidden, ServiceNotStarted
 from router.guards.auth import KeyRing, Principal, presented_key
 from router.serving.holder import ServiceHolder
 from router.serving.loop import ClosedLoop
@@ -80,3 +80,28 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 RouteCaller = Annotated[Principal, Depends(require("route"))]
 FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]
+
+
+def require_either(first: Scope, second: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A key holding either scope (a run's ledger: the route key that made it, or admin)."""
+    one, other = require(first), require(second)
+
+    async def check(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        api_key: Annotated[str | None, Depends(_api_key)],
+    ) -> Principal:
+        try:
+            return await one(request, bearer, api_key)
+        except Forbidden:
+            try:
+                return await other(request, bearer, api_key)
+            except Forbidden as exc:
+                raise Forbidden(str(exc).replace(f"the '{second}' scope",
+                                                 f"the '{first}' or '{second}' scope")) from None
+
+    check.__name__ = f"require_{first}_or_{second}"
+    return check
+
+
+RunCaller = Annotated[Principal, Depends(require_either("route", "admin"))]

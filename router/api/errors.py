@@ -30,12 +30,14 @@ from router.errors import (
     RateLimited,
     RequestLimitError,
     RouterError,
+    RunCeilingReached,
     ServiceNotStarted,
     ServiceUnavailable,
     SharedStateUnavailable,
     StoreError,
     TraceError,
     UnknownDecision,
+    UnknownRun,
 )
 from router.serving.prometheus import Metrics
 
@@ -51,6 +53,12 @@ def _budget_body(exc: Exception) -> dict[str, Any]:
     assert isinstance(exc, BudgetExhausted)
     return {"budget": exc.name, "limit_usd": exc.limit_usd, "spent_usd": exc.spent_usd,
             "resets_at": exc.resets_at}
+
+
+def _run_body(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, RunCeilingReached)
+    return {"run_id": exc.run_id, "run_spend_usd": exc.spent_usd,
+            "run_max_cost_usd": exc.cap_usd, "cap": exc.source}
 
 
 def _retry_after(exc: Exception) -> dict[str, str]:
@@ -75,7 +83,9 @@ ERRORS: dict[type[RouterError], Answer] = {
                       headers=lambda _: {"WWW-Authenticate": "Bearer"}),
     Forbidden: Answer(403, "forbidden", "forbidden"),
     BudgetExhausted: Answer(402, "budget exhausted", "budget", body=_budget_body),
+    RunCeilingReached: Answer(402, "run cap reached", "run_cap", body=_run_body),
     UnknownDecision: Answer(404, "unknown decision", "unknown_decision"),
+    UnknownRun: Answer(404, "unknown run", "unknown_run"),
     FeedbackConflict: Answer(409, "feedback conflict", "feedback_conflict"),
     ConfigError: Answer(409, "reload refused", "reload_refused"),
     RateLimited: Answer(429, "rate limited", "rate_limited", headers=_retry_after),
@@ -92,6 +102,10 @@ ERRORS: dict[type[RouterError], Answer] = {
 }
 
 
+# kinds counted outside the map: framework errors, schema errors, crashes, request timeouts
+OTHER_KINDS = ("http", "validation", "internal", "timeout")
+
+
 def answer_for(exc: RouterError) -> Answer:
     """The entry of the error's own type, else of its nearest listed base class."""
     for cls in type(exc).__mro__:
@@ -101,7 +115,10 @@ def answer_for(exc: RouterError) -> Answer:
 
 
 def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    """Install the map on `app`; every answer counts in tier_router_errors_total by kind."""
+    """Install the map on `app`; every answer counts in tier_router_errors_total by kind
+    (each kind's series there from the start, at 0)."""
+    for kind in {*(spec.kind for spec in ERRORS.values()), *OTHER_KINDS}:
+        metrics.errors.labels(kind)
 
     @app.exception_handler(RouterError)
     async def router_error(_: Request, exc: RouterError) -> JSONResponse:

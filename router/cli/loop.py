@@ -8,6 +8,19 @@ import logging
 from pathlib import Path
 from typing import Any, get_args
 
+from router.cli.args import (
+    WHEN_HELP,
+    CliError,
+    config_option,
+    existing_dir,
+    existing_file,
+    integer,
+    out_dir,
+    out_file,
+    read_key,
+    when,
+)
+from router.cli.args import url as http_url
 from router.schemas import SpendKey
 
 SPEND_KEYS = get_args(SpendKey)
@@ -16,15 +29,18 @@ SPEND_KEYS = get_args(SpendKey)
 def add_loop_commands(sub: Any) -> None:
     """Register the subcommands on `tier-router`'s subparsers."""
     spend = sub.add_parser("spend", help="cost per role, run, step, tier, model, user or API key")
-    spend.add_argument("--config", type=Path, default=None)
-    spend.add_argument("--by", choices=SPEND_KEYS, default="role")
-    spend.add_argument("--since", type=float, default=None, help="epoch seconds")
+    config_option(spend)
+    spend.add_argument("--by", choices=SPEND_KEYS, default="role",
+                       help="what to group the cost by (default: role)")
+    spend.add_argument("--since", type=when, default=None,
+                       help=f"only calls from this moment on: {WHEN_HELP}")
     spend.add_argument("--json", action="store_true", help="print JSON instead of a table")
     spend.set_defaults(func=_spend)
 
     export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
-    export.add_argument("--config", type=Path, default=None)
-    export.add_argument("--out", type=Path, required=True, help="a .jsonl or .parquet file")
+    config_option(export)
+    export.add_argument("--out", type=out_file((".jsonl", ".parquet")), required=True,
+                        help="a .jsonl or .parquet file (the format follows the suffix)")
     export.add_argument("--format", choices=["traces", "features", "audit"], default="traces",
                         help="traces: TRACES.md records (rows with text); features: the stored "
                              "embeddings and cheap features with their labels (no text needed); "
@@ -32,25 +48,28 @@ def add_loop_commands(sub: Any) -> None:
     export.add_argument("--key", default=None, help="audit: only this API key's decisions")
     export.add_argument("--role", default=None, help="audit: only this role's decisions")
     export.add_argument("--run-id", default=None, help="audit: only this run's decisions")
-    export.add_argument("--since", type=float, default=None, help="epoch seconds")
+    export.add_argument("--since", type=when, default=None,
+                        help=f"only calls from this moment on: {WHEN_HELP}")
     export.set_defaults(func=_export)
 
     retrain = sub.add_parser("retrain", help="fit a candidate on logged traffic and compare it")
-    retrain.add_argument("--config", type=Path, default=None)
-    retrain.add_argument("--out", type=Path, required=True, help="candidate model directory")
-    retrain.add_argument("--data-dir", type=Path, default=None,
+    config_option(retrain)
+    retrain.add_argument("--out", type=out_dir, required=True, help="candidate model directory")
+    retrain.add_argument("--data-dir", type=existing_dir, default=None,
                          help="public data: test splits for the comparison")
     retrain.add_argument("--public-sources", nargs="*", default=None,
                          help="public datasets to use (default: all)")
     retrain.add_argument("--mix-public", action="store_true",
                          help="also train on the public data's train split")
-    retrain.add_argument("--since", type=float, default=None, help="epoch seconds")
-    retrain.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
-    retrain.add_argument("--seed", type=int, default=0)
+    retrain.add_argument("--since", type=when, default=None,
+                         help=f"only logged calls from this moment on: {WHEN_HELP}")
+    retrain.add_argument("--cache-dir", type=out_dir, default=Path(".cache/embeddings"),
+                         help="where computed embeddings are cached (default: .cache/embeddings)")
+    retrain.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     retrain.set_defaults(func=_retrain)
 
     learning = sub.add_parser("learning", help="inspect or reset the online learning state")
-    learning.add_argument("--config", type=Path, default=None)
+    config_option(learning)
     learning.add_argument("--reset", action="store_true",
                           help="forget what outcomes taught so far (the store keeps them); "
                                "running replicas follow within learning.refresh_s")
@@ -58,38 +77,48 @@ def add_loop_commands(sub: Any) -> None:
 
     replay = sub.add_parser("replay", help="stream labelled traffic through a live service "
                                            "(/route, then /feedback) and print the learning curve")
-    replay.add_argument("--config", type=Path, default=None)
-    replay.add_argument("--data-dir", type=Path, default=None, help="the shared data folder")
+    config_option(replay)
+    replay.add_argument("--data-dir", type=existing_dir, default=None,
+                        help="the shared data folder")
     replay.add_argument("--source", default=None, help="a data set of --data-dir, e.g. llmrouter")
-    replay.add_argument("--traces", type=Path, default=None, help="or a TRACES.md file")
+    replay.add_argument("--traces", type=existing_file, default=None,
+                        help="or a TRACES.md file")
     replay.add_argument("--holdout-source", default=None,
                         help="serve a prior fitted (serving recipe) without this data set")
-    replay.add_argument("--url", default=None,
+    replay.add_argument("--url", type=http_url, default=None,
                         help="an already running service (its tiers must be the source's); "
                              "default: start one with a fresh trace store in --work")
-    replay.add_argument("--api-key-file", type=Path, default=None,
-                        help="a key with the route, feedback and admin scopes")
+    replay.add_argument("--api-key-file", type=existing_file, default=None,
+                        help="a file holding a key with the route, feedback and admin scopes")
     replay.add_argument("--tiers", nargs="+", default=None,
                         help="deploy only these tiers (default: every tier the source has "
                              "outcomes for), e.g. --tiers medium large")
-    replay.add_argument("--orders", type=int, default=5, help="shuffled orders")
-    replay.add_argument("--learn", type=int, default=1000, help="outcomes before the freeze")
-    replay.add_argument("--score", type=int, default=500, help="prompts scored after it")
-    replay.add_argument("--window", type=int, default=200, help="learning-curve window")
-    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--orders", type=integer(1), default=5, help="shuffled orders")
+    replay.add_argument("--learn", type=integer(1), default=1000,
+                        help="outcomes before the freeze")
+    replay.add_argument("--score", type=integer(1), default=500,
+                        help="prompts scored after it")
+    replay.add_argument("--window", type=integer(1), default=200,
+                        help="learning-curve window")
+    replay.add_argument("--seed", type=int, default=0, help="seed of the orders and fits")
     replay.add_argument("--no-ceiling", action="store_true",
                         help="skip the full-information ceiling (offline fits)")
-    replay.add_argument("--work", type=Path, default=Path(".cache/replay"))
-    replay.add_argument("--cache-dir", type=Path, default=Path(".cache/embeddings"))
-    replay.add_argument("--out", type=Path, default=None, help="report JSON")
+    replay.add_argument("--work", type=out_dir, default=Path(".cache/replay"),
+                        help="where the started service and the holdout prior live "
+                             "(default: .cache/replay)")
+    replay.add_argument("--cache-dir", type=out_dir, default=Path(".cache/embeddings"),
+                        help="where computed embeddings are cached (default: .cache/embeddings)")
+    replay.add_argument("--out", type=out_file((".json",)), default=None,
+                        help="write the report JSON here")
     replay.set_defaults(func=_replay)
 
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
-    promote.add_argument("--config", type=Path, default=None)
-    promote.add_argument("--candidate", type=Path, help="the directory `retrain --out` wrote")
-    promote.add_argument("--url", default=None, help="running service to reload, e.g. "
-                                                     "http://127.0.0.1:8000")
-    promote.add_argument("--api-key-file", type=Path, default=None,
+    config_option(promote)
+    promote.add_argument("--candidate", type=existing_dir,
+                         help="the directory `retrain --out` wrote")
+    promote.add_argument("--url", type=http_url, default=None,
+                         help="running service to reload, e.g. http://127.0.0.1:8000")
+    promote.add_argument("--api-key-file", type=existing_file, default=None,
                          help="file holding an API key with the admin scope")
     promote.add_argument("--rollback", action="store_true", help="restore the previous model")
     promote.add_argument("--force", action="store_true", help="install even if refused")
@@ -196,11 +225,14 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     traffic = rp.load_traffic(settings, args.data_dir, args.source, args.traces)
     tiers = rp.observed_tiers(traffic.table)
+    if not tiers:
+        raise CliError(f"{traffic.name} has no outcome of any configured tier's models: "
+                       "nothing to replay")
     if args.tiers:
         unknown = [t for t in args.tiers if t not in tiers]
         if unknown:
-            print(f"replay: --tiers {unknown} have no outcomes in {traffic.name} (it has {tiers})")
-            return 2
+            raise CliError(f"--tiers {unknown} have no outcomes in {traffic.name} "
+                           f"(it has {tiers})")
         tiers = [t for t in tiers if t in args.tiers]
     if tiers != settings.tier_names:
         print(f"the service replays {traffic.name} on tiers {tiers} (of {settings.tier_names}: "
@@ -213,20 +245,23 @@ def _replay(args: argparse.Namespace) -> int:
     prior_dir = settings.model_dir
     if args.holdout_source:
         if args.data_dir is None:
-            print("replay: --holdout-source needs --data-dir")
-            return 2
+            raise CliError("--holdout-source needs --data-dir")
         prior_dir = rp.holdout_prior(settings, args.data_dir, args.holdout_source, recipe,
                                      args.work / f"prior-without-{args.holdout_source}", cache,
                                      args.seed)
     served = rp.replay_settings(settings, tiers).model_copy(update={"model_dir": prior_dir})
-    key = args.api_key_file.read_text().strip() if args.api_key_file else None
+    key = read_key(args.api_key_file)
     headers = {"Authorization": f"Bearer {key}"} if key else None
     where = nullcontext(args.url) if args.url else rp.live_service(served, args.work / "service")
-    with where as url, httpx.Client(base_url=url, timeout=60) as http:
-        prior_version = http.get("/readyz").json()["router_version"]
-        orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
-                               score=args.score, window=args.window, seed=args.seed,
-                               headers=headers)
+    try:
+        with where as url, httpx.Client(base_url=url, timeout=60) as http:
+            prior_version = http.get("/readyz").json()["router_version"]
+            orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
+                                   score=args.score, window=args.window, seed=args.seed,
+                                   headers=headers)
+    except httpx.HTTPError as exc:
+        raise CliError(f"the service at {args.url or 'the started service'} failed: "
+                       f"{type(exc).__name__}: {exc}") from None
     ceilings = [] if args.no_ceiling or args.traces else [
         rp.ceiling_apgr(traffic, np.array(o["scored"]), recipe, cache, args.seed)
         for o in orders]
@@ -254,18 +289,26 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    import httpx
+
     from router.config import load_settings
     from training.loop.promote import promote, rollback
 
     settings = load_settings(args.config)
-    key = args.api_key_file.read_text().strip() if args.api_key_file else None
-    if args.rollback:
-        print(json.dumps(rollback(settings, args.url, key), indent=2))
-        return 0
-    if args.candidate is None:
-        print("promote: give --candidate DIR (or --rollback)")
-        return 2
-    result = promote(args.candidate, settings, args.url, key, force=args.force)
+    key = read_key(args.api_key_file)
+    if not args.rollback and args.candidate is None:
+        raise CliError("give --candidate DIR (or --rollback)")
+    if not args.rollback and not (args.candidate / "retrain_report.json").is_file():
+        raise CliError(f"{args.candidate} is not a candidate `tier-router retrain --out` wrote "
+                       "(no retrain_report.json)")
+    try:
+        if args.rollback:
+            print(json.dumps(rollback(settings, args.url, key), indent=2))
+            return 0
+        result = promote(args.candidate, settings, args.url, key, force=args.force)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reload the service at {args.url}: {type(exc).__name__}: "
+                       f"{exc}") from None
     print("\n".join(result["reasons"]))
     print("promoted" if result["promoted"] else "not promoted: the serving model stays")
     return 0 if result["promoted"] else 1

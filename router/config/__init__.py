@@ -14,6 +14,7 @@ from router.config.parts import (
     LimitsConfig,
     PromotionConfig,
     PromptStorage,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
@@ -24,7 +25,7 @@ from router.config.shared import OnUnavailable, SharedStateConfig
 __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
-    "OnUnavailable", "PromotionConfig", "PromptStorage", "Scope", "Settings",
+    "OnUnavailable", "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings",
     "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
     "load_settings",
 ]

@@ -29,7 +29,11 @@ class TierConfig(Section):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     models: list[str] = Field(min_length=1, description="Deployed models, preferred first.")
+    # Required unless `prices_from: litellm` fills them (router/config/prices.py).
     input_price_per_m: float = Field(ge=0, description="USD per million input tokens.")
+    cached_input_price_per_m: float | None = Field(
+        default=None, ge=0, description="USD per million cached input tokens; unset: the "
+                                        "input price.")
     output_price_per_m: float = Field(ge=0, description="USD per million output tokens.")
     context_window: int = Field(gt=0, description="Tokens the tier's models can hold.")
     capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
@@ -38,8 +42,14 @@ class TierConfig(Section):
         description="Model names in labelled traces that stand for this tier's class.",
     )
 
-    def estimate_cost(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.input_price_per_m + tokens_out * self.output_price_per_m) / 1e6
+    def estimate_cost(self, tokens_in: int, tokens_out: int, cached_tokens_in: int = 0) -> float:
+        """USD at list prices; `cached_tokens_in` (part of `tokens_in`, as the OpenAI and
+        LiteLLM usage counts them) at the cached-input price."""
+        cached = min(cached_tokens_in, tokens_in)
+        cached_price = self.cached_input_price_per_m
+        cached_price = self.input_price_per_m if cached_price is None else cached_price
+        return ((tokens_in - cached) * self.input_price_per_m + cached * cached_price
+                + tokens_out * self.output_price_per_m) / 1e6
 
 
 class TaskRule(Section):
@@ -110,6 +120,11 @@ class StoreConfig(Section):
     block_ms: float = Field(
         default=5.0, ge=0, le=1_000, description="Wait for queue room this long, then drop."
     )
+    retention_days: float | None = Field(
+        default=None, gt=0, le=36_500,
+        description="Delete decisions and outcomes older than this (a periodic job, counted in "
+        "the log); None keeps everything.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -120,6 +135,33 @@ class StoreConfig(Section):
             storage = "none" if data.get("prompt_storage") == "none" else "embedding"
             data = {**data, "feature_storage": storage}
         return data
+
+
+class RunsConfig(Section):
+    """Agent runs (a request's ``run_id``): spend caps, sticky models, how long one lives
+    (router/guards/runs.py). A cap here is the operator's: a request's ``max_run_cost_usd``
+    can tighten it, never loosen it."""
+
+    expire_after_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400,
+                                  description="A run without calls for this long is over: "
+                                  "its spend, its sticky model and its ledger are gone.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Cap of every run.")
+    by_role: dict[str, float] = Field(default_factory=dict,
+                                      description="Cap of a run by the request's `role`.")
+    by_key: dict[str, float] = Field(default_factory=dict,
+                                     description="Cap of a run by the auth key's name.")
+    sticky: Literal["run", "none"] = Field(
+        default="none", description="'run': a run's later calls stay on its model unless a "
+        "call needs a stronger tier, a budget or the model's health forces a change.")
+
+    @field_validator("by_role", "by_key")
+    @classmethod
+    def _positive(cls, caps: dict[str, float]) -> dict[str, float]:
+        for name, cap in caps.items():
+            if not cap > 0:
+                raise ValueError(f"the cap of {name!r} must be a positive number of USD. "
+                                 f"Got {cap!r} instead.")
+        return caps
 
 
 class LearningConfig(Section):

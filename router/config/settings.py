@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -24,10 +25,12 @@ from router.config.parts import (
     LearningConfig,
     LimitsConfig,
     PromotionConfig,
+    RunsConfig,
     StoreConfig,
     TaskRule,
     TierConfig,
 )
+from router.config.prices import fill_prices
 from router.config.shared import SharedStateConfig
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
@@ -60,12 +63,16 @@ class Settings(BaseSettings):
                          "otherwise: decide and record, never expect to be followed.")
     safe_tier: str = "large"
     expected_output_tokens: int = Field(default=400, ge=0)
+    prices_from: Literal["litellm"] | None = Field(
+        default=None, description="'litellm': tiers' unset prices and context windows from "
+                                  "LiteLLM's local model map (router/config/prices.py).")
     tiers: list[TierConfig] = Field(min_length=1)
     task_rules: dict[str, TaskRule] = Field(default_factory=dict)
     embedder: EmbedderConfig = EmbedderConfig()
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    runs: RunsConfig = RunsConfig()
     # On by default: without it no outcome ever says a cheaper tier would have done. The
     # learning state scales it down where evidence is dense (learning.explore_floor).
     exploration_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -77,6 +84,11 @@ class Settings(BaseSettings):
     shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prices_from(cls, data: Any) -> Any:
+        return fill_prices(data) if isinstance(data, dict) else data
 
     @field_validator("tiers")
     @classmethod
@@ -105,6 +117,10 @@ class Settings(BaseSettings):
             for name in sorted(b.key_set - set(key_names)):
                 raise ValueError(f"budget '{b.name}' names api_key '{name}', which is not "
                                  f"one of the auth keys {key_names}")
+        for name in self.runs.by_key:
+            if name not in key_names:
+                raise ValueError(f"runs.by_key names api_key '{name}', which is not one of the "
+                                 f"auth keys {key_names}")
         return self
 
     @property

@@ -150,6 +150,11 @@ def _eligible(tier: TierConfig, facts: CallFacts, within_cap: bool = False) -> b
     return ok
 
 
+def eligible(tier: TierConfig, facts: CallFacts) -> bool:
+    """Can the tier serve the call: context, tools, capabilities, and its max_cost_usd."""
+    return _eligible(tier, facts, within_cap=True)
+
+
 def _cost(tier: TierConfig, facts: CallFacts) -> float:
     return tier.estimate_cost(facts.tokens_in, facts.expected_tokens_out)
 

@@ -64,6 +64,8 @@ class Feedback(BaseModel):
     cost_usd: Cost | None = None
     tokens_in: Count | None = None
     tokens_out: Count | None = None
+    cached_tokens_in: Count | None = Field(
+        default=None, description="Of tokens_in, how many were cached input (priced as such).")
     latency_ms: Cost | None = None
     error: str | None = Field(default=None, max_length=10_000)
     fallback_used: bool = False
@@ -73,6 +75,15 @@ class Feedback(BaseModel):
         if all(getattr(self, name) is None for name in OBSERVED):
             raise ValueError(f"an outcome needs at least one of {', '.join(OBSERVED)}")
         return self
+
+    @field_validator("cached_tokens_in")
+    @classmethod
+    def _cached_within_input(cls, cached: int | None, info: ValidationInfo) -> int | None:
+        tokens_in = info.data.get("tokens_in")
+        if cached is not None and tokens_in is not None and cached > tokens_in:
+            raise ValueError(f"cached_tokens_in ({cached}) must be at most tokens_in "
+                             f"({tokens_in}): cached input tokens are part of the input")
+        return cached
 
     def label(self) -> float | None:
         """The quality label, or None for an outcome-only report."""

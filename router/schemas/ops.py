@@ -43,6 +43,7 @@ class Readiness(BaseModel):
 _ERRORS = {
     400: "The body could not be parsed (not UTF-8 / not JSON).",
     401: "No API key, or an unknown one.",
+    402: "A budget or the run's cap (max_run_cost_usd, runs:) is spent; names which.",
     403: "The API key lacks the scope this endpoint needs.",
     408: "The request took longer than limits.request_timeout_s (names the limit).",
     409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",

@@ -28,7 +28,7 @@ QUALITY_TARGET_DOC = (
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
-    "ceiling", "context_downgrade",
+    "ceiling", "context_downgrade", "sticky",
 ]
 
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
@@ -110,6 +110,14 @@ class RouteRequest(BaseModel):
     role: Id | None = None
     step: Id | None = None
     user: Id | None = None
+    max_run_cost_usd: float | None = Field(
+        default=None, gt=0.0, strict=True,
+        description="Cap of this run's spend (run_id): once reached, /route answers 402. A "
+                    "configured cap (runs:) can be tightened here, never loosened.")
+    sticky: Literal["run", "none"] | None = Field(
+        default=None, description="'run': stay on the model of the run's earlier calls unless "
+                                  "this call needs a stronger tier or a budget or the model's "
+                                  "health forces a change. Absent: the config's runs.sticky.")
 
     # Set by the server after authentication, never by the client: which key made the call,
     # for per-key budgets and spend. None when the service runs without keys.
@@ -250,6 +258,11 @@ class RouteDecision(BaseModel):
                     "toward each tier's pooled quality (detail says so). Absent when the model "
                     "has no such guard.",
     )
+    run_spend_usd: float | None = Field(
+        default=None, description="The run's spend so far, this call's estimate included "
+                                  "(reported costs where feedback came back); with a run_id.")
+    run_max_cost_usd: float | None = Field(
+        default=None, description="The cap the run's spend is held to, when one applies.")
 
     @property
     def spend_estimate_usd(self) -> float:

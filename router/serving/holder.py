@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from router.guards.auth import KeyRing
 from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
-from router.serving.logs import DecisionLog
+from router.serving.logs import DecisionLog, adopt_library_loggers
 from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
@@ -82,35 +83,50 @@ class ServiceHolder:
         try:
             service = self._build(settings, previous=None)
         except RouterError as exc:
-            log.error("model not loaded: %s", exc)
+            log.error("model not loaded: %s", exc, extra={
+                "event": "model_load", "outcome": "failed", "model_dir": str(settings.model_dir),
+                "reason": str(exc)})
             service = self._assemble(settings, None, None, load_error=str(exc))
         self._swap(service)
+        adopt_library_loggers()  # libraries that set up their own logging while loading
 
-    def reload(self) -> RouterService:
-        """Re-read the config file and the model; a bad new one is refused, the old one serves."""
+    def reload(self, trigger: str = "api") -> RouterService:
+        """Re-read the config file and the model; a bad new one is refused, the old one serves.
+
+        `trigger` (api, sighup) is only for the log line each reload leaves, either way."""
         with self._lock:
+            previous = self.current.version if self.current is not None else None
             try:
                 settings = load_settings(self.config_path) if self.config_path else self.settings
                 service = self._build(settings, previous=self.current)
             except RouterError as exc:
                 self.metrics.reloads.labels("refused").inc()
+                log.error("reload refused, the previous model keeps serving: %s", exc, extra={
+                    "event": "reload", "outcome": "refused", "trigger": trigger,
+                    "reason": str(exc), "router_version": previous})
                 raise ConfigError(
                     f"reload refused, the previous model keeps serving: {exc}"
                 ) from exc
             self._swap(service)
             self.metrics.reloads.labels("ok").inc()
+            log.info("reload accepted: %s serving", service.version, extra={
+                "event": "reload", "outcome": "ok", "trigger": trigger,
+                "router_version": service.version, "previous_version": previous})
             return service
 
     def reload_quietly(self) -> None:
+        """The SIGHUP reload: refused or not, the log line says so; nothing to answer."""
+        log.info("SIGHUP received: reloading", extra={"event": "sighup"})
         try:
-            self.reload()
-        except RouterError as exc:
-            log.error("%s", exc)
+            self.reload(trigger="sighup")
+        except RouterError:
+            pass  # reload() logged why it was refused
 
     def stop(self) -> None:
         """Flush the trace store's queue and close it (graceful shutdown loses nothing)."""
         if self.loop is not None:
             self.loop.close()
+        log.info("shut down: trace store flushed and closed", extra={"event": "shutdown"})
 
     def refresh_gauges(self) -> None:
         service = self.current
@@ -121,16 +137,21 @@ class ServiceHolder:
             self.metrics.cache_hit_rate.set(service.embedder.hit_rate)
 
     def _build(self, settings: Settings, previous: RouterService | None) -> RouterService:
+        started = time.perf_counter()
         model = load_model(settings.model_dir)
         check_model_fits(settings, model)
-        embedder: Embedder
         if previous is not None and previous.embedder is not None and (
             previous.settings.embedder == settings.embedder
         ):
-            embedder = previous.embedder
+            embedder, reused = previous.embedder, True
         else:
-            embedder = self.embedder_factory(settings.embedder)
-        return self._assemble(settings, model, embedder)
+            embedder, reused = self.embedder_factory(settings.embedder), False
+        service = self._assemble(settings, model, embedder)
+        log.info("model loaded: %s", model.version, extra={
+            "event": "model_load", "outcome": "ok", "router_version": model.version,
+            "model_dir": str(settings.model_dir), "backend": settings.embedder.backend,
+            "embedder_reused": reused, "load_s": round(time.perf_counter() - started, 3)})
+        return service
 
     def _assemble(
         self, settings: Settings, model: RouterModel | None, embedder: Embedder | None,
@@ -145,6 +166,7 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            runs=loop.runs.state,
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),
             gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
@@ -156,3 +178,4 @@ class ServiceHolder:
     def _swap(self, service: RouterService) -> None:
         self.current = service
         self.metrics.model_loaded.set(1.0 if service.ready else 0.0)
+        self.metrics.zero_series(service.settings, self.loop.metrics if self.loop else None)

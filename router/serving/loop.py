@@ -26,8 +26,10 @@ from router.config import Settings
 from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
 from router.errors import StoreError, UnknownDecision
+from router.guards.auth import Principal
 from router.guards.budgets import BudgetTracker, spent_in_store
 from router.guards.gate import correct_tokens
+from router.guards.runs import check_owner
 from router.schemas import (
     Feedback,
     FeedbackReceipt,
@@ -37,6 +39,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
+from router.serving.runs import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen, Written
@@ -59,6 +62,7 @@ class ClosedLoop:
         self.metrics = StoreMetrics(registry) if registry is not None else None
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
         self.budgets = BudgetTracker(settings.budgets)
+        self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
         self.drift = DriftWindow(settings.drift_window_s)
         if registry is not None:
             self.drift.register(registry, lambda: self.settings.quality_target,
@@ -76,6 +80,7 @@ class ClosedLoop:
             return self
         self.store.start()
         self.refresh_budgets()
+        self.runs.load()
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
                                            name="budget-refresh")
         self._refresher.start()
@@ -88,11 +93,13 @@ class ClosedLoop:
             self._refresher.join(5)
         if self.store is not None:
             self.store.close()
+        self.runs.close()
 
     def configure(self, settings: Settings) -> None:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
+        self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:
         """A fresh seeded explorer for a service built from `settings`; None when off."""
@@ -187,6 +194,7 @@ class ClosedLoop:
             if now - last_budgets >= BUDGET_REFRESH_S:
                 self.refresh_budgets()
                 last_budgets = now
+            self.runs.tick()
             state = self.learning
             if state is None:
                 continue
@@ -201,12 +209,16 @@ class ClosedLoop:
             raise StoreError("the trace store is disabled (store.enabled: false)")
         return self.store
 
-    def feedback(self, item: Feedback | TraceRecord, settings: Settings) -> FeedbackReceipt:
-        """Store one outcome durably (blocking); 404 for an unknown decision."""
+    def feedback(self, item: Feedback | TraceRecord, settings: Settings,
+                 caller: Principal | None = None) -> FeedbackReceipt:
+        """Store one outcome durably (blocking); 404 for an unknown decision, 403 for one
+        another key made (`caller`: who posts it)."""
         store = self._require_store()
         decision, pending = None, None
         if item.decision_id is not None:
             decision, pending = self._find(store, item.decision_id)
+            if caller is not None:
+                check_owner(decision, caller)
         if isinstance(item, Feedback):
             assert decision is not None
             outcome = decision_outcome(item, decision, settings)
@@ -237,9 +249,9 @@ class ClosedLoop:
             self.drift.outcome(added["quality"], best_score(decision.get("scores")))
             self._learn(written.row, decision)
         if "cost_usd" in added:
-            self.budgets.add(decision.get("role"),
-                             added["cost_usd"] - float(before.get("cost_usd") or 0.0),
-                             decision.get("api_key"))
+            correction = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
+            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
+            self.runs.correct(decision, correction)
 
     def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
         """The decision, waiting one flush interval in case another replica still queues it."""
@@ -258,8 +270,9 @@ class ClosedLoop:
         if cost is None:
             return
         if decision is not None:
-            self.budgets.add(decision.get("role"), cost - float(decision["estimated_cost_usd"]),
-                             decision.get("api_key"))
+            correction = cost - float(decision["estimated_cost_usd"])
+            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
+            self.runs.correct(decision, correction)
         else:
             self.budgets.add(outcome.get("role"), cost)
 

@@ -25,9 +25,11 @@ from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
 from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
+from router.decision.sticky import stick
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
+from router.guards.runs import RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
 
@@ -88,6 +90,7 @@ class RouterService:
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
+    runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +117,8 @@ class RouterService:
         self.check_limits(request, prefix)
         if self.is_shadow(request):
             return
+        if self.runs is not None and request.run_id is not None:  # before any charge is made
+            check_run(self.runs, request, self.settings.runs)
         if self.gate is not None:
             self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
         elif self.budgets is not None:
@@ -255,7 +260,16 @@ class RouterService:
         else:
             choice = self._degraded(facts, failure)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
-        return RouteDecision(
+        if self._sticky(request):
+            assert self.runs is not None and request.run_id is not None
+            pin = self.runs.get(run_key(request.api_key, request.run_id))
+            if pin is not None:
+                stuck = stick(choice, pin.tier, pin.model, settings, facts,
+                              self.unhealthy_models())
+                if stuck.reason == "sticky" and choice.reason != "sticky":
+                    propensity = 1.0 if self.explorer is not None else None  # never explored
+                choice = stuck
+        decision = RouteDecision(
             decision_id=request.take_decision_id(),
             tier=choice.tier,
             model=choice.model,
@@ -276,6 +290,36 @@ class RouterService:
             shadow=shadow,
             followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
         )
+        return self._run_account(request, decision)
+
+    def _sticky(self, request: RouteRequest) -> bool:
+        mode = request.sticky or self.settings.runs.sticky
+        return mode == "run" and request.run_id is not None and self.runs is not None and (
+            not self.is_shadow(request))  # nobody follows a shadow decision: nothing to keep
+
+    def unhealthy_models(self) -> frozenset[str]:
+        """The models a sticky run must leave: the health guard's open circuits (none yet)."""
+        return frozenset()
+
+    def _run_account(self, request: RouteRequest, decision: RouteDecision) -> RouteDecision:
+        """Count the call's estimate in its run (not for dry_run) and say the run's spend; a
+        shadow call counts, and pins the run to, the caller's own model."""
+        if self.runs is None or request.run_id is None:
+            return decision
+        run = run_key(request.api_key, request.run_id)
+        if request.dry_run:
+            view = self.runs.get(run)
+            spend = view.spend_usd if view is not None else 0.0
+        else:
+            tier: str | None = decision.tier
+            model: str | None = decision.model
+            if decision.shadow:
+                tier, model = self._tier_of(request.model), request.model
+            spend = self.runs.add(run, decision.spend_estimate_usd, tier, model).spend_usd
+        cap = run_cap(request, self.settings.runs)
+        decision.run_spend_usd = round(spend, 8)
+        decision.run_max_cost_usd = cap.usd if cap is not None else None
+        return decision
 
     def _followed_cost(self, request: RouteRequest, facts: CallFacts) -> float | None:
         """The estimated cost of a shadow caller's own model, when a tier serves it."""

@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
+    "CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id, created_at)",
     "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
 )
@@ -247,6 +248,15 @@ class Database:
     @property
     def blob_type(self) -> str:
         return "BYTEA" if self.dialect == "postgresql" else "BLOB"
+
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's errors that mean "the database is not there right now" (down,
+        restarting, locked), as opposed to a statement it refuses."""
+        if self.dialect == "sqlite":
+            return (sqlite3.OperationalError,)
+        import psycopg
+
+        return (psycopg.OperationalError,)
 
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's exception classes, for the store to catch."""

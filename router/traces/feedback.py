@@ -7,8 +7,8 @@ decision; a trace without a decision is keyed by the sha256 of its canonical bod
 the same trace twice stores it once.
 
 Cost: the reported ``cost_usd`` when there is one (``cost_estimated`` 0); else the tier's
-config prices times the reported tokens (or the decision's estimate of them, and the config's
-``expected_output_tokens``), marked estimated.
+config prices times the reported tokens (cached input tokens at the cached-input price; or the
+decision's estimate of them, and the config's ``expected_output_tokens``), marked estimated.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ def body_sha256(item: BaseModel) -> str:
 
 def _cost(
     settings: Settings, tier: str | None, reported: float | None, tokens_in: int | None,
-    tokens_out: int | None, fallback: float | None,
+    tokens_out: int | None, fallback: float | None, cached_tokens_in: int | None = None,
 ) -> tuple[float | None, int]:
     if reported is not None:
         return reported, 0
     if tier in settings.tier_names and tokens_in is not None:
         out = tokens_out if tokens_out is not None else settings.expected_output_tokens
-        return settings.tier(tier).estimate_cost(tokens_in, out), 1
+        return settings.tier(tier).estimate_cost(tokens_in, out, cached_tokens_in or 0), 1
     return fallback, 1
 
 
@@ -66,7 +66,8 @@ def decision_outcome(
         tier = decision["tier"]
     tokens_in = fb.tokens_in if fb.tokens_in is not None else decision.get("tokens_in")
     cost, estimated = _cost(settings, tier, fb.cost_usd, tokens_in, fb.tokens_out,
-                            decision.get("estimated_cost_usd"))
+                            decision.get("estimated_cost_usd"),
+                            fb.cached_tokens_in if fb.tokens_in is not None else None)
     return {
         "feedback_id": fb.decision_id, "decision_id": fb.decision_id,
         "received_at": time.time() if now is None else now, "body_sha256": body_sha256(fb),

@@ -14,6 +14,11 @@ What can be lost, and when:
 * **Queue full** (the database is slower than traffic for a while): the request waits up to
   ``store.block_ms`` for room, then the decision is dropped and counted in
   ``tier_router_store_dropped_total``. Routing never fails because the store is slow.
+* **Database down** (PostgreSQL restarting): the writer keeps its batch and retries it (backoff
+  up to ``OUTAGE_BACKOFF_S``) for as long as the failure is the connection's; new decisions
+  wait in the queue (the bound above), and feedback answers 503 until a connection is back
+  (the durable connection is replaced on the next call), so the client retries. A batch that
+  fails for another reason is dropped after ``WRITE_RETRIES``, logged and counted.
 
 Feedback is written synchronously on a ``synchronous=FULL`` connection and committed before
 the HTTP answer, so a 2xx means the outcome is on disk. If the decision it refers to is still
@@ -49,6 +54,7 @@ from router.traces.rows import (
 log = logging.getLogger(__name__)
 
 WRITE_RETRIES = (0.1, 0.5, 2.0)
+OUTAGE_BACKOFF_S = 2.0  # the longest pause between writes of a batch while the database is down
 
 class StoreMetrics:
     """The store's counters, registered in the app's own registry."""
@@ -78,7 +84,8 @@ class TraceStore(StoreReads):
         self._queue: queue.Queue[PendingDecision | None] = queue.Queue(config.queue_size)
         self._pending: dict[str, PendingDecision] = {}
         self._pending_lock = threading.Lock()
-        self._conn: Any = None
+        self._conn: Any = None  # the durable connection: feedback and reads
+        self._opened = False  # open() ran and close() did not: a lost connection is replaced
         self._conn_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._accepting = False
@@ -90,6 +97,7 @@ class TraceStore(StoreReads):
         if self._conn is None:
             self._conn = self.db.connect("durable")
             self.db.create_schema(self._conn)
+            self._opened = True
         return self
 
     def start(self) -> TraceStore:
@@ -115,6 +123,7 @@ class TraceStore(StoreReads):
                 log.error("trace store writer did not finish within %.0f s", timeout)
             self._thread = None
         with self._conn_lock:
+            self._opened = False
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -194,8 +203,9 @@ class TraceStore(StoreReads):
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
         rows = [item.row(self.config) for item in records]
         sql = self.db.sql(insert_sql("decisions", DECISION_COLUMNS, "decision_id"))
-        written = False
-        for attempt, pause in enumerate((*WRITE_RETRIES, None), start=1):
+        attempt, pause, written = 0, WRITE_RETRIES[0], False
+        while True:
+            attempt += 1
             try:
                 conn.cursor().executemany(sql, rows)
                 conn.commit()
@@ -204,11 +214,13 @@ class TraceStore(StoreReads):
             except self.db.errors() as exc:
                 log.warning("trace store write failed (attempt %d): %s", attempt, exc)
                 conn = self._reset(conn)
-                if pause is not None:
-                    time.sleep(pause)
+                outage = isinstance(exc, self.db.connection_errors()) and self._accepting
+                if attempt > len(WRITE_RETRIES) and not outage:
+                    break
+                time.sleep(pause)
+                pause = min(2 * pause, OUTAGE_BACKOFF_S if outage else WRITE_RETRIES[-1])
         if not written:
-            log.error("dropping %d decisions after %d failed writes", len(rows),
-                      len(WRITE_RETRIES) + 1)
+            log.error("dropping %d decisions after %d failed writes", len(rows), attempt)
         self._forget(records, written)
         return conn
 
@@ -248,14 +260,31 @@ class TraceStore(StoreReads):
                 rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
                 conn.commit()
             except self.db.errors() as exc:
-                conn.rollback()
+                self._recover()
                 raise StoreError(f"trace store read failed: {exc}") from exc
         return rows
 
     def _require(self) -> Any:
+        """The durable connection; a new one when the last was lost (a database restart)."""
         if self._conn is None:
-            raise StoreError("the trace store is not open")
+            if not self._opened:
+                raise StoreError("the trace store is not open")
+            self._conn = self.db.connect("durable")  # StoreError (-> 503) while still down
         return self._conn
+
+    def _recover(self) -> None:
+        """After a failed statement: roll back; a connection that cannot even do that is gone
+        and is replaced on the next call (`_require`)."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except self.db.errors():
+            try:
+                self._conn.close()
+            except self.db.errors():
+                pass
+            self._conn = None
 
     def decision(self, decision_id: str) -> tuple[dict[str, Any] | None, PendingDecision | None]:
         """(stored row or summary, the pending item if it is still queued), or (None, None)."""
@@ -316,7 +345,7 @@ class TraceStore(StoreReads):
                 conn.rollback()
                 raise
             except self.db.errors() as exc:
-                conn.rollback()
+                self._recover()
                 raise StoreError(f"could not store the feedback: {exc}") from exc
         if not added:
             return Written("duplicate", stored)
@@ -333,7 +362,7 @@ class TraceStore(StoreReads):
                     "DO UPDATE SET value = excluded.value"), (LEARNING_RESET_KEY, repr(at)))
                 conn.commit()
             except self.db.errors() as exc:
-                conn.rollback()
+                self._recover()
                 raise StoreError(f"could not reset the learning state: {exc}") from exc
         return at
 

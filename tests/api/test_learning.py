@@ -91,7 +91,7 @@ def test_only_admins_inspect_or_reset_and_only_feedback_keys_teach(settings: Set
     auth = AuthConfig(keys=[ApiKeyConfig(name=n, sha256=hash_key(f"k-{n}"), scopes=s)
                             for n, s in keys.items()])
     with client_for(settings.model_copy(update={"auth": auth})) as c:
-        d = route(c, **{"X-API-Key": "k-router"})
+        d = route(c, **{"X-API-Key": "k-agent"})  # its outcome is the agent key's to post
         body = {"decision_id": d["decision_id"], "quality": 1.0}
         assert c.post("/feedback", json=body, headers={"X-API-Key": "k-router"}).status_code \
             == 403

@@ -49,7 +49,7 @@ def test_schema_follows_a_reload(model_dir: Path, tmp_path: Path) -> None:
 def test_error_answers_are_declared(settings: Settings) -> None:
     paths = create_app(settings=settings).openapi()["paths"]
     assert set(paths["/route"]["post"]["responses"]) == {
-        "200", "400", "401", "403", "408", "422", "429", "503"}
+        "200", "400", "401", "402", "403", "408", "422", "429", "503"}
     assert set(paths["/admin/reload"]["post"]["responses"]) >= {"401", "403", "409", "429"}
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     retry = paths["/route"]["post"]["responses"]["429"]["headers"]["Retry-After"]

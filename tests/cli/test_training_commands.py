@@ -32,6 +32,14 @@ def _settings(seen: dict) -> None:
     assert isinstance(seen.pop("settings"), Settings)
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flags name files that must exist (the CLI checks them): made here."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.jsonl").write_text("")
+    Path("d").mkdir()
+
+
 def test_train_passes_every_flag_with_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _spy(monkeypatch, training.train, "train", Path("m"))
     assert main(["train", "--traces", "a.jsonl", "--out", "m"]) == 0

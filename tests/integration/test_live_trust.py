@@ -44,8 +44,8 @@ def test_keys_scopes_and_rate_over_http(keyed: Server) -> None:
     answers = [httpx.post(f"{base}/route", json={"prompt": f"what is {SECRET}?"}, headers=route)
                for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
-    # 3 in any 60 s: room again when the first call leaves the window, a minute after it
-    assert 50 <= int(answers[-1].headers["retry-after"]) <= 60
+    # 3 in any 60 s (a sliding window): the fourth waits until the first leaves the window
+    assert 55 <= int(answers[-1].headers["retry-after"]) <= 60
     assert keyed.stop()
     text = keyed.log.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line]

@@ -60,14 +60,34 @@ def _write_report(tmp_path: Path) -> Path:
     return out / "report.json"
 
 
+def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+
+
+def test_the_committed_notebook_shows_the_shipped_model_before_it_is_run():
+    """Its saved outputs are those of the shipped model's report (notebooks/render.py)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    shipped = json.loads((NOTEBOOK.parents[1] / "models" / "default" / "metadata.json")
+                         .read_text())["router_version"]
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.outputs for cell in code), "every code cell keeps its output"
+    outputs = _outputs(nb)
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 2
+    assert f"({shipped})" in outputs[0]["text"]  # the report line names the shipped model
+    assert "operating point (quality_target" in json.dumps([c.source for c in code])
+
+
 def test_notebook_runs_on_a_small_report(tmp_path, monkeypatch):
     report = _write_report(tmp_path)
     monkeypatch.setenv("REPORT_JSON", str(report))
+    committed = NOTEBOOK.read_bytes()
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, timeout=60, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert NOTEBOOK.read_bytes() == committed  # executed in memory: the saved outputs stay
+    outputs = _outputs(nb)
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the curves and the reliability diagram

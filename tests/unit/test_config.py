@@ -39,6 +39,18 @@ def test_toml_is_read_too(tmp_path: Path) -> None:
         ("safe_tier: a\nbudgets: [{name: x, api_key: team-a, limit_usd: 1}]\ntiers: [{name: a, "
          "models: [m], input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
          "budget 'x' names api_key 'team-a', which is not one of the auth keys"),
+        ("safe_tier: a\nruns: {by_key: {team-a: 1}}\ntiers: [{name: a, models: [m], "
+         "input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
+         "runs.by_key names api_key 'team-a', which is not one of the auth keys"),
+        ("safe_tier: a\nruns: {by_role: {planner: 0}}\ntiers: [{name: a, models: [m], "
+         "input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
+         "the cap of 'planner' must be a positive number of USD. Got 0"),
+        ("safe_tier: a\nruns: {expire_after_s: 0, sticky: always}\ntiers: [{name: a, "
+         "models: [m], input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
+         "runs.expire_after_s: .*runs.sticky"),
+        ("safe_tier: a\nstore: {retention_days: -1}\ntiers: [{name: a, models: [m], "
+         "input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
+         "store.retention_days"),
         ("[not yaml", "not valid YAML"),
         ("- a list", "must hold a mapping"),
         ("surprise: 1\ntiers: []", "surprise"),

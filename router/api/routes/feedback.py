@@ -65,7 +65,9 @@ def _present(field: str, kind: str) -> dict[str, Any]:
 @router.post(
     "/feedback", response_model=FeedbackReceipt, status_code=201, openapi_extra=_body_schema(),
     responses={
-        **error_responses(400, 401, 403, 408, 422, 429),
+        **error_responses(400, 401, 408, 422, 429),
+        403: {"model": ErrorBody, "description": "The API key lacks the feedback scope, or "
+              "the decision was made by another key (only it or an admin key may post)."},
         200: {"model": FeedbackReceipt, "description": "Already stored (idempotent)."},
         404: {"model": ErrorBody, "description": "Unknown decision_id."},
         409: {"model": ErrorBody, "description": "A different outcome is already stored."},
@@ -73,15 +75,17 @@ def _present(field: str, kind: str) -> dict[str, Any]:
     },
 )
 async def feedback(
-    request: Request, response: Response, loop: LoopDep, service: ServiceDep, _: FeedbackCaller,
+    request: Request, response: Response, loop: LoopDep, service: ServiceDep,
+    caller: FeedbackCaller,
 ) -> FeedbackReceipt:
-    """Store how a call went; durable (committed) before the answer."""
+    """Store how a call went; durable (committed) before the answer. Only the key that made
+    the decision (or an admin key) may post its outcome: 403 otherwise."""
     body = await _json_body(request)
     try:
         item = feedback_model(body).model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    receipt = await run_in_threadpool(loop.feedback, item, service.settings)
+    receipt = await run_in_threadpool(loop.feedback, item, service.settings, caller)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
 

@@ -20,11 +20,11 @@ from router.schemas import (
     RouteRequest,
     error_responses,
 )
-from router.serving.prometheus import Metrics
+from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics
 
 router = APIRouter()
 
-ROUTE_ERRORS = error_responses(400, 401, 403, 408, 422, 429, 503)
+ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 422, 429, 503)
 
 
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
@@ -33,8 +33,9 @@ async def route(
     body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: RouteCaller
 ) -> Response:
     started = time.perf_counter()
-    decision = await holder.batcher.route(body.attribute_to(caller.key_name))
-    count(metrics, [decision], started)
+    request = body.attribute_to(caller.key_name)
+    decision = await holder.batcher.route(request)
+    count(metrics, [request], [decision], started)
     # serialised straight from the model: FastAPI would validate the response model again
     return Response(decision.model_dump_json(exclude_none=True), media_type="application/json")
 
@@ -53,14 +54,28 @@ async def route_batch(
     for item in body.requests:
         item.attribute_to(caller.key_name)
     decisions = await run_in_threadpool(service.route, body.requests)
-    count(metrics, decisions, started)
+    count(metrics, body.requests, decisions, started)
     return BatchRouteResponse(decisions=decisions)
 
 
-def count(metrics: Metrics, decisions: list[RouteDecision], started: float) -> None:
+def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteDecision],
+          started: float) -> None:
     elapsed = (time.perf_counter() - started) / max(len(decisions), 1)
-    for decision in decisions:
+    for request, decision in zip(requests, decisions, strict=True):
         metrics.decisions.labels(decision.tier, decision.reason).inc()
         metrics.latency.observe(elapsed)
         if decision.reason == "degraded":
             metrics.degraded.inc()
+        if not request.dry_run:  # evaluation traffic is not spend; budgets count the same
+            metrics.spend.labels(_role_label(metrics, request.role)).inc(
+                decision.spend_estimate_usd)
+
+
+def _role_label(metrics: Metrics, role: str | None) -> str:
+    """The caller's role, while fewer than MAX_ROLES have a series (runs on the event loop)."""
+    label = role or NO_ROLE
+    if label not in metrics.spend_roles:
+        if len(metrics.spend_roles) >= MAX_ROLES:
+            return OTHER_ROLES
+        metrics.spend_roles.add(label)
+    return label

@@ -113,7 +113,8 @@ def test_hash_key_cli_generates_a_key(capsys) -> None:
 
 def test_serve_refuses_a_public_address_without_keys(monkeypatch, caplog) -> None:
     calls: list = []
-    monkeypatch.setattr("router.serving.logs.configure_logging", lambda level: None)
+    monkeypatch.setattr("router.serving.logs.configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr("router.serving.logs.progress_bars_only_on_a_terminal", lambda: True)
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: calls.append(k))
     monkeypatch.delenv(API_KEYS_ENV, raising=False)
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2

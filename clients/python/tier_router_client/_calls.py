@@ -1,0 +1,109 @@
+"""What the LiteLLM and OpenAI helpers share, without importing either SDK: splitting a call's
+arguments between the router and the LLM, the try-in-order loop's bookkeeping, the outcome
+fields of a response, and posting them without ever failing the caller's call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tier_router_client.aclient import AsyncRouterClient
+from tier_router_client.client import RouterClient
+from tier_router_client.errors import TierRouterError
+from tier_router_client.types import Decision, Receipt
+
+log = logging.getLogger("tier_router_client")
+
+# /route fields that are not the LLM API's: they go to the router only.
+ROUTE_ONLY = ("task", "run_id", "role", "step", "quality_target", "max_cost_usd", "tier",
+              "dry_run")
+# Fields of the LLM request the router reads too (never keys, bases or other secrets).
+SHARED = ("messages", "tools", "tool_choice", "response_format", "max_tokens",
+          "max_completion_tokens", "model", "metadata", "user")
+
+
+class AllModelsFailed(TierRouterError):
+    """The chosen model and every fallback raised; `errors` says what each one did."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("every model failed: " + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class RoutedCall:
+    """An LLM response with the decision that chose its model and the feedback receipt
+    (None when nothing was posted: a fail-open decision, or the router was unreachable)."""
+
+    response: Any
+    decision: Decision
+    model_used: str
+    receipt: Receipt | None
+
+
+def split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the /route body, the LLM call's kwargs) of one call's keyword arguments; `model`
+    ("auto", or a ceiling) goes to the router only."""
+    if kwargs.get("stream"):
+        raise ValueError("The 'stream' parameter must be false here: a stream's usage is known "
+                         "only once consumed. Route with RouterClient.route and report yourself.")
+    route = {k: kwargs[k] for k in (*ROUTE_ONLY, *SHARED) if kwargs.get(k) is not None}
+    llm = {k: v for k, v in kwargs.items() if k not in ROUTE_ONLY and k != "model"}
+    return route, llm
+
+
+class Attempts:
+    """The bookkeeping of trying a decision's models in order: errors so far, elapsed time."""
+
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        self.started = time.perf_counter()
+        self.errors: list[str] = []
+        self.last: Exception | None = None
+
+    def failed(self, model: str, exc: Exception) -> None:
+        self.errors.append(f"{model}: {type(exc).__name__}: {exc}"[:1000])
+        self.last = exc
+
+    def outcome(self, response: Any, model: str, cost_usd: float | None) -> dict[str, Any]:
+        """What the SDK knows of a finished call, as /feedback fields (no quality label)."""
+        usage = getattr(response, "usage", None)
+        details = getattr(usage, "prompt_tokens_details", None)
+        return {**self._common(model), "cost_usd": cost_usd,
+                "tokens_in": getattr(usage, "prompt_tokens", None),
+                "tokens_out": getattr(usage, "completion_tokens", None),
+                "cached_tokens_in": getattr(details, "cached_tokens", None) or None}
+
+    def failure(self) -> dict[str, Any]:
+        return self._common(self.decision.models[len(self.errors) - 1])
+
+    def all_failed(self) -> AllModelsFailed:
+        error = AllModelsFailed(self.errors)
+        error.__cause__ = self.last
+        return error
+
+    def _common(self, model: str) -> dict[str, Any]:
+        return {"model_used": model, "latency_ms": (time.perf_counter() - self.started) * 1000,
+                "error": "; ".join(self.errors) or None,
+                "fallback_used": model != self.decision.model}
+
+
+def report(router: RouterClient, decision: Decision, fields: dict) -> Receipt | None:
+    """Post the outcome; a router that cannot take it is logged, never the caller's failure
+    (the LLM's answer is already in hand)."""
+    try:
+        return router.feedback(decision, **fields)
+    except TierRouterError as exc:
+        log.warning("outcome of decision %s not reported: %s", decision.decision_id, exc)
+        return None
+
+
+async def areport(router: AsyncRouterClient, decision: Decision, fields: dict) -> Receipt | None:
+    try:
+        return await router.feedback(decision, **fields)
+    except TierRouterError as exc:
+        log.warning("outcome of decision %s not reported: %s", decision.decision_id, exc)
+        return None

@@ -1,0 +1,100 @@
+"""`RouterClient`: the synchronous client (one httpx.Client, thread-safe, reused)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from tier_router_client import _core
+from tier_router_client._core import Options
+from tier_router_client.errors import RouterUnavailable
+from tier_router_client.types import Decision, Receipt
+
+
+class RouterClient:
+    """Ask tier-router which model to call, and tell it how the call went.
+
+    `fail_open_model`: the model to use when the router cannot answer (no connection, a
+    timeout, 5xx after retries); the decision then says ``fail_open=True`` and why. Without
+    it, `route` raises `RouterUnavailable` instead. A 4xx is always `RouterRefused`.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
+                 timeout_s: float = 5.0, retries: int = 2, backoff_s: float = 0.1,
+                 max_backoff_s: float = 2.0, max_retry_after_s: float = 10.0,
+                 fail_open_model: str | None = None, fail_open_fallbacks: Sequence[str] = (),
+                 fail_open_tier: str | None = None, http: httpx.Client | None = None):
+        self.options = Options(base_url.rstrip("/"), api_key, timeout_s, retries, backoff_s,
+                               max_backoff_s, max_retry_after_s, fail_open_model,
+                               tuple(fail_open_fallbacks), fail_open_tier)
+        self._http = http or httpx.Client(timeout=timeout_s)
+        self._owns_http = http is None
+
+    def route(self, body: Mapping[str, Any] | None = None, /, **fields: Any) -> Decision:
+        """Route one call: `body` is the LLM request as the agent holds it (a chat-completions
+        body works as is), `fields` are /route fields (task, run_id, role, step, user,
+        quality_target, max_cost_usd, tier, dry_run, ...) added to it."""
+        payload = _core.route_payload(body, fields)
+        try:
+            response = self._send("/route", payload)
+        except RouterUnavailable as exc:
+            return _core.fail_open(self.options, exc)
+        return _core.decision_of(self.options, response)
+
+    def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """Route several calls in one request; decisions in order (all fail-open together)."""
+        try:
+            response = self._send("/route/batch", _core.batch_payload(requests))
+        except RouterUnavailable as exc:
+            return [_core.fail_open(self.options, exc) for _ in requests]
+        return _core.decisions_of(self.options, response)
+
+    def feedback(self, decision: Decision | str, *, quality: float | None = None,
+                 success: bool | None = None, model_used: str | None = None,
+                 cost_usd: float | None = None, tokens_in: int | None = None,
+                 tokens_out: int | None = None, cached_tokens_in: int | None = None,
+                 latency_ms: float | None = None, error: str | None = None,
+                 fallback_used: bool = False) -> Receipt | None:
+        """Report the outcome of a routed call. Without `quality`/`success` it is outcome-only
+        feedback (tokens, cost, latency, error): it counts for spend and model health, never
+        for learning. None (nothing posted) for a fail-open decision."""
+        if _core.skip_feedback(decision):
+            return None
+        body = _core.feedback_payload(decision, dict(
+            quality=quality, success=success, model_used=model_used, cost_usd=cost_usd,
+            tokens_in=tokens_in, tokens_out=tokens_out, cached_tokens_in=cached_tokens_in,
+            latency_ms=latency_ms, error=error, fallback_used=fallback_used))
+        return _core.receipt_of(self.options, self._send("/feedback", body))
+
+    def _send(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:
+        """POST with retries; RouterUnavailable when no attempt got an answer worth keeping."""
+        opts, attempt = self.options, 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = self._http.post(opts.base_url + path, json=payload,
+                                           headers=opts.headers(), timeout=opts.timeout_s)
+            except httpx.TransportError as exc:
+                delay = _core.retry_delay(opts, attempt, None)
+                if delay is None:
+                    raise _core.unavailable(opts, attempt + 1, _core.describe(exc)) from exc
+            else:
+                delay = _core.retry_delay(opts, attempt, response)
+                if delay is None:
+                    _core.final_or_unavailable(opts, attempt + 1, response)
+                    return response
+            time.sleep(delay)
+            attempt += 1
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> RouterClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""LiteLLM in the SDK: ask tier-router which model, call it through LiteLLM, fall back along the
+decision's `fallbacks` on an API error, and post the outcome (tokens, cost, latency, error) as
+outcome-only feedback: LiteLLM knows what a call cost, not whether its answer was good.
+
+    call = completion(router, messages=[...], run_id="run-7", role="support")
+    call.response.choices[0].message.content
+
+The call goes to `litellm.completion` (model names as LiteLLM knows them), or to a
+`litellm.Router` passed as `llm` (its `model_list` maps the router's model names to your
+deployments, keys and bases). Why not a LiteLLM custom routing strategy or routing plugin: both
+choose among the deployments of the one model group a call named, so neither can follow the
+decision's cross-model fallbacks or report the outcome; in the proxy the pre-call hook can
+(`tier_router_client.litellm_proxy`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import litellm
+import openai
+
+from tier_router_client._calls import AllModelsFailed, Attempts, RoutedCall, areport, report, split
+from tier_router_client.aclient import AsyncRouterClient
+from tier_router_client.client import RouterClient
+
+__all__ = ["AllModelsFailed", "RoutedCall", "acompletion", "completion", "litellm_cost"]
+log = logging.getLogger("tier_router_client")
+
+
+def litellm_cost(response: Any) -> float | None:
+    """LiteLLM's own price of a response (its model cost map), or None if it has none."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if hidden.get("response_cost") is not None:
+        return float(hidden["response_cost"])
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception as exc:  # noqa: BLE001 - LiteLLM raises a bare Exception for unknown models
+        log.info("no LiteLLM price for %s: %s", getattr(response, "model", "?"), exc)
+        return None
+
+
+def completion(router: RouterClient, *, llm: litellm.Router | None = None,
+               **kwargs: Any) -> RoutedCall:
+    """Route, call through LiteLLM (with fallbacks), report. `kwargs` are LiteLLM's
+    `completion` arguments plus /route fields (task, run_id, role, step, quality_target,
+    max_cost_usd, tier, dry_run)."""
+    route, llm_kwargs = split(kwargs)
+    decision = router.route(route)
+    tries = Attempts(decision)
+    for model in decision.models:
+        try:
+            response = (llm or litellm).completion(model=model, **llm_kwargs)
+        except openai.APIError as exc:  # LiteLLM's errors are the OpenAI SDK's types
+            tries.failed(model, exc)
+            continue
+        receipt = report(router, decision, tries.outcome(response, model, litellm_cost(response)))
+        return RoutedCall(response, decision, model, receipt)
+    report(router, decision, tries.failure())
+    raise tries.all_failed()
+
+
+async def acompletion(router: AsyncRouterClient, *, llm: litellm.Router | None = None,
+                      **kwargs: Any) -> RoutedCall:
+    """`completion` for asyncio: the same steps with `litellm.acompletion`."""
+    route, llm_kwargs = split(kwargs)
+    decision = await router.route(route)
+    tries = Attempts(decision)
+    for model in decision.models:
+        try:
+            response = await (llm or litellm).acompletion(model=model, **llm_kwargs)
+        except openai.APIError as exc:
+            tries.failed(model, exc)
+            continue
+        fields = tries.outcome(response, model, litellm_cost(response))
+        return RoutedCall(response, decision, model, await areport(router, decision, fields))
+    await areport(router, decision, tries.failure())
+    raise tries.all_failed()

@@ -1,0 +1,56 @@
+"""GET /runs/{run_id}: the ledger of one agent run, and the list of recent runs."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class RunStep(BaseModel):
+    """One routed call of a run, with what its feedback reported (null until it came back)."""
+
+    decision_id: str
+    created_at: float = Field(description="Epoch seconds of the decision.")
+    step: str | None
+    role: str | None
+    task: str | None
+    tier: str | None = Field(description="The tier that served it (the feedback's, else "
+                                         "decided; a shadow call's: its own model's).")
+    model: str | None = Field(description="The model that served it (model_used, else "
+                                          "decided; a shadow call's: the request's `model`).")
+    reason: str
+    shadow: bool = Field(description="The caller did not follow the decision (shadow mode).")
+    tokens_in_estimated: int
+    tokens_in: int | None = Field(description="Reported by feedback.")
+    tokens_out: int | None = Field(description="Reported by feedback.")
+    cost_estimated_usd: float = Field(description="The decision's estimate.")
+    cost_reported_usd: float | None = Field(description="The cost feedback reported.")
+    cost_usd: float = Field(description="Reported where it came back, else estimated.")
+
+
+class RunLedger(BaseModel):
+    """A run's calls in order, its total and its most expensive step."""
+
+    run_id: str
+    api_keys: list[str | None] = Field(description="The keys whose calls made the run.")
+    calls: int
+    total_usd: float = Field(description="Reported costs where they came back, else estimates.")
+    estimated_usd: float = Field(description="The part of total_usd that is estimated.")
+    reported_usd: float = Field(description="The part of total_usd that feedback reported.")
+    started_at: float
+    last_call_at: float
+    expires_at: float = Field(description="When the run ends without another call "
+                                          "(runs.expire_after_s after its last call).")
+    steps: list[RunStep]
+    most_expensive: RunStep
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    api_key: str | None
+    calls: int
+    total_usd: float
+    last_call_at: float
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
