@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.service import write_config
+
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_SYSTEM = (
     "You are a senior autonomous operations agent working for a large logistics company. "
@@ -43,9 +45,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     workdir = tmp_path_factory.mktemp("server")
     log = workdir / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("w") as out:  # run in a temp dir: the shipped store URL is ./traces.db
+    # the shipped config, without exploration: a seeded-by-time draw would make the expected
+    # reasons a coin toss (its store, ./traces.db, lands in the temp dir it runs in)
+    config = write_config(workdir / "config.yaml", exploration_rate=0.0,
+                          model_dir=str(ROOT / "models" / "default"))
+    with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "router.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "router.cli.main", "serve", "--port", str(port),
+             "--config", str(config)],
             cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     base = f"http://127.0.0.1:{port}"
