@@ -39,7 +39,8 @@ def entry(model_map: Mapping[str, Mapping[str, Any]], model: str) -> Mapping[str
         return model_map[model]
     found = [(k, v) for k, v in model_map.items() if k.rsplit("/", 1)[-1] == model]
     native = [v for k, v in found if v.get("litellm_provider") == k.split("/", 1)[0]]
-    return (native or [v for _, v in found] or [None])[0]
+    candidates = native or [v for _, v in found]
+    return candidates[0] if candidates else None
 
 
 def fill_tier(tier: Mapping[str, Any], model_map: Mapping[str, Mapping[str, Any]]) -> dict:

@@ -13,6 +13,7 @@ class TierInfo(BaseModel):
     name: str
     models: list[str]
     input_price_per_m: float
+    cached_input_price_per_m: float | None = None
     output_price_per_m: float
     context_window: int
     capabilities: list[str]

@@ -33,3 +33,11 @@ def test_more_cached_than_input_is_422_naming_the_field(settings: Settings) -> N
     assert r.status_code == 422
     [detail] = r.json()["detail"]
     assert detail["field"] == "cached_tokens_in" and "at most tokens_in" in detail["message"]
+
+
+def test_tiers_show_the_cached_input_price(settings: Settings) -> None:
+    tiers = [settings.tiers[0].model_copy(update={"cached_input_price_per_m": 0.025}),
+             *settings.tiers[1:]]
+    with client_for(settings.model_copy(update={"tiers": tiers})) as client:
+        shown = client.get("/tiers").json()
+    assert [t["cached_input_price_per_m"] for t in shown] == [0.025, None, None]

@@ -60,7 +60,8 @@ def config(tmp_path: Path, **overrides: object) -> Path:
 
 CONFIG_COMMANDS = [["spend"], ["export", "--out", "x.jsonl"], ["learning"], ["serve"],
                    ["train", "--out", "m", "--data-dir", "."], ["retrain", "--out", "c"],
-                   ["evaluate", "--out", "r"], ["promote", "--rollback"], ["replay"]]
+                   ["evaluate", "--out", "r"], ["promote", "--rollback"], ["replay"],
+                   ["runs"], ["forget", "--user", "alice"]]
 
 
 @pytest.mark.parametrize("argv", CONFIG_COMMANDS, ids=lambda a: a[0])
@@ -190,6 +191,7 @@ def test_export_into_a_directory_path(capsys, tmp_path) -> None:
     (["spend", "--since", "yesterday"], "--since"),
     (["export", "--out", "x.jsonl", "--since", "2026-13-01"], "--since"),
     (["promote", "--rollback", "--url", "localhost:8000"], "--url"),
+    (["runs", "--limit", "0"], "--limit"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_a_bad_value_names_its_option(capsys, argv, option) -> None:
     refused(argv, capsys, 2, f"argument {option}")

@@ -73,3 +73,20 @@ def test_other_models_pass_untouched(live: Server) -> None:
     data = {"model": "gpt-4.1", "messages": ASK, "metadata": {"step": "untouched"}}
     out = asyncio.run(hook.async_pre_call_hook(None, None, dict(data), "completion"))
     assert out == data and len(decision_ids(live, step="untouched")) == before
+
+
+def test_unreachable_router_leaves_auto_to_its_deployment_and_a_refusal_is_the_answer(
+        live: Server, closed_url: str) -> None:
+    from fastapi import HTTPException
+
+    data = {"model": "auto", "messages": ASK}
+    down = TierRouterHook(closed_url, served_models=SERVED)
+    assert asyncio.run(down.async_pre_call_hook(None, None, dict(data), "completion")) == data
+    opened = TierRouterHook(closed_url, fail_open_model="gpt-4.1-mini", served_models=SERVED)
+    out = asyncio.run(opened.async_pre_call_hook(None, None, dict(data), "completion"))
+    assert out["model"] == "gpt-4.1-mini" and out["metadata"]["tier_router"]["fail_open"]
+    hook = TierRouterHook(live.url, api_key=AGENT, served_models=SERVED)
+    bad = {**data, "metadata": {"quality_target": 1.5}}
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(hook.async_pre_call_hook(None, None, bad, "completion"))
+    assert refused.value.status_code == 422 and "quality_target" in str(refused.value.detail)

@@ -111,6 +111,9 @@ def test_auto_through_the_proxy(live: Server, proxy: str) -> None:
         assert big.choices[0].message.content == f"answer from {routed}"
     row = wait_for_outcome(live, "e2e-user")
     assert row["quality"] is None and row["model_used"] in (routed, "gemini-2.0-flash-001")
+    with pytest.raises(openai.UnprocessableEntityError, match="quality_target"):  # the 422
+        client.chat.completions.create(model="auto", messages=ask,
+                                       extra_body={"metadata": {"quality_target": 1.5}})
 
 
 def test_the_openai_example_through_the_proxy(live: Server, proxy: str) -> None:

@@ -4,9 +4,12 @@ A `CustomLogger` whose `async_pre_call_hook` (the proxy's documented place to ch
 before it is routed) asks `/route` for a call to the virtual model and rewrites `model` to the
 decision's model and `fallbacks` to its fallbacks (those the proxy serves); the post-call hooks
 post the outcome (tokens, cost, latency, error) as outcome-only feedback. Calls to any other
-model pass untouched. The run, role and step come from the request's `metadata`, or from its
-`user` field as ``run_id=r1;role=planner;step=3`` for frameworks that can set only `user`;
-`metadata` may carry the router's knobs too (quality_target, max_cost_usd, tier, dry_run).
+model pass untouched. When tier-router cannot answer, the hook fails open to `fail_open_model`,
+or else leaves the call to the virtual model's own `model_list` entry; a 4xx from it (a bad
+field, an exhausted budget) is the proxy's answer with that status. The run, role and step come
+from the request's `metadata`, or from its `user` field as ``run_id=r1;role=planner;step=3``
+for frameworks that can set only `user`; `metadata` may carry the router's knobs too
+(quality_target, max_cost_usd, tier, dry_run).
 
 Register an instance in the proxy config (see examples/litellm_proxy/):
 
@@ -25,7 +28,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from tier_router_client._calls import SHARED
 from tier_router_client.aclient import AsyncRouterClient
-from tier_router_client.errors import TierRouterError
+from tier_router_client.errors import RouterRefused, RouterUnavailable, TierRouterError
 from tier_router_client.litellm import litellm_cost
 from tier_router_client.types import Decision
 
@@ -63,6 +66,15 @@ def route_body(data: dict[str, Any]) -> dict[str, Any]:
             body[key] = value[:64]
     body.update({k: metadata[k] for k in KNOBS if metadata.get(k) is not None})
     return body
+
+
+def refusal(exc: RouterRefused) -> Exception:
+    """The router's 4xx as the proxy's HTTP error, so the agent sees its status and detail."""
+    try:
+        from fastapi import HTTPException
+    except ImportError:
+        return exc
+    return HTTPException(status_code=exc.status_code, detail={"tier_router": exc.detail})
 
 
 def served_by(response: Any) -> str | None:
@@ -106,7 +118,14 @@ class TierRouterHook(CustomLogger):
         """Rewrite a call to the virtual model into the routed model and its fallbacks."""
         if data.get("model") != self.virtual_model:
             return data
-        decision = await self.router.route(route_body(data))
+        try:
+            decision = await self.router.route(route_body(data))
+        except RouterUnavailable as exc:  # no fail_open_model: the virtual model's own entry
+            log.warning("tier-router unavailable, %s served by its own deployment: %s",
+                        self.virtual_model, exc)
+            return data
+        except RouterRefused as exc:  # the caller's request is wrong, or over a budget
+            raise refusal(exc) from exc
         served = self._served()
         data["model"] = decision.model
         fallbacks = [m for m in decision.fallbacks if served is None or m in served]
