@@ -70,13 +70,15 @@ class SharedCounters:
         return self.remote.where
 
     def register(self, registry: Any) -> None:
-        """``tier_router_shared_state_up``: 1 while Redis answers, 0 while it does not."""
+        """``tier_router_shared_state_up``: 1 while Redis answers, 0 while it does not. Read at
+        scrape time without a round trip (a scrape runs on the event loop); traffic and
+        /readyz (`probe`) keep it current."""
         from prometheus_client import Gauge
 
         Gauge("tier_router_shared_state_up",
               "1 while the shared state (Redis) answers; 0 while limits and spend are counted "
               "per process (on_unavailable: local) or calls are refused (refuse).",
-              registry=registry).set_function(lambda: 1.0 if self.probe() else 0.0)
+              registry=registry).set_function(lambda: 1.0 if self.up else 0.0)
 
     def probe(self) -> bool:
         """Is Redis up? Pings it when nothing was heard from it for `retry_s` (so an idle

@@ -137,7 +137,9 @@ def test_two_apps_on_one_redis_enforce_one_limit_and_survive_its_loss(
         import time
 
         time.sleep(0.1)  # past retry_s: the next call tries Redis again
-        assert "tier_router_shared_state_up 1.0" in a.get("/metrics").text
+        assert "tier_router_shared_state_up 0.0" in a.get("/metrics").text  # no call yet
+        assert a.get("/readyz").json()["shared_state"].startswith("limits and spend counted")
+        assert "tier_router_shared_state_up 1.0" in a.get("/metrics").text  # /readyz probed
         assert b.get("/readyz").json()["shared_state"].startswith("limits and spend counted")
         codes = [route(c).status_code for c in (a, b) * 5]
         assert codes.count(200) == 5  # one shared window again (a new Redis starts empty)
