@@ -120,6 +120,12 @@ class SharedCounters:
         self.local.floor(values)
         self._call(lambda c: c.floor(values), gate=False, local_done=True)
 
+    def call(self, remote: Callable[[Any], T], local: Callable[[], T]) -> T:
+        """Another shared state's operation under the same up/down handling: `remote` given the
+        Redis client while Redis answers, else `local` (never refused). Run spend uses it."""
+        client = getattr(self.remote, "client", None)
+        return self._call(lambda c: remote(client) if c is self.remote else local(), gate=False)
+
     def _call(self, op: Callable[[Counters], T], gate: bool, local_done: bool = False,
               done: Any = None) -> T:
         """`op` on Redis; when Redis is down, on the local counters (or refused, for a gate

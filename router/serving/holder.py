@@ -79,6 +79,7 @@ class ServiceHolder:
                 self.shared.register(self.metrics.registry)
                 self.keyring.share(self.shared)
                 self.loop.budgets.share(self.shared)
+                self.loop.runs.share(self.shared)
             self.loop.start()
         try:
             service = self._build(settings, previous=None)
