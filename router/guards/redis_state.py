@@ -140,6 +140,15 @@ class RedisCounters:
         self._add = client.register_script(ADD)
         self._floor = client.register_script(FLOOR)
 
+    @property
+    def client(self) -> Any:
+        """The Redis client, for the other shared states (run spend) to script on."""
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     def ping(self) -> None:
         self._client.ping()
 

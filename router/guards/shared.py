@@ -70,13 +70,15 @@ class SharedCounters:
         return self.remote.where
 
     def register(self, registry: Any) -> None:
-        """``tier_router_shared_state_up``: 1 while Redis answers, 0 while it does not."""
+        """``tier_router_shared_state_up``: 1 while Redis answers, 0 while it does not. Read at
+        scrape time without a round trip (a scrape runs on the event loop); traffic and
+        /readyz (`probe`) keep it current."""
         from prometheus_client import Gauge
 
         Gauge("tier_router_shared_state_up",
               "1 while the shared state (Redis) answers; 0 while limits and spend are counted "
               "per process (on_unavailable: local) or calls are refused (refuse).",
-              registry=registry).set_function(lambda: 1.0 if self.probe() else 0.0)
+              registry=registry).set_function(lambda: 1.0 if self.up else 0.0)
 
     def probe(self) -> bool:
         """Is Redis up? Pings it when nothing was heard from it for `retry_s` (so an idle
@@ -117,6 +119,12 @@ class SharedCounters:
     def floor(self, values: Mapping[str, float]) -> None:
         self.local.floor(values)
         self._call(lambda c: c.floor(values), gate=False, local_done=True)
+
+    def call(self, remote: Callable[[Any], T], local: Callable[[], T]) -> T:
+        """Another shared state's operation under the same up/down handling: `remote` given the
+        Redis client while Redis answers, else `local` (never refused). Run spend uses it."""
+        client = getattr(self.remote, "client", None)
+        return self._call(lambda c: remote(client) if c is self.remote else local(), gate=False)
 
     def _call(self, op: Callable[[Counters], T], gate: bool, local_done: bool = False,
               done: Any = None) -> T:

@@ -30,7 +30,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -44,6 +44,17 @@ from router.traces.rows import Written
 
 REFRESH_S = 0.5  # a snapshot is rebuilt at least this often (open -> half-open is by time)
 STATS_S = 0.05  # and at most this often for new outcomes that change no circuit
+
+
+class Remote(Protocol):
+    """Model health kept where every replica reads it (`health_shared.RedisHealth`)."""
+
+    def record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
+               kind: str | None) -> None: ...
+
+    def snapshot(self, local: Callable[[], HealthView]) -> HealthView:
+        """The shared state, or `local()` while it cannot be read."""
+        ...
 
 
 @dataclass
@@ -70,6 +81,17 @@ class ModelHealth:
         self._view: HealthView | None = None
         self._built_at = -math.inf
         self._dirty = False
+        self._remote: Remote | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelHealth:
+        """The model health a service built from `settings` starts with (seeded like its
+        exploration)."""
+        return cls(settings.health, models_of(settings), seed=settings.exploration_seed)
+
+    def follow(self, settings: Settings) -> None:
+        """Follow a reloaded config (see `configure`)."""
+        self.configure(settings.health, models_of(settings))
 
     def configure(self, config: HealthConfig, models: Iterable[str]) -> None:
         """Follow a reloaded config: outcomes and circuits of the models still configured are
@@ -103,12 +125,23 @@ class ModelHealth:
         self.record(str(model), ok == "ok", written.row.get("latency_ms"), at,
                     written.row.get("error"))
 
+    def share(self, remote: Remote) -> None:
+        """Keep outcomes and circuits in shared state from now on (`health_shared.RedisHealth`);
+        this process's own state stays current beside it and answers while it is lost."""
+        self._remote = remote
+
     def record(self, model: str, ok: bool, latency_ms: float | None = None,
                at: float | None = None, kind: str | None = None) -> None:
         """One call's outcome; `at` is when the call was decided (a probe only if after the
         cooldown), `kind` the error kind of a failure."""
         if not self.config.enabled:
             return
+        self._record(model, ok, latency_ms, at, kind)
+        if self._remote is not None:
+            self._remote.record(model, ok, latency_ms, at, kind)
+
+    def _record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
+                kind: str | None) -> None:
         config = self.config
         with self._lock:
             now = self.clock()
@@ -156,7 +189,14 @@ class ModelHealth:
         return f"{len(failed)} of {n} calls failed in the last {config.window_s:g} s ({detail})"
 
     def snapshot(self) -> HealthView:
-        """Every model's state now (cached: rebuilt on a circuit change, else at most every
+        """Every model's state now: the shared state's when there is one (this process's own
+        while it cannot be read), else this process's."""
+        if self._remote is not None and self.config.enabled:
+            return self._remote.snapshot(self.local_snapshot)
+        return self.local_snapshot()
+
+    def local_snapshot(self) -> HealthView:
+        """This process's own state (cached: rebuilt on a circuit change, else at most every
         STATS_S for new outcomes and at least every REFRESH_S)."""
         with self._lock:
             now = self.clock()

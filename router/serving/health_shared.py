@@ -13,25 +13,24 @@ opening shows within 50 ms; the outcomes behind error rates and latencies every
 `REMOTE_REFRESH_S`; this replica's own circuit changes at once). Times come from this
 process's clock, so replicas need clocks in step (NTP), as for the shared limits.
 
-Every outcome is recorded locally too. While Redis cannot be reached, decisions read the local
-state (this replica's own feedback, as without ``shared_state``), the log says so once, and
-Redis is tried again after ``shared_state.retry_s``; health never refuses a call for it.
+Every outcome is recorded locally too. Redis is reached through the shared limits'
+`SharedCounters.call`, so one up/down state covers both (the log, ``/readyz`` and
+``tier_router_shared_state_up`` say when Redis is lost): while it cannot be reached, decisions
+read the local state (this replica's own feedback, as without ``shared_state``), and Redis is
+tried again after ``shared_state.retry_s``; health never refuses a call for it.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from router.config import HealthConfig, SharedStateConfig
 from router.decision.health import HealthView
+from router.guards.shared import SharedCounters
 from router.serving.health import STATS_S, ModelHealth, state_of
-
-log = logging.getLogger(__name__)
 
 REMOTE_REFRESH_S = 0.5  # other replicas' outcomes (error rates, latency) show within this
 
@@ -102,96 +101,65 @@ return changed
 """
 
 
-def client_for(config: SharedStateConfig) -> Any:
-    """A Redis client that fails fast, as the shared limits' (`router.guards.shared.connect`)."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+class RedisHealth:
+    """The shared half of a `ModelHealth` (`ModelHealth.share`): its outcomes and circuits in
+    Redis, read back for every decision (cached as the module docstring says)."""
 
-    return redis.Redis.from_url(
-        config.url, socket_timeout=config.timeout_s, socket_connect_timeout=config.timeout_s,
-        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
-
-
-class SharedHealth(ModelHealth):
-    """`ModelHealth` whose outcomes and circuits live in Redis; the local state stands in
-    while Redis cannot be reached."""
-
-    def __init__(self, config: HealthConfig, shared: SharedStateConfig,
-                 models: Iterable[str] = (), clock: Callable[[], float] = time.time,
-                 seed: int | None = None, client: Any = None):
-        import redis
-
-        super().__init__(config, models, clock, seed)
+    def __init__(self, health: ModelHealth, shared: SharedCounters):
+        self.health = health
         self.shared = shared
-        self.client = client if client is not None else client_for(shared)
-        self._record = self.client.register_script(RECORD)
-        self._errors: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
-        self.up = True
-        self._retry_at = -math.inf
-        self._remote: HealthView | None = None
-        self._remote_at = -math.inf
+        self.prefix = getattr(shared.remote, "prefix", "")
+        self._lock = threading.Lock()
+        self._view: HealthView | None = None
+        self._view_at = -math.inf
         self._events: dict[str, list[Any]] = {}  # model -> outcomes in the window, as read
         self._events_at = -math.inf
 
-    def record(self, model: str, ok: bool, latency_ms: float | None = None,
-               at: float | None = None, kind: str | None = None) -> None:
-        super().record(model, ok, latency_ms, at, kind)  # the stand-in, always current
-        if not self.config.enabled or not self._reachable():
-            return
-        config, now = self.config, self.clock()
+    def record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
+               kind: str | None) -> None:
+        config, now = self.health.config, self.health.clock()
         latency = "" if latency_ms is None or not ok else repr(float(latency_ms))
         member = f"{_ms(now)}:{uuid.uuid4().hex[:12]}:{'ok' if ok else kind or 'error'}:{latency}"
         ttl = math.ceil(config.window_s + 2 * config.cooldown_s + 60)
         args = [_ms(now), _ms(config.window_s), config.max_events, member, int(ok),
                 -1 if at is None else _ms(at), config.min_calls, config.max_error_rate,
                 _ms(config.cooldown_s), ttl, kind or "error", f"{config.window_s:g}"]
-        try:
-            changed = self._record(keys=self._keys(model), args=args)
-        except self._errors as exc:
-            self._down(exc)
-            return
-        self._back()
-        with self._lock:
-            if int(changed) == 1:
-                self._remote = None  # this replica sees its own circuit change at once
-                self._events_at = -math.inf  # and the outcomes that changed it
+        changed = self.shared.call(
+            lambda client: client.eval(RECORD, 3, *self._keys(model), *args), lambda: 0)
+        if int(changed) == 1:
+            with self._lock:  # this replica sees its own circuit change at once
+                self._view, self._events_at = None, -math.inf
 
-    def snapshot(self) -> HealthView:
-        """The shared state, or the local one while Redis is unreachable. Circuits are read at
-        most every STATS_S (another replica's opening shows within it), the outcomes behind
-        the error rates and latencies every REMOTE_REFRESH_S."""
-        if not self.config.enabled or not self._reachable():
-            return super().snapshot()
-        now = self.clock()
+    def snapshot(self, local: Callable[[], HealthView]) -> HealthView:
+        """Circuits at most every STATS_S, outcomes every REMOTE_REFRESH_S; `local()` while
+        Redis cannot be read."""
+        now = self.health.clock()
         with self._lock:
-            view = self._remote
-            if view is not None and now - self._remote_at < STATS_S:
-                return view
+            if self._view is not None and now - self._view_at < STATS_S:
+                return self._view
             events = self._events if now - self._events_at < REMOTE_REFRESH_S else None
-        try:
-            circuits, read = self._read(now, events is None)
-        except self._errors as exc:
-            self._down(exc)
-            return super().snapshot()
-        self._back()
+        read = self.shared.call(lambda client: self._read(client, now, events is None),
+                                lambda: None)
+        if read is None:
+            return local()
+        circuits, fresh = read
         with self._lock:
             if events is None:
-                events, self._events, self._events_at = read, read, now
-            view = self._view_of(circuits, events, now)
-            self._remote, self._remote_at = view, now
+                events, self._events, self._events_at = fresh, fresh, now
+            view = self._view = self._view_of(circuits, events, now)
+            self._view_at = now
         return view
 
-    def _read(self, now: float, with_events: bool
+    def _read(self, client: Any, now: float, with_events: bool
               ) -> tuple[dict[str, tuple[Any, Any]], dict[str, list[Any]]]:
         """Every configured model's circuit (and outcomes in the window), one round trip."""
-        models = sorted(self.models)
-        pipe = self.client.pipeline(transaction=False)
+        models = sorted(self.health.models)
+        pipe = client.pipeline(transaction=False)
         for model in models:
             z, _, c = self._keys(model)
             pipe.hmget(c, "opened_at", "why")
             if with_events:
-                pipe.zrangebyscore(z, _ms(now - self.config.window_s), "+inf")
+                pipe.zrangebyscore(z, _ms(now - self.health.config.window_s), "+inf")
         replies = iter(pipe.execute())
         circuits: dict[str, tuple[Any, Any]] = {}
         events: dict[str, list[Any]] = {}
@@ -203,7 +171,7 @@ class SharedHealth(ModelHealth):
 
     def _view_of(self, circuits: dict[str, tuple[Any, Any]], events: dict[str, list[Any]],
                  now: float) -> HealthView:
-        config, states = self.config, {}
+        config, states = self.health.config, {}
         edge = now - config.window_s
         for model, (opened, why) in circuits.items():
             mine = [e for e in events.get(model, []) if e[0] >= edge]
@@ -215,32 +183,8 @@ class SharedHealth(ModelHealth):
         return HealthView(states, now, config.probe_share, config.min_calls)
 
     def _keys(self, model: str) -> list[str]:
-        base = f"{self.shared.prefix}health:{model}:"
+        base = f"{self.prefix}health:{model}:"
         return [base + "z", base + "f", base + "c"]
-
-    def _reachable(self) -> bool:
-        return self.up or time.monotonic() >= self._retry_at
-
-    def _down(self, exc: Exception) -> None:
-        self._retry_at = time.monotonic() + self.shared.retry_s
-        if self.up:
-            self.up = False
-            log.error("model health: shared state %s unreachable (%s: %s); decisions read this "
-                      "replica's own feedback until it answers", _where(self.shared),
-                      type(exc).__name__, exc)
-
-    def _back(self) -> None:
-        if not self.up:
-            self.up = True
-            log.warning("model health: shared state %s reachable again", _where(self.shared))
-
-
-def health_for(config: HealthConfig, shared: SharedStateConfig | None, models: Iterable[str],
-               seed: int | None = None) -> ModelHealth:
-    """The model health of a process: shared in Redis with ``shared_state``, else local."""
-    if shared is None:
-        return ModelHealth(config, models, seed=seed)
-    return SharedHealth(config, shared, models, seed=seed)
 
 
 def _event(member: Any) -> tuple[float, bool, float, str | None]:
@@ -255,8 +199,3 @@ def _ms(seconds: float) -> int:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _where(config: SharedStateConfig) -> str:
-    scheme, sep, rest = config.url.partition("://")
-    return f"{scheme}{sep}{'***@' + rest.split('@', 1)[1] if '@' in rest else rest}"

@@ -23,6 +23,7 @@ from router.guards.auth import KeyRing
 from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
+from router.serving.health_shared import RedisHealth
 from router.serving.logs import DecisionLog, adopt_library_loggers
 from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
@@ -79,6 +80,8 @@ class ServiceHolder:
                 self.shared.register(self.metrics.registry)
                 self.keyring.share(self.shared)
                 self.loop.budgets.share(self.shared)
+                self.loop.runs.share(self.shared)
+                self.loop.health.share(RedisHealth(self.loop.health, self.shared))
             self.loop.start()
         try:
             service = self._build(settings, previous=None)

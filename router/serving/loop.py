@@ -39,8 +39,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.health import models_of
-from router.serving.health_shared import health_for
+from router.serving.health import ModelHealth
 from router.serving.runs import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
@@ -66,8 +65,7 @@ class ClosedLoop:
         self.budgets = BudgetTracker(settings.budgets)
         self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
         self.drift = DriftWindow(settings.drift_window_s)
-        self.health = health_for(settings.health, settings.shared_state, models_of(settings),
-                                 seed=settings.exploration_seed)  # Redis with shared_state
+        self.health = ModelHealth.of(settings)
         if registry is not None:
             self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,
@@ -104,7 +102,7 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
-        self.health.configure(settings.health, models_of(settings))
+        self.health.follow(settings)
         self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:

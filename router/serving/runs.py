@@ -15,6 +15,8 @@ from typing import Any
 from router.config import Settings
 from router.errors import StoreError, UnknownRun
 from router.guards.runs import LocalRunSpend, run_key
+from router.guards.runs_shared import SharedRunSpend
+from router.guards.shared import SharedCounters
 from router.schemas import RunLedger, RunList
 from router.traces.retention import RetentionJob, SideConnection
 from router.traces.runs import RunRecords
@@ -31,11 +33,17 @@ class RunKeeper:
     def __init__(self, settings: Settings, store: TraceStore | None):
         self.settings = settings
         self.store = store
-        self.state = LocalRunSpend(settings.runs.expire_after_s)
+        self.state: LocalRunSpend | SharedRunSpend = LocalRunSpend(settings.runs.expire_after_s)
         self.records = RunRecords(store) if store is not None else None
         self.deleter = SideConnection(store.db) if store is not None else None
         self.retention = RetentionJob(self.deleter) if self.deleter is not None else None
         self._swept = time.monotonic()
+
+    def share(self, shared: SharedCounters) -> None:
+        """Keep run spend in the shared state from now on (at start, before `load`), so a
+        run's cap holds across replicas."""
+        if isinstance(self.state, LocalRunSpend):
+            self.state = SharedRunSpend(self.state, shared)
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings

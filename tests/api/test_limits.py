@@ -137,7 +137,9 @@ def test_two_apps_on_one_redis_enforce_one_limit_and_survive_its_loss(
         import time
 
         time.sleep(0.1)  # past retry_s: the next call tries Redis again
-        assert "tier_router_shared_state_up 1.0" in a.get("/metrics").text
+        assert "tier_router_shared_state_up 0.0" in a.get("/metrics").text  # no call yet
+        assert a.get("/readyz").json()["shared_state"].startswith("limits and spend counted")
+        assert "tier_router_shared_state_up 1.0" in a.get("/metrics").text  # /readyz probed
         assert b.get("/readyz").json()["shared_state"].startswith("limits and spend counted")
         codes = [route(c).status_code for c in (a, b) * 5]
         assert codes.count(200) == 5  # one shared window again (a new Redis starts empty)
@@ -154,3 +156,20 @@ def test_refuse_answers_429_naming_the_cause(
         assert "on_unavailable is 'refuse'" in r.json()["detail"] and r.headers["Retry-After"]
         assert route(c, headers={"Authorization": "Bearer k-other"}).status_code == 200
         assert c.get("/readyz").status_code == 200
+
+
+def test_two_apps_on_one_redis_hold_one_runs_cap(
+    settings: Settings, redis: redis_server.RedisServer, tmp_path: Any,
+) -> None:
+    shared = SharedStateConfig(url=redis.url, prefix=f"{uuid.uuid4().hex[:8]}:")
+    one = with_limits(settings, tpm=None, shared=shared)
+    two = one.model_copy(update={"store": one.store.model_copy(
+        update={"url": f"sqlite:///{tmp_path / 'two.db'}"})})
+    with client_for(one) as a, client_for(two) as b:
+        first = route(a, run_id="loop-1", tier="large").json()
+        cap = 1.5 * first["estimated_cost_usd"]  # room for one more call, not two
+        second = route(b, run_id="loop-1", tier="large", max_run_cost_usd=cap)
+        assert second.status_code == 200 and second.json()["run_spend_usd"] == pytest.approx(
+            2 * first["estimated_cost_usd"])  # replica b counts replica a's call
+        third = route(a, run_id="loop-1", tier="large", max_run_cost_usd=cap)
+        assert third.status_code == 402 and "loop-1" in third.text, third.text

@@ -1,7 +1,8 @@
 """Model health shared by two replicas on one real Redis; Redis lost and back.
 
 A throwaway `redis-server` for the module (skipped, saying why, when there is none); each test
-uses its own key prefix. Two `SharedHealth`s on one fake clock stand for two replicas.
+uses its own key prefix. Two `ModelHealth`s shared through `RedisHealth` (each with its own
+`SharedCounters`, as each replica has) on one fake clock stand for two replicas.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from router.config import HealthConfig, SharedStateConfig
-from router.serving.health_shared import REMOTE_REFRESH_S, SharedHealth
+from router.guards.shared import SharedCounters
+from router.serving.health import ModelHealth
+from router.serving.health_shared import REMOTE_REFRESH_S, RedisHealth
 from tests import redis_server
 
 CONFIG = HealthConfig(window_s=60, min_calls=4, max_error_rate=0.5, cooldown_s=30,
@@ -43,11 +46,23 @@ class Clock:
 
 
 def replicas(server: redis_server.RedisServer, n: int = 2, **options: object
-             ) -> tuple[list[SharedHealth], Clock]:
+             ) -> tuple[list[ModelHealth], Clock]:
     clock = Clock()
-    shared = SharedStateConfig(url=server.url, prefix=f"{uuid.uuid4().hex[:8]}:",
-                               **options)  # type: ignore[arg-type]
-    return [SharedHealth(CONFIG, shared, MODELS, clock=clock, seed=i) for i in range(n)], clock
+    prefix = f"{uuid.uuid4().hex[:8]}:"
+    out = []
+    for i in range(n):
+        health = ModelHealth(CONFIG, MODELS, clock=clock, seed=i)
+        shared = SharedCounters(SharedStateConfig(url=server.url, prefix=prefix,
+                                                  **options))  # type: ignore[arg-type]
+        health.share(RedisHealth(health, shared))
+        out.append(health)
+    return out, clock
+
+
+def shared_of(health: ModelHealth) -> SharedCounters:
+    remote = health._remote
+    assert isinstance(remote, RedisHealth)
+    return remote.shared
 
 
 def test_failures_on_two_replicas_open_one_circuit_for_both(
@@ -110,12 +125,12 @@ def test_redis_lost_then_back(server: redis_server.RedisServer,
         with caplog.at_level(logging.ERROR):
             for _ in range(4):
                 r1.record("a", False, kind="timeout")  # no exception: counted locally
-        assert r1.up is False and "unreachable" in caplog.text
+        assert shared_of(r1).up is False and "unreachable" in caplog.text
         assert r1.snapshot().of("a").state == "open"  # this replica's own feedback decides
     finally:
         server.start()
     time.sleep(0.02)  # retry_s
     clock.t += REMOTE_REFRESH_S
     r1.record("b", True, 10.0)
-    assert r1.up is True
+    assert shared_of(r1).up is True
     assert r1.snapshot().of("a").state == "closed"  # the shared state again (Redis restarted)
