@@ -4,6 +4,7 @@ skipped, a forced tier that is down is a 503, /tiers and /metrics show each mode
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.api.app import create_app
-from router.config import HealthConfig, Settings, load_settings
+from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
 from router.errors import ConfigError
+from tests import redis_server
 from tests.conftest import BrokenEmbedder, FakeEmbedder
 
 HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
@@ -174,3 +176,30 @@ def test_a_degraded_decision_leaves_a_safe_tier_that_is_down(settings: Settings)
         assert (decision["tier"], decision["reason"]) == ("medium", "degraded")
         assert decision["detail"].startswith("prediction failed: RuntimeError: encoder exploded"
                                              "; tier 'large' is down (gpt-4.1 (circuit open")
+
+
+def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) -> None:
+    """Through the holder's wiring: failures reported to one replica move the other's
+    decisions off the model too."""
+    why = redis_server.why_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    server = redis_server.start_server()
+    try:
+        shared = SharedStateConfig(url=server.url, prefix=f"{uuid.uuid4().hex[:8]}:")
+        apps = []
+        for i in range(2):
+            store = StoreConfig(url=f"sqlite:///{tmp_path / f'traces-{i}.db'}",
+                                flush_interval_ms=5)
+            s = settings.model_copy(update={"health": HEALTH, "shared_state": shared,
+                                            "store": store})
+            apps.append(TestClient(create_app(settings=s,
+                                              embedder_factory=lambda cfg: FakeEmbedder())))
+        with apps[0] as one, apps[1] as other:
+            assert route(other, tier="small")["model"] == "gpt-4.1-nano"
+            report(one, "gpt-4.1-nano", 3, error="timeout")
+            decision = route(other, tier="small")
+            assert decision["model"] == "gemini-2.0-flash-001", decision
+            assert health_of(other, "gpt-4.1-nano")["state"] == "open"
+    finally:
+        server.close()
