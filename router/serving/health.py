@@ -52,8 +52,9 @@ class Remote(Protocol):
     def record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
                kind: str | None) -> None: ...
 
-    def snapshot(self, local: Callable[[], HealthView]) -> HealthView:
-        """The shared state, or `local()` while it cannot be read."""
+    def snapshot(self, local: Callable[[], HealthView], fresh: bool = True) -> HealthView:
+        """The shared state, or `local()` while it cannot be read; without `fresh`, the state
+        last read (no round trip)."""
         ...
 
 
@@ -188,11 +189,12 @@ class ModelHealth:
         detail = ", ".join(f"{k} {c}" for k, c in sorted(kinds.items()))
         return f"{len(failed)} of {n} calls failed in the last {config.window_s:g} s ({detail})"
 
-    def snapshot(self) -> HealthView:
+    def snapshot(self, fresh: bool = True) -> HealthView:
         """Every model's state now: the shared state's when there is one (this process's own
-        while it cannot be read), else this process's."""
+        while it cannot be read), else this process's. `fresh=False` never waits on the shared
+        state (a scrape on the event loop): the state it last read."""
         if self._remote is not None and self.config.enabled:
-            return self._remote.snapshot(self.local_snapshot)
+            return self._remote.snapshot(self.local_snapshot, fresh)
         return self.local_snapshot()
 
     def local_snapshot(self) -> HealthView:
@@ -302,7 +304,7 @@ class _HealthCollector(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        view = self.health.snapshot()
+        view = self.health.snapshot(fresh=False)  # a scrape runs on the event loop
         labels = ["tier", "model"]
         state = GaugeMetricFamily("tier_router_model_circuit_state", "1 for the model's "
                                   "circuit state (closed, open, half_open).",

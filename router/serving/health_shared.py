@@ -130,22 +130,28 @@ class RedisHealth:
             with self._lock:  # this replica sees its own circuit change at once
                 self._view, self._events_at = None, -math.inf
 
-    def snapshot(self, local: Callable[[], HealthView]) -> HealthView:
+    def snapshot(self, local: Callable[[], HealthView], fresh: bool = True) -> HealthView:
         """Circuits at most every STATS_S, outcomes every REMOTE_REFRESH_S; `local()` while
-        Redis cannot be read."""
+        Redis cannot be read. Without `fresh`, the view last read (else the local one): no
+        round trip, no change of the shared state's up/down."""
         now = self.health.clock()
         with self._lock:
-            if self._view is not None and now - self._view_at < STATS_S:
+            if self._view is not None and (not fresh or now - self._view_at < STATS_S):
                 return self._view
+        if not fresh:
+            return local()
+        with self._lock:
             events = self._events if now - self._events_at < REMOTE_REFRESH_S else None
         read = self.shared.call(lambda client: self._read(client, now, events is None),
                                 lambda: None)
-        if read is None:
+        if read is None:  # Redis lost: this replica's own state, for scrapes too
+            with self._lock:
+                self._view = None
             return local()
-        circuits, fresh = read
+        circuits, outcomes = read
         with self._lock:
             if events is None:
-                events, self._events, self._events_at = fresh, fresh, now
+                events, self._events, self._events_at = outcomes, outcomes, now
             view = self._view = self._view_of(circuits, events, now)
             self._view_at = now
         return view
