@@ -113,5 +113,14 @@ class RateLimited(RouterError):
         super().__init__(message)
 
 
+class NoHealthyModel(ServiceUnavailable):
+    """Every model the call may use has an open circuit (-> 503 naming the tier, Retry-After)."""
+
+    def __init__(self, tier: str, message: str, retry_after: int):
+        self.tier = tier
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class SharedStateUnavailable(RateLimited):
     """Redis (``shared_state``) is unreachable and ``on_unavailable`` is ``refuse`` (-> 429)."""

@@ -26,6 +26,7 @@ from router.errors import (
     ConfigError,
     FeedbackConflict,
     Forbidden,
+    NoHealthyModel,
     NotFittedError,
     RateLimited,
     RequestLimitError,
@@ -62,8 +63,13 @@ def _run_body(exc: Exception) -> dict[str, Any]:
 
 
 def _retry_after(exc: Exception) -> dict[str, str]:
-    assert isinstance(exc, RateLimited)
+    assert isinstance(exc, RateLimited | NoHealthyModel)
     return {"Retry-After": str(exc.retry_after)}
+
+
+def _tier_body(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, NoHealthyModel)
+    return {"tier": exc.tier}
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ ERRORS: dict[type[RouterError], Answer] = {
                                    headers=_retry_after),
     ServiceUnavailable: Answer(503, "model unavailable", "unavailable"),
     ServiceNotStarted: Answer(503, "not started", "not_started"),
+    NoHealthyModel: Answer(503, "no healthy model", "no_healthy_model", body=_tier_body,
+                           headers=_retry_after),
     StoreError: Answer(503, "trace store unavailable", "store"),
     # Raised only inside loading, training or ingest, never by a request: a bug if one gets here.
     ArtifactError: Answer(500, "internal error", "internal"),

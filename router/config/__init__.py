@@ -1,9 +1,11 @@
 """The one validated configuration object (``Settings``) and its sections, loaded once by
 ``load_settings`` and passed down. Sections live beside it by what they configure: ``parts``
 (tiers, rules, encoder, limits, store, learning, promotion), ``guards`` (keys, budgets),
-``shared`` (Redis, for several replicas); ``settings`` assembles them and reads the file."""
+``shared`` (Redis, for several replicas), ``health`` (circuit breaking per model);
+``settings`` assembles them and reads the file."""
 
 from router.config.guards import ApiKeyConfig, AuthConfig, BudgetConfig, Scope
+from router.config.health import HealthConfig
 from router.config.parts import (
     DEFAULT_CAPABILITIES,
     Backend,
@@ -27,5 +29,5 @@ __all__ = [
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
     "OnUnavailable", "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings",
     "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
-    "load_settings",
+    "load_settings", "HealthConfig",
 ]

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from router.config.guards import AuthConfig, BudgetConfig
+from router.config.health import HealthConfig
 from router.config.parts import (
     EmbedderConfig,
     LearningConfig,
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     drift_window_s: float = Field(default=3600.0, gt=0)
     promotion: PromotionConfig = PromotionConfig()
     learning: LearningConfig = LearningConfig()
+    health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
     shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process
     host: str = "127.0.0.1"

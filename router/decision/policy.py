@@ -21,9 +21,11 @@ so what is evaluated offline is exactly what runs online. The steps, in this ord
    task rules.
 
 `choose` is what the service calls: `decide`, then a low budget's lower knob (`budget_step`),
-then exploration (`explore_step`). The state those read (budget spend, the exploration
-random numbers) lives in the serving layer; `choose` receives snapshots of it, so the whole
-decision stays a pure function of its arguments.
+then exploration (`explore_step`), then the models' health (`health_step`: skip a model whose
+circuit is open, move off a tier that is down, fastest model first for a latency-sensitive
+call; see router/decision/health.py). The state those read (budget spend, the exploration
+random numbers, model health) lives in the serving layer; `choose` receives snapshots of it,
+so the whole decision stays a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from router.config import BudgetConfig, Settings, TaskRule, TierConfig
+from router.decision.health import HealthView, latency_order, retry_after, skipped_why, tier_down
+from router.errors import NoHealthyModel
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class CallFacts:
     task: str | None = None
     forced_tier: str | None = None
     max_cost_usd: float | None = None
+    latency_sensitive: bool = False  # within the tier, the fastest observed model first
 
 
 @dataclass(frozen=True)
@@ -210,14 +215,105 @@ def choose(
     facts: CallFacts,
     low: LowBudget | None = None,
     draw: ExplorationDraw | None = None,
+    health: HealthView | None = None,
 ) -> tuple[Choice, float | None]:
-    """The served decision: (choice, propensity). Propensity is None with exploration off."""
+    """The served decision: (choice, propensity). Propensity is None with exploration off;
+    1 when health moved the decision to another tier (certain, given the health state)."""
     choice = decide(scores, settings.tiers, quality_target, facts, settings.task_rules)
     if low is not None and facts.forced_tier is None:
         choice = budget_step(choice, low, scores, settings, quality_target, facts)
-    if draw is None:
-        return choice, None
-    return explore_step(choice, facts, settings, draw)
+    propensity = None
+    if draw is not None:
+        choice, propensity = explore_step(choice, facts, settings, draw)
+    if health is None:
+        return choice, propensity
+    healthy = health_step(choice, facts, settings, health)
+    if healthy.tier != choice.tier and propensity is not None:
+        propensity = 1.0
+    return healthy, propensity
+
+
+def health_step(choice: Choice, facts: CallFacts, settings: Settings, view: HealthView
+                ) -> Choice:
+    """The chosen tier's first usable model (the fastest first when latency-sensitive); a tier
+    with none moves up, else down (`degraded`), within what the rules and the caller allow."""
+    names = settings.tier_names
+    index = names.index(choice.tier)
+    if not tier_down(view, settings.tiers[index]):
+        return _within_tier(choice, settings.tiers[index], facts, view)
+    moved = _other_tier(index, facts, settings, view)
+    down = settings.tiers[index].models
+    why = "; ".join(skipped_why(view, m) for m in down)
+    if moved is None:
+        raise NoHealthyModel(choice.tier, _nowhere(choice.tier, facts, settings) + f": {why}",
+                             retry_after(view, down))
+    reason = "health_upgrade" if moved > index else "degraded"
+    way = "the next stronger tier" if moved > index else "the strongest usable weaker tier"
+    detail = f"tier '{choice.tier}' is down ({why}): {way}, '{names[moved]}'"
+    detail = f"{choice.detail}; {detail}" if choice.detail else detail  # what it was first
+    eligible = [i for i, t in enumerate(settings.tiers) if _eligible(t, facts)]
+    other = _choice(settings.tiers, moved, reason, facts, detail, eligible)
+    return _within_tier(other, settings.tiers[moved], facts, view)
+
+
+def _other_tier(index: int, facts: CallFacts, settings: Settings, view: HealthView
+                ) -> int | None:
+    """The tier a decision moves to when its tier is down: the next stronger one the call
+    allows, else the strongest weaker one; None when a forced tier or a fixed rule pins it."""
+    if facts.forced_tier is not None:
+        return None
+    names, tiers = settings.tier_names, settings.tiers
+    rule = settings.task_rules.get(facts.task) if facts.task else None
+    if rule is not None and rule.tier is not None:
+        return None
+    floor = names.index(rule.min_tier) if rule is not None and rule.min_tier else 0
+    top = names.index(facts.ceiling_tier) if facts.ceiling_tier else len(tiers) - 1
+    usable = [i for i, t in enumerate(tiers)
+              if i >= floor and _eligible(t, facts) and not tier_down(view, t)]
+    stronger = [i for i in usable if index < i <= top and _eligible(tiers[i], facts, True)]
+    if stronger:
+        return stronger[0]
+    weaker = [i for i in usable if i < index]
+    return weaker[-1] if weaker else None
+
+
+def _nowhere(tier: str, facts: CallFacts, settings: Settings) -> str:
+    """Why a down tier could not be left, for the 503."""
+    if facts.forced_tier is not None:
+        return f"tier '{tier}' is forced and has no healthy model"
+    rule = settings.task_rules.get(facts.task) if facts.task else None
+    if rule is not None and rule.tier is not None:
+        return f"task '{facts.task}' maps to tier '{tier}', which has no healthy model"
+    return f"tier '{tier}' has no healthy model and no other tier may serve the call"
+
+
+def _within_tier(choice: Choice, tier: TierConfig, facts: CallFacts, view: HealthView
+                 ) -> Choice:
+    """The tier's usable models first (by latency when asked), skipped ones last. A probe of a
+    half-open model puts it first: behind a healthy model it would never be tried."""
+    models = latency_order(list(tier.models), view) if facts.latency_sensitive else tier.models
+    up = [m for m in models if view.usable(m)]
+    probed = [m for m in up if view.of(m).state == "half_open"]
+    if probed:
+        up = [probed[0], *[m for m in up if m != probed[0]]]
+    rest = [m for m in choice.fallbacks if m not in tier.models]
+    chain = [*up, *[m for m in rest if view.usable(m)],
+             *[m for m in models if m not in up], *[m for m in rest if not view.usable(m)]]
+    notes = []
+    skipped = [m for m in models if m not in up]
+    if skipped:
+        notes.append("skipped " + ", ".join(skipped_why(view, m) for m in skipped))
+    if view.of(chain[0]).state == "half_open":
+        notes.append(f"probing {chain[0]} after its cooldown (circuit half-open)")
+    if facts.latency_sensitive and models != list(tier.models):
+        s = view.of(chain[0])
+        notes.append(f"latency_sensitive: {chain[0]} first (median {s.p50_ms:.0f} ms)"
+                     if s.p50_ms is not None and s.latency_calls >= view.min_calls else
+                     f"latency_sensitive: {chain[0]} first (not yet measured)")
+    if not notes and chain == [choice.model, *choice.fallbacks]:
+        return choice
+    detail = "; ".join(n for n in (choice.detail, *notes) if n)
+    return replace(choice, model=chain[0], fallbacks=chain[1:], detail=detail or None)
 
 
 def budget_step(

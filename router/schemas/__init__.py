@@ -2,7 +2,8 @@
 
 `chat` holds the messages a call carries (OpenAI, Responses API and Anthropic shapes), `route`
 the /route request and answer (and what `quality_target` means), `feedback` outcomes and spend,
-`ops` tiers, readiness and error bodies. Import from here; the modules are how it is kept short.
+`ops` tiers, readiness and error bodies, `health` the error kinds feedback names and a model's
+health. Import from here; the modules are how it is kept short.
 """
 
 from router.schemas.chat import (
@@ -24,6 +25,14 @@ from router.schemas.feedback import (
     SpendReport,
     SpendRow,
     TraceRecord,
+)
+from router.schemas.health import (
+    ERROR_KINDS,
+    HEALTH_ERRORS,
+    Attempt,
+    CircuitState,
+    ErrorKind,
+    ModelHealthInfo,
 )
 from router.schemas.ops import ErrorBody, Problem, Readiness, TierInfo, error_responses
 from router.schemas.route import (
@@ -48,4 +57,5 @@ __all__ = [
     "RouteRequest", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport", "SpendKey",
     "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
+    "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
+from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 
 # at most 1e9 (USD, ms): sums over any number of calls stay finite (a 1e308 twice is inf)
 Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
@@ -67,7 +68,9 @@ class Feedback(BaseModel):
     cached_tokens_in: Count | None = Field(
         default=None, description="Of tokens_in, how many were cached input (priced as such).")
     latency_ms: Cost | None = None
-    error: str | None = Field(default=None, max_length=10_000)
+    error: ErrorKind | None = Field(default=None, description=ERROR_DOC)
+    attempts: list[Attempt] | None = Field(default=None, max_length=MAX_ATTEMPTS,
+                                           description=ATTEMPTS_DOC)
     fallback_used: bool = False
 
     @model_validator(mode="after")

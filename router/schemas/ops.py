@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-)
+from pydantic import BaseModel, Field
+
+from router.schemas.health import ModelHealthInfo
 
 
 class TierInfo(BaseModel):
@@ -17,6 +17,10 @@ class TierInfo(BaseModel):
     output_price_per_m: float
     context_window: int
     capabilities: list[str]
+    available: bool = Field(
+        default=True, description="False when every model of the tier has an open circuit.")
+    health: list[ModelHealthInfo] = Field(
+        default_factory=list, description="Each model's health, in the tier's order.")
 
 
 class Problem(BaseModel):
@@ -51,7 +55,8 @@ _ERRORS = {
     422: "The request breaks the schema or a configured limit (body size included); names the "
          "field and the limit.",
     429: "The API key is over its requests-per-minute limit; see Retry-After.",
-    503: "The model is not loaded and fail_open is off.",
+    503: "The model is not loaded and fail_open is off, or every model the call may use has an "
+         "open circuit (names the tier; see Retry-After).",
 }
 
 
@@ -66,5 +71,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
                 "schema": {"type": "integer"}}}
         if code == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if code == 503:
+            entry["headers"] = {"Retry-After": {
+                "description": "No healthy model: seconds until the first one is probed again.",
+                "schema": {"type": "integer"}}}
         out[code] = entry
     return out

@@ -28,7 +28,7 @@ QUALITY_TARGET_DOC = (
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
-    "ceiling", "context_downgrade", "sticky",
+    "ceiling", "context_downgrade", "sticky", "health_upgrade",
 ]
 
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
@@ -80,7 +80,8 @@ class RouteRequest(BaseModel):
     max_tokens: OutputTokens | None = Field(
         default=None, description="The output budget: the output token estimate.")
     max_completion_tokens: OutputTokens | None = None
-    stream: bool | None = Field(default=None, description="Accepted; routing is the same.")
+    stream: bool | None = Field(default=None, strict=True,  # 0.0 is not false
+                                description="Accepted; routing is the same.")
     model: str | None = Field(
         default=None, max_length=256,
         description="The model the caller would use: echoed as requested_model. A configured "
@@ -99,6 +100,10 @@ class RouteRequest(BaseModel):
     dry_run: bool = Field(
         default=False, strict=True,
         description="Evaluation traffic: answered as usual, never stored nor counted in spend.")
+    latency_sensitive: bool = Field(
+        default=False, strict=True,
+        description="A step a user is waiting on: within its tier, the model with the lowest "
+                    "observed median latency (from /feedback latency_ms) first.")
     shadow: bool | None = Field(
         default=None, strict=True,
         description="Ask what the router would choose without following it: the caller keeps "

@@ -23,6 +23,7 @@ from router.guards.auth import KeyRing
 from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
+from router.serving.health_shared import RedisHealth
 from router.serving.logs import DecisionLog, adopt_library_loggers
 from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
@@ -80,6 +81,7 @@ class ServiceHolder:
                 self.keyring.share(self.shared)
                 self.loop.budgets.share(self.shared)
                 self.loop.runs.share(self.shared)
+                self.loop.health.share(RedisHealth(self.loop.health, self.shared))
             self.loop.start()
         try:
             service = self._build(settings, previous=None)
@@ -167,6 +169,7 @@ class ServiceHolder:
             recorders=(loop, DecisionLog(settings)),
             budgets=loop.budgets if settings.budgets else None,
             explorer=loop.explorer(settings),
+            health=loop.health if settings.health.enabled else None,
             runs=loop.runs.state,
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),

@@ -39,6 +39,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
+from router.serving.health import ModelHealth
 from router.serving.runs import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
@@ -64,7 +65,9 @@ class ClosedLoop:
         self.budgets = BudgetTracker(settings.budgets)
         self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
         self.drift = DriftWindow(settings.drift_window_s)
+        self.health = ModelHealth.of(settings)
         if registry is not None:
+            self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,
                                 settings.tier_names)
             if self.metrics is not None and self.store is not None:
@@ -99,6 +102,7 @@ class ClosedLoop:
         """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
         self.settings = settings
         self.budgets.configure(settings.budgets)
+        self.health.follow(settings)
         self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:
@@ -229,6 +233,7 @@ class ClosedLoop:
         written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
             self.metrics.feedback.labels(written.status).inc()
+        self.health.observe(written, decision)  # once per decision: its first word on health
         if written.status == "stored":
             self._account(outcome, decision)
             self._learn(outcome, decision)

@@ -24,9 +24,17 @@ from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
-from router.decision.policy import CallFacts, Choice, ExplorationDraw, choose, decide
+from router.decision.health import HealthView
+from router.decision.policy import (
+    CallFacts,
+    Choice,
+    ExplorationDraw,
+    choose,
+    decide,
+    health_step,
+)
 from router.decision.sticky import stick
-from router.errors import RequestLimitError, ServiceUnavailable
+from router.errors import NoHealthyModel, RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
 from router.guards.runs import RunSpend, check_run, run_cap, run_key
@@ -77,6 +85,14 @@ class Explorer(Protocol):
     def draw(self) -> ExplorationDraw: ...
 
 
+class Health(Protocol):
+    """Model health as a decision reads it (`router.serving.health.ModelHealth`)."""
+
+    def decision_view(self) -> HealthView | None:
+        """Every model's state, with this decision's half-open probe draw."""
+        ...
+
+
 @dataclass(frozen=True)
 class RouterService:
     """The settings, the model and the embedder that serve together, and the state they use."""
@@ -91,6 +107,7 @@ class RouterService:
     learning: Adapter | None = None  # None when learning is off
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
+    health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -238,7 +255,9 @@ class RouterService:
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,
             ceiling_tier=None if shadow else self._tier_of(request.model),
+            latency_sensitive=request.latency_sensitive,
         )
+        health = self.health.decision_view() if self.health is not None else None
         target = request.quality_target
         if target is None:
             target = settings.quality_target
@@ -252,20 +271,26 @@ class RouterService:
             draw = self.explorer.draw() if self.explorer is not None and not shadow else None
             if draw is not None and thin < 1.0:  # explore where the evidence is thin
                 draw = replace(draw, rate=draw.rate * thin)
-            choice, propensity = choose(known, settings, target, facts, low, draw)
+            try:
+                choice, propensity = choose(known, settings, target, facts, low, draw, health)
+            except NoHealthyModel:
+                if not shadow:
+                    raise
+                # a shadow call is never refused: nobody follows it
+                choice, propensity = choose(known, settings, target, facts, low, draw)
             if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
                 choice = replace(choice, detail=(
                     f"unlike the training data (confidence {confidence:.2f}): scores pulled "
                     "toward each tier's pooled quality"))
         else:
-            choice = self._degraded(facts, failure)
+            choice = self._degraded(facts, failure, health)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
         if self._sticky(request):
             assert self.runs is not None and request.run_id is not None
             pin = self.runs.get(run_key(request.api_key, request.run_id))
             if pin is not None:
                 stuck = stick(choice, pin.tier, pin.model, settings, facts,
-                              self.unhealthy_models())
+                              unhealthy_models(health))
                 if stuck.reason == "sticky" and choice.reason != "sticky":
                     propensity = 1.0 if self.explorer is not None else None  # never explored
                 choice = stuck
@@ -296,10 +321,6 @@ class RouterService:
         mode = request.sticky or self.settings.runs.sticky
         return mode == "run" and request.run_id is not None and self.runs is not None and (
             not self.is_shadow(request))  # nobody follows a shadow decision: nothing to keep
-
-    def unhealthy_models(self) -> frozenset[str]:
-        """The models a sticky run must leave: the health guard's open circuits (none yet)."""
-        return frozenset()
 
     def _run_account(self, request: RouteRequest, decision: RouteDecision) -> RouteDecision:
         """Count the call's estimate in its run (not for dry_run) and say the run's spend; a
@@ -338,8 +359,19 @@ class RouterService:
                 return tier.name
         return None
 
-    def _degraded(self, facts: CallFacts, failure: str) -> Choice:
-        """The configured safe tier, saying why (fail_open)."""
+    def _degraded(self, facts: CallFacts, failure: str, health: HealthView | None) -> Choice:
+        """The configured safe tier (or, if it is down, another), saying why (fail_open)."""
         settings = self.settings
         choice = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=settings.safe_tier))
-        return replace(choice, reason="degraded", detail=failure)
+        choice = replace(choice, reason="degraded", detail=failure)
+        if health is not None:
+            choice = health_step(choice, facts, settings, health)
+        return replace(choice, reason="degraded")
+
+
+def unhealthy_models(health: HealthView | None) -> frozenset[str]:
+    """The models a sticky run must leave: those this decision may not use (open circuits,
+    half-open ones it does not probe)."""
+    if health is None:
+        return frozenset()
+    return frozenset(m for m in health.models if not health.usable(m))

@@ -74,6 +74,8 @@ def decision_outcome(
         "model_used": model, "tier": tier, "quality": fb.label(), "cost_usd": cost,
         "cost_estimated": estimated, "tokens_in": fb.tokens_in, "tokens_out": fb.tokens_out,
         "latency_ms": fb.latency_ms, "error": fb.error, "fallback_used": int(fb.fallback_used),
+        "extra": json.dumps({"attempts": [a.model_dump(exclude_none=True) for a in fb.attempts]})
+        if fb.attempts else None,  # the failed links of a fallback chain (model health)
     }
 
 

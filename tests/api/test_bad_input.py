@@ -47,6 +47,8 @@ def _detail(r) -> dict:
         ({"prompt": "x", "dryrun": True}, "dryrun", "did you mean 'dry_run'"),
         ({"prompt": "x", "max_tokens": 0}, "max_tokens", "greater than or equal to 1"),
         ({"prompt": "x", "max_tokens": True}, "max_tokens", "not a boolean"),
+        ({"prompt": "x", "stream": 0.0}, "stream", "valid boolean"),
+        ({"prompt": "x", "latency_sensitive": 1}, "latency_sensitive", "valid boolean"),
         ({"prompt": "x", "max_completion_tokens": 10**8}, "max_completion_tokens",
          "less than or equal to 10000000"),
     ],

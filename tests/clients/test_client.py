@@ -54,7 +54,7 @@ def test_outcome_only_feedback_is_accepted_and_counts_for_spend(live: Server) ->
         decision = router.route(prompt="say hello", run_id="client-run-outcome")
         receipt = router.feedback(decision, model_used=decision.model, tokens_in=5,
                                   tokens_out=3, cost_usd=0.0007, latency_ms=95.0,
-                                  error="rate limited upstream", fallback_used=True)
+                                  error="rate_limited", fallback_used=True)
     assert receipt is not None and receipt.status == "stored"
     assert spend(live, "run_id")["client-run-outcome"]["actual_usd"] == pytest.approx(0.0007)
 

@@ -5,6 +5,7 @@ service stored is read back from its trace store."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -53,7 +54,9 @@ def test_falls_back_along_the_decision(live: Server) -> None:
     assert call.response.choices[0].message.content == "From the fallback."
     row = outcome_row(live, call.decision.decision_id or "")
     assert row["fallback_used"] == 1 and row["model_used"] == "claude-3-7-sonnet-20250219"
-    assert "gpt-4.1: RateLimitError" in row["error"]
+    assert row["error"] is None  # the fallback answered; the failed link is an attempt
+    [link] = json.loads(row["extra"])["attempts"]
+    assert (link["model"], link["error"]) == ("gpt-4.1", "rate_limited")
 
 
 def test_every_model_failing_is_reported_then_raised(live: Server) -> None:
@@ -66,7 +69,9 @@ def test_every_model_failing_is_reported_then_raised(live: Server) -> None:
     [decision_id] = decision_ids(live, step="all-fail")  # the call's own decision
     row = outcome_row(live, decision_id)
     assert row["quality"] is None and row["fallback_used"] == 1
-    assert "InternalServerError" in row["error"] and "RateLimitError" in row["error"]
+    assert (row["model_used"], row["error"]) == ("claude-3-7-sonnet-20250219", "rate_limited")
+    [link] = json.loads(row["extra"])["attempts"]
+    assert (link["model"], link["error"]) == ("gpt-4.1", "server_error")
 
 
 def test_streaming_is_refused_with_the_reason(live: Server) -> None:

@@ -56,7 +56,8 @@ def test_falls_back_and_reports_the_error(live: Server) -> None:
         call = create(router, sync_llm(), messages=ASK, tier="large")
     assert call.model_used == "claude-3-7-sonnet-20250219"
     row = outcome_row(live, call.decision.decision_id or "")
-    assert row["fallback_used"] == 1 and "gpt-4.1: RateLimitError" in row["error"]
+    assert row["fallback_used"] == 1 and row["error"] is None  # the fallback answered
+    assert json.loads(row["extra"])["attempts"][0]["error"] == "rate_limited"  # 429
 
 
 def test_every_model_failing_raises(live: Server) -> None:

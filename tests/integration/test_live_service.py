@@ -44,7 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     port = free_port()
     workdir = tmp_path_factory.mktemp("server")
     log = workdir / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # the checkout's router, though it runs elsewhere (an installed one may be another tree's)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     # the shipped config, without exploration: a seeded-by-time draw would make the expected
     # reasons a coin toss (its store, ./traces.db, lands in the temp dir it runs in)
     config = write_config(workdir / "config.yaml", exploration_rate=0.0,

@@ -55,40 +55,72 @@ def split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return route, llm
 
 
+def error_kind(exc: BaseException) -> str:
+    """The /feedback `error` kind of an LLM call's exception: the service counts timeout,
+    rate_limited and server_error against the model. OpenAI's and LiteLLM's exceptions carry
+    the HTTP status or say it in their class name (APITimeoutError, RateLimitError,
+    InternalServerError, APIConnectionError, BadRequestError, ...)."""
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    name = type(exc).__name__.lower()
+    if "timeout" in name or status in (408, 504):
+        return "timeout"
+    if "ratelimit" in name or status == 429:
+        return "rate_limited"
+    if "contentpolicy" in name or "contentfilter" in name:
+        return "content_filter"
+    if "authentication" in name or "permission" in name or status in (401, 403):
+        return "auth"
+    if ("connection" in name or "serviceunavailable" in name or "internalserver" in name
+            or (status is not None and status >= 500)):
+        return "server_error"
+    if ("badrequest" in name or "contextwindow" in name or "notfound" in name
+            or "unprocessable" in name or (status is not None and 400 <= status < 500)):
+        return "bad_request"
+    return "other"
+
+
 class Attempts:
-    """The bookkeeping of trying a decision's models in order: errors so far, elapsed time."""
+    """The bookkeeping of trying a decision's models in order: each failed link (its model,
+    error kind and latency) and the time the current try started."""
 
     def __init__(self, decision: Decision):
         self.decision = decision
-        self.started = time.perf_counter()
+        self.tried_at = time.perf_counter()
         self.errors: list[str] = []
+        self.links: list[dict[str, Any]] = []
         self.last: Exception | None = None
 
     def failed(self, model: str, exc: Exception) -> None:
+        now = time.perf_counter()
         self.errors.append(f"{model}: {type(exc).__name__}: {exc}"[:1000])
-        self.last = exc
+        self.links.append({"model": model, "error": error_kind(exc),
+                           "latency_ms": (now - self.tried_at) * 1000})
+        self.tried_at, self.last = now, exc
 
     def outcome(self, response: Any, model: str, cost_usd: float | None) -> dict[str, Any]:
-        """What the SDK knows of a finished call, as /feedback fields (no quality label)."""
+        """What the SDK knows of a finished call, as /feedback fields (no quality label): the
+        answering model's own latency, and the links that failed before it."""
         usage = getattr(response, "usage", None)
         details = getattr(usage, "prompt_tokens_details", None)
-        return {**self._common(model), "cost_usd": cost_usd,
+        return {"model_used": model, "latency_ms": (time.perf_counter() - self.tried_at) * 1000,
+                "attempts": self.links or None, "fallback_used": model != self.decision.model,
+                "cost_usd": cost_usd,
                 "tokens_in": getattr(usage, "prompt_tokens", None),
                 "tokens_out": getattr(usage, "completion_tokens", None),
                 "cached_tokens_in": getattr(details, "cached_tokens", None) or None}
 
     def failure(self) -> dict[str, Any]:
-        return self._common(self.decision.models[len(self.errors) - 1])
+        """Every model failed: the last one is the outcome, the others its attempts."""
+        last = self.links[-1]
+        return {"model_used": last["model"], "latency_ms": last["latency_ms"],
+                "error": last["error"], "attempts": self.links[:-1] or None,
+                "fallback_used": last["model"] != self.decision.model}
 
     def all_failed(self) -> AllModelsFailed:
         error = AllModelsFailed(self.errors)
         error.__cause__ = self.last
         return error
-
-    def _common(self, model: str) -> dict[str, Any]:
-        return {"model_used": model, "latency_ms": (time.perf_counter() - self.started) * 1000,
-                "error": "; ".join(self.errors) or None,
-                "fallback_used": model != self.decision.model}
 
 
 def report(router: RouterClient, decision: Decision, fields: dict) -> Receipt | None:

@@ -57,16 +57,20 @@ class AsyncRouterClient:
                  cost_usd: float | None = None, tokens_in: int | None = None,
                  tokens_out: int | None = None, cached_tokens_in: int | None = None,
                  latency_ms: float | None = None, error: str | None = None,
-                 fallback_used: bool = False) -> Receipt | None:
+                 fallback_used: bool = False,
+                 attempts: list[dict[str, Any]] | None = None) -> Receipt | None:
         """Report the outcome of a routed call. Without `quality`/`success` it is outcome-only
         feedback (tokens, cost, latency, error): it counts for spend and model health, never
-        for learning. None (nothing posted) for a fail-open decision."""
+        for learning. `error` is a kind (timeout, rate_limited, server_error, bad_request,
+        auth, content_filter, other; `error_kind` maps an exception); `attempts` are the
+        models tried before `model_used`, each {model, error, latency_ms}. None (nothing
+        posted) for a fail-open decision."""
         if _core.skip_feedback(decision):
             return None
         body = _core.feedback_payload(decision, dict(
             quality=quality, success=success, model_used=model_used, cost_usd=cost_usd,
             tokens_in=tokens_in, tokens_out=tokens_out, cached_tokens_in=cached_tokens_in,
-            latency_ms=latency_ms, error=error, fallback_used=fallback_used))
+            latency_ms=latency_ms, error=error, fallback_used=fallback_used, attempts=attempts))
         return _core.receipt_of(self.options, await self._send("/feedback", body))
 
     async def _send(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:

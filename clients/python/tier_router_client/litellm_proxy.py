@@ -26,7 +26,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from tier_router_client._calls import SHARED
+from tier_router_client._calls import SHARED, error_kind
 from tier_router_client.aclient import AsyncRouterClient
 from tier_router_client.errors import RouterRefused, RouterUnavailable, TierRouterError
 from tier_router_client.litellm import litellm_cost
@@ -157,8 +157,8 @@ class TierRouterHook(CustomLogger):
                                            traceback_str: str | None = None) -> None:
         routed = (request_data.get("metadata") or {}).get(KEY)
         if routed:
-            error = f"{type(original_exception).__name__}: {original_exception}"[:10_000]
-            await self._report(routed, model_used=routed["model"], error=error)
+            await self._report(routed, model_used=routed["model"],
+                               error=error_kind(original_exception))
         return None
 
     async def _report(self, routed: dict, **fields: Any) -> None:

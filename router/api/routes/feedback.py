@@ -44,13 +44,29 @@ def _body_schema() -> dict[str, Any]:
     variants = []
     for model in (Feedback, TraceRecord):
         schema = model.model_json_schema(ref_template=ref)
-        schema.pop("$defs", None)
-        variants.append(schema)
+        defs = schema.pop("$defs", {})
+        variants.append(_inline(schema, {ref.format(model=n): defs[n] for n in BODY_ONLY
+                                         if n in defs}))
     variants[0]["anyOf"] = [_present(name, _KINDS[name]) for name in OBSERVED]
     variants[1]["anyOf"] = [_present("quality", "number"), _present("success", "boolean")]
     variants[1]["oneOf"] = [_present("messages", "array"), _present("prompt", "string")]
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"oneOf": variants}, "examples": FEEDBACK_EXAMPLES}}}}
+
+
+# Models nested only in this hand-written body: no app component exists for them to reference.
+BODY_ONLY = ("Attempt",)
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with each reference to one of `defs` replaced by its definition."""
+    if isinstance(schema, dict):
+        if schema.get("$ref") in defs:
+            return defs[schema["$ref"]]
+        return {k: _inline(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
 
 
 _KINDS = {"quality": "number", "success": "boolean", "cost_usd": "number", "tokens_in": "integer",

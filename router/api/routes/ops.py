@@ -16,8 +16,15 @@ router = APIRouter()
 
 
 @router.get("/tiers", response_model=list[TierInfo], responses=error_responses(401, 403, 408, 429))
-async def tiers(service: ServiceDep, _: RouteCaller) -> list[TierInfo]:
-    return [TierInfo(**t.model_dump(exclude={"training_models"})) for t in service.settings.tiers]
+async def tiers(service: ServiceDep, loop: LoopDep, _: RouteCaller) -> list[TierInfo]:
+    """The tiers, cheapest first, with each model's health (circuit, error rate, latency)."""
+    health = await run_in_threadpool(loop.health.report, service.settings)  # may ask Redis
+    out = []
+    for t in service.settings.tiers:
+        models = [health[m] for m in t.models]
+        out.append(TierInfo(**t.model_dump(exclude={"training_models"}), health=models,
+                            available=any(m.state != "open" for m in models)))
+    return out
 
 
 @router.get("/healthz")

@@ -1,0 +1,39 @@
+"""The `health:` section: when a model's circuit opens, how long it cools down, how it is probed.
+
+The state it configures is `router.serving.health.ModelHealth`, fed by `/feedback` errors; the
+decision reads a snapshot of it (`router.decision.health`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from router.config.parts import Section
+
+
+class HealthConfig(Section):
+    """Circuit breaking per deployed model, from the outcomes `/feedback` reports.
+
+    A model's circuit opens when, within the last `window_s` seconds, its last `min_calls`
+    reported calls all failed, or at least `min_calls` calls were reported and more than
+    `max_error_rate` of them failed (a failure is an `error` of `timeout`, `rate_limited` or
+    `server_error`). Decisions then skip it; after `cooldown_s` it is tried again on
+    `probe_share` of the calls that would have had it (half-open): a successful probe closes the
+    circuit, a failed one opens it for another `cooldown_s`.
+    """
+
+    enabled: bool = True
+    window_s: float = Field(default=60.0, gt=0, le=86_400,
+                            description="Seconds of outcomes the error rate and latency cover.")
+    min_calls: int = Field(default=5, ge=1, le=10_000,
+                           description="Calls in the window before the error rate can open "
+                                       "a circuit; also that many failures in a row open it.")
+    max_error_rate: float = Field(default=0.5, gt=0, le=1,
+                                  description="A circuit opens above this share of failures.")
+    cooldown_s: float = Field(default=30.0, gt=0, le=86_400,
+                              description="Seconds an open circuit waits before probing.")
+    probe_share: float = Field(default=0.1, gt=0, le=1,
+                               description="Share of eligible calls that probe a cooled-down "
+                                           "model (half-open).")
+    max_events: int = Field(default=10_000, ge=10, le=1_000_000,
+                            description="Outcomes kept per model (bounds memory).")

@@ -1,0 +1,205 @@
+"""Model health through the real app: /feedback errors open circuits, decisions say what they
+skipped, a forced tier that is down is a 503, /tiers and /metrics show each model's health."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.api.app import create_app
+from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
+from router.errors import ConfigError
+from tests import redis_server
+from tests.conftest import BrokenEmbedder, FakeEmbedder
+
+HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
+                      probe_share=0.1)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    s = settings.model_copy(update={"health": HEALTH})
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        yield c
+
+
+def route(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/route", json={"prompt": "say hello", **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def report(client: TestClient, model: str, n: int, **outcome: Any) -> None:
+    """`n` routed calls (forced to the model's tier) and their outcomes on `model`."""
+    tier = next(t["name"] for t in client.get("/tiers").json() if model in t["models"])
+    for _ in range(n):
+        decision = route(client, tier=tier)
+        body = {"decision_id": decision["decision_id"], "model_used": model,
+                "success": "error" not in outcome, **outcome}
+        r = client.post("/feedback", json=body)
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)  # outcomes that open no circuit show in the next snapshot (50 ms)
+
+
+def health_of(client: TestClient, model: str) -> dict[str, Any]:
+    for tier in client.get("/tiers").json():
+        for entry in tier["health"]:
+            if entry["model"] == model:
+                return entry
+    raise AssertionError(model)
+
+
+def test_timeouts_open_the_circuit_and_decisions_skip_the_model(client: TestClient) -> None:
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    report(client, "gpt-4.1-nano", 3, error="timeout", latency_ms=30_000)
+    decision = route(client, tier="small")
+    assert decision["model"] == "gemini-2.0-flash-001"
+    assert decision["fallbacks"][-1] == "gpt-4.1-nano"  # last resort, never first
+    assert decision["detail"].startswith(
+        "skipped gpt-4.1-nano (circuit open: 3 of 3 calls failed in the last 60 s (timeout 3)")
+    nano = health_of(client, "gpt-4.1-nano")
+    assert (nano["state"], nano["calls"], nano["errors"], nano["error_rate"]) == (
+        "open", 3, 3, 1.0)
+    assert nano["retry_at"] == pytest.approx(time.time() + 30, abs=5)
+    assert nano["latency_p50_ms"] is None  # a timeout's latency is not the model's
+
+
+def test_a_fallback_chains_failed_links_count_against_their_own_models(
+    client: TestClient,
+) -> None:
+    """The agent tried nano (timed out), then gemini (answered): one report says both."""
+    for _ in range(3):
+        decision = route(client, tier="small")
+        r = client.post("/feedback", json={
+            "decision_id": decision["decision_id"], "model_used": "gemini-2.0-flash-001",
+            "latency_ms": 420, "fallback_used": True,
+            "attempts": [{"model": "gpt-4.1-nano", "error": "timeout", "latency_ms": 30000}]})
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)
+    assert health_of(client, "gpt-4.1-nano")["state"] == "open"
+    gemini = health_of(client, "gemini-2.0-flash-001")
+    assert (gemini["state"], gemini["calls"], gemini["errors"]) == ("closed", 3, 0)
+    assert route(client, tier="small")["model"] == "gemini-2.0-flash-001"
+
+
+def test_attempts_are_validated(client: TestClient) -> None:
+    decision = route(client)
+    bad = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                         "latency_ms": 1, "attempts": [{"model": "x"}]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "attempts.0.error"
+    many = [{"model": "x", "error": "timeout"}] * 17
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "latency_ms": 1,
+                                       "attempts": many})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "attempts"
+
+
+def test_bad_requests_do_not_count_against_the_model(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 4, error="bad_request")
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    assert health_of(client, "gpt-4.1-nano")["calls"] == 0
+
+
+def test_a_forced_tier_that_is_down_is_a_503_naming_it(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 3, error="server_error")
+    report(client, "gemini-2.0-flash-001", 3, error="rate_limited")
+    r = client.post("/route", json={"prompt": "say hello", "tier": "small"})
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert (body["error"], body["tier"]) == ("no healthy model", "small")
+    assert body["detail"].startswith("tier 'small' is forced and has no healthy model")
+    assert 1 <= int(r.headers["retry-after"]) <= 30
+    small = next(t for t in client.get("/tiers").json() if t["name"] == "small")
+    assert small["available"] is False
+    shadow = route(client, tier="small", shadow=True)  # nobody follows it: never refused
+    assert shadow["tier"] == "small" and shadow["shadow"] is True
+    moved = route(client, quality_target=0.0)  # the classifier would pick small
+    assert (moved["tier"], moved["reason"]) == ("medium", "health_upgrade")
+    assert moved["detail"].startswith("tier 'small' is down (gpt-4.1-nano (circuit open")
+    metrics = client.get("/metrics").text
+    assert 'tier_router_model_circuit_state{model="gemini-2.0-flash-001",state="open",' \
+        'tier="small"} 1.0' in metrics
+    assert 'tier_router_errors_total{kind="no_healthy_model"} 1.0' in metrics
+
+
+def test_latency_sensitive_calls_get_the_fastest_model_of_their_tier(client: TestClient) -> None:
+    report(client, "gpt-4.1-nano", 3, latency_ms=1200)
+    report(client, "gemini-2.0-flash-001", 3, latency_ms=300)
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+    fast = route(client, tier="small", latency_sensitive=True)
+    assert fast["model"] == "gemini-2.0-flash-001"
+    assert fast["detail"] == "latency_sensitive: gemini-2.0-flash-001 first (median 300 ms)"
+    gemini = health_of(client, "gemini-2.0-flash-001")
+    assert (gemini["latency_p50_ms"], gemini["latency_p95_ms"]) == (300.0, 300.0)
+    metrics = client.get("/metrics").text
+    assert ('tier_router_model_latency_ms{model="gpt-4.1-nano",quantile="0.95",tier="small"} '
+            '1200.0') in metrics
+
+
+def test_an_unknown_error_kind_is_a_422_naming_the_field_and_the_kinds(
+    client: TestClient,
+) -> None:
+    decision = route(client)
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"], "success": False,
+                                       "error": "HTTP 503 from upstream"})
+    assert r.status_code == 422
+    [problem] = r.json()["detail"]
+    assert problem["field"] == "error"
+    assert "'timeout'" in problem["message"] and "'server_error'" in problem["message"]
+
+
+def test_latency_sensitive_must_be_a_boolean(client: TestClient) -> None:
+    r = client.post("/route", json={"prompt": "hi", "latency_sensitive": "yes"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "latency_sensitive"
+
+
+def test_the_health_section_is_validated(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("tiers: [{name: a, models: [m], input_price_per_m: 1, output_price_per_m: 1,"
+                    " context_window: 10}]\nsafe_tier: a\nhealth: {min_calls: 0}\n")
+    with pytest.raises(ConfigError, match="health.min_calls"):
+        load_settings(path)
+
+
+def test_a_degraded_decision_leaves_a_safe_tier_that_is_down(settings: Settings) -> None:
+    """The model failed (fail_open: the safe tier, large) and large is down: medium."""
+    s = settings.model_copy(update={"health": HEALTH})
+    app = create_app(settings=s, embedder_factory=lambda cfg: BrokenEmbedder())
+    with TestClient(app) as client:
+        for model in ("gpt-4.1", "claude-3-7-sonnet-20250219"):
+            report(client, model, 3, error="server_error")
+        decision = route(client)
+        assert (decision["tier"], decision["reason"]) == ("medium", "degraded")
+        assert decision["detail"].startswith("prediction failed: RuntimeError: encoder exploded"
+                                             "; tier 'large' is down (gpt-4.1 (circuit open")
+
+
+def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) -> None:
+    """Through the holder's wiring: failures reported to one replica move the other's
+    decisions off the model too."""
+    why = redis_server.why_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    server = redis_server.start_server()
+    try:
+        shared = SharedStateConfig(url=server.url, prefix=f"{uuid.uuid4().hex[:8]}:")
+        apps = []
+        for i in range(2):
+            store = StoreConfig(url=f"sqlite:///{tmp_path / f'traces-{i}.db'}",
+                                flush_interval_ms=5)
+            s = settings.model_copy(update={"health": HEALTH, "shared_state": shared,
+                                            "store": store})
+            apps.append(TestClient(create_app(settings=s,
+                                              embedder_factory=lambda cfg: FakeEmbedder())))
+        with apps[0] as one, apps[1] as other:
+            assert route(other, tier="small")["model"] == "gpt-4.1-nano"
+            report(one, "gpt-4.1-nano", 3, error="timeout")
+            decision = route(other, tier="small")
+            assert decision["model"] == "gemini-2.0-flash-001", decision
+            assert health_of(other, "gpt-4.1-nano")["state"] == "open"
+    finally:
+        server.close()
