@@ -17,6 +17,7 @@ import pytest
 from router.config import Settings, StoreConfig, load_settings
 from router.decision.artifact import save_model
 from router.decision.classifier import TierClassifier
+from tests import redis_server
 from tests.pg_server import PostgresServer, start_server, why_unavailable
 
 
@@ -102,6 +103,20 @@ def settings(model_dir: Path, tmp_path: Path) -> Settings:
     store = StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}", flush_interval_ms=5)
     return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store,
                                                   "exploration_rate": 0.0})
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[redis_server.RedisServer]:
+    """A real redis-server for this test module (tests that stop it start it again), or a skip
+    saying why there is none; each test keeps its own key prefix."""
+    why = redis_server.why_unavailable()
+    if why is not None:
+        pytest.skip(f"Redis tests skipped: {why}")
+    server = redis_server.start_server()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")

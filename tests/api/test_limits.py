@@ -10,7 +10,6 @@ limit; /readyz and /metrics say when Redis is lost, and it is used again once ba
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -99,18 +98,6 @@ def test_a_team_budget_is_402_naming_it(settings: Settings) -> None:
             assert r.status_code == 200, r.text
         assert r.status_code == 402 and r.json()["budget"] == "agents-team"
         assert route(c).json()["budget"] == "agents-team"  # the team's other key too
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[redis_server.RedisServer]:
-    why = redis_server.why_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    server = redis_server.start_server()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_two_apps_on_one_redis_enforce_one_limit_and_survive_its_loss(

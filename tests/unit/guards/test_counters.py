@@ -8,24 +8,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from router.guards.counters import Counters, LocalCounters, Window, part_name
-from tests import redis_server
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    why = redis_server.why_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    server = redis_server.start_server()
-    try:
-        yield server.url
-    finally:
-        server.close()
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -36,7 +22,7 @@ def counters(request: pytest.FixtureRequest) -> Counters:
 
     from router.guards.redis_state import RedisCounters
 
-    url = request.getfixturevalue("redis_url")
+    url = request.getfixturevalue("redis").url
     return RedisCounters(redis.Redis.from_url(url), url, prefix=f"t{uuid.uuid4().hex[:8]}:")
 
 

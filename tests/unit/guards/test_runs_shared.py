@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,30 +20,18 @@ from router.schemas import RouteRequest
 from tests import redis_server
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[redis_server.RedisServer]:
-    why = redis_server.why_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    srv = redis_server.start_server()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-def replica(server: redis_server.RedisServer, prefix: str, expire_after_s: float = 3600.0,
+def replica(redis: redis_server.RedisServer, prefix: str, expire_after_s: float = 3600.0,
             retry_s: float = 0.2) -> SharedRunSpend:
-    config = SharedStateConfig(url=server.url, prefix=prefix, retry_s=retry_s)
+    config = SharedStateConfig(url=redis.url, prefix=prefix, retry_s=retry_s)
     return SharedRunSpend(LocalRunSpend(expire_after_s), SharedCounters(config))
 
 
 RUN = run_key("team-a", "run-7")
 
 
-def test_two_replicas_see_one_runs_spend_and_its_cap(server: redis_server.RedisServer) -> None:
+def test_two_replicas_see_one_runs_spend_and_its_cap(redis: redis_server.RedisServer) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    a, b = replica(server, prefix), replica(server, prefix)
+    a, b = replica(redis, prefix), replica(redis, prefix)
     a.add(RUN, 0.30, "large", "gpt-4.1")
     view = b.add(RUN, 0.05, "small", "gpt-4.1-nano")
     assert (round(view.spend_usd, 6), view.calls, view.model) == (0.35, 2, "gpt-4.1-nano")
@@ -63,20 +50,20 @@ def test_two_replicas_see_one_runs_spend_and_its_cap(server: redis_server.RedisS
 
 
 def test_redis_lost_keeps_local_run_spend_then_shares_again(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    a = replica(server, prefix)
+    a = replica(redis, prefix)
     a.add(RUN, 0.1, "large", "gpt-4.1")
-    server.stop()
+    redis.stop()
     try:
         view = a.add(RUN, 0.2, "large", "gpt-4.1")  # no exception: the local state answers
         assert round(view.spend_usd, 6) == 0.3 and not a.shared.up
         assert round(a.get(RUN).spend_usd, 6) == 0.3
     finally:
-        server.start()
+        redis.start()
     time.sleep(0.3)  # past retry_s: Redis is tried again
-    b = replica(server, prefix)
+    b = replica(redis, prefix)
     b.add(RUN, 0.05, None, None)
     assert a.shared.call(lambda c: True, lambda: False) and a.shared.up
     # the restarted (empty) Redis knows only what came after it
@@ -84,7 +71,7 @@ def test_redis_lost_keeps_local_run_spend_then_shares_again(
 
 
 def test_a_restarted_redis_is_raised_to_the_stores_runs_never_lowered(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     now = time.time()
@@ -93,16 +80,16 @@ def test_a_restarted_redis_is_raised_to_the_stores_runs_never_lowered(
               run_key("team-a", "run-8"): {"spend_usd": 0.1, "calls": 1, "tier": "small",
                                             "model": "gpt-4.1-nano", "started_at": now - 9,
                                             "last_call_at": now - 9}}
-    a = replica(server, prefix)
+    a = replica(redis, prefix)
     a.add(run_key("team-a", "run-8"), 0.5, "small", "gpt-4.1-nano")  # Redis knows more
-    b = replica(server, prefix)
+    b = replica(redis, prefix)
     assert b.load(stored) == 2
     assert round(b.get(RUN).spend_usd, 6) == 0.4 and b.get(RUN).calls == 3
     assert round(b.get(run_key("team-a", "run-8")).spend_usd, 6) == 0.5
 
 
-def test_an_idle_run_expires_in_redis_by_itself(server: redis_server.RedisServer) -> None:
-    a = replica(server, f"t{uuid.uuid4().hex[:8]}:", expire_after_s=1.0)
+def test_an_idle_run_expires_in_redis_by_itself(redis: redis_server.RedisServer) -> None:
+    a = replica(redis, f"t{uuid.uuid4().hex[:8]}:", expire_after_s=1.0)
     a.add(RUN, 0.2, "large", "gpt-4.1")
     assert a.get(RUN) is not None
     time.sleep(2.1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,18 +21,6 @@ from router.guards.shared import SharedCounters
 from tests import redis_server
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[redis_server.RedisServer]:
-    why = redis_server.why_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    srv = redis_server.start_server()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -42,8 +29,8 @@ class Clock:
         return self.now
 
 
-def shared(server: redis_server.RedisServer, prefix: str, **options: object) -> SharedCounters:
-    config = SharedStateConfig(url=server.url, prefix=prefix, **options)
+def shared(redis: redis_server.RedisServer, prefix: str, **options: object) -> SharedCounters:
+    config = SharedStateConfig(url=redis.url, prefix=prefix, **options)
     return SharedCounters(config)
 
 
@@ -51,9 +38,9 @@ KEY = ApiKeyConfig(name="fleet-a", sha256=hash_key("secret"), scopes=["route"],
                    rate_per_minute=10, tokens_per_minute=1000)
 
 
-def test_two_replicas_share_one_rate_limit(server: redis_server.RedisServer) -> None:
+def test_two_replicas_share_one_rate_limit(redis: redis_server.RedisServer) -> None:
     prefix, clock = f"{uuid.uuid4().hex[:8]}:", Clock()
-    rings = [KeyRing(clock=clock, counters=shared(server, prefix)) for _ in range(2)]
+    rings = [KeyRing(clock=clock, counters=shared(redis, prefix)) for _ in range(2)]
     passed = 0
     for i in range(30):
         try:
@@ -74,12 +61,12 @@ def _passes(ring: KeyRing) -> bool:
         return False
 
 
-def test_two_replicas_share_tokens_and_budgets(server: redis_server.RedisServer) -> None:
+def test_two_replicas_share_tokens_and_budgets(redis: redis_server.RedisServer) -> None:
     prefix, clock = f"{uuid.uuid4().hex[:8]}:", Clock()
     budget = BudgetConfig(name="team", api_keys=["fleet-a"], limit_usd=1.0)
     replicas = []
     for _ in range(2):
-        counters = shared(server, prefix)
+        counters = shared(redis, prefix)
         budgets = BudgetTracker([budget], clock=clock, counters=counters)
         replicas.append((Gate([KEY], budgets, counters, clock=clock), budgets))
     call = Call(entry="", api_key="fleet-a", role=None, tokens_in=300, tokens_out=100,
@@ -98,19 +85,19 @@ def test_two_replicas_share_tokens_and_budgets(server: redis_server.RedisServer)
 
 
 def test_redis_lost_mid_run_local_keeps_routing_then_shares_again(
-    server: redis_server.RedisServer, caplog: pytest.LogCaptureFixture,
+    redis: redis_server.RedisServer, caplog: pytest.LogCaptureFixture,
 ) -> None:
     prefix, clock = f"{uuid.uuid4().hex[:8]}:", Clock()
-    counters = [shared(server, prefix, retry_s=0.01) for _ in range(2)]
+    counters = [shared(redis, prefix, retry_s=0.01) for _ in range(2)]
     rings = [KeyRing(clock=clock, counters=c) for c in counters]
     assert sum(_passes(rings[i % 2]) for i in range(6)) == 6  # 6 of the shared 10
-    server.stop()
+    redis.stop()
     with caplog.at_level(logging.ERROR, logger="router.guards.shared"):
         local = [sum(_passes(ring) for _ in range(15)) for ring in rings]
     assert local == [10, 10]  # per process now: the bound is N x the limit
     assert not counters[0].up and "unreachable" in caplog.text
     assert "routing under per-process limits" in counters[0].describe()
-    server.start()  # an empty Redis: the shared window starts afresh
+    redis.start()  # an empty Redis: the shared window starts afresh
     clock.now += 1.0
     assert sum(_passes(rings[i % 2]) for i in range(30)) == 10
     assert counters[0].up and counters[1].up
@@ -118,13 +105,13 @@ def test_redis_lost_mid_run_local_keeps_routing_then_shares_again(
 
 
 def test_refuse_when_redis_is_lost_then_let_through_again(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
-    counters = shared(server, f"{uuid.uuid4().hex[:8]}:", on_unavailable="refuse", retry_s=0.01)
+    counters = shared(redis, f"{uuid.uuid4().hex[:8]}:", on_unavailable="refuse", retry_s=0.01)
     ring, clock = KeyRing(counters=counters), Clock()
     budgets = BudgetTracker([BudgetConfig(name="fleet", limit_usd=5)], counters=counters)
     ring.authenticate([KEY], "secret", "route")
-    server.stop()
+    redis.stop()
     with pytest.raises(SharedStateUnavailable, match="unreachable .* 'refuse'") as err:
         ring.authenticate([KEY], "secret", "route")
     assert err.value.retry_after >= 1
@@ -135,13 +122,13 @@ def test_refuse_when_redis_is_lost_then_let_through_again(
     budgets.add(None, 0.5)  # a write after a decision never refuses: counted locally
     assert counters.local.get([budgets.key(budgets.budgets[0], budgets.clock())]) == (0.5,)
     assert "refusing calls" in counters.describe()
-    server.start()
+    redis.start()
     ring.authenticate([KEY], "secret", "route")
     assert counters.up
 
 
 def test_a_down_redis_costs_at_most_one_connect_per_retry_period(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
     """While Redis is down, calls go straight to the local counters (no connect each time)."""
     config = SharedStateConfig(url=f"redis://127.0.0.1:{redis_server.free_port()}/0",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,18 +24,6 @@ CONFIG = HealthConfig(window_s=60, min_calls=4, max_error_rate=0.5, cooldown_s=3
 MODELS = ("a", "b")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[redis_server.RedisServer]:
-    why = redis_server.why_unavailable()
-    if why is not None:
-        pytest.skip(why)
-    srv = redis_server.start_server()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 class Clock:
     def __init__(self) -> None:
         self.t = 1_700_000_000.0
@@ -45,14 +32,14 @@ class Clock:
         return self.t
 
 
-def replicas(server: redis_server.RedisServer, n: int = 2, **options: object
+def replicas(redis: redis_server.RedisServer, n: int = 2, **options: object
              ) -> tuple[list[ModelHealth], Clock]:
     clock = Clock()
     prefix = f"{uuid.uuid4().hex[:8]}:"
     out = []
     for i in range(n):
         health = ModelHealth(CONFIG, MODELS, clock=clock, seed=i)
-        shared = SharedCounters(SharedStateConfig(url=server.url, prefix=prefix,
+        shared = SharedCounters(SharedStateConfig(url=redis.url, prefix=prefix,
                                                   **options))  # type: ignore[arg-type]
         health.share(RedisHealth(health, shared))
         out.append(health)
@@ -66,9 +53,9 @@ def shared_of(health: ModelHealth) -> SharedCounters:
 
 
 def test_failures_on_two_replicas_open_one_circuit_for_both(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
-    (r1, r2), clock = replicas(server)
+    (r1, r2), clock = replicas(redis)
     r1.record("a", False, kind="timeout")
     r2.record("a", False, kind="server_error")
     r1.record("a", False, kind="timeout")
@@ -85,9 +72,9 @@ def test_failures_on_two_replicas_open_one_circuit_for_both(
 
 
 def test_one_replicas_probe_closes_it_for_both_and_late_news_is_dropped(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
-    (r1, r2), clock = replicas(server)
+    (r1, r2), clock = replicas(redis)
     outage = clock.t
     for _ in range(4):
         r1.record("a", False, at=outage, kind="timeout")
@@ -104,9 +91,9 @@ def test_one_replicas_probe_closes_it_for_both_and_late_news_is_dropped(
 
 
 def test_latency_is_the_window_of_every_replicas_reports(
-    server: redis_server.RedisServer,
+    redis: redis_server.RedisServer,
 ) -> None:
-    (r1, r2), clock = replicas(server)
+    (r1, r2), clock = replicas(redis)
     for ms in (100.0, 200.0, 300.0):
         r1.record("b", True, ms)
         r2.record("b", True, ms + 1000)
@@ -116,11 +103,11 @@ def test_latency_is_the_window_of_every_replicas_reports(
     assert s.p50_ms == pytest.approx(700.0)  # (300 + 1100) / 2
 
 
-def test_redis_lost_then_back(server: redis_server.RedisServer,
+def test_redis_lost_then_back(redis: redis_server.RedisServer,
                               caplog: pytest.LogCaptureFixture) -> None:
-    (r1, r2), clock = replicas(server, retry_s=0.01)
+    (r1, r2), clock = replicas(redis, retry_s=0.01)
     r1.record("a", True, 50.0)
-    server.stop()
+    redis.stop()
     try:
         with caplog.at_level(logging.ERROR):
             for _ in range(4):
@@ -128,7 +115,7 @@ def test_redis_lost_then_back(server: redis_server.RedisServer,
         assert shared_of(r1).up is False and "unreachable" in caplog.text
         assert r1.snapshot().of("a").state == "open"  # this replica's own feedback decides
     finally:
-        server.start()
+        redis.start()
     time.sleep(0.02)  # retry_s
     clock.t += REMOTE_REFRESH_S
     r1.record("b", True, 10.0)
