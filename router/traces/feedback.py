@@ -115,7 +115,8 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dic
     if clash:
         raise FeedbackConflict(
             f"a different outcome is already stored for {new['feedback_id']!r} "
-            f"({', '.join(clash)} differ); a later report may add what the stored one lacks, "
+            f"({', '.join(clash)} {'differs' if len(clash) == 1 else 'differ'}); a later report "
+            "may add what the stored one lacks, "
             "never change it")
     return added
 
