@@ -116,8 +116,7 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dic
         raise FeedbackConflict(
             f"a different outcome is already stored for {new['feedback_id']!r} "
             f"({', '.join(clash)} {'differs' if len(clash) == 1 else 'differ'}); a later report "
-            "may add what the stored one lacks, "
-            "never change it")
+            "may add what the stored one lacks, never change it")
     return added
 
 
