@@ -203,3 +203,21 @@ def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) 
             assert health_of(other, "gpt-4.1-nano")["state"] == "open"
     finally:
         server.close()
+
+
+def test_a_shadow_calls_outcome_never_counts_against_the_unfollowed_pick(
+    client: TestClient,
+) -> None:
+    """A shadow caller without `model` reports timeouts of its own call: the router's pick made
+    no call, its circuit stays closed."""
+    for _ in range(3):
+        decision = route(client, tier="small", shadow=True)
+        assert decision["model"] == "gpt-4.1-nano"
+        r = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                           "error": "timeout"})
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)
+    nano = health_of(client, "gpt-4.1-nano")
+    assert (nano["state"], nano["calls"]) == ("closed", 0)
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+
