@@ -221,3 +221,26 @@ def test_a_shadow_calls_outcome_never_counts_against_the_unfollowed_pick(
     assert (nano["state"], nano["calls"]) == ("closed", 0)
     assert route(client, tier="small")["model"] == "gpt-4.1-nano"
 
+
+def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: TestClient) -> None:
+    """One call of a batch cannot be served (forced onto a down tier): no decision is answered,
+    so none counts in its run, and a retried call keeps the id its limits were charged under."""
+    report(client, "gpt-4.1-nano", 3, error="timeout")
+    report(client, "gemini-2.0-flash-001", 3, error="timeout")
+    batch = [{"prompt": "hello", "run_id": "r1", "tier": "large"},
+             {"prompt": "hi", "tier": "small"}]
+    r = client.post("/route/batch", json={"requests": batch})
+    assert r.status_code == 503, r.text
+    decision = route(client, prompt="hello", run_id="r1", tier="large")
+    assert decision["run_spend_usd"] == pytest.approx(decision["estimated_cost_usd"])
+
+    from router.schemas import RouteRequest  # the micro-batcher's retry: each call alone
+    service = client.app.state.holder.service
+    calls = [RouteRequest(prompt="hello", run_id="r2", tier="large"),
+             RouteRequest(prompt="hi", tier="small")]
+    reserved = calls[0].reserve_decision_id()
+    with pytest.raises(Exception, match="no healthy model"):
+        service.route_admitted(calls)
+    (alone,) = service.route_admitted(calls[:1])
+    assert alone.decision_id == reserved
+    assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
