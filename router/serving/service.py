@@ -125,7 +125,17 @@ class RouterService:
         """Decisions for a batch of requests, in order; one encoder call for all of them."""
         for index, request in enumerate(requests):
             self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
-        return self.route_admitted(requests)
+        try:
+            return self.route_admitted(requests)
+        except Exception:
+            self.release(requests)
+            raise
+
+    def release(self, requests: Sequence[RouteRequest]) -> None:
+        """Give back the token charges of admitted requests that got no decision."""
+        if self.gate is not None:
+            for request in requests:
+                self.gate.release(request)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
         """Raise the request's own error: a configured limit it breaks, its key's tokens per

@@ -244,3 +244,31 @@ def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: Test
     (alone,) = service.route_admitted(calls[:1])
     assert alone.decision_id == reserved
     assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
+
+
+def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings) -> None:
+    """A 503 (no healthy model) is no call: the key's tokens per minute are not spent on it,
+    so its other calls, which other tiers can serve, are not 429."""
+    from router.config import ApiKeyConfig, AuthConfig
+    from router.guards.auth import hash_key
+    auth = AuthConfig(keys=[ApiKeyConfig(name="a", sha256=hash_key("k-a"),
+                                         scopes=["route", "feedback"], tokens_per_minute=2000)])
+    s = settings.model_copy(update={"health": HEALTH, "auth": auth})
+    headers = {"X-API-Key": "k-a"}
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        for model in ("gpt-4.1-nano", "gemini-2.0-flash-001"):
+            for _ in range(3):
+                d = c.post("/route", json={"prompt": "hi", "tier": "small", "max_tokens": 10},
+                           headers=headers).json()
+                c.post("/feedback", json={"decision_id": d["decision_id"], "model_used": model,
+                                          "error": "timeout", "tokens_in": 1, "tokens_out": 0},
+                       headers=headers)
+        time.sleep(0.06)
+        forced = {"prompt": "hi", "tier": "small", "max_tokens": 500}
+        assert [c.post("/route", json=forced, headers=headers).status_code
+                for _ in range(6)] == [503] * 6
+        batch = {"requests": [{"prompt": "hello", "max_tokens": 500}, forced]}
+        for _ in range(3):
+            assert c.post("/route/batch", json=batch, headers=headers).status_code == 503
+        r = c.post("/route", json={"prompt": "hi", "max_tokens": 500}, headers=headers)
+        assert r.status_code == 200, r.text
