@@ -99,6 +99,15 @@ class Gate:
                 self._refund(windows, call.entry, now)
                 raise
 
+    def release(self, request: RouteRequest) -> None:
+        """Give back the tokens charged for a request that got no decision (a 503: no healthy
+        model, or the model failed without fail_open)."""
+        entry, charge = key_named(self.keys, request.api_key), request.reserved_decision_id
+        if entry is None or entry.tokens_per_minute is None or charge is None:
+            return
+        window = Window(limit_key("tpm", entry), entry.tokens_per_minute, (0, 0))
+        self._refund([window], charge, self.clock())
+
     def correct(self, api_key: str | None, entry: str, tokens_in: int | None,
                 tokens_out: int | None) -> None:
         """Set a routed call's charge to the tokens its feedback reports (each part given)."""

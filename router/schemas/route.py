@@ -157,6 +157,11 @@ class RouteRequest(BaseModel):
             self._decision_id = uuid.uuid4().hex
         return self._decision_id
 
+    @property
+    def reserved_decision_id(self) -> str | None:
+        """The id reserved for this call's decision, if one was (without taking it)."""
+        return self._decision_id
+
     def take_decision_id(self) -> str:
         """The reserved id, once (a second decision of the same request gets a fresh one)."""
         reserved, self._decision_id = self._decision_id, None

@@ -177,6 +177,7 @@ def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Ou
         return list(service.route_admitted(requests))
     except Exception as exc:  # noqa: BLE001 - handed back to the caller(s), never swallowed
         if len(requests) == 1:
+            service.release(requests)  # no decision: its token charge is given back
             return [exc]
         log.warning("a batch of %d failed (%s); routing its requests one by one",
                     len(requests), type(exc).__name__)
@@ -185,5 +186,6 @@ def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Ou
         try:
             outcomes.append(service.route_admitted([request])[0])
         except Exception as exc:  # noqa: BLE001 - this request's own error, for its caller
+            service.release([request])
             outcomes.append(exc)
     return outcomes

@@ -120,7 +120,9 @@ class ModelHealth:
         if written.before is not None and verdict(written.before) is not None:
             return  # an earlier report on this call already counted
         ok = verdict(written.row)
-        model = written.row.get("model_used") or decision.get("model")
+        # a shadow decision was not followed: its pick made no call (no model_used: no model)
+        model = written.row.get("model_used") or (
+            None if decision.get("shadow") else decision.get("model"))
         if ok is None or ok == "ignored" or model not in self.models:
             return
         self.record(str(model), ok == "ok", written.row.get("latency_ms"), at,

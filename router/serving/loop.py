@@ -228,8 +228,8 @@ class ClosedLoop:
             outcome = decision_outcome(item, decision, settings)
         else:
             outcome = trace_outcome(item, settings)
-        complete = partial(completion, new=outcome, fb=item) if isinstance(
-            item, Feedback) else None
+        complete = partial(completion, new=outcome, fb=item, settings=settings,
+                           decision=decision) if isinstance(item, Feedback) else None
         written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
             self.metrics.feedback.labels(written.status).inc()

@@ -37,7 +37,7 @@ from router.decision.sticky import stick
 from router.errors import NoHealthyModel, RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
-from router.guards.runs import RunSpend, check_run, run_cap, run_key
+from router.guards.runs import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.traces.rows import Seen
 
@@ -125,7 +125,17 @@ class RouterService:
         """Decisions for a batch of requests, in order; one encoder call for all of them."""
         for index, request in enumerate(requests):
             self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
-        return self.route_admitted(requests)
+        try:
+            return self.route_admitted(requests)
+        except Exception:
+            self.release(requests)
+            raise
+
+    def release(self, requests: Sequence[RouteRequest]) -> None:
+        """Give back the token charges of admitted requests that got no decision."""
+        if self.gate is not None:
+            for request in requests:
+                self.gate.release(request)
 
     def admit(self, request: RouteRequest, prefix: str = "") -> None:
         """Raise the request's own error: a configured limit it breaks, its key's tokens per
@@ -154,11 +164,21 @@ class RouterService:
         scored = self._scores(views)
         thin = scored.thin if scored.thin is not None else np.ones(len(views))
         trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
+        # Every decision is made before any is accounted: a call that raises (a forced tier with
+        # no healthy model) fails the batch with no run spend counted and no reserved decision
+        # id used up, so the micro-batcher's one-by-one retry counts each call once and keeps
+        # the id its token charge was made under. `pins` carries earlier calls' models to later
+        # calls of the same sticky run within the batch.
+        pins: dict[RunKey, tuple[str | None, str | None]] = {}
         decisions = [
-            self._describe(request, view, row, scored.failure, version, float(rate), float(c))
+            self._describe(request, view, row, scored.failure, version, float(rate), float(c),
+                           pins)
             for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
                                                    strict=True)
         ]
+        for request, decision in zip(requests, decisions, strict=True):
+            decision.decision_id = request.take_decision_id()
+            self._run_account(request, decision)
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
             if scored.embeddings is not None and scored.prior is not None and self.embedder:
@@ -243,7 +263,10 @@ class RouterService:
     def _describe(
         self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,
         version: str, thin: float = 1.0, confidence: float = math.nan,
+        pins: dict[RunKey, tuple[str | None, str | None]] | None = None,
     ) -> RouteDecision:
+        """The decision for one call, not yet accounted (`route_admitted` does that): its
+        `decision_id` is the one reserved for it, taken once the whole batch is decided."""
         settings = self.settings
         shadow = self.is_shadow(request)
         facts = CallFacts(
@@ -287,15 +310,19 @@ class RouterService:
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
         if self._sticky(request):
             assert self.runs is not None and request.run_id is not None
-            pin = self.runs.get(run_key(request.api_key, request.run_id))
+            key = run_key(request.api_key, request.run_id)
+            pin = pins.get(key) if pins is not None else None
+            if pin is None:
+                view_ = self.runs.get(key)
+                pin = (view_.tier, view_.model) if view_ is not None else None
             if pin is not None:
-                stuck = stick(choice, pin.tier, pin.model, settings, facts,
+                stuck = stick(choice, pin[0], pin[1], settings, facts,
                               unhealthy_models(health))
                 if stuck.reason == "sticky" and choice.reason != "sticky":
                     propensity = 1.0 if self.explorer is not None else None  # never explored
                 choice = stuck
         decision = RouteDecision(
-            decision_id=request.take_decision_id(),
+            decision_id=request.reserve_decision_id(),
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,
@@ -315,7 +342,16 @@ class RouterService:
             shadow=shadow,
             followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
         )
-        return self._run_account(request, decision)
+        if pins is not None and request.run_id is not None and not request.dry_run:
+            pins[run_key(request.api_key, request.run_id)] = self._pinned_as(request, decision)
+        return decision
+
+    def _pinned_as(self, request: RouteRequest,
+                   decision: RouteDecision) -> tuple[str | None, str | None]:
+        """The (tier, model) a decision leaves its run on: a shadow call's own model."""
+        if decision.shadow:
+            return self._tier_of(request.model), request.model
+        return decision.tier, decision.model
 
     def _sticky(self, request: RouteRequest) -> bool:
         mode = request.sticky or self.settings.runs.sticky
@@ -332,10 +368,7 @@ class RouterService:
             view = self.runs.get(run)
             spend = view.spend_usd if view is not None else 0.0
         else:
-            tier: str | None = decision.tier
-            model: str | None = decision.model
-            if decision.shadow:
-                tier, model = self._tier_of(request.model), request.model
+            tier, model = self._pinned_as(request, decision)
             spend = self.runs.add(run, decision.spend_estimate_usd, tier, model).spend_usd
         cap = run_cap(request, self.settings.runs)
         decision.run_spend_usd = round(spend, 8)

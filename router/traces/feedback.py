@@ -83,7 +83,9 @@ def decision_outcome(
 COMPLETABLE = ("quality", "tokens_in", "tokens_out", "latency_ms", "error")
 
 
-def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dict[str, Any]:
+def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback,
+               settings: Settings | None = None,
+               decision: dict[str, Any] | None = None) -> dict[str, Any]:
     """The columns a second report on one decision adds to its stored outcome; empty when it
     says nothing new (a duplicate). Reports arrive from different places (the gateway knows
     tokens, cost and errors; a grader later knows the quality), so a report may add what the
@@ -108,6 +110,11 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dic
             added.update(cost_usd=new["cost_usd"], cost_estimated=0)
         elif stored["cost_usd"] != new["cost_usd"]:
             clash.append("cost_usd")
+    elif stored["cost_estimated"] and settings is not None and decision is not None and (
+            "tokens_in" in added or "tokens_out" in added):  # re-estimated from the tokens
+        cost = _reestimate(stored, added, fb, settings, decision)
+        if cost is not None and cost != stored["cost_usd"]:
+            added["cost_usd"] = cost
     if new["fallback_used"] and not stored["fallback_used"]:
         added["fallback_used"] = 1
     elif "fallback_used" in given and stored["fallback_used"] and not new["fallback_used"]:
@@ -118,6 +125,18 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback) -> dic
             f"({', '.join(clash)} {'differs' if len(clash) == 1 else 'differ'}); a later report "
             "may add what the stored one lacks, never change it")
     return added
+
+
+def _reestimate(stored: dict[str, Any], added: dict[str, Any], fb: Feedback,
+                settings: Settings, decision: dict[str, Any]) -> float | None:
+    """The estimated cost of a stored outcome once a later report added its tokens."""
+    tokens_in = added.get("tokens_in", stored["tokens_in"])
+    tokens_out = added.get("tokens_out", stored["tokens_out"])
+    if tokens_in is None:
+        tokens_in = decision.get("tokens_in")
+    cached = fb.cached_tokens_in if "tokens_in" in added else None
+    cost, _ = _cost(settings, stored["tier"], None, tokens_in, tokens_out, None, cached)
+    return cost
 
 
 def trace_outcome(

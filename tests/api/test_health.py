@@ -203,3 +203,72 @@ def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) 
             assert health_of(other, "gpt-4.1-nano")["state"] == "open"
     finally:
         server.close()
+
+
+def test_a_shadow_calls_outcome_never_counts_against_the_unfollowed_pick(
+    client: TestClient,
+) -> None:
+    """A shadow caller without `model` reports timeouts of its own call: the router's pick made
+    no call, its circuit stays closed."""
+    for _ in range(3):
+        decision = route(client, tier="small", shadow=True)
+        assert decision["model"] == "gpt-4.1-nano"
+        r = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                           "error": "timeout"})
+        assert r.status_code == 201, r.text
+    time.sleep(0.06)
+    nano = health_of(client, "gpt-4.1-nano")
+    assert (nano["state"], nano["calls"]) == ("closed", 0)
+    assert route(client, tier="small")["model"] == "gpt-4.1-nano"
+
+
+def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: TestClient) -> None:
+    """One call of a batch cannot be served (forced onto a down tier): no decision is answered,
+    so none counts in its run, and a retried call keeps the id its limits were charged under."""
+    report(client, "gpt-4.1-nano", 3, error="timeout")
+    report(client, "gemini-2.0-flash-001", 3, error="timeout")
+    batch = [{"prompt": "hello", "run_id": "r1", "tier": "large"},
+             {"prompt": "hi", "tier": "small"}]
+    r = client.post("/route/batch", json={"requests": batch})
+    assert r.status_code == 503, r.text
+    decision = route(client, prompt="hello", run_id="r1", tier="large")
+    assert decision["run_spend_usd"] == pytest.approx(decision["estimated_cost_usd"])
+
+    from router.schemas import RouteRequest  # the micro-batcher's retry: each call alone
+    service = client.app.state.holder.service
+    calls = [RouteRequest(prompt="hello", run_id="r2", tier="large"),
+             RouteRequest(prompt="hi", tier="small")]
+    reserved = calls[0].reserve_decision_id()
+    with pytest.raises(Exception, match="no healthy model"):
+        service.route_admitted(calls)
+    (alone,) = service.route_admitted(calls[:1])
+    assert alone.decision_id == reserved
+    assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
+
+
+def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings) -> None:
+    """A 503 (no healthy model) is no call: the key's tokens per minute are not spent on it,
+    so its other calls, which other tiers can serve, are not 429."""
+    from router.config import ApiKeyConfig, AuthConfig
+    from router.guards.auth import hash_key
+    auth = AuthConfig(keys=[ApiKeyConfig(name="a", sha256=hash_key("k-a"),
+                                         scopes=["route", "feedback"], tokens_per_minute=2000)])
+    s = settings.model_copy(update={"health": HEALTH, "auth": auth})
+    headers = {"X-API-Key": "k-a"}
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        for model in ("gpt-4.1-nano", "gemini-2.0-flash-001"):
+            for _ in range(3):
+                d = c.post("/route", json={"prompt": "hi", "tier": "small", "max_tokens": 10},
+                           headers=headers).json()
+                c.post("/feedback", json={"decision_id": d["decision_id"], "model_used": model,
+                                          "error": "timeout", "tokens_in": 1, "tokens_out": 0},
+                       headers=headers)
+        time.sleep(0.06)
+        forced = {"prompt": "hi", "tier": "small", "max_tokens": 500}
+        assert [c.post("/route", json=forced, headers=headers).status_code
+                for _ in range(6)] == [503] * 6
+        batch = {"requests": [{"prompt": "hello", "max_tokens": 500}, forced]}
+        for _ in range(3):
+            assert c.post("/route/batch", json=batch, headers=headers).status_code == 503
+        r = c.post("/route", json={"prompt": "hi", "max_tokens": 500}, headers=headers)
+        assert r.status_code == 200, r.text

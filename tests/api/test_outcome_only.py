@@ -107,3 +107,23 @@ def test_a_later_report_completes_the_outcome_once_and_never_changes_it(
             0.8, 0.5, 100, 900.0)
         spend = {r["key"]: r for r in c.get("/spend", params={"by": "role"}).json()["rows"]}
         assert spend["planner"]["actual_usd"] == 0.5 and spend["planner"]["estimated_calls"] == 0
+
+
+def test_tokens_reported_after_a_label_re_estimate_the_cost(settings: Settings) -> None:
+    """A grader's label first (cost estimated from the decision's guess), the gateway's tokens
+    later: spend, budgets and the run follow the tokens that were really used."""
+    budget = BudgetConfig(name="planner-daily", role="planner", limit_usd=10.0)
+    with client_for(settings.model_copy(update={"budgets": [budget]})) as c:
+        decision = route(c, role="planner", run_id="r1")
+        did = decision["decision_id"]
+        assert c.post("/feedback", json={"decision_id": did, "quality": 0.8}).status_code == 201
+        r = c.post("/feedback", json={"decision_id": did, "model_used": "gpt-4.1-nano",
+                                      "tokens_in": 80_000, "tokens_out": 20_000})
+        assert r.json()["status"] == "completed", r.text
+        real = settings.tier("small").estimate_cost(80_000, 20_000)
+        (state,) = c.app.state.holder.loop.budgets.states("planner")
+        assert state.spent_usd == pytest.approx(real)
+        spend = {r["key"]: r for r in c.get("/spend", params={"by": "role"}).json()["rows"]}
+        assert spend["planner"]["estimated_usd"] == pytest.approx(real)
+        again = route(c, role="planner", run_id="r1")
+        assert again["run_spend_usd"] == pytest.approx(real + again["estimated_cost_usd"])
