@@ -37,6 +37,8 @@ from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
 
 API_KEYS_ENV = "TIER_ROUTER_API_KEYS"
+# the longest a budget period can last, in days (a month: 31)
+PERIOD_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 31.0}
 
 
 class Settings(BaseSettings):
@@ -102,6 +104,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _references_exist(self) -> Settings:
+        self._retention_covers_budgets()
         names = self.tier_names
         if self.safe_tier not in names:
             raise ValueError(f"safe_tier '{self.safe_tier}' is not one of the tiers {names}")
@@ -124,6 +127,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"runs.by_key names api_key '{name}', which is not one of the "
                                  f"auth keys {key_names}")
         return self
+
+    def _retention_covers_budgets(self) -> None:
+        """Budgets are rebuilt from the store at start: a store that keeps less than a
+        budget's period would forget spend that still counts."""
+        keep = self.store.retention_days
+        if keep is None or not self.budgets:
+            return
+        longest = max(self.budgets, key=lambda b: PERIOD_DAYS[b.period])
+        if keep < PERIOD_DAYS[longest.period]:
+            raise ValueError(
+                f"store.retention_days ({keep:g}) is shorter than budget '{longest.name}''s "
+                f"period ({longest.period}: {PERIOD_DAYS[longest.period]:g} days): keep at "
+                f"least {PERIOD_DAYS[longest.period]:g} days, or a restart would rebuild the "
+                "budget without the spend the store no longer holds")
 
     @property
     def tier_names(self) -> list[str]:

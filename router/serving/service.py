@@ -16,7 +16,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 import numpy as np
 
@@ -28,7 +27,6 @@ from router.decision.health import HealthView
 from router.decision.policy import (
     CallFacts,
     Choice,
-    ExplorationDraw,
     choose,
     decide,
     health_step,
@@ -39,58 +37,12 @@ from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
 from router.guards.runs import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
+from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
 from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
 
 LOW_CONFIDENCE = 0.5  # below it, the answer's detail says the call looked unlike the training data
-
-
-class Recorder(Protocol):
-    """Where every decision goes once made (the closed loop: store, spend, drift, log)."""
-
-    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
-               seen: Seen | None = None) -> None: ...
-
-
-class Adapter(Protocol):
-    """The online learning state as a decision reads it (`router.traces.learning`)."""
-
-    @property
-    def revision(self) -> int: ...
-
-    def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
-              scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(adapted (n, T) scores, (n,) thinness in (0, 1]: the share of the exploration rate
-        a call gets)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A batch's scores (after adaptation) and what they were made from; `failure` says why
-    the scores are NaN (then the rest is None)."""
-
-    scores: np.ndarray
-    failure: str | None = None
-    embeddings: np.ndarray | None = None
-    prior: np.ndarray | None = None  # the model's own scores
-    thin: np.ndarray | None = None
-    confidence: np.ndarray | None = None  # the head's out-of-distribution guard, if it has one
-
-
-class Explorer(Protocol):
-    """The seeded source of exploration random numbers (state: it advances per decision)."""
-
-    def draw(self) -> ExplorationDraw: ...
-
-
-class Health(Protocol):
-    """Model health as a decision reads it (`router.serving.health.ModelHealth`)."""
-
-    def decision_view(self) -> HealthView | None:
-        """Every model's state, with this decision's half-open probe draw."""
-        ...
 
 
 @dataclass(frozen=True)

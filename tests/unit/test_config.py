@@ -51,6 +51,10 @@ def test_toml_is_read_too(tmp_path: Path) -> None:
         ("safe_tier: a\nstore: {retention_days: -1}\ntiers: [{name: a, models: [m], "
          "input_price_per_m: 1, output_price_per_m: 1, context_window: 9}]",
          "store.retention_days"),
+        ("safe_tier: a\nstore: {retention_days: 7}\nbudgets: [{name: m, limit_usd: 5, "
+         "period: month}]\ntiers: [{name: a, models: [m], input_price_per_m: 1, "
+         "output_price_per_m: 1, context_window: 9}]",
+         r"store.retention_days \(7\) is shorter than budget 'm''s period \(month: 31 days\)"),
         ("[not yaml", "not valid YAML"),
         ("- a list", "must hold a mapping"),
         ("surprise: 1\ntiers: []", "surprise"),
