@@ -113,7 +113,7 @@ class ModelHealth:
         if decision is None or written.status == "duplicate":
             return
         at = decision.get("created_at")
-        if written.status == "stored":
+        if written.status == "stored" or "extra" in written.added:  # the links, once
             for attempt in attempts_of(written.row):
                 if attempt.get("error") in HEALTH_ERRORS and attempt.get("model") in self.models:
                     self.record(str(attempt["model"]), False, None, at, attempt["error"])

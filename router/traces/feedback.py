@@ -96,7 +96,10 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback,
     added: dict[str, Any] = {}
     clash = []
     if "model_used" in given and new["model_used"] != stored["model_used"]:
-        clash.append("model_used")
+        if _provider_reported(stored):
+            clash.append("model_used")
+        else:  # a label alone took the decision's model by default; the gateway knows better
+            added.update(model_used=new["model_used"], tier=new["tier"])
     for column in COMPLETABLE:
         value = new[column]
         if value is None:
@@ -111,10 +114,15 @@ def completion(stored: dict[str, Any], new: dict[str, Any], fb: Feedback,
         elif stored["cost_usd"] != new["cost_usd"]:
             clash.append("cost_usd")
     elif stored["cost_estimated"] and settings is not None and decision is not None and (
-            "tokens_in" in added or "tokens_out" in added):  # re-estimated from the tokens
+            "tokens_in" in added or "tokens_out" in added or "tier" in added):  # re-estimated
         cost = _reestimate(stored, added, fb, settings, decision)
         if cost is not None and cost != stored["cost_usd"]:
             added["cost_usd"] = cost
+    if new.get("extra") is not None:  # a fallback chain's failed links (`attempts`)
+        if stored.get("extra") is None:
+            added["extra"] = new["extra"]
+        elif stored["extra"] != new["extra"]:
+            clash.append("attempts")
     if new["fallback_used"] and not stored["fallback_used"]:
         added["fallback_used"] = 1
     elif "fallback_used" in given and stored["fallback_used"] and not new["fallback_used"]:
@@ -135,8 +143,17 @@ def _reestimate(stored: dict[str, Any], added: dict[str, Any], fb: Feedback,
     if tokens_in is None:
         tokens_in = decision.get("tokens_in")
     cached = fb.cached_tokens_in if "tokens_in" in added else None
-    cost, _ = _cost(settings, stored["tier"], None, tokens_in, tokens_out, None, cached)
+    cost, _ = _cost(settings, added.get("tier", stored["tier"]), None, tokens_in, tokens_out,
+                    None, cached)
     return cost
+
+
+def _provider_reported(stored: dict[str, Any]) -> bool:
+    """Did the stored outcome come with anything only the call itself knows (a reported cost,
+    tokens, latency, an error, a fallback chain)? A grader's label alone does not."""
+    return not stored["cost_estimated"] or any(
+        stored.get(c) is not None for c in ("tokens_in", "tokens_out", "latency_ms", "error",
+                                             "extra"))
 
 
 def trace_outcome(

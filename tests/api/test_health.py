@@ -87,6 +87,28 @@ def test_a_fallback_chains_failed_links_count_against_their_own_models(
     assert route(client, tier="small")["model"] == "gemini-2.0-flash-001"
 
 
+def test_a_chains_failed_links_reported_after_a_label_still_count_once(
+    client: TestClient,
+) -> None:
+    """A grader's label arrives first, the gateway's report of the chain after it."""
+    chain = {"model_used": "gemini-2.0-flash-001", "latency_ms": 420, "fallback_used": True,
+             "attempts": [{"model": "gpt-4.1-nano", "error": "timeout", "latency_ms": 30000}]}
+    for _ in range(3):
+        did = route(client, tier="small")["decision_id"]
+        assert client.post("/feedback", json={"decision_id": did, "quality": 1.0}
+                           ).status_code == 201
+        r = client.post("/feedback", json={"decision_id": did, **chain})
+        assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+        again = client.post("/feedback", json={"decision_id": did, **chain})
+        assert again.json()["status"] == "duplicate"  # counted once
+    time.sleep(0.06)
+    nano = health_of(client, "gpt-4.1-nano")
+    assert (nano["state"], nano["calls"], nano["errors"]) == ("open", 3, 3)
+    other = client.post("/feedback", json={"decision_id": did, **chain, "attempts": [
+        {"model": "gpt-4.1-nano", "error": "server_error"}]})
+    assert other.status_code == 409 and "attempts" in other.json()["detail"]
+
+
 def test_attempts_are_validated(client: TestClient) -> None:
     decision = route(client)
     bad = client.post("/feedback", json={"decision_id": decision["decision_id"],
