@@ -3,11 +3,12 @@
     .venv/bin/python bench/route_bench.py                      # shipped config and model
     .venv/bin/python bench/route_bench.py --requests 400 --concurrency 1 32   # a quick look
 
-Starts `tier-router serve` (the shipped config with a private trace store; the shipped model
-unless --model-dir says otherwise) on a free loopback port and times start-up to ready. It then
-times the bare encoder in this process on the texts the service will encode (the classifier's
-view of each request), at several batch sizes, and keeps the best throughput. Then, for each
-concurrency, it sends a bounded number of requests of each shape drawn from the shared data:
+Starts `tier-router serve` (the server tree's shipped config, or --config, always with a private
+trace store; the shipped model unless --model-dir says otherwise) on a free loopback port and
+times start-up to ready. It then times the bare encoder in this process on the texts the service
+will encode (the classifier's view of each request), at several batch sizes, and keeps the best
+throughput. Then, for each concurrency, it sends a bounded number of requests of each shape
+drawn from the shared data:
 
 - short: a prompt under 300 characters;
 - long: a prompt over 1,000 characters (few-shot benchmark prompts, long instructions);
@@ -15,6 +16,10 @@ concurrency, it sends a bounded number of requests of each shape drawn from the 
   call and its result;
 - repeated (concurrency 32 only): 64 short prompts sent over and over (embedding cache hits);
 - 200k-token (concurrency 1 only): an agent call carrying a ~800,000-character context.
+
+--api-key sends a key (Authorization: Bearer) on every /route call, for a config with auth
+keys; --run-id puts that run_id on every request (without it only agent requests carry one,
+"bench"), so a config's run caps and shared state are exercised on every call.
 
 Every request text is used once (except the repeated run), so the cache does not flatter the
 numbers. The load generator is a minimal keep-alive HTTP/1.1 client on asyncio, one connection
@@ -148,10 +153,14 @@ def not_long(p: str) -> bool:
 Driven = tuple[list[float], Counter[int], float]
 
 
+API_KEY: str | None = None  # --api-key: sent on every /route call
+
+
 async def drive(port: int, bodies: Sequence[bytes], concurrency: int) -> Driven:
     """Send every body once over `concurrency` keep-alive connections; latencies in seconds."""
+    auth = b"" if API_KEY is None else b"Authorization: Bearer %s\r\n" % API_KEY.encode()
     requests = [b"POST /route HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies]
+                b"%sContent-Length: %d\r\n\r\n%s" % (auth, len(b), b) for b in bodies]
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     queue = iter(requests)
@@ -253,6 +262,13 @@ def main() -> int:
     parser.add_argument("--single-requests", type=int, default=300, help="per run at c = 1")
     parser.add_argument("--long-share", type=float, default=0.4,
                         help="long runs send this share of --requests (they are slow)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="base config (default: the server tree's shipped config); the "
+                             "trace store is always a private one")
+    parser.add_argument("--api-key", default=None,
+                        help="send this key (Authorization: Bearer) on every /route call")
+    parser.add_argument("--run-id", default=None,
+                        help="put this run_id on every request (default: agent ones only)")
     parser.add_argument("--server-root", type=Path, default=ROOT,
                         help="source tree the server runs from (to bench an older commit)")
     parser.add_argument("--batch-wait-ms", type=float, default=None,
@@ -267,6 +283,19 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write results as JSON")
     args = parser.parse_args()
     runner = _runner()
+    global API_KEY
+    API_KEY = args.api_key
+    base = args.config
+    if base is None and (args.server_root / "router" / "default_config.yaml").exists():
+        base = args.server_root / "router" / "default_config.yaml"  # the tree's own schema
+    run_id = args.run_id
+
+    def plain(p: str) -> dict[str, Any]:
+        return {"prompt": p} if run_id is None else {"prompt": p, "run_id": run_id}
+
+    def agent(p: str, context: str = "") -> dict[str, Any]:
+        body = agent_messages(p, context)
+        return body if run_id is None else {**body, "run_id": run_id}
 
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tier-router-bench-"))
@@ -277,22 +306,22 @@ def main() -> int:
                                   ("batch_size", args.batch_size),
                                   ("int8_recipe", args.int8_recipe)) if v is not None}
     if embedder:
-        changes["embedder"] = load_settings(None, environ={}).embedder.model_copy(
+        changes["embedder"] = load_settings(base, environ={}).embedder.model_copy(
             update=embedder).model_dump(mode="json", exclude_none=True)
-    config = write_config(None, work / "config.yaml", **changes)
+    config = write_config(base, work / "config.yaml", **changes)
     settings = load_settings(config, environ={})
 
     drawer = Drawer(load_prompts(args.data_dir, args.seed))
-    warm = drawer.draw("warm-up", 100, short, lambda p: {"prompt": p})
+    warm = drawer.draw("warm-up", 100, short, plain)
     runs_of: dict[str, list[tuple[int, Workload]]] = {"short": [], "long": [], "agent": []}
     for level in args.concurrency:
         n = args.single_requests if level == 1 else args.requests
-        runs_of["short"].append((level, drawer.draw("short", n, short, lambda p: {"prompt": p})))
+        runs_of["short"].append((level, drawer.draw("short", n, short, plain)))
         runs_of["long"].append((level, drawer.draw("long", max(1, int(n * args.long_share)),
-                                                   long, lambda p: {"prompt": p})))
-        runs_of["agent"].append((level, drawer.draw("agent", n, not_long, agent_messages)))
-    repeated = drawer.draw("repeated", REPEATED_DISTINCT, short, lambda p: {"prompt": p})
-    huge = drawer.draw("200k-token", 20, short, lambda p: agent_messages(
+                                                   long, plain)))
+        runs_of["agent"].append((level, drawer.draw("agent", n, not_long, agent)))
+    repeated = drawer.draw("repeated", REPEATED_DISTINCT, short, plain)
+    huge = drawer.draw("200k-token", 20, short, lambda p: agent(
         p, context=(" ".join(["lorem ipsum dolor sit amet"] * (HUGE_CHARS // 27)))))
 
     server = Server(config, work / "server.log", root=args.server_root)
@@ -329,7 +358,9 @@ def main() -> int:
     recipe = f" ({emb.int8_recipe})" if emb.backend == "onnx-int8" else ""
     print(f"\nroute bench: {emb.backend}{recipe}, {emb.threads} threads, "
           f"batch {settings.embedder.batch_size} / {settings.embedder.batch_wait_ms} ms, "
-          f"model {settings.model_dir.name}, server tree {args.server_root}")
+          f"model {settings.model_dir.name}, server tree {args.server_root}, "
+          f"config {base or 'shipped'}, api key {'yes' if API_KEY else 'no'}, "
+          f"run_id {run_id or 'agent only'}")
     headers = ["workload", "conc", "n", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
                "bare enc/s @batch", "svc/enc", "cache hit", "client CPU", "server CPU",
                "RSS MB"]
