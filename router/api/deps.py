@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from router.config import Scope
 from router.errors import Forbidden, ServiceNotStarted
@@ -69,7 +70,10 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         keyring: KeyRing = holder.keyring
         key = presented_key(keys, request.headers.get("authorization"),
                             bearer.credentials if bearer is not None else None, api_key)
-        principal = keyring.authenticate(keys, key, scope)
+        if keyring.remote:  # a Redis round trip: not on the event loop, which serves the rest
+            principal = await run_in_threadpool(keyring.authenticate, keys, key, scope)
+        else:
+            principal = keyring.authenticate(keys, key, scope)
         request.state.principal = principal
         return principal
 

@@ -93,6 +93,9 @@ class KeyRing:
     def share(self, counters: Counters) -> None:
         """Count requests in `counters` from now on (the shared state, at start)."""
         self.counters = counters
+        self.remote = True
+
+    remote = False  # True once the counters are shared: a charge is then a network round trip
 
     def authenticate(
         self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope

@@ -63,6 +63,10 @@ class SharedRunSpend:
         self.local = local
         self.shared = shared
         self._prefix = getattr(shared.remote, "prefix", "")
+        client = getattr(shared.remote, "client", None)  # scripts sent once, then by sha1
+        self._add: Any = client.register_script(ADD) if client is not None else None
+        self._correct: Any = client.register_script(CORRECT) if client is not None else None
+        self._floor: Any = client.register_script(FLOOR) if client is not None else None
 
     @property
     def expire_after_s(self) -> float:
@@ -82,8 +86,8 @@ class SharedRunSpend:
         now = self.local.clock()
 
         def remote(client: Any) -> RunView:
-            flat = client.eval(ADD, 1, self._key(run), repr(usd), repr(now), tier or "",
-                               model or "", self._ttl())
+            flat = self._add(keys=[self._key(run)], args=[repr(usd), repr(now), tier or "",
+                                                          model or "", self._ttl()])
             return _view(flat) or mine
 
         return self.shared.call(remote, lambda: mine)
@@ -91,7 +95,7 @@ class SharedRunSpend:
     def correct(self, run: RunKey, usd: float) -> None:
         self.local.correct(run, usd)
         if usd != 0:
-            self.shared.call(lambda c: c.eval(CORRECT, 1, self._key(run), repr(usd)),
+            self.shared.call(lambda c: self._correct(keys=[self._key(run)], args=[repr(usd)]),
                              lambda: None)
 
     def get(self, run: RunKey) -> RunView | None:
@@ -115,10 +119,10 @@ class SharedRunSpend:
         def remote(client: Any) -> None:
             pipe = client.pipeline(transaction=False)
             for run, f in totals.items():
-                pipe.eval(FLOOR, 1, self._key(run), repr(float(f["spend_usd"])),
-                          int(f["calls"]), f.get("tier") or "", f.get("model") or "",
-                          repr(float(f["started_at"])), repr(float(f["last_call_at"])),
-                          self._ttl())
+                self._floor(keys=[self._key(run)], args=[
+                    repr(float(f["spend_usd"])), int(f["calls"]), f.get("tier") or "",
+                    f.get("model") or "", repr(float(f["started_at"])),
+                    repr(float(f["last_call_at"])), self._ttl()], client=pipe)
             pipe.execute()
 
         if totals:
