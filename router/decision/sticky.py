@@ -54,7 +54,9 @@ def stick(
     if not eligible(tier, facts):  # cannot hold this call (or over its max_cost_usd)
         return _say(fresh, f"sticky run: left {pin_model}, whose tier cannot serve this call")
     pinned = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=pin_tier))
-    fallbacks = [m for m in [pinned.model, *pinned.fallbacks] if m != pin_model]
+    chain = [m for m in [pinned.model, *pinned.fallbacks] if m != pin_model]
+    # an open circuit goes last, as in every other decision
+    fallbacks = [m for m in chain if m not in unhealthy] + [m for m in chain if m in unhealthy]
     return replace(pinned, model=pin_model, fallbacks=fallbacks, reason="sticky",
                    detail=f"sticky run: stays on {pin_model}, the model of its earlier calls "
                           f"(the router would have chosen {fresh.tier})")

@@ -35,6 +35,13 @@ def test_a_cheaper_fresh_choice_stays_on_the_runs_model(shipped: Settings) -> No
     assert choice.estimated_cost_usd == shipped.tier("medium").estimate_cost(100, 100)
 
 
+def test_a_sticky_calls_fallbacks_put_unhealthy_models_last(shipped: Settings) -> None:
+    choice = stick(fresh(shipped, "small"), "medium", "mistral-medium-latest", shipped, FACTS,
+                   unhealthy=frozenset({"gpt-4.1-mini"}))
+    assert choice.model == "mistral-medium-latest" and choice.reason == "sticky"
+    assert choice.fallbacks[-1] == "gpt-4.1-mini" and choice.fallbacks[0] == "gpt-4.1"
+
+
 def test_a_call_that_needs_a_stronger_tier_moves_up(shipped: Settings) -> None:
     up = fresh(shipped, "large")
     choice = stick(up, "small", "gpt-4.1-nano", shipped, FACTS)
