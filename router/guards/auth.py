@@ -89,13 +89,12 @@ class KeyRing:
                  counters: Counters | None = None):
         self._clock = clock
         self.counters: Counters = counters if counters is not None else LocalCounters(clock)
+        self.remote = False  # True once the counters are shared: a charge is a round trip
 
     def share(self, counters: Counters) -> None:
         """Count requests in `counters` from now on (the shared state, at start)."""
         self.counters = counters
         self.remote = True
-
-    remote = False  # True once the counters are shared: a charge is then a network round trip
 
     def authenticate(
         self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
