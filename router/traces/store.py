@@ -203,22 +203,21 @@ class TraceStore(StoreReads):
     def _write_batch(self, conn: Any, records: list[PendingDecision]) -> Any:
         rows = [item.row(self.config) for item in records]
         sql = self.db.sql(insert_sql("decisions", DECISION_COLUMNS, "decision_id"))
-        attempt, pause, written = 0, WRITE_RETRIES[0], False
-        while True:
+        pauses, attempt, written = iter(WRITE_RETRIES), 0, False
+        while not written:
             attempt += 1
             try:
                 conn.cursor().executemany(sql, rows)
                 conn.commit()
                 written = True
-                break
             except self.db.errors() as exc:
                 log.warning("trace store write failed (attempt %d): %s", attempt, exc)
                 conn = self._reset(conn)
                 outage = isinstance(exc, self.db.connection_errors()) and self._accepting
-                if attempt > len(WRITE_RETRIES) and not outage:
+                pause = next(pauses, OUTAGE_BACKOFF_S if outage else None)
+                if pause is None:
                     break
                 time.sleep(pause)
-                pause = min(2 * pause, OUTAGE_BACKOFF_S if outage else WRITE_RETRIES[-1])
         if not written:
             log.error("dropping %d decisions after %d failed writes", len(rows), attempt)
         self._forget(records, written)
