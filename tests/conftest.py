@@ -122,9 +122,17 @@ def redis() -> Iterator[redis_server.RedisServer]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for this test session, or a skip saying why there is none."""
+    yield from own_postgres_server()
+
+
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """Start a PostgreSQL server of one's own (or skip, saying why); stop it afterwards. The
+    session's shared one must not be halted: an outage test takes one of these."""
     reason = why_unavailable()
     if reason is not None:
         pytest.skip(f"PostgreSQL tests skipped: {reason}")
     server = start_server()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.ports import free_port
 
 
 def _bin_dir() -> Path | None:
@@ -54,11 +55,6 @@ def why_unavailable() -> str | None:
             return "running as root and there is no 'postgres' user to run the server as"
     return None
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -117,4 +113,4 @@ def start_server() -> PostgresServer:
     base = Path(tempfile.mkdtemp(prefix="tier-router-pg-"))
     bin_dir = _bin_dir()
     assert bin_dir is not None
-    return PostgresServer(base / "data", _free_port(), bin_dir).start()
+    return PostgresServer(base / "data", free_port(), bin_dir).start()

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ports import free_port
+
 
 def _install_binary() -> None:
     if shutil.which("redis-server") or os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -38,11 +40,6 @@ def why_unavailable() -> str | None:
         return "no redis-server binary; install Debian's 'redis-server' package to run these tests"
     return None
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from router.config import AuthConfig, BudgetConfig, Settings, SharedStateConfig
 from router.guards.auth import hash_key
 from tests import redis_server
 from tests.conftest import FakeEmbedder
+from tests.ports import free_port
 
 PROMPT = "word " * 396  # 1,980 characters: 495 tokens + 4 per message = 499 estimated
 
@@ -135,7 +136,7 @@ def test_two_apps_on_one_redis_enforce_one_limit_and_survive_its_loss(
 def test_refuse_answers_429_naming_the_cause(
     settings: Settings, redis: redis_server.RedisServer,
 ) -> None:
-    shared = SharedStateConfig(url=f"redis://127.0.0.1:{redis_server.free_port()}/0",
+    shared = SharedStateConfig(url=f"redis://127.0.0.1:{free_port()}/0",
                                on_unavailable="refuse")
     with client_for(with_limits(settings, tpm=5000, shared=shared)) as c:
         r = route(c)

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.api.test_reload import write_config
-from tests.integration.service import ROOT, Server, free_port
+from tests.integration.service import ROOT, Server
+from tests.ports import free_port
 from tests.unit.guards.test_auth import entry
 
 # LiteLLM reads this at import: its model cost map from the installed package, never the network.

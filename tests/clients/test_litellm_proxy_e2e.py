@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from tests.clients.conftest import AGENT, CLIENT_SRC, decision_ids, outcome_row
-from tests.integration.service import Server, free_port
+from tests.integration.service import Server
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 EXAMPLE = CLIENT_SRC / "examples" / "litellm_proxy"

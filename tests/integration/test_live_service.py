@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.integration.service import write_config
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_SYSTEM = (
@@ -32,11 +32,6 @@ TOOLS = [
     for i in range(10)
 ]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,13 @@ from fastapi.testclient import TestClient
 
 from router.config import Settings, StoreConfig
 from tests.api.test_feedback import client_for, route
-from tests.pg_server import PostgresServer, start_server, why_unavailable
+from tests.conftest import own_postgres_server
+from tests.pg_server import PostgresServer
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
-    reason = why_unavailable()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL outage test skipped: {reason}")
-    server = start_server()
-    yield server
-    server.stop()
+    yield from own_postgres_server()
 
 
 def _feedback(c: TestClient, decision_id: str) -> int:

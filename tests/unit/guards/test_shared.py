@@ -19,6 +19,7 @@ from router.guards.counters import Window
 from router.guards.gate import Call, Gate
 from router.guards.shared import SharedCounters
 from tests import redis_server
+from tests.ports import free_port
 
 
 class Clock:
@@ -131,7 +132,7 @@ def test_a_down_redis_costs_at_most_one_connect_per_retry_period(
     redis: redis_server.RedisServer,
 ) -> None:
     """While Redis is down, calls go straight to the local counters (no connect each time)."""
-    config = SharedStateConfig(url=f"redis://127.0.0.1:{redis_server.free_port()}/0",
+    config = SharedStateConfig(url=f"redis://127.0.0.1:{free_port()}/0",
                                retry_s=300)
     counters = SharedCounters(config)
     calls = []
