@@ -99,10 +99,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(model_dir: Path, tmp_path: Path) -> Settings:
     """The shipped config on the synthetic model, with a trace store of its own per test, and
     exploration off (the shipped 0.1 would make exact-tier assertions random); the tests of
-    exploration turn it on themselves."""
+    exploration turn it on themselves. The synthetic model's scores decide a call with no
+    learned category (`learning.prior_confidence: 0`) at a target of 0.9, so the tests of the
+    plumbing see cheap tiers; the tests of the learned map and its cold rule
+    (tests/api/test_learning.py) use the shipped learning config."""
     store = StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}", flush_interval_ms=5)
-    return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store,
-                                                  "exploration_rate": 0.0})
+    shipped = load_settings(None)
+    learning = shipped.learning.model_copy(update={"prior_confidence": 0.0})
+    return shipped.model_copy(update={"model_dir": model_dir, "store": store,
+                                      "exploration_rate": 0.0, "quality_target": 0.9,
+                                      "learning": learning})
 
 
 @pytest.fixture(scope="module")

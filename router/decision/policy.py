@@ -4,11 +4,14 @@ Pure functions, no heavy imports; the service and the offline evaluator both cal
 so what is evaluated offline is exactly what runs online. The steps, in this order:
 
 1. **forced**: a valid ``tier`` in the request wins outright (reason ``forced``).
-2. **classifier**: the cheapest tier whose predicted quality is at least ``quality_target``
-   times the best tier's predicted quality (reason ``classifier``). The knob is relative on
-   purpose: on traffic unlike the training data every tier's predicted quality sinks, and an
-   absolute bar then sits above all of them and sends everything to the dearest tier; the ratio
-   between tiers is what carries across domains. Ties go to the cheaper tier.
+2. **classifier**: the cheapest tier whose lower bound of quality relative to the strongest
+   tier, from the learned map (router/decision/learned_map.py: the call's category, its own
+   score, the cold rule), is at least ``quality_target``; without a map's verdict, the cheapest
+   tier whose predicted quality is at least ``quality_target`` times the best tier's (reason
+   ``classifier``). The knob is relative on purpose: on traffic unlike the training data every
+   tier's predicted quality sinks, and an absolute bar then sits above all of them and sends
+   everything to the dearest tier; the ratio between tiers is what carries across domains.
+   Ties go to the cheaper tier.
 3. **task rules**: the config maps an agent's ``task`` to a fixed tier or a floor tier
    (reason ``task_rule`` when it changed the choice).
 4. **eligibility**: tiers whose context window cannot hold the estimated input plus the
@@ -35,6 +38,7 @@ from dataclasses import dataclass, replace
 
 from router.config import BudgetConfig, Settings, TaskRule, TierConfig
 from router.decision.health import HealthView, latency_order, retry_after, skipped_why, tier_down
+from router.decision.learned_map import Verdict
 from router.errors import NoHealthyModel
 
 
@@ -51,6 +55,7 @@ class CallFacts:
     forced_tier: str | None = None
     max_cost_usd: float | None = None
     latency_sensitive: bool = False  # within the tier, the fastest observed model first
+    learned: Verdict | None = None  # the learned map's bounds and exploration for this call
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def decide(
     if facts.forced_tier is not None:
         return _choice(tiers, names.index(facts.forced_tier), "forced", facts)
 
-    index = threshold_choice([scores[n] for n in names], quality_target)
+    learned = facts.learned
+    index = threshold_choice(
+        learned.bounds if learned is not None else [scores[n] for n in names], quality_target)
     reason, detail = "classifier", None
 
     rule = (task_rules or {}).get(facts.task) if facts.task else None
@@ -198,11 +205,11 @@ class LowBudget:
 
 @dataclass(frozen=True)
 class ExplorationDraw:
-    """Two uniform [0, 1) numbers from the service's seeded generator, and the rate."""
+    """A uniform [0, 1) number from the service's seeded generator, and the most a call may
+    be explored (`exploration_rate`, the cap of the learned map's chances)."""
 
     rate: float
-    explore: float  # < rate: explore
-    pick: float  # which alternative
+    explore: float  # below the chances' running total: that tier
 
 
 NOT_EXPLORED = ("forced", "degraded", "budget")
@@ -335,23 +342,35 @@ def budget_step(
 def explore_step(
     choice: Choice, facts: CallFacts, settings: Settings, draw: ExplorationDraw
 ) -> tuple[Choice, float]:
-    """With probability ``draw.rate`` another allowed tier, uniformly; and its propensity.
+    """Another allowed tier, with the probability the learned map's verdict gives it (Thompson
+    sampling where a cheaper tier's bound is near the target, capped in expected quality cost,
+    and probes of the strongest tier where a category moved below it), and its propensity.
 
     A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
-    tier would have done; the propensity lets retraining and off-policy estimates weight each
-    outcome by 1/propensity. Never explored: forced tiers, fixed task rules, degraded and
-    budget decisions. Never explored to: a tier below a task rule's minimum, one that cannot
-    hold the call (context, tools), one over the call's ``max_cost_usd``.
+    tier would have done; the propensity lets learning, retraining and off-policy estimates
+    weight each outcome by 1/propensity. Never explored: a call without a verdict, forced
+    tiers, fixed task rules, degraded and budget decisions. Never explored to: a tier below a
+    task rule's minimum, one that cannot hold the call (context, tools), one over the call's
+    ``max_cost_usd``.
     """
-    others = [] if choice.reason in NOT_EXPLORED else alternatives(choice, facts, settings)
-    if not others:
+    learned = facts.learned
+    if learned is None or choice.reason in NOT_EXPLORED:
         return choice, 1.0
-    if draw.explore >= draw.rate:
-        return choice, 1.0 - draw.rate
-    tier = others[min(int(draw.pick * len(others)), len(others) - 1)]
+    names = settings.tier_names
+    edge = 0.0
+    for tier in alternatives(choice, facts, settings):
+        chance = learned.explore[names.index(tier)]
+        edge += chance
+        if chance > 0 and draw.explore < edge:
+            return _explored(choice, tier, facts, settings, f"probability {chance:.3g}"), chance
+    return choice, 1.0 - edge
+
+
+def _explored(choice: Choice, tier: str, facts: CallFacts, settings: Settings, why: str
+              ) -> Choice:
     forced = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=tier))
-    detail = f"exploring: {tier} instead of {choice.tier} (rate {draw.rate})"
-    return replace(forced, reason="explore", detail=detail), draw.rate / len(others)
+    return replace(forced, reason="explore",
+                   detail=f"exploring: {tier} instead of {choice.tier} ({why})")
 
 
 def alternatives(choice: Choice, facts: CallFacts, settings: Settings) -> list[str]:

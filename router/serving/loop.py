@@ -40,9 +40,9 @@ from router.schemas import (
     TraceRecord,
 )
 from router.serving.health import ModelHealth
+from router.serving.learner import Learner
 from router.serving.runs import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
-from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen, Written
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
@@ -50,7 +50,6 @@ from router.traces.store import StoreMetrics, TraceStore
 log = logging.getLogger(__name__)
 
 BUDGET_REFRESH_S = 15.0
-RECALIBRATE_EVERY = 50  # new outcomes before the learning state's final maps are refitted
 TICK_S = 0.5
 MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the window
 
@@ -74,8 +73,7 @@ class ClosedLoop:
                 self.metrics.queue_depth.set_function(self.store.queue_depth)
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
-        self.learning: LearningState | None = None
-        self._learning_reset_at = 0.0
+        self.learning: Learner | None = None
 
     def start(self) -> ClosedLoop:
         if self.store is None:
@@ -121,65 +119,51 @@ class ClosedLoop:
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
-    def learning_for(
-        self, settings: Settings, dimension: int, model_version: str
-    ) -> LearningState | None:
-        """The learning state a service built from `settings` applies (None when off): kept
-        across reloads while its config, tiers and model stay, else rebuilt from the store (a
-        new model keeps the evidence, and calibrates its own scores afresh)."""
+    def learning_for(self, settings: Settings, dimension: int) -> Learner | None:
+        """The learned map a service built from `settings` reads (None when off or without a
+        store): kept across reloads while its config, tiers and dimension stay, else rebuilt
+        from the store's evidence (which a new model keeps: outcomes do not depend on it)."""
         config = settings.learning
         if not config.enabled or self.store is None:
             self.learning = None
             return None
-        state = self.learning
-        if state is None or state.config != config or state.tiers != settings.tier_names or (
-            state.dimension != dimension or state.model_version != model_version
-        ):
-            state = LearningState(config, settings.tier_names, dimension, model_version)
-            self.learning = state
-            self.reload_learning()
-        return state
+        learner = self.learning
+        if learner is None or learner.config != config or (
+                learner.tiers != tuple(settings.tier_names) or learner.dimension != dimension):
+            learner = Learner(config, settings.tier_names, dimension, self.store).start()
+            self.learning = learner
+        return learner
 
     def reload_learning(self) -> None:
-        """Rebuild the learning state from the store (start, every refresh_s): what makes it
-        survive a restart and replicas on one database converge."""
-        state, store = self.learning, self.store
-        if state is None or store is None:
-            return
-        try:
-            observations, revision, reset_at = read_observations(store, state.config,
-                                                                 state.model_version)
-        except StoreError as exc:
-            log.warning("learning state refresh failed: %s", exc)
-            return
-        state.load(observations, revision, keep_recent=reset_at == self._learning_reset_at)
-        self._learning_reset_at = reset_at
+        """Rebuild the learned map from the store (start, after new outcomes, every
+        refresh_s): what makes it survive a restart and replicas on one database converge."""
+        if self.learning is not None:
+            self.learning.rebuild()
 
     def reset_learning(self) -> dict[str, Any]:
         """Forget every outcome so far, for learning (the store keeps them); every replica
-        follows at its next refresh."""
+        follows at its next rebuild."""
         store = self._require_store()
-        self._learning_reset_at = store.reset_learning()
+        reset_at = store.reset_learning()
         if self.learning is not None:
             self.learning.reset()
-        return self.learning_report()
+        return {**self.learning_report(), "reset_at": reset_at}
 
     def learning_report(self) -> dict[str, Any]:
-        state = self.learning
-        if state is None:
+        learner = self.learning
+        if learner is None:
             return {"enabled": False}
-        return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
+        return learner.report()
 
     def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once."""
-        state = self.learning
-        if state is None or decision is None:
+        learner = self.learning
+        if learner is None or decision is None or outcome["quality"] is None:
             return
-        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
-            return
-        obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
-        if obs is not None:
-            state.observe(obs)
+        try:
+            learner.observe(outcome, decision)
+        except StoreError as exc:  # the outcome is stored: a rebuild from it can follow
+            log.warning("learned map: could not add an outcome's evidence: %s", exc)
 
     def refresh_budgets(self) -> None:
         store = self.store
@@ -199,14 +183,10 @@ class ClosedLoop:
                 self.refresh_budgets()
                 last_budgets = now
             self.runs.tick()
-            state = self.learning
-            if state is None:
-                continue
-            if now - last_learning >= state.config.refresh_s:
-                self.reload_learning()  # refits the final maps too
+            learner = self.learning
+            if learner is not None and learner.due(now - last_learning):
+                learner.rebuild()
                 last_learning = now
-            elif state.stale >= RECALIBRATE_EVERY:
-                state.recalibrate()
 
     def _require_store(self) -> TraceStore:
         if self.store is None:
@@ -302,7 +282,7 @@ class Explorer:
 
     def draw(self) -> ExplorationDraw:
         with self._lock:
-            return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())
+            return ExplorationDraw(self.rate, self._rng.random())
 
 
 def best_score(scores: Any) -> float:

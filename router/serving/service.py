@@ -3,11 +3,12 @@
 This is what the HTTP handlers and the micro-batcher call. A `RouterService` is built complete
 by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
 always sees one config and one model together. What does change while it serves (budget spend,
-the exploration random numbers, the trace store, the online learning state) lives in the state
-objects it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them.
-The learning state is one score transform before the policy (`Adapter.adapt`), which also says
-how thin its evidence is around each call (exploration is scaled by it); the policy and the
-knob are untouched.
+the exploration random numbers, the trace store, the learned map) lives in the state objects
+it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them. The
+learned map (`decision.learned_map`) is read once per batch, a frozen object a rebuild replaces
+whole: its verdict on each call (bounds of each tier's relative quality, exploration chances)
+is what the policy's classifier and exploration steps read. Without learning (off, or no
+store) the same rule runs on an empty map: every call is cold.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import numpy as np
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.categories import Signals
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
 from router.decision.health import HealthView
+from router.decision.learned_map import LearnedMap, Verdict
+from router.decision.map_fit import empty_map
 from router.decision.policy import (
     CallFacts,
     Choice,
@@ -37,7 +41,7 @@ from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
 from router.guards.runs import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
-from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
+from router.serving.contracts import Explorer, Health, MapSource, Recorder, Scored
 from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
@@ -56,14 +60,20 @@ class RouterService:
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
-    learning: Adapter | None = None  # None when learning is off
+    learning: MapSource | None = None  # None when learning is off (or there is no store)
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
     health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
+    cold_map: LearnedMap = field(init=False, repr=False)  # the map without learning
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier_names", tuple(self.settings.tier_names))
+        object.__setattr__(self, "cold_map", empty_map(self.tier_names, self.settings.learning))
+
+    def learned_map(self) -> LearnedMap:
+        """The map this batch decides with: one read of a reference a rebuild replaces whole."""
+        return self.learning.map if self.learning is not None else self.cold_map
 
     @property
     def ready(self) -> bool:
@@ -110,11 +120,12 @@ class RouterService:
     def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
         views = [view_of(r.chat(), r.tools) for r in requests]
+        learned = self.learned_map()
         version = self.version
-        if self.learning is not None and self.learning.revision:  # which state decides
-            version = f"{version}+s{self.learning.revision}"
+        if learned.revision:  # which map decides
+            version = f"{version}+s{learned.revision}"
         scored = self._scores(views)
-        thin = scored.thin if scored.thin is not None else np.ones(len(views))
+        clusters = scored.clusters if scored.clusters is not None else np.full(len(views), -1)
         trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
         # Every decision is made before any is accounted: a call that raises (a forced tier with
         # no healthy model) fails the batch with no run spend counted and no reserved decision
@@ -123,19 +134,19 @@ class RouterService:
         # calls of the same sticky run within the batch.
         pins: dict[RunKey, tuple[str | None, str | None]] = {}
         decisions = [
-            self._describe(request, view, row, scored.failure, version, float(rate), float(c),
-                           pins)
-            for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
-                                                   strict=True)
+            self._describe(request, view, row, scored.failure, version, learned, int(cluster),
+                           float(c), pins)
+            for request, view, row, cluster, c in zip(requests, views, scored.scores, clusters,
+                                                      trust, strict=True)
         ]
         for request, decision in zip(requests, decisions, strict=True):
             decision.decision_id = request.take_decision_id()
             self._run_account(request, decision)
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
-            if scored.embeddings is not None and scored.prior is not None and self.embedder:
+            if scored.embeddings is not None and scored.failure is None and self.embedder:
                 seen = Seen(scored.embeddings[i], self.embedder.name,
-                            dict(zip(self.tier_names, scored.prior[i].tolist(), strict=True)))
+                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)))
             for recorder in self.recorders:
                 recorder.record(request, view, decision, seen)
         return decisions
@@ -188,24 +199,23 @@ class RouterService:
                     f"configured tier has it (tiers offer: {sorted(offered)})", kind)
 
     def _scores(self, views: list[CallView]) -> Scored:
-        """(n, T) scores in config tier order after the learning state's transform, the
-        model's own before it; NaNs and why when the model failed."""
+        """(n, T) model scores in config tier order and each call's embedding cluster; NaNs
+        and why when the model failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
             raw, confidence = self.model.scores_with_confidence(embeddings, views)
             columns = [self.model.tiers.index(n) for n in self.tier_names]
-            prior = raw[:, columns]
-            scores, thin = prior, None
-            if self.learning is not None:
-                scores, thin = self.learning.adapt(embeddings, views, prior)
+            scores = raw[:, columns]
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
+            grouping = self.learning.clusters if self.learning is not None else None
+            clusters = grouping.of(embeddings) if grouping is not None else None
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        return Scored(scores, None, embeddings, prior, thin, confidence)
+        return Scored(scores, None, embeddings, clusters, confidence)
 
     def _fail(self, n: int, why: str) -> Scored:
         if not self.settings.fail_open:
@@ -214,7 +224,7 @@ class RouterService:
 
     def _describe(
         self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,
-        version: str, thin: float = 1.0, confidence: float = math.nan,
+        version: str, learned: LearnedMap, cluster: int = -1, confidence: float = math.nan,
         pins: dict[RunKey, tuple[str | None, str | None]] | None = None,
     ) -> RouteDecision:
         """The decision for one call, not yet accounted (`route_admitted` does that): its
@@ -238,14 +248,19 @@ class RouterService:
             target = settings.quality_target
         propensity = None
         if failure is None or request.tier is not None:
-            known = {n: (0.0 if math.isnan(v) else v)
-                     for n, v in zip(self.tier_names, row.tolist(), strict=True)}
             # snapshots of the state the decision reads; the decision itself is pure
             low = self.budgets.low(request.role, request.api_key) if self.budgets else None
-            # a shadow call is never explored: nobody follows the draw
-            draw = self.explorer.draw() if self.explorer is not None and not shadow else None
-            if draw is not None and thin < 1.0:  # explore where the evidence is thin
-                draw = replace(draw, rate=draw.rate * thin)
+            # never explored: a shadow call (nobody follows the draw), a dry run (nobody runs it)
+            draw = (self.explorer.draw() if self.explorer is not None and not shadow
+                    and not request.dry_run else None)
+            verdict = None
+            if failure is None:
+                verdict = self._verdict(request, learned, row, cluster, confidence, target,
+                                        draw.rate if draw is not None else 0.0)
+                row = np.asarray(verdict.quality)
+                facts = replace(facts, learned=verdict)
+            known = {n: (0.0 if math.isnan(v) else v)
+                     for n, v in zip(self.tier_names, row.tolist(), strict=True)}
             try:
                 choice, propensity = choose(known, settings, target, facts, low, draw, health)
             except NoHealthyModel:
@@ -253,10 +268,12 @@ class RouterService:
                     raise
                 # a shadow call is never refused: nobody follows it
                 choice, propensity = choose(known, settings, target, facts, low, draw)
-            if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
-                choice = replace(choice, detail=(
-                    f"unlike the training data (confidence {confidence:.2f}): scores pulled "
-                    "toward each tier's pooled quality"))
+            if choice.reason == "classifier" and verdict is not None:
+                note = verdict.detail
+                if confidence < LOW_CONFIDENCE:
+                    note += (f"; unlike the training data (confidence {confidence:.2f}): scores "
+                             "pulled toward each tier's pooled quality")
+                choice = replace(choice, detail=note)
         else:
             choice = self._degraded(facts, failure, health)
             propensity = 1.0 if self.explorer is not None else None  # certain: never explored
@@ -297,6 +314,13 @@ class RouterService:
         if pins is not None and request.run_id is not None and not request.dry_run:
             pins[run_key(request.api_key, request.run_id)] = self._pinned_as(request, decision)
         return decision
+
+    def _verdict(self, request: RouteRequest, learned: LearnedMap, row: np.ndarray,
+                 cluster: int, confidence: float, target: float, rate: float) -> Verdict:
+        """The learned map's verdict on one call: its category from what the caller says."""
+        signals = Signals(request.api_key, request.role, request.task, request.step)
+        return learned.assess(signals, cluster if cluster >= 0 else None, row.tolist(),
+                              confidence, target, rate)
 
     def _pinned_as(self, request: RouteRequest,
                    decision: RouteDecision) -> tuple[str | None, str | None]:

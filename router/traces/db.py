@@ -26,7 +26,9 @@ from router.errors import ConfigError, StoreError
 # 4: outcomes.quality nullable (outcome-only feedback: spend and health, never learning) and
 #    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
 #    (the request's own `model`: in shadow mode the one it followed).
-SCHEMA_VERSION = 4
+# 5: learning_evidence, the learned map's per-(key, category, tier) sums (router.traces.evidence);
+#    an older store's are rebuilt from its outcomes once, at the first start.
+SCHEMA_VERSION = 5
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -109,6 +111,23 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
 )
 
+_EVIDENCE = """
+CREATE TABLE IF NOT EXISTS learning_evidence (
+    api_key TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    w DOUBLE PRECISION NOT NULL,
+    wy DOUBLE PRECISION NOT NULL,
+    w2 DOUBLE PRECISION NOT NULL,
+    n DOUBLE PRECISION NOT NULL,
+    y DOUBLE PRECISION NOT NULL,
+    p DOUBLE PRECISION NOT NULL,
+    s DOUBLE PRECISION NOT NULL,
+    sn DOUBLE PRECISION NOT NULL,
+    total DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (api_key, category, tier)
+)"""
+
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
@@ -132,7 +151,7 @@ CALLS_SQL = """
 # What the online learning state reads (router.traces.learning): routed, labelled outcomes.
 LEARNING_ROWS_SQL = """
     SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity,
-           d.prior_scores, d.embedding, d.router_version
+           d.prior_scores, d.embedding, d.router_version, d.api_key, d.role, d.task, d.step
     FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
     WHERE o.received_at > ? AND d.reason <> 'degraded' AND o.quality IS NOT NULL
     ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?"""
@@ -269,7 +288,8 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _META, *_INDEXES):
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE, _META,
+                          *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -263,6 +263,21 @@ class TraceStore(StoreReads):
                 raise StoreError(f"trace store read failed: {exc}") from exc
         return rows
 
+    def execute(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run each (portable SQL, rows of parameters) in one committed transaction on the
+        durable connection; for the modules that own a write of their own (`traces.evidence`)."""
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                for sql, params in statements:
+                    if params:
+                        cur.executemany(self.db.sql(sql), params)
+                conn.commit()
+            except self.db.errors() as exc:
+                self._recover()
+                raise StoreError(f"trace store write failed: {exc}") from exc
+
     def _require(self) -> Any:
         """The durable connection; a new one when the last was lost (a database restart)."""
         if self._conn is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from router.config import Settings, TaskRule, TierConfig
 from router.decision.health import HealthView, ModelState
+from router.decision.learned_map import Verdict
 from router.decision.policy import CallFacts, ExplorationDraw, choose, health_step
 from router.errors import NoHealthyModel
 
@@ -134,10 +137,12 @@ def test_latency_sensitive_puts_the_fastest_measured_model_first() -> None:
 
 
 def test_health_moving_an_explored_decision_makes_it_certain() -> None:
-    explore = ExplorationDraw(rate=0.5, explore=0.0, pick=0.0)  # explores to medium
+    explore = ExplorationDraw(rate=0.5, explore=0.0)  # the map's chances: medium
     settings = SETTINGS.model_copy(update={"exploration_rate": 0.5})
-    choice, propensity = choose(SMALL, settings, 0.9, facts(), draw=explore,
-                                health=view(m1=OPEN))
+    verdict = Verdict(bounds=(1.0, 0.0, 1.0), quality=(0.9, 0.5, 0.9), explore=(0.0, 0.3, 0.0),
+                      category=None, detail="")
+    choice, propensity = choose(SMALL, settings, 0.9, replace(facts(), learned=verdict),
+                                draw=explore, health=view(m1=OPEN))
     assert (choice.tier, choice.reason, propensity) == ("large", "health_upgrade", 1.0)
 
 
