@@ -21,9 +21,9 @@ from router.decision.policy import CallFacts
 from training.embed_cache import EmbeddingCache
 from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
-from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
 from training.scoring import decide_tiers, policy_choices, tier_costs, tier_scores
 from training.selection import pair_apgrs
+from training.traffic.offpolicy import paired_dr_ci, policy_value, tier_means
 
 
 def _logged_facts(calls: pd.DataFrame, settings: Settings) -> list[CallFacts]:
