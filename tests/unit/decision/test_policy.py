@@ -7,6 +7,7 @@ import pytest
 from router.config import TaskRule, TierConfig
 from router.decision.choice import CallFacts, TierTable
 from router.decision.policy import decide, threshold_choice
+from router.errors import RequestLimitError
 
 TIERS = [
     TierConfig(name="small", models=["s1", "s2"], input_price_per_m=0.1, output_price_per_m=0.4,
@@ -112,3 +113,15 @@ def test_the_requested_model_is_a_ceiling() -> None:
     ruled = decide(SCORES, TierTable(TIERS, {"plan": TaskRule(min_tier="large")}), 0.1,
                    facts(task="plan", ceiling_tier="small"))
     assert ruled.tier == "small"  # the caller's own cheap model wins over a task floor
+
+
+def test_a_call_its_ceiling_cannot_serve_is_refused_naming_both() -> None:
+    seeing = TierTable([*TIERS[:2], TIERS[2].model_copy(update={"capabilities": ["vision"]})])
+    with pytest.raises(RequestLimitError, match="'vision' capability.*'m1' \\(tier 'medium'\\)"):
+        decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"}), ceiling_tier="medium",
+                                          ceiling_model="m1"))
+    with pytest.raises(RequestLimitError, match="300100 tokens of context") as refused:
+        decide(SCORES, TierTable(TIERS), 0.1, facts(tokens_in=300_000, ceiling_tier="large"))
+    assert refused.value.field == "model" and refused.value.limit == "large"
+    served = decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"}), ceiling_tier="large"))
+    assert served.tier == "large"
