@@ -16,6 +16,8 @@ DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
 FeatureStorage = Literal["embedding", "none"]
+CategoryField = Literal["role", "task", "step"]
+DEFAULT_CATEGORY_FIELDS: tuple[CategoryField, ...] = ("role", "task")
 
 
 class Section(BaseModel):
@@ -139,7 +141,7 @@ class StoreConfig(Section):
 
 class RunsConfig(Section):
     """Agent runs (a request's ``run_id``): spend caps, sticky models, how long one lives
-    (router/guards/runs.py). A cap here is the operator's: a request's ``max_run_cost_usd``
+    (router/guards/run_spend.py). A cap here is the operator's: a request's ``max_run_cost_usd``
     can tighten it, never loosen it."""
 
     expire_after_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400,
@@ -169,8 +171,8 @@ class LearningConfig(Section):
     tier) quality with uncertainty, learned from labelled outcomes, and the rule that reads it."""
 
     enabled: bool = True
-    category_fields: list[Literal["role", "task", "step"]] = Field(
-        default_factory=lambda: ["role", "task"],
+    category_fields: list[CategoryField] = Field(
+        default_factory=lambda: list(DEFAULT_CATEGORY_FIELDS),
         description="Request fields that make categories, coarse to fine; `step` only when "
                     "named (many agents send a step number there, which is no category).")
     cluster_bits: int = Field(default=4, ge=0, le=8, description="Embedding clusters: 2^bits "

@@ -16,7 +16,7 @@ import numpy as np
 
 from router.decision.categories import Clusters
 from router.decision.features import CallView
-from router.decision.health import HealthView
+from router.decision.health_view import HealthView
 from router.decision.learned_map import LearnedMap
 from router.decision.policy import ExplorationDraw
 from router.schemas import RouteDecision, RouteRequest
@@ -57,7 +57,7 @@ class Explorer(Protocol):
 
 
 class Health(Protocol):
-    """Model health as a decision reads it (`router.serving.health.ModelHealth`)."""
+    """Model health as a decision reads it (`router.serving.model_health.ModelHealth`)."""
 
     def decision_view(self) -> HealthView | None:
         """Every model's state, with this decision's half-open probe draw."""

@@ -148,7 +148,7 @@ CALLS_SQL = """
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
     FROM outcomes o WHERE o.decision_id IS NULL"""
 
-# What the online learning state reads (router.traces.learning): routed, labelled outcomes.
+# What the learned map sums from an older store (router.traces.evidence): routed, labelled outcomes.
 LEARNING_ROWS_SQL = """
     SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity,
            d.prior_scores, d.embedding, d.router_version, d.api_key, d.role, d.task, d.step
