@@ -109,3 +109,27 @@ def test_decisions_during_rebuilds_always_see_one_whole_map(store: TraceStore) -
         t.join(10)
     assert not errors
     assert seen <= whole and len(seen) >= 2  # several maps served, each of them whole
+
+
+def test_a_category_that_goes_quiet_goes_sparse_and_its_coarser_level_decides(
+    store: TraceStore,
+) -> None:
+    """Forgetting: outcomes lose half their weight every half_life_days; a task with no new
+    outcomes falls below min_outcomes and its parent (still fed by another task) decides."""
+    now = [NOW]
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: now[0]).start()
+    teach(learner, medium=0.99)  # task extract, at NOW
+    assert learner.rebuild().assess(CALL, None, (0.7, 0.8), 1.0, 0.95).category == (
+        "team/role:agent/task:extract")
+    later = NOW + 4 * CONFIG.half_life_days * 86400.0  # 300 outcomes weigh 18.75 now
+    rows = []
+    for i in range(100):  # another task keeps the role's category fed
+        for tier in TIERS:
+            rows += increments({"tier": tier, "quality": 1.0}, decision("summarise"), TIERS,
+                               CONFIG, None)
+    learner.evidence.add(rows, later)
+    now[0] = later
+    verdict = learner.rebuild().assess(CALL, None, (0.7, 0.8), 1.0, 0.95)
+    assert verdict.category == "team/role:agent"
+    assert learner.map.entries[("team", "role:agent/task:extract")].outcomes == (
+        pytest.approx(300 / 16))
