@@ -175,8 +175,9 @@ class LearningConfig(Section):
         default_factory=lambda: list(DEFAULT_CATEGORY_FIELDS),
         description="Request fields that make categories, coarse to fine; `step` only when "
                     "named (many agents send a step number there, which is no category).")
-    cluster_bits: int = Field(default=4, ge=0, le=8, description="Embedding clusters: 2^bits "
-                              "(0: none), for calls with no signal or a sparse category.")
+    cluster_bits: int = Field(default=4, ge=0, le=8, description="Embedding clusters, for "
+                              "calls with no signal or a sparse category: the model's own "
+                              "(its guard's centroids) when it has them, else 2^bits (0: none).")
     max_categories: int = Field(default=2000, ge=1, le=100_000, description="Live categories "
                                 "kept (most evidence first); beyond it the coarser level.")
     min_outcomes: int = Field(default=30, ge=1, description="Outcomes a category needs before "

@@ -51,6 +51,20 @@ class RouterModel:
     def version(self) -> str:
         return str(self.metadata.get("router_version", "unversioned"))
 
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The head's clusters of its training data (unit rows in embedding space), when it
+        has them and reads the embedding alone: the learned map's embedding clusters."""
+        centroids = getattr(self.classifier, "centroids_", None)
+        if centroids is None or self.numeric_features:
+            return None
+        return np.asarray(centroids, dtype=np.float32)
+
+    @property
+    def cluster_cut(self) -> str:
+        """A short name of this model's clusters, so evidence of another model's never mixes."""
+        return hashlib.sha1(self.version.encode()).hexdigest()[:6]
+
     def features(self, embeddings: np.ndarray, views: list[CallView]) -> np.ndarray:
         return assemble_features(embeddings, views, self.numeric_features)
 

@@ -5,10 +5,13 @@ A category is a path built from what the caller already says about a call: the A
 `learning.category_fields` names it: many agents send a step number in ``step``, which is no
 category). ``role:planner/task:search`` is a child of ``role:planner``, which is a child of the
 root ``""`` (the key's whole traffic). A call also falls in one embedding cluster,
-``cluster:<id>``, a child of the root: the sign pattern of its embedding on ``bits`` fixed random
-directions (seeded, so every replica and every restart cuts the space the same way), which needs
-no fitting and bounds the clusters at 2^bits. It is what a call with no signal, or whose signal
-categories are still sparse, learns and is decided by.
+``cluster:<id>@<cut>``, a child of the root: the nearest of the shipped model's own clusters of
+its training data (fitted offline, stored in the artifact: the guard's centroids), or, for a
+model without them, the sign pattern of its embedding on ``bits`` seeded random directions.
+Either way every replica and restart cuts the space the same way, the number of clusters is
+bounded, and ``<cut>`` names the cut so a new model's clusters never mix with an old one's
+evidence. It is what a call with no signal, or whose signal categories are still sparse,
+learns and is decided by.
 
 `lookup_paths` lists a call's categories finest first, as the decision rule tries them:
 the signal path from its finest level up, then the cluster, then the root.
@@ -47,17 +50,17 @@ def signal_path(signals: Signals, fields: Sequence[str]) -> list[str]:
     return path
 
 
-def lookup_paths(signals: Signals, fields: Sequence[str], cluster: int | None) -> list[str]:
-    """Every category of the call, finest first: signal path, cluster, root."""
+def lookup_paths(signals: Signals, fields: Sequence[str], cluster: str | None) -> list[str]:
+    """Every category of the call, finest first: signal path, cluster (its path), root."""
     paths = signal_path(signals, fields)[::-1]
     if cluster is not None:
-        paths.append(cluster_path(cluster))
+        paths.append(cluster)
     paths.append(ROOT)
     return paths
 
 
-def cluster_path(cluster: int) -> str:
-    return f"cluster:{cluster}"
+def cluster_path(cluster: int, cut: str = "") -> str:
+    return f"cluster:{cluster}@{cut}" if cut else f"cluster:{cluster}"
 
 
 def parent_of(path: str) -> str | None:
@@ -79,18 +82,33 @@ def key_name(key: str | None) -> str:
 
 
 class Clusters:
-    """The sign pattern of an embedding on `bits` seeded random directions: 2^bits clusters."""
+    """Which cluster an embedding falls in: the nearest of `centroids` (unit rows) when given,
+    else the sign pattern on `bits` seeded random directions (2^bits clusters)."""
 
-    def __init__(self, bits: int, dimension: int, seed: int = CLUSTER_SEED):
+    def __init__(self, bits: int, dimension: int, centroids: np.ndarray | None = None,
+                 cut: str = "", seed: int = CLUSTER_SEED):
         self.bits = bits
         self.dimension = dimension
-        rng = np.random.default_rng(seed)
-        self.planes_ = rng.standard_normal((dimension, bits)).astype(np.float32)
+        self.cut = cut if centroids is not None else f"hash{bits}"
+        if centroids is not None:
+            c = np.asarray(centroids, dtype=np.float32)
+            self.planes_ = (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).T
+        else:
+            rng = np.random.default_rng(seed)
+            self.planes_ = rng.standard_normal((dimension, bits)).astype(np.float32)
+        self.nearest_ = centroids is not None
         self.powers_ = (1 << np.arange(bits)).astype(np.int64)
 
     def of(self, embeddings: np.ndarray) -> np.ndarray:
-        """(n,) cluster ids; -1 for a row of the wrong dimension or none at all (bits 0)."""
+        """(n,) cluster ids; -1 for a row of the wrong dimension."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
-        if self.bits == 0 or embeddings.ndim != 2 or embeddings.shape[1] != self.dimension:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.planes_.shape[0]:
             return np.full(len(embeddings), -1, np.int64)
-        return ((embeddings @ self.planes_) > 0).astype(np.int64) @ self.powers_
+        products = embeddings @ self.planes_
+        if self.nearest_:  # cosine: the embeddings' norms do not change the argmax
+            return np.argmax(products, axis=1).astype(np.int64)
+        return (products > 0).astype(np.int64) @ self.powers_
+
+    def path(self, cluster: int) -> str | None:
+        """The category path of a cluster id (None for -1)."""
+        return cluster_path(cluster, self.cut) if cluster >= 0 else None

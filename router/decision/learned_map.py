@@ -97,7 +97,7 @@ class LearnedMap:
         own = key_name(key)
         return (own, SHARED) if self.config.share_across_keys else (own,)
 
-    def find(self, signals: Signals, cluster: int | None
+    def find(self, signals: Signals, cluster: str | None
              ) -> tuple[Entry | None, str | None, Entry | None]:
         """(the deciding entry, its name, the finest entry with any evidence)."""
         sparse = None
@@ -111,7 +111,7 @@ class LearnedMap:
                 sparse = sparse or entry
         return None, None, sparse
 
-    def assess(self, signals: Signals, cluster: int | None, scores: Sequence[float],
+    def assess(self, signals: Signals, cluster: str | None, scores: Sequence[float],
                confidence: float, target: float, explore_rate: float = 0.0) -> Verdict:
         """The map's verdict on one call (module docstring); `explore_rate` 0: no exploration
         (a dry run, a shadow call, exploration off). Plain floats: T is small and this runs

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
 from router.config import Settings
@@ -119,18 +120,24 @@ class ClosedLoop:
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
-    def learning_for(self, settings: Settings, dimension: int) -> Learner | None:
+    def learning_for(self, settings: Settings, dimension: int,
+                     centroids: np.ndarray | None = None, cut: str = "") -> Learner | None:
         """The learned map a service built from `settings` reads (None when off or without a
-        store): kept across reloads while its config, tiers and dimension stay, else rebuilt
-        from the store's evidence (which a new model keeps: outcomes do not depend on it)."""
+        store): kept across reloads while its config, tiers, dimension and the model's
+        clusters stay, else rebuilt from the store's evidence (which a new model keeps:
+        outcomes do not depend on it; its clusters, named by `cut`, are its own)."""
         config = settings.learning
         if not config.enabled or self.store is None:
             self.learning = None
             return None
         learner = self.learning
+        bits = config.cluster_bits
+        expected = "" if not bits else (cut if centroids is not None else f"hash{bits}")
         if learner is None or learner.config != config or (
-                learner.tiers != tuple(settings.tier_names) or learner.dimension != dimension):
-            learner = Learner(config, settings.tier_names, dimension, self.store).start()
+                learner.tiers != tuple(settings.tier_names) or learner.dimension != dimension
+                or learner.cut != expected):
+            learner = Learner(config, settings.tier_names, dimension, self.store,
+                              centroids=centroids, cut=cut).start()
             self.learning = learner
         return learner
 

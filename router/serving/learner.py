@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from router.config import LearningConfig
 from router.decision.categories import Clusters
 from router.decision.learned_map import LearnedMap, moved_categories
@@ -36,12 +38,15 @@ class Learner:
     """Holds the current map and keeps it in step with the store's evidence."""
 
     def __init__(self, config: LearningConfig, tiers: Sequence[str], dimension: int,
-                 store: TraceStore, clock: Callable[[], float] = time.time):
+                 store: TraceStore, clock: Callable[[], float] = time.time,
+                 centroids: np.ndarray | None = None, cut: str = ""):
         self.config = config
         self.tiers = tuple(tiers)
         self.dimension = dimension
         self.clock = clock
-        self.clusters = Clusters(config.cluster_bits, dimension) if config.cluster_bits else None
+        self.clusters = (Clusters(config.cluster_bits, dimension, centroids, cut)
+                         if config.cluster_bits else None)
+        self.cut = self.clusters.cut if self.clusters is not None else ""
         self.evidence = EvidenceStore(store, config)
         self.map: LearnedMap = empty_map(self.tiers, config)  # swapped whole, never changed
         self._rebuilding = threading.Lock()

@@ -271,8 +271,9 @@ class RouterService:
                  cluster: int, confidence: float, target: float, rate: float) -> Verdict:
         """The learned map's verdict on one call: its category from what the caller says."""
         signals = Signals(request.api_key, request.role, request.task, request.step)
-        return learned.assess(signals, cluster if cluster >= 0 else None, row.tolist(),
-                              confidence, target, rate)
+        grouping = self.learning.clusters if self.learning is not None else None
+        path = grouping.path(cluster) if grouping is not None else None
+        return learned.assess(signals, path, row.tolist(), confidence, target, rate)
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""

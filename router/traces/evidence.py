@@ -26,7 +26,7 @@ import numpy as np
 
 from router.config import LearningConfig
 from router.decision.categories import ROOT as ROOT_PATH
-from router.decision.categories import Clusters, Signals, cluster_path, key_name, signal_path
+from router.decision.categories import Clusters, Signals, key_name, signal_path
 from router.decision.learned_map import COLUMNS, SN, TOTAL, W2, WY, CategoryKey, N, P, S, W, Y
 from router.traces.rows import decode_embedding
 from router.traces.store import TraceStore
@@ -53,9 +53,9 @@ def categories_of(row: Mapping[str, Any], config: LearningConfig,
     paths = signal_path(signals, config.category_fields)
     embedding = decode_embedding(row.get("embedding"))
     if clusters is not None and embedding is not None:
-        cluster = int(clusters.of(embedding[None, :])[0])
-        if cluster >= 0:
-            paths.append(cluster_path(cluster))
+        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
+        if cluster is not None:
+            paths.append(cluster)
     return [*paths, ROOT_PATH]
 
 

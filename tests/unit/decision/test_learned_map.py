@@ -46,16 +46,22 @@ def decide(m: LearnedMap, signals: Signals, target: float = 0.95, confidence: fl
 
 def test_categories_are_the_signal_path_finest_first_then_cluster_then_root() -> None:
     s = Signals("team", "agent", "extract", "3")
-    assert lookup_paths(s, ["role", "task"], 5) == [
-        "role:agent/task:extract", "role:agent", "cluster:5", ""]
+    assert lookup_paths(s, ["role", "task"], "cluster:5@abc") == [
+        "role:agent/task:extract", "role:agent", "cluster:5@abc", ""]
     assert lookup_paths(s, ["role", "task", "step"], None)[0] == "role:agent/task:extract/step:3"
     assert lookup_paths(Signals(), ["role", "task"], None) == [""]
     assert parent_of("role:agent/task:extract") == "role:agent"
-    assert parent_of("cluster:5") == "" and parent_of("") is None
-    clusters = Clusters(4, 8)
-    ids = clusters.of(np.random.default_rng(0).standard_normal((100, 8)))
+    assert parent_of("cluster:5@abc") == "" and parent_of("") is None
+    hashed = Clusters(4, 8)  # a model without clusters of its own: seeded directions
+    ids = hashed.of(np.random.default_rng(0).standard_normal((100, 8)))
     assert ids.min() >= 0 and ids.max() < 16 and len(set(ids.tolist())) > 4
-    assert (Clusters(4, 8).of(np.ones((1, 8))) == clusters.of(np.ones((1, 8)))).all()
+    assert (Clusters(4, 8).of(np.ones((1, 8))) == hashed.of(np.ones((1, 8)))).all()
+    assert hashed.path(3) == "cluster:3@hash4" and hashed.path(-1) is None
+    centroids = np.eye(8)[:3]  # the model's own clusters: the nearest centroid
+    nearest = Clusters(4, 8, centroids, cut="m1")
+    assert nearest.of(np.array([[0.1, 2.0, 0, 0, 0, 0, 0, 0]])).tolist() == [1]
+    assert nearest.path(1) == "cluster:1@m1"
+    assert hashed.of(np.ones((2, 5))).tolist() == [-1, -1]  # another dimension: none
 
 
 def test_cold_the_strongest_tier_unless_cold_tier_or_a_confident_prior() -> None:

@@ -123,7 +123,7 @@ def test_a_category_that_goes_quiet_goes_sparse_and_its_coarser_level_decides(
         "team/role:agent/task:extract")
     later = NOW + 4 * CONFIG.half_life_days * 86400.0  # 300 outcomes weigh 18.75 now
     rows = []
-    for i in range(100):  # another task keeps the role's category fed
+    for _ in range(100):  # another task keeps the role's category fed
         for tier in TIERS:
             rows += increments({"tier": tier, "quality": 1.0}, decision("summarise"), TIERS,
                                CONFIG, None)
