@@ -72,7 +72,7 @@ class Verdict:
     quality: tuple[float, ...]  # each tier's predicted quality for this call
     explore: tuple[float, ...]  # probability of trying each tier instead
     category: str | None  # the category that decided; None: cold
-    detail: str
+    detail: str | None  # why, unless the model's scores decided alone
 
 
 @dataclass(frozen=True)
@@ -142,15 +142,14 @@ class LearnedMap:
                    if explore_rate > 0 and target < 1.0 else (0.0,) * len(p))
         return Verdict(tuple(bounds), tuple(quality), explore, name, detail)
 
-    def _cold(self, call_ratio: list[float], confidence: float) -> tuple[list[float], str]:
+    def _cold(self, call_ratio: list[float], confidence: float
+              ) -> tuple[list[float], str | None]:
         """Bounds without a category of min_outcomes: the prior where it is confident, else
         the strongest tier (or cold_tier)."""
         config = self.config
         threshold = config.prior_confidence
         if threshold is not None and (threshold <= 0 or confidence >= threshold):
-            return [min(r, 1.0) for r in call_ratio], (
-                f"no category has {config.min_outcomes} outcomes yet: the model's scores "
-                f"(confidence {_conf(confidence)})")
+            return [min(r, 1.0) for r in call_ratio], None  # the model's scores decide
         tier = config.cold_tier or self.tiers[-1]
         bounds = [1.0 if name == tier else 0.0 for name in self.tiers]
         why = ("" if threshold is None else
@@ -162,22 +161,25 @@ class LearnedMap:
                  call_ratio: list[float], p: list[float], target: float, rate: float
                  ) -> tuple[float, ...]:
         """Per tier, the probability of trying it instead of the bounds' choice: how often the
-        posterior puts it first among the tiers that pass (Thompson sampling), scaled so its
-        expected loss stays within explore_cost; probes of the strongest tier; at most
-        `rate` in all."""
+        posterior puts it first among the tiers that pass (Thompson sampling; a stronger tier
+        where the chosen one might not pass), the cheaper tiers scaled so their expected loss
+        stays within explore_cost; probes of the strongest tier; at most `rate` in all."""
         n, top = len(bounds), len(bounds) - 1
         chosen = next(i for i, b in enumerate(bounds) if b >= target - 1e-9)
         passing, loss = self._chances(source, shift, call_ratio, p, target, chosen)
-        explore = [0.0] * n
-        fails = 1.0
-        for t in range(chosen):
-            explore[t] = passing[t] * fails
+        passing.append(1.0)  # the strongest tier is the bar itself
+        first, fails = [0.0] * n, 1.0
+        for t in range(n):
+            first[t] = passing[t] * fails
             fails *= 1.0 - passing[t]
-        cost = sum(e * c for e, c in zip(explore, loss, strict=False))
+        down = first[:chosen]
+        cost = sum(e * c for e, c in zip(down, loss, strict=True))
         if cost > self.config.explore_cost:
-            explore = [e * self.config.explore_cost / cost for e in explore]
+            down = [e * self.config.explore_cost / cost for e in down]
+        up = first[chosen + 1:]
         if chosen < top:
-            explore[top] = self.config.probe_share
+            up[-1] = max(up[-1], self.config.probe_share)
+        explore = [*down, 0.0, *up]
         total = sum(explore)
         if total > rate:
             explore = [e * rate / total for e in explore]
@@ -185,32 +187,35 @@ class LearnedMap:
 
     def _chances(self, source: Entry | None, shift: list[float], call_ratio: list[float],
                  p: list[float], target: float, chosen: int) -> tuple[list[float], list[float]]:
-        """For each tier below `chosen`: the posterior probability that its ratio passes the
-        target, and its expected loss against the chosen tier (E[max(0, chosen - it)])."""
+        """For each tier below the strongest, the posterior probability that its ratio passes
+        the target; for each below `chosen`, its expected loss against the chosen tier
+        (E[max(0, chosen - it)])."""
         top = len(p) - 1
         if source is not None:
             x = 1.0 if chosen == top else source.ratio[chosen] + shift[chosen]
             k = EXPLORE_DRAWS
-            marks = [target - shift[t] + OFFSET * t for t in range(chosen)]
+            marks = [target - shift[t] + OFFSET * t for t in range(top)]
             marks += [x - shift[t] + OFFSET * t for t in range(chosen)]
             at = np.searchsorted(source.draws, marks).tolist()
             sums = source.sums
-            passing = [1.0 - (at[t] - t * k) / k for t in range(chosen)]
+            passing = [1.0 - (at[t] - t * k) / k for t in range(top)]
             loss = []
             for t in range(chosen):
-                i, below = at[chosen + t], at[chosen + t] - t * k
+                i, below = at[top + t], at[top + t] - t * k
                 loss.append((below * (x - shift[t]) - float(sums[i] - sums[t * k])) / k)
             return passing, loss
         # no evidence at all: the prior as a normal worth prior_strength outcomes
         x = 1.0 if chosen == top else call_ratio[chosen]
         m = self.config.prior_strength
         passing, loss = [], []
-        for t in range(chosen):
+        for t in range(top):
             mu = call_ratio[t]
             sd = max(math.sqrt(p[t] * (1 - p[t]) / (m + 1)) / p[top], EPS)
             passing.append(1.0 - _phi((target - mu) / sd))
-            z = (x - mu) / sd
-            loss.append((x - mu) * _phi(z) + sd * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+            if t < chosen:
+                z = (x - mu) / sd
+                loss.append((x - mu) * _phi(z)
+                            + sd * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
         return passing, loss
 
     def snapshot(self, limit: int = 50) -> dict[str, object]:
