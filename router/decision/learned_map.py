@@ -132,8 +132,9 @@ class LearnedMap:
             weight = self.config.score_weight
             quality = [min(max(q + weight * (v - m), 0.0), 1.0)
                        for q, v, m in zip(entry.quality, p, entry.score, strict=True)]
-            detail = (f"category '{name}' ({entry.outcomes:.0f} outcomes): lower bounds "
-                      f"{_fmt(bounds)} of the strongest tier's quality")
+            detail: str | None = (
+                f"category '{name}' ({entry.outcomes:.0f} outcomes): lower bounds "
+                f"{_fmt(bounds)} of the strongest tier's quality")
         else:
             quality = p
             bounds, detail = self._cold(call_ratio, confidence)
