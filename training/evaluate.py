@@ -31,8 +31,8 @@ from training.ceiling import ceiling_section
 from training.embed_cache import (
     EmbeddingCache,
     Featurised,
-    featurise,
     embedding_backend,
+    featurise,
     training_embedder,
 )
 from training.ingest import load_outcomes

@@ -81,7 +81,8 @@ def add_loop_commands(sub: Any) -> None:
     config_option(replay)
     replay.add_argument("--data-dir", type=existing_dir, default=None,
                         help="the shared data folder")
-    replay.add_argument("--source", type=public_source, default=None, help="a data set of --data-dir: routerbench, llmrouter, openmodels7, "
+    replay.add_argument("--source", type=public_source, default=None,
+                        help="a data set of --data-dir: routerbench, llmrouter, openmodels7, "
                              "alpacaeval or routerarena")
     replay.add_argument("--traces", type=existing_file, default=None,
                         help="or a TRACES.md file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -291,11 +292,17 @@ def test_serve_on_a_busy_port_says_so_before_loading_the_model(capsys, monkeypat
         raise AssertionError("create_app called on a busy port")
 
     monkeypatch.setattr(router.api.app, "create_app", never)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = main(["serve", "--port", str(port), "--log-format", "text"])
+        try:
+            code = main(["serve", "--port", str(port), "--log-format", "text"])
+        finally:  # serve sets up the process's logging: give the next tests theirs back
+            root.handlers[:], root.level = handlers, level
+            logging.captureWarnings(False)
     assert code == PORT_IN_USE_EXIT == 4
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0]

@@ -1,4 +1,4 @@
-"""training/progress.py: a bar only on a terminal, otherwise log lines with an ETA (clock injected)."""
+"""training/progress.py: a bar only on a terminal, else log lines with an ETA (clock injected)."""
 
 from __future__ import annotations
 
