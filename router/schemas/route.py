@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -209,14 +210,15 @@ class RouteRequest(BaseModel):
         return sorted(self.model_extra or {})
 
 
-def misspelt_field(name: str) -> str | None:
+def misspelt_field(name: str, fields: Iterable[str] | None = None) -> str | None:
     """The router field an unknown request field is a typo of, if any: a typo in a safety field
     (max_cost_usd, quality_target, dry_run, ...) must not pass silently. Within edit distance 2
     (a swap of two neighbours counts 1) of a field of six letters or more, within 1 of a
-    shorter one: at distance 2 every four-letter word is near `role`, `step` or `task`."""
+    shorter one: at distance 2 every four-letter word is near `role`, `step` or `task`.
+    `fields`: another model's fields (default: RouteRequest's)."""
     if name in FOREIGN_FIELDS:
         return None
-    near = [(edit_distance(name.lower(), f), f) for f in RouteRequest.model_fields]
+    near = [(edit_distance(name.lower(), f), f) for f in (fields or RouteRequest.model_fields)]
     distance, field = min(near)
     return field if distance <= (2 if len(field) >= 6 else 1) else None
 
