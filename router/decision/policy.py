@@ -23,7 +23,7 @@ so what is evaluated offline is exactly what runs online. The steps, in this ord
 `choose` is what the service calls: `decide`, then a low budget's lower knob (`budget_step`),
 then exploration (`explore_step`), then the models' health (`health_step`: skip a model whose
 circuit is open, move off a tier that is down, fastest model first for a latency-sensitive
-call; see router/decision/health.py). The state those read (budget spend, the exploration
+call; see router/decision/health_view.py). The state those read (budget spend, the exploration
 random numbers, model health) lives in the serving layer; `choose` receives snapshots of it,
 so the whole decision stays a pure function of its arguments.
 """
@@ -34,7 +34,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from router.config import BudgetConfig, Settings, TaskRule, TierConfig
-from router.decision.health import HealthView, latency_order, retry_after, skipped_why, tier_down
+from router.decision.health_view import (
+    HealthView,
+    latency_order,
+    retry_after,
+    skipped_why,
+    tier_down,
+)
 from router.errors import NoHealthyModel
 
 

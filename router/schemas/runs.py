@@ -22,6 +22,8 @@ Moment = Annotated[
                     "examples": ["2026-12-04T20:33:28.123Z"]}, mode="serialization"),
 ]
 
+RunKey = tuple[str, str]  # (the API key's name, "" when the service is open; run_id)
+
 
 class RunStep(BaseModel):
     """One routed call of a run, with what its feedback reported (null until it came back)."""

@@ -23,7 +23,7 @@ from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
-from router.decision.health import HealthView
+from router.decision.health_view import HealthView
 from router.decision.policy import (
     CallFacts,
     Choice,
@@ -35,7 +35,7 @@ from router.decision.sticky import stick
 from router.errors import NoHealthyModel, RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.guards.gate import Gate
-from router.guards.runs import RunKey, RunSpend, check_run, run_cap, run_key
+from router.guards.run_spend import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
 from router.traces.rows import Seen
@@ -58,7 +58,7 @@ class RouterService:
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
-    runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
+    runs: RunSpend | None = None  # each live run's spend and model (router/guards/run_spend.py)
     health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
 

@@ -29,8 +29,8 @@ SHARED_PACKAGES = (str(ROUTER / "schemas"), str(ROUTER / "config"))
 OFF_PATH_THREADS = ("trace-store",)  # the writer: after the answer
 # listed in README "Layout"; the test prints them. 12 since the online learning state
 # (router/traces/learning.py) transforms the scores on the path.
-# 17 since model health: its state (serving/health.py) and what the policy reads of it
-# (decision/health.py) are on the path.
+# 17 since model health: its state (serving/model_health.py) and what the policy reads of it
+# (decision/health_view.py) are on the path.
 MAX_MODULES = 17  # issue 12 asks for 8; each of these does one job (see the closing note)
 
 

@@ -37,7 +37,9 @@ def test_off_a_terminal_ten_log_lines_with_rate_and_eta(caplog: pytest.LogCaptur
     assert stream.getvalue() == ""  # no bar drawn into a log file
 
 
-def test_on_a_terminal_a_bar_and_no_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+def test_on_a_terminal_a_bar_and_no_log_lines(caplog: pytest.LogCaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the CLI sets it when not on a terminal
     stream = Terminal()
     caplog.set_level(logging.INFO, logger="training.progress")
     with Progress(20, "fits", unit="fit", stream=stream) as bar:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router.config import Settings, TaskRule, TierConfig
-from router.decision.health import HealthView, ModelState
+from router.decision.health_view import HealthView, ModelState
 from router.decision.policy import CallFacts, ExplorationDraw, choose, health_step
 from router.errors import NoHealthyModel
 

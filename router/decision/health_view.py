@@ -2,7 +2,7 @@
 
 The step skips models whose circuit is open, moves off a tier that is down, and puts the
 fastest model first for a latency-sensitive call. Pure, like the rest of the policy: it reads a
-`HealthView`, a snapshot of the serving layer's `ModelHealth` (router/serving/health.py) taken
+`HealthView`, a snapshot of the serving layer's `ModelHealth` (router/serving/model_health.py) taken
 for the decision, with the one random number a half-open model's probe needs already drawn.
 The order of the chain is kept: the first usable model of the chosen tier serves; skipped
 models go to the end of the fallbacks (a last resort, never first). A tier with no usable model
