@@ -171,6 +171,55 @@ def _quality_target() -> float:
     return float(load_settings(None).quality_target)
 
 
+# What a key does, for the keys whose config model carries no description of its own.
+KEY_DOCS = {
+    "model_dir": "The model directory to serve (relative to the config file).",
+    "fail_open": "When the model cannot load or predict: answer `safe_tier` with reason "
+                 "`degraded` (true) or 503 (false).",
+    "safe_tier": "The tier a degraded decision goes to.",
+    "expected_output_tokens": "The output estimate of a call that gives no `max_tokens`.",
+    "tiers": "The tiers, cheapest first (see Tiers).",
+    "tiers[].name": "The tier's name, as answers and requests give it.",
+    "tiers[].capabilities": "What its models can take: tools, json, vision, audio, "
+                            "long_context; a call needing one skips tiers without it.",
+    "task_rules": "`task` -> a rule: `{min_tier: large}` is a floor, `{tier: small}` fixes it.",
+    "task_rules[].min_tier": "The cheapest tier this task may get.",
+    "task_rules[].tier": "The one tier this task gets.",
+    "embedder.backend": "onnx-int8 (serving default), onnx (fp32) or torch (fp32 reference).",
+    "embedder.threads": "Threads of the encoder.",
+    "embedder.max_seq_length": "Tokens the encoder reads of the routed text.",
+    "embedder.batch_size": "Most /route calls encoded in one batch.",
+    "embedder.batch_wait_ms": "How long a lone call waits for others to batch with.",
+    "embedder.cache_size": "Entries of the embedding LRU (0: none).",
+    "limits.max_body_bytes": "Largest request body; over it: 422 naming `body`.",
+    "limits.max_messages": "Most messages in a call.",
+    "limits.max_content_chars": "Most characters in one message's content.",
+    "limits.max_tools": "Most tool schemas in a call.",
+    "limits.max_batch": "Most requests in one /route/batch.",
+    "limits.request_timeout_s": "A request running longer gets 408 naming this limit.",
+    "store.url": "The trace store: sqlite:///file.db or postgresql://...",
+    "store.prompt_storage": "What is kept of the prompt: full, hash or none.",
+    "store.queue_size": "Decisions waiting for the background writer, at most.",
+    "store.enabled": "Record decisions and accept feedback at all.",
+    "budgets": "Spend limits per period over roles, keys or the fleet (see Gateway features).",
+    "budgets[].name": "The budget's name, as a 402 names it.",
+    "budgets[].limit_usd": "The most the group may spend in one period (USD).",
+    "budgets[].period": "hour, day, week or month (UTC).",
+    "exploration_rate": "Share of calls that may go to another allowed tier, to learn.",
+    "exploration_seed": "Seed of the exploration draws (unset: a fresh one each start).",
+    "drift_window_s": "Window of the drift gauges in /metrics.",
+    "promotion.holdout_fraction": "Share of the newest logged calls `retrain` holds out.",
+    "promotion.min_holdout": "Fewest held-out calls `promote` compares on.",
+    "promotion.quality_margin": "How much worse a candidate may be and still be promoted.",
+    "learning.enabled": "Adapt the scores to this deployment's outcomes.",
+    "health.enabled": "Circuit breaking per deployed model from /feedback errors.",
+    "auth.keys": "The API keys (see Security); none: the service is open, loopback only.",
+    "auth.keys[].scopes": "route, feedback, admin.",
+    "host": "Address `serve` binds (default loopback).",
+    "port": "Port `serve` listens on.",
+}
+
+
 def config_reference() -> str:
     """Every config key with its type, default and description, from the Settings model."""
     from pydantic import BaseModel
@@ -188,7 +237,8 @@ def config_reference() -> str:
                 walk(inner, f"{key}.")
                 continue
             default = "required" if field.is_required() else _default(field)
-            text = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            text = (field.description or KEY_DOCS.get(key, "")).replace("|", "\\|")
+            text = text.replace("\n", " ")
             rows.append(f"| `{key}` | {_type(kind)} | {default} | {text} |")
             if inner is not None:  # a list of sections (tiers, budgets): their keys too
                 walk(inner, f"{key}[].")
