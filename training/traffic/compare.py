@@ -16,8 +16,8 @@ import pandas as pd
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.choice import CallFacts
 from router.decision.features import CallView
-from router.decision.policy import CallFacts
 from training.embed_cache import EmbeddingCache
 from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
