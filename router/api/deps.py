@@ -20,6 +20,7 @@ from router.config import Scope
 from router.errors import Forbidden, ServiceNotStarted
 from router.guards.auth import KeyRing, Principal, presented_key
 from router.serving.closed_loop import ClosedLoop
+from router.serving.feedback import FeedbackService
 from router.serving.holder import ServiceHolder
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
@@ -43,6 +44,13 @@ async def get_loop(request: Request) -> ClosedLoop:
     return loop
 
 
+async def get_feedback(request: Request) -> FeedbackService:
+    feedback = request.app.state.holder.feedback
+    if feedback is None:
+        raise ServiceNotStarted("the service has not started")
+    return feedback
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -50,6 +58,7 @@ async def get_metrics(request: Request) -> Metrics:
 HolderDep = Annotated[ServiceHolder, Depends(get_holder)]
 ServiceDep = Annotated[RouterService, Depends(get_service)]
 LoopDep = Annotated[ClosedLoop, Depends(get_loop)]
+FeedbackDep = Annotated[FeedbackService, Depends(get_feedback)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")

@@ -98,6 +98,11 @@ class LimitsConfig(Section):
     max_tools: int = Field(default=256, gt=0)
     max_batch: int = Field(default=256, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    report_slack: float = Field(
+        default=2.0, ge=1.0, le=1000.0,
+        description="How far past what a call could cost a /feedback report may go: tokens up "
+                    "to the model's context window times this, a cost up to that window at "
+                    "the model's dearer price times this; beyond it, 422 and nothing stored.")
 
 
 class StoreConfig(Section):

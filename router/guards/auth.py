@@ -89,12 +89,7 @@ class KeyRing:
                  counters: Counters | None = None):
         self._clock = clock
         self.counters: Counters = counters if counters is not None else LocalCounters(clock)
-        self.remote = False  # True once the counters are shared: a charge is a round trip
-
-    def share(self, counters: Counters) -> None:
-        """Count requests in `counters` from now on (the shared state, at start)."""
-        self.counters = counters
-        self.remote = True
+        self.remote = not isinstance(self.counters, LocalCounters)  # a charge is a round trip
 
     def authenticate(
         self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
@@ -119,17 +114,24 @@ class KeyRing:
         self._charge(entry)
         return Principal(entry.name, frozenset(entry.scopes))
 
-    def _charge(self, entry: ApiKeyConfig) -> None:
+    def charge_batch(self, keys: Sequence[ApiKeyConfig], caller: Principal, size: int) -> None:
+        """A batch of `size` calls is `size` requests against ``rate_per_minute``: charge the
+        `size - 1` its HTTP request (charged at `authenticate`) did not, or RateLimited."""
+        entry = key_named(keys, caller.key_name)
+        if entry is not None and size > 1:
+            self._charge(entry, size - 1, f" (a batch of {size} counts as {size} requests)")
+
+    def _charge(self, entry: ApiKeyConfig, count: int = 1, why: str = "") -> None:
         if entry.rate_per_minute is None:
             return
-        window = Window(limit_key("rpm", entry), entry.rate_per_minute)
+        window = Window(limit_key("rpm", entry), entry.rate_per_minute, (count,))
         taken = self.counters.take([window], uuid.uuid4().hex, self._clock())
         if taken.refused is not None:
             retry = retry_seconds(taken.retry_after)
             raise RateLimited(
                 f"API key '{entry.name}' is over its limit of {entry.rate_per_minute} requests "
-                f"per minute (rate_per_minute: at most that many in any 60 seconds); retry in "
-                f"{retry} s", retry_after=retry,
+                f"per minute (rate_per_minute: at most that many in any 60 seconds){why}; "
+                f"retry in {retry} s", retry_after=retry,
             )
 
 

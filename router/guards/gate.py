@@ -110,9 +110,15 @@ class Gate:
 
     def correct(self, api_key: str | None, entry: str, tokens_in: int | None,
                 tokens_out: int | None) -> None:
-        """Set a routed call's charge to the tokens its feedback reports (each part given)."""
-        correct_tokens(self.keys, self.counters, api_key, entry, tokens_in, tokens_out,
-                       self.clock())
+        """Set the parts of a routed call's token charge to what its feedback reports (each
+        one given); a charge already out of the 60-second window is left alone."""
+        key = key_named(self.keys, api_key)
+        if key is None or key.tokens_per_minute is None:
+            return
+        now = self.clock()
+        for index, tokens in enumerate((tokens_in, tokens_out)):
+            if tokens is not None:
+                self.counters.amend(limit_key("tpm", key), part_name(entry, index), tokens, now)
 
     def _fits_at_all(self, entry: ApiKeyConfig, call: Call, prefix: str) -> None:
         limit = entry.tokens_per_minute
@@ -133,16 +139,3 @@ class Gate:
             for index in range(len(window.amounts)):
                 self.counters.amend(window.key, part_name(entry, index), 0, now)
 
-
-def correct_tokens(keys: Sequence[ApiKeyConfig], counters: Counters, api_key: str | None,
-                   entry: str, tokens_in: int | None, tokens_out: int | None,
-                   now: float | None = None) -> None:
-    """Set the parts of a call's token charge to what its feedback reports (each one given);
-    a charge already out of the 60-second window is left alone."""
-    key = key_named(keys, api_key)
-    if key is None or key.tokens_per_minute is None:
-        return
-    now = time.time() if now is None else now
-    for index, tokens in enumerate((tokens_in, tokens_out)):
-        if tokens is not None:
-            counters.amend(limit_key("tpm", key), part_name(entry, index), tokens, now)

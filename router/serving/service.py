@@ -74,10 +74,12 @@ class RouterService:
         return self.model.version if self.model is not None else "unloaded"
 
     def route(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """Decisions for a batch of requests, in order; one encoder call for all of them."""
-        for index, request in enumerate(requests):
-            self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
+        """Decisions for a batch of requests, in order; one encoder call for all of them. All or
+        nothing: the first request refused (or a failed decision) fails the batch, and every
+        charge made for it is given back."""
         try:
+            for index, request in enumerate(requests):
+                self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
             return self.route_admitted(requests)
         except Exception:
             self.release(requests)
@@ -98,10 +100,8 @@ class RouterService:
             return
         if self.runs is not None and request.run_id is not None:  # before any charge is made
             check_run(self.runs, request, self.settings.runs)
-        if self.gate is not None:
+        if self.gate is not None:  # built whenever a budget or a token limit is configured
             self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
-        elif self.budgets is not None:
-            self.budgets.check(request.role, request.api_key)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import AdminCaller, FeedbackCaller, LoopDep, ServiceDep
+from router.api.deps import AdminCaller, FeedbackCaller, FeedbackDep, LoopDep, ServiceDep
 from router.schemas import (
     OBSERVED,
     ErrorBody,
@@ -91,7 +91,7 @@ def _present(field: str, kind: str) -> dict[str, Any]:
     },
 )
 async def feedback(
-    request: Request, response: Response, loop: LoopDep, service: ServiceDep,
+    request: Request, response: Response, reports: FeedbackDep, service: ServiceDep,
     caller: FeedbackCaller,
 ) -> FeedbackReceipt:
     """Store how a call went; durable (committed) before the answer. Only the key that made
@@ -101,7 +101,7 @@ async def feedback(
         item = feedback_model(body).model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    receipt = await run_in_threadpool(loop.feedback, item, service.settings, caller)
+    receipt = await run_in_threadpool(reports.feedback, item, service, caller)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
 
