@@ -14,8 +14,9 @@ naming the field; one that does not fit now: 429 with the seconds until it would
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from router.config import ApiKeyConfig
 from router.decision.features import estimate_tokens
@@ -24,6 +25,21 @@ from router.guards.auth import key_named, limit_key, retry_seconds
 from router.guards.budgets import BudgetTracker, refuse
 from router.guards.counters import Counters, Window, part_name
 from router.schemas import RouteRequest
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A /route call let through: the id its decision will carry, and whether a token charge
+    was made under that id (`Gate.release` gives it back when no decision comes of it;
+    `/feedback` corrects it by the decision id)."""
+
+    decision_id: str
+    api_key: str | None = None
+    charged: bool = False
+
+    @classmethod
+    def new(cls, api_key: str | None = None) -> Admission:
+        return cls(uuid.uuid4().hex, api_key)
 
 
 @dataclass(frozen=True)
@@ -51,21 +67,24 @@ class Gate:
         self.clock = clock
 
     def admit_request(self, request: RouteRequest, expected_output_tokens: int,
-                      prefix: str = "") -> None:
-        """`admit` for a /route request (its token estimate made only when a limit needs it)."""
+                      prefix: str = "") -> Admission:
+        """`admit` for a /route request (its token estimate made only when a limit needs it);
+        the admission names the decision id the charge is made under."""
+        admission = Admission.new(request.api_key)
         entry = key_named(self.keys, request.api_key)
         metered = entry is not None and entry.tokens_per_minute is not None
         if not metered and not (self.budgets and self.budgets.covering(request.role,
                                                                         request.api_key)):
-            return
+            return admission
         out_field = ("max_completion_tokens" if request.max_completion_tokens
                      else "max_tokens" if request.max_tokens else None)
         self.admit(Call(
-            entry=request.reserve_decision_id(), api_key=request.api_key, role=request.role,
+            entry=admission.decision_id, api_key=request.api_key, role=request.role,
             tokens_in=estimate_tokens(request.chat(), request.tools) if metered else 0,
             tokens_out=request.expected_tokens_out or expected_output_tokens,
             out_field=out_field, in_field="messages" if request.messages else "prompt",
             charge=not request.dry_run), prefix)
+        return replace(admission, charged=metered and not request.dry_run)
 
     def admit(self, call: Call, prefix: str = "") -> None:
         """Charge the call's tokens and read its budgets, or raise: 422 if the call alone is over
@@ -99,14 +118,14 @@ class Gate:
                 self._refund(windows, call.entry, now)
                 raise
 
-    def release(self, request: RouteRequest) -> None:
-        """Give back the tokens charged for a request that got no decision (a 503: no healthy
-        model, or the model failed without fail_open)."""
-        entry, charge = key_named(self.keys, request.api_key), request.reserved_decision_id
-        if entry is None or entry.tokens_per_minute is None or charge is None:
+    def release(self, admission: Admission) -> None:
+        """Give back the tokens charged for an admitted call that got no decision (a 503: no
+        healthy model, or the model failed without fail_open)."""
+        entry = key_named(self.keys, admission.api_key)
+        if not admission.charged or entry is None or entry.tokens_per_minute is None:
             return
         window = Window(limit_key("tpm", entry), entry.tokens_per_minute, (0, 0))
-        self._refund([window], charge, self.clock())
+        self._refund([window], admission.decision_id, self.clock())
 
     def correct(self, api_key: str | None, entry: str, tokens_in: int | None,
                 tokens_out: int | None) -> None:

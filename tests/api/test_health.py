@@ -260,11 +260,11 @@ def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: Test
     service = client.app.state.holder.service
     calls = [RouteRequest(prompt="hello", run_id="r2", tier="large"),
              RouteRequest(prompt="hi", tier="small")]
-    reserved = calls[0].reserve_decision_id()
+    admissions = [service.admit(call) for call in calls]
     with pytest.raises(Exception, match="no healthy model"):
-        service.route_admitted(calls)
-    (alone,) = service.route_admitted(calls[:1])
-    assert alone.decision_id == reserved
+        service.route_admitted(calls, admissions)
+    (alone,) = service.route_admitted(calls[:1], admissions[:1])
+    assert alone.decision_id == admissions[0].decision_id
     assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
 
 
