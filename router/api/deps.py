@@ -65,8 +65,10 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself.")
 
 
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets the request through only with a key holding ``scope``."""
+def require(scope: Scope, charge: bool = True) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through only with a key holding ``scope``, counting
+    it against the key's ``rate_per_minute`` (`charge`; /route counts each call at admission,
+    with its other limits, in one step)."""
 
     async def check(
         request: Request,
@@ -79,18 +81,20 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         keyring: KeyRing = holder.keyring
         key = presented_key(keys, request.headers.get("authorization"),
                             bearer.credentials if bearer is not None else None, api_key)
-        if keyring.remote:  # a Redis round trip: not on the event loop, which serves the rest
+        if keyring.remote and charge:  # a Redis round trip: off the event loop
             principal = await run_in_threadpool(keyring.authenticate, keys, key, scope)
         else:
-            principal = keyring.authenticate(keys, key, scope)
+            principal = keyring.authenticate(keys, key, scope, charge)
         request.state.principal = principal
         return principal
 
-    check.__name__ = f"require_{scope}"
+    check.__name__ = f"require_{scope}" if charge else f"require_{scope}_uncharged"
     return check
 
 
 RouteCaller = Annotated[Principal, Depends(require("route"))]
+# /route and /route/batch: each call is counted against rate_per_minute at its admission
+AdmittedCaller = Annotated[Principal, Depends(require("route", charge=False))]
 FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]
 

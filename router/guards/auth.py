@@ -87,14 +87,15 @@ class KeyRing:
 
     def __init__(self, clock: Callable[[], float] = time.time,
                  counters: Counters | None = None):
-        self._clock = clock
+        self.clock = clock
         self.counters: Counters = counters if counters is not None else LocalCounters(clock)
         self.remote = not isinstance(self.counters, LocalCounters)  # a charge is a round trip
 
     def authenticate(
-        self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
+        self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope, charge: bool = True
     ) -> Principal:
-        """The caller, or AuthError (401) / Forbidden (403) / RateLimited (429) saying why not."""
+        """The caller, or AuthError (401) / Forbidden (403) / RateLimited (429) saying why not;
+        `charge`: count the request against the key's ``rate_per_minute`` here."""
         if not keys:
             return ANONYMOUS
         if not key:
@@ -111,27 +112,21 @@ class KeyRing:
                 f"API key '{entry.name}' lacks the '{scope}' scope (it has: "
                 f"{', '.join(entry.scopes)})"
             )
-        self._charge(entry)
+        if charge:
+            self._charge(entry)
         return Principal(entry.name, frozenset(entry.scopes))
 
-    def charge_batch(self, keys: Sequence[ApiKeyConfig], caller: Principal, size: int) -> None:
-        """A batch of `size` calls is `size` requests against ``rate_per_minute``: charge the
-        `size - 1` its HTTP request (charged at `authenticate`) did not, or RateLimited."""
-        entry = key_named(keys, caller.key_name)
-        if entry is not None and size > 1:
-            self._charge(entry, size - 1, f" (a batch of {size} counts as {size} requests)")
-
-    def _charge(self, entry: ApiKeyConfig, count: int = 1, why: str = "") -> None:
+    def _charge(self, entry: ApiKeyConfig) -> None:
         if entry.rate_per_minute is None:
             return
-        window = Window(limit_key("rpm", entry), entry.rate_per_minute, (count,))
-        taken = self.counters.take([window], uuid.uuid4().hex, self._clock())
+        window = Window(limit_key("rpm", entry), entry.rate_per_minute)
+        taken = self.counters.take([window], uuid.uuid4().hex, self.clock())
         if taken.refused is not None:
             retry = retry_seconds(taken.retry_after)
             raise RateLimited(
                 f"API key '{entry.name}' is over its limit of {entry.rate_per_minute} requests "
-                f"per minute (rate_per_minute: at most that many in any 60 seconds){why}; "
-                f"retry in {retry} s", retry_after=retry,
+                f"per minute (rate_per_minute: at most that many in any 60 seconds); retry in "
+                f"{retry} s", retry_after=retry,
             )
 
 

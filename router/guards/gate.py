@@ -54,6 +54,9 @@ class Call:
     out_field: str | None  # the request field that set tokens_out, if it did
     in_field: str = "messages"
     charge: bool = True  # False for dry runs: checked, never counted
+    requests: int = 0  # requests to count against the key's rate_per_minute (a /route call: 1)
+    budgets: bool = True  # False: no budget is read (a shadow call's caller follows its model)
+    metered: bool = True  # False: tokens per minute do not apply (a shadow call)
 
 
 class Gate:
@@ -67,36 +70,47 @@ class Gate:
         self.clock = clock
 
     def admit_request(self, request: RouteRequest, expected_output_tokens: int,
-                      prefix: str = "") -> Admission:
-        """`admit` for a /route request (its token estimate made only when a limit needs it);
-        the admission names the decision id the charge is made under."""
+                      prefix: str = "", shadow: bool = False) -> Admission:
+        """`admit` for one /route call (every item of a batch is one): its request against the
+        key's ``rate_per_minute`` and, unless it is a shadow call, its tokens and budgets, in one
+        `Counters.take`; the admission names the decision id the charge is made under."""
         admission = Admission.new(request.api_key)
         entry = key_named(self.keys, request.api_key)
-        metered = entry is not None and entry.tokens_per_minute is not None
-        if not metered and not (self.budgets and self.budgets.covering(request.role,
-                                                                        request.api_key)):
+        limited = entry is not None and entry.rate_per_minute is not None
+        metered = not shadow and entry is not None and entry.tokens_per_minute is not None
+        budgeted = not shadow and bool(self.budgets and self.budgets.covering(
+            request.role, request.api_key))
+        if not (limited or metered or budgeted):
             return admission
         out_field = ("max_completion_tokens" if request.max_completion_tokens
                      else "max_tokens" if request.max_tokens else None)
         self.admit(Call(
-            entry=admission.decision_id, api_key=request.api_key, role=request.role,
+            entry=admission.decision_id, api_key=request.api_key,
+            role=None if shadow else request.role,
             tokens_in=estimate_tokens(request.chat(), request.tools) if metered else 0,
             tokens_out=request.expected_tokens_out or expected_output_tokens,
             out_field=out_field, in_field="messages" if request.messages else "prompt",
-            charge=not request.dry_run), prefix)
+            charge=metered and not request.dry_run, requests=1 if limited else 0,
+            budgets=budgeted, metered=not shadow), prefix)
         return replace(admission, charged=metered and not request.dry_run)
 
     def admit(self, call: Call, prefix: str = "") -> None:
         """Charge the call's tokens and read its budgets, or raise: 422 if the call alone is over
         the key's limit, 429 if it does not fit now, 402 if a budget over it is spent."""
         entry = key_named(self.keys, call.api_key)
-        windows = []
-        if entry is not None and entry.tokens_per_minute is not None:
+        tokens: list[Window] = []
+        requests: list[Window] = []
+        if entry is not None and entry.rate_per_minute is not None and call.requests:
+            requests.append(Window(limit_key("rpm", entry), entry.rate_per_minute,
+                                   (call.requests,)))
+        if entry is not None and entry.tokens_per_minute is not None and call.metered:
             self._fits_at_all(entry, call, prefix)  # a dry run is told too
         if entry is not None and entry.tokens_per_minute is not None and call.charge:
-            windows.append(Window(limit_key("tpm", entry), entry.tokens_per_minute,
-                                  (call.tokens_in, call.tokens_out)))
-        covering = self.budgets.covering(call.role, call.api_key) if self.budgets else []
+            tokens.append(Window(limit_key("tpm", entry), entry.tokens_per_minute,
+                                 (call.tokens_in, call.tokens_out)))
+        covering = (self.budgets.covering(call.role, call.api_key)
+                    if self.budgets and call.budgets else [])
+        windows = requests + tokens
         if not windows and not covering:
             return
         now = self.clock()
@@ -104,19 +118,27 @@ class Gate:
         reads = [self.budgets.key(b, day) for b in covering] if self.budgets else []
         taken = self.counters.take(windows, call.entry, now, reads)
         if taken.refused is not None:
-            assert entry is not None and entry.tokens_per_minute is not None
-            retry = retry_seconds(taken.retry_after)
-            raise RateLimited(
-                f"API key '{entry.name}' is over its limit of {entry.tokens_per_minute} tokens "
-                f"per minute (tokens_per_minute): {taken.used[0]} used in the last 60 s and "
-                f"this call needs {call.tokens_in + call.tokens_out}; retry in {retry} s",
-                retry_after=retry)
+            assert entry is not None
+            raise self._refusal(entry, call, windows[taken.refused] in requests,
+                                taken.used[taken.refused], retry_seconds(taken.retry_after))
         if self.budgets is not None and covering:
             try:
                 refuse(self.budgets.judge(covering, taken.values, day))
             except Exception:
-                self._refund(windows, call.entry, now)
+                self._refund(tokens, call.entry, now)  # the request itself was made: it counts
                 raise
+
+    def _refusal(self, entry: ApiKeyConfig, call: Call, per_request: bool, used: int,
+                 retry: int) -> RateLimited:
+        if per_request:
+            return RateLimited(
+                f"API key '{entry.name}' is over its limit of {entry.rate_per_minute} requests "
+                f"per minute (rate_per_minute: at most that many in any 60 seconds; each item "
+                f"of a batch is one); retry in {retry} s", retry_after=retry)
+        return RateLimited(
+            f"API key '{entry.name}' is over its limit of {entry.tokens_per_minute} tokens "
+            f"per minute (tokens_per_minute): {used} used in the last 60 s and this call needs "
+            f"{call.tokens_in + call.tokens_out}; retry in {retry} s", retry_after=retry)
 
     def release(self, admission: Admission) -> None:
         """Give back the tokens charged for an admitted call that got no decision (a 503: no

@@ -27,6 +27,7 @@ from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
 from router.errors import StoreError
 from router.guards.budgets import BudgetTracker, spent_in_store
+from router.guards.counters import Counters
 from router.guards.shared import SharedCounters
 from router.schemas import (
     RouteDecision,
@@ -54,13 +55,14 @@ class ClosedLoop:
     """Everything that learns from or accounts for traffic, shared across reloads."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
-                 shared: SharedCounters | None = None):
+                 shared: SharedCounters | None = None, counters: Counters | None = None):
         """`shared`: the Redis state (``shared_state``) that spend, run spend and model health
-        are kept in, each built on it here; None: this process counts alone."""
+        are kept in, each built on it here; None: this process counts alone. `counters`: where
+        budget spend is counted (the key ring's, so that one take reads it with the limits)."""
         self.settings = settings
         self.metrics = StoreMetrics(registry) if registry is not None else None
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
-        self.budgets = BudgetTracker(settings.budgets, counters=shared)
+        self.budgets = BudgetTracker(settings.budgets, counters=counters or shared)
         self.runs = RunKeeper(settings, self.store, shared)  # run spend, caps, sticky, retention
         self.drift = DriftWindow(settings.drift_window_s)
         self.health = ModelHealth.of(settings)

@@ -79,7 +79,9 @@ class ServiceHolder:
                 self.shared = SharedCounters(settings.shared_state)
                 self.shared.register(self.metrics.registry)
                 self.keyring = KeyRing(counters=self.shared)
-            loop = self.loop = ClosedLoop(settings, self.metrics.registry, self.shared)
+            # one set of counters: the per-minute limits and budget spend, read in one take
+            loop = self.loop = ClosedLoop(settings, self.metrics.registry, self.shared,
+                                          self.keyring.counters)
             self.feedback = FeedbackService(loop.store, loop.health, loop.budgets, loop.runs,
                                             loop.drift, loop.learn, loop.metrics)
             loop.start()
@@ -174,8 +176,9 @@ class ServiceHolder:
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),
             gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
-                       self.shared if self.shared is not None else loop.budgets.counters)
-                  if settings.budgets or any(k.tokens_per_minute for k in settings.auth.keys)
+                       self.keyring.counters, clock=self.keyring.clock)
+                  if settings.budgets or any(k.tokens_per_minute or k.rate_per_minute
+                                             for k in settings.auth.keys)
                   else None),
         )
 

@@ -99,13 +99,13 @@ class RouterService:
         spent budget (neither for a shadow call: its caller follows its own model, a 429 or
         402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.is_shadow(request):
+        shadow = self.is_shadow(request)
+        if self.runs is not None and request.run_id is not None and not shadow:
+            check_run(self.runs, request, self.settings.runs)  # before any charge is made
+        if self.gate is None:  # built whenever a budget or a per-minute limit is configured
             return Admission.new(request.api_key)
-        if self.runs is not None and request.run_id is not None:  # before any charge is made
-            check_run(self.runs, request, self.settings.runs)
-        if self.gate is None:  # built whenever a budget or a token limit is configured
-            return Admission.new(request.api_key)
-        return self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
+        return self.gate.admit_request(request, self.settings.expected_output_tokens, prefix,
+                                       shadow)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""

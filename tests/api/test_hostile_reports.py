@@ -146,7 +146,7 @@ def test_every_batch_item_is_a_request_against_rate_per_minute(
         r = c.post("/route/batch", json=batch, headers=as_key("agent"))
         assert r.status_code == 200 and len(r.json()["decisions"]) == 4
         again = c.post("/route/batch", json=batch, headers=as_key("agent"))
-        assert again.status_code == 429 and "a batch of 4" in again.json()["detail"]
+        assert again.status_code == 429 and "each item of a batch is one" in again.json()["detail"]
         assert route(c, "other").status_code == 200
 
 

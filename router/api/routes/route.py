@@ -11,9 +11,8 @@ import time
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.api.deps import AdmittedCaller, HolderDep, MetricsDep, ServiceDep
 from router.errors import RequestLimitError
-from router.guards.auth import Principal
 from router.schemas import (
     BatchRouteRequest,
     BatchRouteResponse,
@@ -21,9 +20,7 @@ from router.schemas import (
     RouteRequest,
     error_responses,
 )
-from router.serving.holder import ServiceHolder
 from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics
-from router.serving.service import RouterService
 
 router = APIRouter()
 
@@ -33,7 +30,7 @@ ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 422, 429, 503)
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route(
-    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: RouteCaller
+    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> Response:
     started = time.perf_counter()
     request = body.attribute_to(caller.key_name)
@@ -46,8 +43,7 @@ async def route(
 @router.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route_batch(
-    body: BatchRouteRequest, service: ServiceDep, holder: HolderDep, metrics: MetricsDep,
-    caller: RouteCaller,
+    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> BatchRouteResponse:
     limit = service.settings.limits.max_batch
     if len(body.requests) > limit:
@@ -57,16 +53,9 @@ async def route_batch(
     started = time.perf_counter()
     for item in body.requests:
         item.attribute_to(caller.key_name)
-    decisions = await run_in_threadpool(_route_batch, holder, service, caller, body.requests)
+    decisions = await run_in_threadpool(service.route, body.requests)
     count(metrics, body.requests, decisions, started)
     return BatchRouteResponse(decisions=decisions)
-
-
-def _route_batch(holder: ServiceHolder, service: RouterService, caller: Principal,
-                 requests: list[RouteRequest]) -> list[RouteDecision]:
-    """Every item is a request against the key's ``rate_per_minute``, then all or nothing."""
-    holder.keyring.charge_batch(service.settings.auth.keys, caller, len(requests))
-    return service.route(requests)
 
 
 def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteDecision],
