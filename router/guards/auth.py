@@ -12,7 +12,9 @@ once; the limits' counters are the ``KeyRing``'s state and survive reloads.
 ``rate_per_minute`` means at most that many requests in any 60 seconds, counted in a sliding
 log (`router.guards.counters`; the token bucket it replaces let up to twice the rate through in
 one minute: a full bucket, then a minute of refill). The counters are this process's, or, with
-``shared_state``, one Redis for every replica (`share`).
+``shared_state``, one Redis for every replica (given at construction). /route and
+/route/batch count their calls at admission instead (`router.guards.gate`), with their other
+limits, in one step.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""The check before a decision: the key's tokens per minute and every budget over the call.
+"""The check before a decision: the key's requests and tokens per minute and every budget over
+the call, and the `Admission` it answers with.
 
-Both are read (and the tokens charged) in one `Counters.take`, so with ``shared_state`` a
-decision costs one round trip to Redis before it is made, and its estimated cost one more write
-after (`BudgetTracker.add`). A call is charged its estimated input tokens plus its expected
-output: the request's own ``max_tokens`` / ``max_completion_tokens`` when it gives one, else the
-config's ``expected_output_tokens``. The two are separate parts of the charge, each set to what
-`/feedback` reports (`correct`), so an agent that reserves a large output and uses little gets
-its tokens back. ``tokens_per_minute`` means at most that many in any 60 seconds (a sliding
+All are read (the request and the tokens charged) in one `Counters.take`, so with
+``shared_state`` a call's limits cost one round trip to Redis before it is decided, and its
+estimated cost one more write after (`BudgetTracker.add`). Each /route call is one request
+against ``rate_per_minute``, each item of a batch too. A call is charged its estimated input
+tokens plus its expected output: the request's own ``max_tokens`` / ``max_completion_tokens``
+when it gives one, else the config's ``expected_output_tokens``. The two are separate parts of
+the charge, each set to what `/feedback` reports (`correct`): an agent that reserves a large
+output and uses little gets that output back, never input below what the router measured.
+The admission (the decision id the charge is made under) goes to `route` and, when no decision
+comes of it, to `release`, which gives the tokens back. ``tokens_per_minute`` means at most that many in any 60 seconds (a sliding
 log, `router.guards.counters`). A call alone larger than the limit could never pass: 422,
 naming the field; one that does not fit now: 429 with the seconds until it would.
 """

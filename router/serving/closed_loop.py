@@ -4,7 +4,8 @@
 first service, `configure`d with the settings of every service a reload builds (so spend and
 the store survive reloads), handed to each service as its recorder, and closed (queue flushed)
 on shutdown. The store's URL is read once at start; a reload that changes ``store`` takes
-effect at the next restart.
+effect at the next restart. What a /feedback report does with these state objects is
+`router.serving.feedback.FeedbackService`'s; learning hears of it through `learn` alone.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Everything a service needs is put together in `_build`, in one place: the config, the model
 (verified), the embedder (reused when its config did not change), and the state objects that
-outlive a reload (the closed loop's store, spend and drift; the key ring's rate buckets).
+outlive a reload (the closed loop's store, spend and drift; the key ring's rate windows; the
+/feedback service), each built once at `start` on its backend (this process, or Redis with
+``shared_state``): one set of counters holds the per-minute limits and budget spend.
 """
 
 from __future__ import annotations
