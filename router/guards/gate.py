@@ -10,9 +10,10 @@ when it gives one, else the config's ``expected_output_tokens``. The two are sep
 the charge, each set to what `/feedback` reports (`correct`): an agent that reserves a large
 output and uses little gets that output back, never input below what the router measured.
 The admission (the decision id the charge is made under) goes to `route` and, when no decision
-comes of it, to `release`, which gives the tokens back. ``tokens_per_minute`` means at most that many in any 60 seconds (a sliding
-log, `router.guards.counters`). A call alone larger than the limit could never pass: 422,
-naming the field; one that does not fit now: 429 with the seconds until it would.
+comes of it, to `release`, which gives the tokens back. ``tokens_per_minute`` means at most
+that many in any 60 seconds (a sliding log, `router.guards.counters`). A call alone larger
+than the limit could never pass: 422, naming the field; one that does not fit now: 429 with
+the seconds until it would.
 """
 
 from __future__ import annotations
