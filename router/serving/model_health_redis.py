@@ -170,7 +170,7 @@ class RedisHealth:
         circuits: dict[str, tuple[Any, Any]] = {}
         events: dict[str, list[Any]] = {}
         for model in models:
-            circuits[model] = tuple(next(replies))  # type: ignore[assignment]
+            circuits[model] = tuple(next(replies))
             if with_events:
                 events[model] = [_event(m) for m in next(replies)]
         return circuits, events

@@ -220,8 +220,8 @@ def split_by_time(calls: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, p
         return calls, calls
     routed = calls["decision_id"].notna() & calls["reason"].notna()
     n_hold = int(round(routed.sum() * fraction))
-    held_index = calls.index[routed][len(calls.index[routed]) - n_hold:] if n_hold else []
-    held = calls.index.isin(held_index)
+    routed_index = calls.index[routed]
+    held = calls.index.isin(routed_index[len(routed_index) - n_hold:])
     return calls[~held].reset_index(drop=True), calls[held].reset_index(drop=True)
 
 
