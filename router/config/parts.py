@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
+from router.config.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
 
 Capability = Literal["tools", "json", "vision", "audio", "long_context"]
@@ -78,7 +78,7 @@ class EmbedderConfig(Section):
     int8_recipe: str = Field(
         default=DEFAULT_INT8_RECIPE,
         description="onnx-int8 only: which encoder MatMuls stay fp32 "
-        "(router/decision/encoders/int8_recipes.py).",
+        "(router/config/int8_recipes.py).",
     )
 
     @field_validator("int8_recipe")
