@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from router.config import Scope
 from router.errors import Forbidden, ServiceNotStarted
 from router.guards.auth import KeyRing, Principal, presented_key
+from router.serving.closed_loop import ClosedLoop
 from router.serving.holder import ServiceHolder
-from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 

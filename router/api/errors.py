@@ -118,7 +118,7 @@ def answer_for(exc: RouterError) -> Answer:
     """The entry of the error's own type, else of its nearest listed base class."""
     for cls in type(exc).__mro__:
         if cls in ERRORS:
-            return ERRORS[cls]  # type: ignore[index]
+            return ERRORS[cls]
     return ERRORS[RouterError]
 
 

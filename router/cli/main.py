@@ -25,8 +25,8 @@ from router.cli.args import (
     out_dir,
     run,
 )
-from router.cli.loop import add_loop_commands
 from router.cli.runs import add_run_commands
+from router.cli.traffic import add_traffic_commands
 
 DESCRIPTION = """\
 A learned LLM request router: before each LLM call, the cheapest model tier that will still
@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--report", type=existing_file, required=True,
                       help="report.json of evaluate")
     card.set_defaults(func=_card)
-    add_loop_commands(sub)
+    add_traffic_commands(sub)
     add_run_commands(sub)
     return parser
 

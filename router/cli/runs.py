@@ -31,7 +31,7 @@ def add_run_commands(sub: Any) -> None:
 
 def _runs(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.runs import RunRecords
+    from router.traces.run_records import RunRecords
     from router.traces.store import TraceStore
 
     settings = load_settings(args.config)

@@ -1,7 +1,7 @@
 """The `health:` section: when a model's circuit opens, how long it cools down, how it is probed.
 
-The state it configures is `router.serving.health.ModelHealth`, fed by `/feedback` errors; the
-decision reads a snapshot of it (`router.decision.health`).
+The state it configures is `router.serving.model_health.ModelHealth`, fed by `/feedback` errors; the
+decision reads a snapshot of it (`router.decision.health_view`).
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ class StoreConfig(Section):
 
 class RunsConfig(Section):
     """Agent runs (a request's ``run_id``): spend caps, sticky models, how long one lives
-    (router/guards/runs.py). A cap here is the operator's: a request's ``max_run_cost_usd``
+    (router/guards/run_spend.py). A cap here is the operator's: a request's ``max_run_cost_usd``
     can tighten it, never loosen it."""
 
     expire_after_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400,

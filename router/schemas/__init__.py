@@ -54,15 +54,15 @@ from router.schemas.route import (
     edit_distance,
     misspelt_field,
 )
-from router.schemas.runs import RunLedger, RunList, RunStep, RunSummary
+from router.schemas.runs import RunKey, RunLedger, RunList, RunStep, RunSummary
 
 __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
     "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport", "SpendKey",
-    "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
+    "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

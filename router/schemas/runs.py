@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+RunKey = tuple[str, str]  # (the API key's name, "" when the service is open; run_id)
+
 
 class RunStep(BaseModel):
     """One routed call of a run, with what its feedback reported (null until it came back)."""

@@ -23,9 +23,9 @@ from router.guards.auth import KeyRing
 from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
-from router.serving.health_shared import RedisHealth
+from router.serving.closed_loop import ClosedLoop
 from router.serving.logs import DecisionLog, adopt_library_loggers
-from router.serving.loop import ClosedLoop
+from router.serving.model_health_redis import RedisHealth
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 

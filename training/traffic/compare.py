@@ -16,24 +16,27 @@ import pandas as pd
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.choice import CallFacts
 from router.decision.features import CallView
-from router.decision.policy import CallFacts
 from training.embed_cache import EmbeddingCache
 from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
-from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
 from training.scoring import decide_tiers, policy_choices, tier_costs, tier_scores
 from training.selection import pair_apgrs
+from training.traffic.offpolicy import paired_dr_ci, policy_value, tier_means
 
 
 def _logged_facts(calls: pd.DataFrame, settings: Settings) -> list[CallFacts]:
+    columns = ("estimated_tokens_in", "has_tools", "task", "reason", "decided_tier")
     facts = []
-    for row in calls.itertuples(index=False):
-        forced = row.decided_tier if row.reason == "forced" else None
+    for tokens_in, has_tools, task, reason, decided in zip(
+        *(calls[column].tolist() for column in columns), strict=True
+    ):
         facts.append(CallFacts(
-            tokens_in=int(row.estimated_tokens_in), has_tools=bool(row.has_tools),
+            tokens_in=int(tokens_in), has_tools=bool(has_tools),
             expected_tokens_out=settings.expected_output_tokens,
-            task=row.task if isinstance(row.task, str) else None, forced_tier=forced))
+            task=task if isinstance(task, str) else None,
+            forced_tier=decided if reason == "forced" else None))
     return facts
 
 

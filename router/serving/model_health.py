@@ -3,7 +3,7 @@
 `/feedback` feeds it (`observe`: an `error` of timeout, rate_limited or server_error is a
 failure of the model that was used, a latency or output tokens without an error a success,
 other errors and a label alone are not counted; one count per decision); every decision
-reads a `snapshot` (`router.decision.health.HealthView`) and the policy does the rest, so the
+reads a `snapshot` (`router.decision.health_view.HealthView`) and the policy does the rest, so the
 decision stays pure. The narrow interface, `record(model, ok,
 latency_ms, at)` and `snapshot()`, is what a shared implementation has to provide for replicas
 to agree: per model a sorted set of (time, outcome) and a hash holding the circuit's
@@ -38,7 +38,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from router.config import HealthConfig, Settings
-from router.decision.health import HealthView, ModelState
+from router.decision.health_view import HealthView, ModelState
 from router.schemas import HEALTH_ERRORS, CircuitState, ModelHealthInfo
 from router.traces.rows import Written
 

@@ -25,9 +25,9 @@ from router.traces.export import export_traces
 from router.traces.store import TraceStore
 from tests.conftest import EASY, HARD, FakeEmbedder
 from training.ingest import read_traces
-from training.loop.offpolicy import paired_dr_ci, policy_value, tier_means
-from training.loop.promote import history_dir, judge, promote, rollback
-from training.loop.retrain import REPORT_FILE, retrain
+from training.traffic.offpolicy import paired_dr_ci, policy_value, tier_means
+from training.traffic.promote import history_dir, judge, promote, rollback
+from training.traffic.retrain import REPORT_FILE, retrain
 
 
 def recipe_model(path: Path) -> Path:

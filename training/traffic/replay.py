@@ -45,7 +45,7 @@ import yaml
 
 from router.config import Settings
 from router.decision.artifact import save_model
-from router.decision.policy import CallFacts
+from router.decision.choice import CallFacts
 from router.errors import RouterError
 from training.embed_cache import EmbeddingCache, Featurised, featurise
 from training.ingest import load_outcomes, read_traces

@@ -13,8 +13,8 @@ import pytest
 
 from router.config import RunsConfig, SharedStateConfig
 from router.errors import RunCeilingReached
-from router.guards.runs import LocalRunSpend, check_run, run_key
-from router.guards.runs_shared import SharedRunSpend
+from router.guards.run_spend import LocalRunSpend, check_run, run_key
+from router.guards.run_spend_redis import SharedRunSpend
 from router.guards.shared import SharedCounters
 from router.schemas import RouteRequest
 from tests import redis_server

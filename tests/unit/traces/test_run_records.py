@@ -22,7 +22,7 @@ from router.traces.retention import (
     forget_user,
 )
 from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
-from router.traces.runs import RunRecords
+from router.traces.run_records import RunRecords
 from router.traces.store import TraceStore
 
 HOUR = 3600.0

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from router.config import HealthConfig, Settings
-from router.serving.health import ModelHealth
+from router.serving.model_health import ModelHealth
 from router.traces.rows import Written
 
 CONFIG = HealthConfig(window_s=60, min_calls=5, max_error_rate=0.5, cooldown_s=30,

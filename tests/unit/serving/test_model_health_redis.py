@@ -15,8 +15,8 @@ import pytest
 
 from router.config import HealthConfig, SharedStateConfig
 from router.guards.shared import SharedCounters
-from router.serving.health import ModelHealth
-from router.serving.health_shared import REMOTE_REFRESH_S, RedisHealth
+from router.serving.model_health import ModelHealth
+from router.serving.model_health_redis import REMOTE_REFRESH_S, RedisHealth
 from tests import redis_server
 
 CONFIG = HealthConfig(window_s=60, min_calls=4, max_error_rate=0.5, cooldown_s=30,

@@ -29,7 +29,7 @@ from router.errors import StoreError, UnknownDecision
 from router.guards.auth import Principal
 from router.guards.budgets import BudgetTracker, spent_in_store
 from router.guards.gate import correct_tokens
-from router.guards.runs import check_owner
+from router.guards.run_spend import check_owner
 from router.schemas import (
     Feedback,
     FeedbackReceipt,
@@ -39,8 +39,8 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.health import ModelHealth
-from router.serving.runs import RunKeeper
+from router.serving.model_health import ModelHealth
+from router.serving.run_keeper import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen, Written

@@ -2,7 +2,7 @@
 replica its calls reach.
 
 With ``shared_state`` in the config, `SharedRunSpend` stands in for the in-process
-`LocalRunSpend` (`router.guards.runs`): one hash per run, ``<prefix>run:<key>:<run_id>``, with
+`LocalRunSpend` (`router.guards.run_spend`): one hash per run, ``<prefix>run:<key>:<run_id>``, with
 the fields of a `RunView` (``spend`` by ``HINCRBYFLOAT``, ``calls``, ``tier``, ``model``,
 ``started``, ``last``) and a TTL of ``runs.expire_after_s`` renewed by every call, so an idle
 run expires in Redis by itself. A decision's add is one Lua script (one round trip) that
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.config import RunsConfig
-from router.guards.runs import LocalRunSpend, RunKey, RunView
+from router.guards.run_spend import LocalRunSpend, RunKey, RunView
 from router.guards.shared import SharedCounters
 
 # KEYS: the run's hash. ARGV: usd, now, tier, model, ttl_s. Returns the hash as a flat list.

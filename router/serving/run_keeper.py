@@ -14,12 +14,12 @@ from typing import Any
 
 from router.config import Settings
 from router.errors import StoreError, UnknownRun
-from router.guards.runs import LocalRunSpend, run_key
-from router.guards.runs_shared import SharedRunSpend
+from router.guards.run_spend import LocalRunSpend, run_key
+from router.guards.run_spend_redis import SharedRunSpend
 from router.guards.shared import SharedCounters
 from router.schemas import RunLedger, RunList
 from router.traces.retention import RetentionJob, SideConnection
-from router.traces.runs import RunRecords
+from router.traces.run_records import RunRecords
 from router.traces.store import TraceStore
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import pytest
 from router.config import RunsConfig
 from router.errors import Forbidden, RunCeilingReached
 from router.guards.auth import ANONYMOUS, Principal
-from router.guards.runs import LocalRunSpend, check_owner, check_run, run_cap, run_key
+from router.guards.run_spend import LocalRunSpend, check_owner, check_run, run_cap, run_key
 from router.schemas import RouteRequest
 
 

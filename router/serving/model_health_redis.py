@@ -28,9 +28,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from router.decision.health import HealthView
+from router.decision.health_view import HealthView
 from router.guards.shared import SharedCounters
-from router.serving.health import STATS_S, ModelHealth, state_of
+from router.serving.model_health import STATS_S, ModelHealth, state_of
 
 REMOTE_REFRESH_S = 0.5  # other replicas' outcomes (error rates, latency) show within this
 
@@ -170,7 +170,7 @@ class RedisHealth:
         circuits: dict[str, tuple[Any, Any]] = {}
         events: dict[str, list[Any]] = {}
         for model in models:
-            circuits[model] = tuple(next(replies))  # type: ignore[assignment]
+            circuits[model] = tuple(next(replies))
             if with_events:
                 events[model] = [_event(m) for m in next(replies)]
         return circuits, events

@@ -1,4 +1,5 @@
-"""The closed-loop subcommands: spend, export, retrain, promote. Heavy imports stay inside."""
+"""The subcommands over a service's recorded traffic: spend, export, retrain, promote. Heavy imports
+stay inside."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from router.schemas import SpendKey
 SPEND_KEYS = get_args(SpendKey)
 
 
-def add_loop_commands(sub: Any) -> None:
+def add_traffic_commands(sub: Any) -> None:
     """Register the subcommands on `tier-router`'s subparsers."""
     spend = sub.add_parser("spend", help="cost per role, run, step, tier, model, user or API key")
     config_option(spend)
@@ -218,8 +219,8 @@ def _replay(args: argparse.Namespace) -> int:
     from router.config import load_settings
     from router.decision.artifact import load_model
     from training.embed_cache import EmbeddingCache, model_backend, training_embedder
-    from training.loop import replay as rp
     from training.selection import head_recipe
+    from training.traffic import replay as rp
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     settings = load_settings(args.config)
@@ -277,7 +278,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from training.loop.retrain import format_report, retrain
+    from training.traffic.retrain import format_report, retrain
 
     report = retrain(
         settings=load_settings(args.config), out=args.out, cache_dir=args.cache_dir,
@@ -292,7 +293,7 @@ def _promote(args: argparse.Namespace) -> int:
     import httpx
 
     from router.config import load_settings
-    from training.loop.promote import promote, rollback
+    from training.traffic.promote import promote, rollback
 
     settings = load_settings(args.config)
     key = read_key(args.api_key_file)

@@ -27,9 +27,8 @@ from typing import Any, Protocol
 from router.config import RunsConfig
 from router.errors import Forbidden, RunCeilingReached
 from router.guards.auth import Principal
-from router.schemas import RouteRequest
+from router.schemas import RouteRequest, RunKey
 
-RunKey = tuple[str, str]  # (the API key's name, "" when the service is open; run_id)
 MAX_RUNS = 200_000  # memory bound of the in-process state (~200 bytes a run)
 
 

@@ -16,7 +16,7 @@ from router.api.app import create_app
 from router.config import Settings
 from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder
 from training.labels import PromptTable
-from training.loop.replay import (
+from training.traffic.replay import (
     Replay,
     Traffic,
     format_replay,

@@ -15,10 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from router.schemas import RunLedger, RunStep, RunSummary
+from router.schemas import RunKey, RunLedger, RunStep, RunSummary
 from router.traces.store import TraceStore
-
-RunKey = tuple[str, str]  # (API key name, "" for none; run_id), as router.guards.runs keys runs
 
 _STEPS = """
     SELECT d.decision_id, d.created_at, d.run_id, d.step, d.role, d.task, d.api_key, d.reason,

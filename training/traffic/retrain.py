@@ -10,7 +10,7 @@
 4. Fit a candidate with the serving model's own recipe (head and features, from its
    metadata) through the training pipeline's `fit_final`, on the serving model's encoder.
 5. Compare serving model and candidate off-policy on the held-out calls (IPS, SNIPS, DR; see
-   `training.loop.offpolicy`) and, with ``--data-dir``, on the public test splits (APGR, quality
+   `training.traffic.offpolicy`) and, with ``--data-dir``, on the public test splits (APGR, quality
    and cost at the configured knob). Write the candidate and ``retrain_report.json``;
    `tier-router promote` reads that report.
 """
@@ -44,8 +44,8 @@ from training.embed_cache import (
 )
 from training.ingest import last_user_text, load_outcomes
 from training.labels import PromptTable, tier_table
-from training.loop.compare import offpolicy_report, public_report
 from training.selection import head_recipe
+from training.traffic.compare import offpolicy_report, public_report
 from training.train import fit_final
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,8 @@ def split_by_time(calls: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, p
         return calls, calls
     routed = calls["decision_id"].notna() & calls["reason"].notna()
     n_hold = int(round(routed.sum() * fraction))
-    held_index = calls.index[routed][len(calls.index[routed]) - n_hold:] if n_hold else []
-    held = calls.index.isin(held_index)
+    routed_index = calls.index[routed]
+    held = calls.index.isin(routed_index[len(routed_index) - n_hold:])
     return calls[~held].reset_index(drop=True), calls[held].reset_index(drop=True)
 
 
