@@ -39,7 +39,7 @@ from router.schemas import (
     SpendRow,
     TraceRecord,
 )
-from router.serving.model_health import ModelHealth
+from router.serving.model_health import ModelHealth, check_attempts
 from router.serving.run_keeper import RunKeeper
 from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
@@ -223,6 +223,8 @@ class ClosedLoop:
             decision, pending = self._find(store, item.decision_id)
             if caller is not None:
                 check_owner(decision, caller)
+            if isinstance(item, Feedback) and item.attempts:
+                check_attempts(item.attempts, decision, settings)
         if isinstance(item, Feedback):
             assert decision is not None
             outcome = decision_outcome(item, decision, settings)
