@@ -15,6 +15,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+from router.schemas.numbers import JsonNumber
 
 # What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
 # drift gauge, model metadata): one sentence, one place.
@@ -57,7 +58,8 @@ def _not_a_bool(value: Any) -> Any:
 
 
 # An output budget: an integer (1.0 is one; true is not), at most a 10M-token answer.
-OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool)]
+OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool),
+                        JsonNumber]
 
 # What OpenAI `metadata` may carry for us when the caller cannot add top-level fields.
 METADATA_IDS = ("task", "run_id", "role", "step")
@@ -92,9 +94,9 @@ class RouteRequest(BaseModel):
     task: str | None = Field(default=None, max_length=64)
     # strict: a JSON true is not a number (lax mode would read it as 1.0)
     quality_target: float | None = Field(
-        default=None, ge=0.0, le=1.0, strict=True,
+        default=None, ge=0.0, le=1.0, strict=True, allow_inf_nan=False,
         description=QUALITY_TARGET_DOC + " Absent: the config's quality_target.")
-    max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True)
+    max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True, allow_inf_nan=False)
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
     dry_run: bool = Field(
         default=False, strict=True,
@@ -115,7 +117,7 @@ class RouteRequest(BaseModel):
     step: Id | None = None
     user: Id | None = None
     max_run_cost_usd: float | None = Field(
-        default=None, gt=0.0, strict=True,
+        default=None, gt=0.0, strict=True, allow_inf_nan=False,
         description="Cap of this run's spend (run_id): once reached, /route answers 402. A "
                     "configured cap (runs:) can be tightened here, never loosened.")
     sticky: Literal["run", "none"] | None = Field(
