@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from router.api.checks import RequestChecks
 from router.api.docs import add_offline_docs
 from router.api.errors import add_error_handlers
 from router.api.middleware import BodySizeLimit, RequestTimeLimit
@@ -58,6 +59,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, holder=holder)
     app.add_middleware(RequestTimeLimit, holder=holder,
                        on_timeout=metrics.errors.labels("timeout").inc)
+    app.add_middleware(RequestChecks, holder=holder)  # outermost: the cheapest refusals first
     add_error_handlers(app, metrics)
     for module in (route, feedback, ops, runs):
         app.include_router(module.router)

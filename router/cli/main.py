@@ -154,6 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from router.api.app import create_app
+    from router.api.server import header_limited
     from router.config import load_settings
     from router.errors import ConfigError
     from router.guards.auth import check_bind
@@ -194,7 +195,8 @@ def _serve(args: argparse.Namespace) -> int:
     limit_native_threads()  # after the imports that load the libraries: router/serving/threads.py
     # a port taken between the check above and this bind: one uvicorn log line, exit status 3
     uvicorn.run(app, host=host, port=port, workers=1, log_level=args.log_level.lower(),
-                access_log=False, log_config=None)
+                access_log=False, log_config=None,
+                http=header_limited(settings.limits.max_header_bytes))
     return 0
 
 

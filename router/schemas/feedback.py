@@ -16,12 +16,8 @@ from pydantic import (
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
+from router.schemas.numbers import Cost, Count, JsonNumber, Unit
 from router.schemas.route import misspelt_field
-
-# at most 1e9 (USD, ms): sums over any number of calls stay finite (a 1e308 twice is inf)
-Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
-# at most 2**53 - 1: the largest integer JSON carries exactly, and the store's 64-bit columns hold
-Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 
 class _Labelled(BaseModel):
@@ -30,10 +26,8 @@ class _Labelled(BaseModel):
     `success` is declared before `quality` so a missing label is reported on 'quality'.
     """
 
-    success: bool | None = None
-    quality: float | None = Field(
-        default=None, ge=0.0, le=1.0, allow_inf_nan=False, validate_default=True
-    )
+    success: bool | None = Field(default=None, strict=True)
+    quality: Unit | None = Field(default=None, validate_default=True)
 
     @field_validator("quality")
     @classmethod
@@ -60,8 +54,8 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     decision_id: Id
-    success: bool | None = None
-    quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    success: bool | None = Field(default=None, strict=True)
+    quality: Unit | None = None
     model_used: str | None = Field(default=None, min_length=1, max_length=256)
     cost_usd: Cost | None = None
     tokens_in: Count | None = None
@@ -72,7 +66,7 @@ class Feedback(BaseModel):
     error: ErrorKind | None = Field(default=None, description=ERROR_DOC)
     attempts: list[Attempt] | None = Field(default=None, max_length=MAX_ATTEMPTS,
                                            description=ATTEMPTS_DOC)
-    fallback_used: bool = False
+    fallback_used: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _something_observed(self) -> Feedback:
@@ -115,7 +109,8 @@ class TraceRecord(_Labelled):
     step: Id | None = None
     user: Id | None = None
     decision_id: Id | None = None
-    propensity: float | None = Field(default=None, gt=0.0, le=1.0)
+    propensity: Annotated[float, JsonNumber] | None = Field(default=None, gt=0.0, le=1.0,
+                                                            allow_inf_nan=False)
     source: Id | None = None
     timestamp: AwareDatetime | None = None
 

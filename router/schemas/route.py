@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+from router.schemas.numbers import JsonNumber
 
 # What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
 # drift gauge, model metadata): one sentence, one place.
@@ -59,7 +59,8 @@ def _not_a_bool(value: Any) -> Any:
 
 
 # An output budget: an integer (1.0 is one; true is not), at most a 10M-token answer.
-OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool)]
+OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool),
+                        JsonNumber]
 
 # What OpenAI `metadata` may carry for us when the caller cannot add top-level fields.
 METADATA_IDS = ("task", "run_id", "role", "step")
@@ -119,10 +120,10 @@ class RouteRequest(BaseModel):
                     "64 characters; also read from metadata.task.")
     # strict: a JSON true is not a number (lax mode would read it as 1.0)
     quality_target: float | None = Field(
-        default=None, ge=0.0, le=1.0, strict=True,
+        default=None, ge=0.0, le=1.0, strict=True, allow_inf_nan=False,
         description=QUALITY_TARGET_DOC + " Absent: the config's quality_target.")
     max_cost_usd: float | None = Field(
-        default=None, ge=0.0, strict=True,
+        default=None, ge=0.0, strict=True, allow_inf_nan=False,
         description="The most this call may cost (USD, estimated): the best-scoring tier whose "
                     "estimated cost fits; exploration never crosses it. A number >= 0.")
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
@@ -158,7 +159,7 @@ class RouteRequest(BaseModel):
         description="The end user the call is for (OpenAI's `user`): spend groups by it and "
                     "`tier-router forget --user` deletes their calls. 1-256 characters.")
     max_run_cost_usd: float | None = Field(
-        default=None, gt=0.0, strict=True,
+        default=None, gt=0.0, strict=True, allow_inf_nan=False,
         description="Cap of this run's spend (run_id): once reached, /route answers 402. A "
                     "configured cap (runs:) can be tightened here, never loosened.")
     sticky: Literal["run", "none"] | None = Field(
@@ -170,8 +171,6 @@ class RouteRequest(BaseModel):
     # for per-key budgets and spend. None when the service runs without keys.
     _api_key: str | None = PrivateAttr(default=None)
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
-    # The id its decision will get, made before the decision when limits are charged under it.
-    _decision_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -192,22 +191,6 @@ class RouteRequest(BaseModel):
         """Record the authenticated key's name on the request; returns it for chaining."""
         self._api_key = api_key
         return self
-
-    def reserve_decision_id(self) -> str:
-        """The id this call's decision will get (its token charge is corrected by it)."""
-        if self._decision_id is None:
-            self._decision_id = uuid.uuid4().hex
-        return self._decision_id
-
-    @property
-    def reserved_decision_id(self) -> str | None:
-        """The id reserved for this call's decision, if one was (without taking it)."""
-        return self._decision_id
-
-    def take_decision_id(self) -> str:
-        """The reserved id, once (a second decision of the same request gets a fresh one)."""
-        reserved, self._decision_id = self._decision_id, None
-        return reserved or uuid.uuid4().hex
 
     def chat(self) -> list[ChatMessage]:
         """The request as chat messages, whichever form it came in."""

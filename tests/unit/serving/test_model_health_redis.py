@@ -121,3 +121,22 @@ def test_redis_lost_then_back(redis: redis_server.RedisServer,
     r1.record("b", True, 10.0)
     assert shared_of(r1).up is True
     assert r1.snapshot().of("a").state == "closed"  # the shared state again (Redis restarted)
+
+
+def test_shared_circuits_need_several_decisions_and_keys_too(
+    redis: redis_server.RedisServer,
+) -> None:
+    """The Lua script applies the in-process rule: one decision, or one key's decisions alone
+    (with several keys configured), open nothing."""
+    (r1, r2), clock = replicas(redis)
+    for replica in (r1, r2):
+        replica.keys = 3
+    for _ in range(6):
+        r1.record("a", False, kind="timeout", source=("d1", "k1"))
+    for i in range(6):
+        r2.record("a", False, kind="timeout", source=(f"d{i + 2}", "k1"))
+    clock.t += REMOTE_REFRESH_S
+    assert r1.snapshot().of("a").state == "closed"
+    r2.record("a", False, kind="timeout", source=("e1", "k2"))
+    clock.t += REMOTE_REFRESH_S
+    assert r1.snapshot().of("a").state == "open"
