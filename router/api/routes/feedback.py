@@ -20,6 +20,7 @@ from router.schemas import (
     SpendReport,
     TraceRecord,
     error_responses,
+    with_suggestions,
 )
 from router.traces.feedback import feedback_model
 
@@ -99,9 +100,10 @@ async def feedback(
     the decision (or an admin key) may post its outcome: 403 otherwise."""
     body = await _json_body(request)
     try:
-        item = feedback_model(body).model_validate(body)
+        model = feedback_model(body)
+        item = model.model_validate(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
+        raise RequestValidationError(with_suggestions(exc.errors(), model)) from None
     receipt = await run_in_threadpool(reports.feedback, item, service, caller)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
