@@ -125,7 +125,7 @@ class RouteRequest(BaseModel):
     max_cost_usd: float | None = Field(
         default=None, ge=0.0, strict=True, allow_inf_nan=False,
         description="The most this call may cost (USD, estimated): the best-scoring tier whose "
-                    "estimated cost fits; exploration never crosses it. A number >= 0.")
+                    "estimated cost fits; exploration never crosses it. A finite number >= 0.")
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
     dry_run: bool = Field(
         default=False, strict=True,
