@@ -7,7 +7,8 @@ only the sizes matter here), and the evidence sums those outcomes give, through 
 `traces.evidence.increments` and upsert the feedback path uses (summed per category first, so
 filling the store does not take an hour). Then times, best of ``--repeats``:
 
-* the rebuild the service runs (`Learner.rebuild`: read the evidence sums, `fit_map`, swap);
+* the rebuild each replica runs (`serving.learner.Learner.rebuild`: read the evidence sums,
+  `fit_map`; the swap is one reference assignment);
 * for comparison, reading every learned outcome back (what a rebuild from outcomes would need);
 * one call's verdict (`LearnedMap.assess`), the per-call work on /route's path.
 
@@ -28,8 +29,8 @@ import numpy as np
 from router.config import LearningConfig, StoreConfig, load_settings
 from router.decision.categories import Signals
 from router.decision.learned_map import COLUMNS
-from router.serving.learner import Learner
-from router.traces.evidence import increments
+from router.decision.map_fit import fit_map
+from router.traces.evidence import EvidenceStore, increments
 from router.traces.store import TraceStore
 
 CHUNK = 50_000
@@ -49,10 +50,11 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return best
 
 
-def fill(store: TraceStore, learner: Learner, n: int, tasks: int, seed: int) -> None:
+def fill(store: TraceStore, evidence: EvidenceStore, tiers: tuple[str, ...], n: int, tasks: int,
+         seed: int) -> None:
     """`n` decisions and outcomes in the store's tables, and their evidence sums."""
     rng = np.random.default_rng(seed)
-    tiers, config = learner.tiers, learner.config
+    config = evidence.config
     sums: dict[tuple[str, str, str], np.ndarray] = {}
     now = time.time()
     for start in range(0, n, CHUNK):
@@ -88,7 +90,7 @@ def fill(store: TraceStore, learner: Learner, n: int, tasks: int, seed: int) -> 
             ("INSERT INTO outcomes (feedback_id, decision_id, received_at, body_sha256, tier, "
              "quality, cost_estimated, fallback_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              outcomes)])
-    learner.evidence.add_at(((ns, path, tier, tuple(values.tolist())), now)
+    evidence.add_at(((ns, path, tier, tuple(values.tolist())), now)
                             for (ns, path, tier), values in sums.items())
 
 
@@ -105,18 +107,20 @@ def main() -> None:
         path = args.store or Path(tmp) / "traces.db"
         store = TraceStore(StoreConfig(url=f"sqlite:///{path}")).start()
         try:
-            learner = Learner(config, settings.tier_names, 384, store)
+            tiers = tuple(settings.tier_names)
+            evidence = EvidenceStore(store, config)
             started = time.perf_counter()
             if store.counts()["outcomes"] == 0:
-                fill(store, learner, args.outcomes, args.tasks, seed=0)
+                fill(store, evidence, tiers, args.outcomes, args.tasks, seed=0)
             filled = time.perf_counter() - started
             counts = store.counts()
             rows = len(store.query("SELECT 1 AS one FROM learning_evidence"))
             print(f"store: {counts['outcomes']:,} outcomes, {rows:,} evidence rows "
                   f"({len(COLUMNS)} sums each); filled in {filled:.1f} s")
-            rebuild, cpu = timed(learner.rebuild, args.repeats)
-            learned = learner.map
-            print(f"rebuild (read sums + fit + swap): {rebuild:.3f} s ({cpu:.3f} s CPU), best "
+            rebuild, cpu = timed(lambda: fit_map(evidence.read(tiers), tiers, config),
+                                 args.repeats)
+            learned = fit_map(evidence.read(tiers), tiers, config)
+            print(f"rebuild (read sums + fit): {rebuild:.3f} s ({cpu:.3f} s CPU), best "
                   f"of {args.repeats}; {len(learned.entries):,} live categories, revision "
                   f"{learned.revision:,}")
             reread = best_of(lambda: store.learning_rows(10**9), 1)  # noqa: B023
