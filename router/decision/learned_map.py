@@ -184,7 +184,7 @@ class LearnedMap:
         total = sum(explore)
         if total > rate:
             explore = [e * rate / total for e in explore]
-        return tuple(explore)
+        return tuple(round(e, 6) for e in explore)  # the propensities logged, as drawn
 
     def _chances(self, source: Entry | None, shift: list[float], call_ratio: list[float],
                  p: list[float], target: float, chosen: int) -> tuple[list[float], list[float]]:
