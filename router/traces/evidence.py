@@ -152,7 +152,7 @@ class EvidenceStore:
 
     def clear(self) -> None:
         """Forget every category's sums (a learning reset)."""
-        self.store.execute([("DELETE FROM learning_evidence WHERE 1 = ?", [(1,)])])
+        self.store.execute([("DELETE FROM learning_evidence", [()])])
 
     def is_empty(self) -> bool:
         return not self.store.query("SELECT 1 AS one FROM learning_evidence LIMIT 1")

@@ -264,8 +264,9 @@ class TraceStore(StoreReads):
         return rows
 
     def execute(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        """Run each (portable SQL, rows of parameters) in one committed transaction on the
-        durable connection; for the modules that own a write of their own (`traces.evidence`)."""
+        """Run each (portable SQL, rows of parameters; `[()]` runs it once without any) in
+        one committed transaction on the durable connection; for the modules that own a write
+        of their own (`traces.evidence`)."""
         with self._conn_lock:
             conn = self._require()
             cur = conn.cursor()
