@@ -9,10 +9,12 @@ sub-dependencies so that OpenAPI documents them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -92,11 +94,29 @@ def require(scope: Scope, charge: bool = True) -> Callable[..., Awaitable[Princi
     return check
 
 
+async def metrics_reader(request: Request) -> Principal | None:
+    """/metrics: anyone while ``auth.public_metrics`` (the scrape convention on a private
+    port), else a key with the ``metrics`` scope. No security scheme is declared: by default
+    the endpoint is open, and OpenAPI says so."""
+    holder: ServiceHolder = request.app.state.holder
+    settings = holder.current.settings if holder.current is not None else holder.settings
+    if settings.auth.public_metrics or not settings.auth.keys:
+        return None
+    authorization = request.headers.get("authorization")
+    scheme, _, credentials = (authorization or "").partition(" ")
+    bearer = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    key = presented_key(settings.auth.keys, authorization, bearer,
+                        request.headers.get("x-api-key"))
+    return await run_in_threadpool(holder.keyring.authenticate, settings.auth.keys, key,
+                                   "metrics")
+
+
 RouteCaller = Annotated[Principal, Depends(require("route"))]
 # /route and /route/batch: each call is counted against rate_per_minute at its admission
 AdmittedCaller = Annotated[Principal, Depends(require("route", charge=False))]
 FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]
+MetricsCaller = Annotated[Principal | None, Depends(metrics_reader)]
 
 
 def require_either(first: Scope, second: Scope) -> Callable[..., Awaitable[Principal]]:
@@ -122,3 +142,21 @@ def require_either(first: Scope, second: Scope) -> Callable[..., Awaitable[Princ
 
 
 RunCaller = Annotated[Principal, Depends(require_either("route", "admin"))]
+
+
+async def no_body(request: Request) -> None:
+    """A bodyless POST (/admin/reload, /admin/learning/reset): no body, or ``{}``; anything else
+    is refused like any other bad input (422), so nothing a client sends passes unread."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if value != {}:
+        raise RequestValidationError([{"type": "no_body", "loc": ("body",), "input": None,
+                                       "msg": "this endpoint takes no body: send none or {}"}])
+
+
+EmptyBody = Annotated[None, Depends(no_body)]

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
+from router.config.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
 
 Capability = Literal["tools", "json", "vision", "audio", "long_context"]
@@ -78,7 +78,7 @@ class EmbedderConfig(Section):
     int8_recipe: str = Field(
         default=DEFAULT_INT8_RECIPE,
         description="onnx-int8 only: which encoder MatMuls stay fp32 "
-        "(router/decision/encoders/int8_recipes.py).",
+        "(router/config/int8_recipes.py).",
     )
 
     @field_validator("int8_recipe")
@@ -93,6 +93,13 @@ class EmbedderConfig(Section):
 
 class LimitsConfig(Section):
     max_body_bytes: int = Field(default=2_000_000, gt=0)
+    max_json_depth: int = Field(
+        default=64, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON "
+                                              "body may have (400 beyond).")
+    max_header_bytes: int = Field(
+        default=65_536, ge=1024, le=16 * 1024 * 1024,
+        description="Request line and headers together, in bytes (431 beyond; read at start "
+                    "by `tier-router serve`).")
     max_messages: int = Field(default=512, gt=0)
     max_content_chars: int = Field(default=1_000_000, gt=0)
     max_tools: int = Field(default=256, gt=0)

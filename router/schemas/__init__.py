@@ -25,6 +25,7 @@ from router.schemas.feedback import (
     SpendReport,
     SpendRow,
     TraceRecord,
+    with_suggestions,
 )
 from router.schemas.health import (
     ERROR_KINDS,
@@ -34,7 +35,14 @@ from router.schemas.health import (
     ErrorKind,
     ModelHealthInfo,
 )
-from router.schemas.ops import ErrorBody, Problem, Readiness, TierInfo, error_responses
+from router.schemas.ops import (
+    EMPTY_JSON_BODY,
+    ErrorBody,
+    Problem,
+    Readiness,
+    TierInfo,
+    error_responses,
+)
 from router.schemas.route import (
     FOREIGN_FIELDS,
     KNOB_MEANING,
@@ -50,12 +58,13 @@ from router.schemas.route import (
 from router.schemas.runs import RunKey, RunLedger, RunList, RunStep, RunSummary
 
 __all__ = [
-    "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY", "PART_TYPES",
-    "QUALITY_TARGET_DOC",
+    "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
+    "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
     "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
+    "with_suggestions",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

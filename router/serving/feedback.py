@@ -26,7 +26,7 @@ from router.guards.budgets import BudgetTracker
 from router.guards.run_spend import check_owner
 from router.schemas import Feedback, FeedbackReceipt, TraceRecord
 from router.serving.closed_loop import DriftWindow, best_score
-from router.serving.model_health import ModelHealth
+from router.serving.model_health import ModelHealth, check_attempts
 from router.serving.run_keeper import RunKeeper
 from router.serving.service import RouterService
 from router.traces.feedback import check_plausible, completion, decision_outcome, trace_outcome
@@ -58,6 +58,8 @@ class FeedbackService:
         if item.decision_id is not None:
             decision, pending = self._find(store, item.decision_id)
             check_owner(decision, caller)
+            if isinstance(item, Feedback) and item.attempts:
+                check_attempts(item.attempts, decision, settings)
         check_plausible(item, settings, decision)
         if isinstance(item, Feedback):
             assert decision is not None

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from router.config import HealthConfig, Settings
 from router.decision.health_view import HealthView, ModelState
+from router.errors import RequestLimitError
 from router.schemas import HEALTH_ERRORS, CircuitState, ModelHealthInfo
 from router.traces.rows import Written
 
@@ -50,7 +51,7 @@ class Remote(Protocol):
     """Model health kept where every replica reads it (`health_shared.RedisHealth`)."""
 
     def record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
-               kind: str | None) -> None: ...
+               kind: str | None, source: Source = (None, None)) -> None: ...
 
     def snapshot(self, local: Callable[[], HealthView], fresh: bool = True) -> HealthView:
         """The shared state, or `local()` while it cannot be read; without `fresh`, the state
@@ -58,11 +59,17 @@ class Remote(Protocol):
         ...
 
 
+# Who reported an outcome: the decision it was about and the key that made that decision (None:
+# not known, e.g. an outcome recorded directly; each such outcome is a source of its own).
+Source = tuple[str | None, str | None]
+
+
 @dataclass
 class _Track:
-    """One model's outcomes (reported at, ok, latency ms or NaN, error kind) and circuit."""
+    """One model's outcomes (reported at, ok, latency ms or NaN, error kind, decision, key) and
+    its circuit."""
 
-    events: deque[tuple[float, bool, float, str | None]]
+    events: deque[tuple[float, bool, float, str | None, str | None, str | None]]
     opened_at: float | None = None
     why: str | None = None
     closed_at: float = -math.inf  # when a probe last closed it
@@ -83,16 +90,25 @@ class ModelHealth:
         self._built_at = -math.inf
         self._dirty = False
         self._remote: Remote | None = None
+        self.keys = 0  # API keys configured: with more than one, failures need min_keys keys
 
     @classmethod
     def of(cls, settings: Settings) -> ModelHealth:
         """The model health a service built from `settings` starts with (seeded like its
         exploration)."""
-        return cls(settings.health, models_of(settings), seed=settings.exploration_seed)
+        health = cls(settings.health, models_of(settings), seed=settings.exploration_seed)
+        health.keys = len(settings.auth.keys)
+        return health
 
     def follow(self, settings: Settings) -> None:
         """Follow a reloaded config (see `configure`)."""
         self.configure(settings.health, models_of(settings))
+        self.keys = len(settings.auth.keys)
+
+    @property
+    def required_keys(self) -> int:
+        """Distinct keys whose decisions must have failed before a circuit opens."""
+        return self.config.min_keys if self.keys > 1 else 1
 
     def configure(self, config: HealthConfig, models: Iterable[str]) -> None:
         """Follow a reloaded config: outcomes and circuits of the models still configured are
@@ -108,25 +124,32 @@ class ModelHealth:
         """A /feedback report on a routed call, as health sees it: the failed links of its
         fallback chain (`attempts`), each against its own model, and the call of `model_used`,
         counted once per decision at the first report that says how the provider did (see
-        `verdict`). Only configured models are tracked (a client's made-up model names must
-        not grow memory)."""
+        `verdict`). A model counts at most once per report, however often the report names it;
+        each outcome carries its decision and the key that made it, so that a circuit opens
+        only on failures of several decisions (and keys: `_failing`). Only configured models
+        are tracked (a client's made-up model names must not grow memory)."""
         if decision is None or written.status == "duplicate":
             return
         at = decision.get("created_at")
+        source: Source = (decision.get("decision_id"), decision.get("api_key"))
+        counted: set[str] = set()
         if written.status == "stored" or "extra" in written.added:  # the links, once
             for attempt in attempts_of(written.row):
-                if attempt.get("error") in HEALTH_ERRORS and attempt.get("model") in self.models:
-                    self.record(str(attempt["model"]), False, None, at, attempt["error"])
+                model = attempt.get("model")
+                if (attempt.get("error") in HEALTH_ERRORS and model in self.models
+                        and model not in counted):
+                    counted.add(str(model))
+                    self.record(str(model), False, None, at, attempt["error"], source)
         if written.before is not None and verdict(written.before) is not None:
             return  # an earlier report on this call already counted
         ok = verdict(written.row)
         # a shadow decision was not followed: its pick made no call (no model_used: no model)
-        model = written.row.get("model_used") or (
+        used = written.row.get("model_used") or (
             None if decision.get("shadow") else decision.get("model"))
-        if ok is None or ok == "ignored" or model not in self.models:
+        if ok is None or ok == "ignored" or used not in self.models or used in counted:
             return
-        self.record(str(model), ok == "ok", written.row.get("latency_ms"), at,
-                    written.row.get("error"))
+        self.record(str(used), ok == "ok", written.row.get("latency_ms"), at,
+                    written.row.get("error"), source)
 
     def share(self, remote: Remote) -> None:
         """Keep outcomes and circuits in shared state from now on (`health_shared.RedisHealth`);
@@ -134,17 +157,18 @@ class ModelHealth:
         self._remote = remote
 
     def record(self, model: str, ok: bool, latency_ms: float | None = None,
-               at: float | None = None, kind: str | None = None) -> None:
+               at: float | None = None, kind: str | None = None,
+               source: Source = (None, None)) -> None:
         """One call's outcome; `at` is when the call was decided (a probe only if after the
-        cooldown), `kind` the error kind of a failure."""
+        cooldown), `kind` the error kind of a failure, `source` (decision, key) who says so."""
         if not self.config.enabled:
             return
-        self._record(model, ok, latency_ms, at, kind)
+        self._record(model, ok, latency_ms, at, kind, source)
         if self._remote is not None:
-            self._remote.record(model, ok, latency_ms, at, kind)
+            self._remote.record(model, ok, latency_ms, at, kind, source)
 
     def _record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
-                kind: str | None) -> None:
+                kind: str | None, source: Source) -> None:
         config = self.config
         with self._lock:
             now = self.clock()
@@ -154,7 +178,7 @@ class ModelHealth:
             if at is not None and at < track.closed_at:
                 return  # news of a call decided during the outage a probe already ended
             latency = float(latency_ms) if latency_ms is not None and ok else math.nan
-            track.events.append((now, ok, latency, None if ok else (kind or "error")))
+            track.events.append((now, ok, latency, None if ok else (kind or "error"), *source))
             self._prune(track, now)
             self._dirty = True
             if track.opened_at is None:
@@ -178,7 +202,9 @@ class ModelHealth:
 
     def _failing(self, track: _Track) -> str | None:
         """Why the circuit should open now, or None: the last min_calls calls all failed, or
-        more than max_error_rate of at least min_calls calls in the window."""
+        more than max_error_rate of at least min_calls calls in the window; either way, the
+        failures come from at least min_calls decisions and `required_keys` keys, so that no
+        one caller's reports can take a model down for the others."""
         config, events = self.config, track.events
         n = len(events)
         if n < config.min_calls:
@@ -186,6 +212,10 @@ class ModelHealth:
         failed = [e for e in events if not e[1]]
         in_a_row = not any(events[-i][1] for i in range(1, config.min_calls + 1))
         if not in_a_row and len(failed) / n <= config.max_error_rate:
+            return None
+        decisions = len({e[4] if e[4] is not None else i for i, e in enumerate(failed)})
+        keys = len({e[5] for e in failed})
+        if decisions < config.min_calls or keys < self.required_keys:
             return None
         kinds = Counter(e[3] for e in failed)
         detail = ", ".join(f"{k} {c}" for k, c in sorted(kinds.items()))
@@ -241,10 +271,10 @@ class ModelHealth:
         registry.register(_HealthCollector(self, settings))
 
 
-def state_of(events: Iterable[tuple[float, bool, float, str | None]], opened_at: float | None,
+def state_of(events: Iterable[tuple[Any, ...]], opened_at: float | None,
              why: str | None, cooldown_s: float, now: float) -> ModelState:
     """A model's state from its outcomes in the window (reported at, ok, latency ms or NaN,
-    error kind) and its circuit's `opened_at`."""
+    error kind, and maybe who reported it) and its circuit's `opened_at`."""
     events = list(events)
     errors = sum(1 for e in events if not e[1])
     latencies = np.array([e[2] for e in events if e[1] and e[2] == e[2]], dtype=float)
@@ -281,6 +311,31 @@ def verdict(outcome: Mapping[str, Any]) -> str | None:
     if outcome.get("latency_ms") is not None or outcome.get("tokens_out") is not None:
         return "ok"
     return None
+
+
+def chain_of(decision: Mapping[str, Any], settings: Settings) -> list[str]:
+    """The models a decision's call could have tried: its model and what its fallbacks can
+    hold (its tier's models and every stronger tier's), and in shadow mode the caller's own."""
+    names = settings.tier_names
+    tier = decision.get("tier")
+    start = names.index(tier) if tier in names else len(names)
+    chain = [decision.get("model"), *(m for t in settings.tiers[start:] for m in t.models)]
+    if decision.get("shadow"):
+        chain.append(decision.get("requested_model"))
+    return [str(m) for m in dict.fromkeys(chain) if m]
+
+
+def check_attempts(attempts: Iterable[Any], decision: Mapping[str, Any],
+                   settings: Settings) -> None:
+    """Refuse (422, naming the attempt) a fallback link outside the decision's chain: a report
+    may speak of the models its call could have tried, not of any model it likes."""
+    chain = chain_of(decision, settings)
+    for i, attempt in enumerate(attempts):
+        if attempt.model not in chain:
+            raise RequestLimitError(
+                f"attempts.{i}.model",
+                f"{attempt.model!r} is not in this decision's chain (its model and the models "
+                f"its fallbacks can hold: {', '.join(chain)})", chain)
 
 
 def models_of(settings: Settings) -> list[str]:

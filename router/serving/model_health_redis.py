@@ -4,7 +4,9 @@ With ``shared_state`` in the config, every replica records each outcome in the s
 reads the same circuits, so a provider outage opens a model's circuit for all of them after
 `min_calls` failures in total, and one replica's successful probe closes it for all. Per
 model, three keys (under ``shared_state.prefix``): ``health:<model>:z``, a sorted set of the
-window's outcomes (score: time in ms; member: ``ms:nonce:kind-or-ok:latency``),
+window's outcomes (score: time in ms; member: ``ms:nonce:kind-or-ok:decision:key:latency``,
+the decision and a hash of the key that made it, so a circuit opens only on failures of
+`min_calls` decisions and `ModelHealth.required_keys` keys, as in-process),
 ``health:<model>:f``, the failures among them, and ``health:<model>:c``, a hash with the
 circuit's ``opened_at``, ``why`` and ``closed_at``. `record` is one Lua script (append, prune,
 and the same transitions as `ModelHealth.record`, atomically); a snapshot is one pipelined
@@ -22,6 +24,7 @@ tried again after ``shared_state.retry_s``; health never refuses a call for it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import uuid
@@ -30,12 +33,12 @@ from typing import Any
 
 from router.decision.health_view import HealthView
 from router.guards.shared import SharedCounters
-from router.serving.model_health import STATS_S, ModelHealth, state_of
+from router.serving.model_health import STATS_S, ModelHealth, Source, state_of
 
 REMOTE_REFRESH_S = 0.5  # other replicas' outcomes (error rates, latency) show within this
 
 # KEYS: z, f, c. ARGV: now_ms, window_ms, max_events, member, ok (1/0), at_ms (-1: now),
-# min_calls, max_error_rate, cooldown_ms, ttl_s, kind, window text (for `why`).
+# min_calls, max_error_rate, cooldown_ms, ttl_s, kind, window text (for `why`), min_keys.
 # Returns 1 when the circuit changed, 0 when not, -1 when the outcome was dropped.
 RECORD = """
 local z, f, c = KEYS[1], KEYS[2], KEYS[3]
@@ -67,19 +70,26 @@ if not opened then
       if not redis.call('ZSCORE', f, m) then in_a_row = false end
     end
     if in_a_row or failed / n > max_rate then
-      local kinds, names = {}, {}
+      local kinds, names, decs, nd, keys, nk = {}, {}, {}, 0, {}, 0
       for _, m in ipairs(redis.call('ZRANGE', f, 0, -1)) do
-        local k = string.match(m, '^[^:]*:[^:]*:([^:]*)')
+        local nonce, k = string.match(m, '^[^:]*:([^:]*):([^:]*)')
         if not kinds[k] then kinds[k] = 0; table.insert(names, k) end
         kinds[k] = kinds[k] + 1
+        local d, who = string.match(m, '^[^:]*:[^:]*:[^:]*:([^:]*):([^:]*):')
+        if not d or d == '-' then d = nonce end  -- no decision known: a source of its own
+        who = who or '-'
+        if not decs[d] then decs[d] = true; nd = nd + 1 end
+        if not keys[who] then keys[who] = true; nk = nk + 1 end
       end
-      table.sort(names)
-      local parts = {}
-      for _, k in ipairs(names) do table.insert(parts, k .. ' ' .. kinds[k]) end
-      local why = failed .. ' of ' .. n .. ' calls failed in the last ' .. ARGV[12] ..
-                  ' s (' .. table.concat(parts, ', ') .. ')'
-      redis.call('HSET', c, 'opened_at', ARGV[1], 'why', why)
-      changed = 1
+      if nd >= min_calls and nk >= tonumber(ARGV[13]) then
+        table.sort(names)
+        local parts = {}
+        for _, k in ipairs(names) do table.insert(parts, k .. ' ' .. kinds[k]) end
+        local why = failed .. ' of ' .. n .. ' calls failed in the last ' .. ARGV[12] ..
+                    ' s (' .. table.concat(parts, ', ') .. ')'
+        redis.call('HSET', c, 'opened_at', ARGV[1], 'why', why)
+        changed = 1
+      end
     end
   end
 elseif at >= tonumber(opened) + cooldown then
@@ -116,14 +126,18 @@ class RedisHealth:
         self._events_at = -math.inf
 
     def record(self, model: str, ok: bool, latency_ms: float | None, at: float | None,
-               kind: str | None) -> None:
+               kind: str | None, source: Source = (None, None)) -> None:
         config, now = self.health.config, self.health.clock()
         latency = "" if latency_ms is None or not ok else repr(float(latency_ms))
-        member = f"{_ms(now)}:{uuid.uuid4().hex[:12]}:{'ok' if ok else kind or 'error'}:{latency}"
+        decision, key = source
+        who = "-" if key is None else hashlib.sha256(key.encode()).hexdigest()[:12]
+        member = (f"{_ms(now)}:{uuid.uuid4().hex[:12]}:{'ok' if ok else kind or 'error'}:"
+                  f"{_token(decision)}:{who}:{latency}")
         ttl = math.ceil(config.window_s + 2 * config.cooldown_s + 60)
         args = [_ms(now), _ms(config.window_s), config.max_events, member, int(ok),
                 -1 if at is None else _ms(at), config.min_calls, config.max_error_rate,
-                _ms(config.cooldown_s), ttl, kind or "error", f"{config.window_s:g}"]
+                _ms(config.cooldown_s), ttl, kind or "error", f"{config.window_s:g}",
+                self.health.required_keys]
         changed = self.shared.call(
             lambda client: client.eval(RECORD, 3, *self._keys(model), *args), lambda: 0)
         if int(changed) == 1:
@@ -194,9 +208,17 @@ class RedisHealth:
 
 
 def _event(member: Any) -> tuple[float, bool, float, str | None]:
-    ms, _, kind, latency = _text(member).split(":", 3)
+    parts = _text(member).split(":")
+    ms, kind, latency = parts[0], parts[2], parts[-1]  # 4 parts: written before sources
     ok = kind == "ok"
     return (int(ms) / 1000, ok, float(latency) if latency else math.nan, None if ok else kind)
+
+
+def _token(decision: str | None) -> str:
+    """A decision id as a member field: '-' for none, and never a ':' (ids are free text)."""
+    if decision is None:
+        return "-"
+    return decision if decision.isalnum() else hashlib.sha256(decision.encode()).hexdigest()[:24]
 
 
 def _ms(seconds: float) -> int:

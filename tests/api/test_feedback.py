@@ -12,11 +12,12 @@ from router.api.app import create_app
 from router.config import AuthConfig, BudgetConfig, Settings, StoreConfig
 from router.guards.auth import hash_key
 from router.traces.store import TraceStore
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 
 
 def client_for(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()))
+    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()),
+                      client=LOOPBACK)
 
 
 @pytest.fixture
@@ -266,7 +267,7 @@ def test_shutdown_flushes_and_reload_keeps_recording(settings: Settings) -> None
         update={"flush_interval_ms": 10_000, "batch_size": 10_000})})
     with client_for(slow) as c:
         route(c)
-        assert c.post("/admin/reload").status_code == 200
+        assert c.post("/admin/reload", headers=JSON).status_code == 200
         route(c)
         route(c)
     assert stored(slow).counts()["decisions"] == 3

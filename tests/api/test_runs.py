@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -144,6 +145,17 @@ def test_the_ledger_lists_every_step_and_the_most_expensive(client: TestClient) 
     listing = client.get("/runs").json()["runs"]
     assert [run["run_id"] for run in listing] == ["other", "r1"]
     assert client.get("/runs/nope").status_code == 404
+    moments = [ledger["started_at"], ledger["last_call_at"],
+               *(s["created_at"] for s in ledger["steps"]), listing[1]["last_call_at"]]
+    for moment in [*moments, ledger["expires_at"]]:  # ISO 8601 in UTC, as elsewhere in the API
+        assert isinstance(moment, str) and moment.endswith("Z"), moment
+    for moment in moments:
+        assert abs(datetime.fromisoformat(moment).timestamp() - time.time()) < 600
+    expires = datetime.fromisoformat(ledger["expires_at"]).timestamp()
+    assert expires - datetime.fromisoformat(ledger["last_call_at"]).timestamp() == \
+        pytest.approx(86400, abs=0.002)
+    assert ledger["steps"][0]["created_at"] <= ledger["steps"][2]["created_at"]
+    assert listing[1]["last_call_at"] == ledger["last_call_at"]
 
 
 def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> None:

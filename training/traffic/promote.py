@@ -110,7 +110,8 @@ def latest_previous(model_dir: Path) -> Path:
 
 def reload_service(url: str, api_key: str | None = None, timeout: float = 120) -> dict[str, Any]:
     """POST /admin/reload; raises RouterError with the service's answer when refused."""
-    request = urllib.request.Request(f"{url.rstrip('/')}/admin/reload", method="POST", data=b"")
+    request = urllib.request.Request(f"{url.rstrip('/')}/admin/reload", method="POST", data=b"",
+                                     headers={"Content-Type": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:

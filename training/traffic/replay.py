@@ -206,7 +206,9 @@ class Replay:
         self.headers = headers or {}
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        r = self.http.post(path, json=body, headers=self.headers)
+        # every POST is JSON to the router, a bodyless one too
+        r = self.http.post(path, json=body, headers={"Content-Type": "application/json",
+                                                     **self.headers})
         if r.status_code >= 400:
             raise RouterError(f"{path} answered {r.status_code}: {r.text[:300]}")
         return dict(r.json())

@@ -20,11 +20,11 @@ from router.schemas import (
     RouteRequest,
     error_responses,
 )
-from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics
+from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics, label_text
 
 router = APIRouter()
 
-ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 422, 429, 503)
+ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 415, 422, 429, 503)
 
 
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
@@ -72,8 +72,9 @@ def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteD
 
 
 def _role_label(metrics: Metrics, role: str | None) -> str:
-    """The caller's role, while fewer than MAX_ROLES have a series (runs on the event loop)."""
-    label = role or NO_ROLE
+    """The caller's role (sanitised), while fewer than MAX_ROLES have a series (runs on the
+    event loop)."""
+    label = label_text(role) if role else NO_ROLE
     if label not in metrics.spend_roles:
         if len(metrics.spend_roles) >= MAX_ROLES:
             return OTHER_ROLES

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import Settings
-from tests.conftest import EASY, HARD, FakeEmbedder
+from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder
 from training.labels import PromptTable
 from training.traffic.replay import (
     Replay,
@@ -43,7 +43,7 @@ def test_one_order_resets_learns_freezes_and_scores_over_http(settings: Settings
     traffic = synthetic_traffic()
     exploring = settings.model_copy(update={"exploration_rate": 0.3, "exploration_seed": 1})
     app = create_app(settings=exploring, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as http:
+    with TestClient(app, client=LOOPBACK) as http:
         replay = Replay(http, traffic, exploring)
         first = replay.order(seed=0, learn=60, score=30, window=20)
         second = replay.order(seed=1, learn=60, score=30, window=20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -49,10 +50,12 @@ def test_an_error_rate_above_the_limit_opens_it_and_one_at_the_limit_does_not() 
     assert h.snapshot().of("a").state == "closed"
     h.record("a", False, kind="rate_limited")  # 3 of 6 = 0.5: not above
     assert h.snapshot().of("a").state == "closed"
-    h.record("a", False, kind="rate_limited")  # 4 of 7
+    h.record("a", False, kind="rate_limited")  # 4 of 7: above, but 4 failures < min_calls
+    assert h.snapshot().of("a").state == "closed"
+    h.record("a", False, kind="rate_limited")  # 5 of 8: min_calls failed calls
     s = h.snapshot().of("a")
-    assert s.state == "open" and (s.calls, s.errors) == (7, 4)
-    assert "rate_limited 2" in (s.why or "") and "server_error 2" in (s.why or "")
+    assert s.state == "open" and (s.calls, s.errors) == (8, 5)
+    assert "rate_limited 3" in (s.why or "") and "server_error 2" in (s.why or "")
 
 
 def test_failures_older_than_the_window_do_not_count() -> None:
@@ -198,3 +201,51 @@ def test_gauges_list_every_configured_model(settings: Settings) -> None:
     assert 'tier_router_model_window_calls{model="claude-3-7-sonnet-20250219",tier="large"} 0.0' \
         in text
     assert not math.isnan(h.snapshot().of("gpt-4.1").p50_ms or math.nan)
+
+
+def outcome_of(decision_id: str, key: str | None, models: list[str]) -> tuple[Written, dict]:
+    """A stored report on `decision_id` (made with `key`) whose chain timed out on `models`."""
+    attempts = [{"model": m, "error": "timeout"} for m in models]
+    row = {"model_used": models[-1], "error": "timeout", "latency_ms": None, "tokens_out": None,
+           "extra": json.dumps({"attempts": attempts})}
+    decision = {"decision_id": decision_id, "created_at": 1_000.0, "model": models[0],
+                "api_key": key}
+    return Written("stored", row), decision
+
+
+def test_a_model_counts_once_per_report_however_often_it_is_named() -> None:
+    h, _ = health()
+    h.keys = 2
+    written, decision = outcome_of("d1", "k1", ["a", "a", "a", "b", "b", "a"] * 2)
+    h.observe(written, decision)
+    s = h.snapshot()
+    assert (s.of("a").errors, s.of("b").errors) == (1, 1)
+
+
+def test_one_decision_reported_over_and_over_never_opens_a_circuit() -> None:
+    h, _ = health()
+    for _ in range(20):  # the same call's failure recorded again and again
+        h.record("a", False, kind="timeout", source=("d1", "k1"))
+    assert h.snapshot().of("a").state == "closed"
+    for i in range(2, CONFIG.min_calls + 1):  # min_calls distinct decisions (open: one key)
+        h.record("a", False, kind="timeout", source=(f"d{i}", "k1"))
+    assert h.snapshot().of("a").state == "open"
+
+
+def test_with_several_keys_one_keys_failures_alone_never_open_it() -> None:
+    """health.min_keys (2): one caller cannot take a model down for the others."""
+    h, _ = health()
+    h.keys = 3
+    for i in range(30):
+        h.record("a", False, kind="timeout", source=(f"d{i}", "k1"))
+    assert h.snapshot().of("a").state == "closed"
+    h.record("a", False, kind="timeout", source=("e1", "k2"))
+    assert h.snapshot().of("a").state == "open"
+
+
+def test_min_keys_applies_only_with_more_than_one_key() -> None:
+    h, _ = health(CONFIG.model_copy(update={"min_keys": 3}))
+    h.keys = 1
+    assert h.required_keys == 1
+    h.keys = 4
+    assert h.required_keys == 3
