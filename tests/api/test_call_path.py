@@ -28,6 +28,8 @@ ROUTER = Path(__file__).resolve().parents[2] / "router"
 SHARED = {"__init__.py", "errors.py"}  # and the config and schemas packages
 SHARED_PACKAGES = (str(ROUTER / "schemas"), str(ROUTER / "config"))
 OFF_PATH_THREADS = ("trace-store",)  # the writer: after the answer
+# The path is printed, not counted: what matters is that each step is in the one module a
+# reader would look in (the decision: decision/pipeline.py and the steps it calls).
 
 
 def path_map(settings: Settings, body: dict[str, Any]) -> dict[str, list[str]]:
@@ -70,4 +72,5 @@ def test_the_route_path_is_traced_from_the_handler_to_the_policy(settings: Setti
     for module, functions in modules.items():
         print(f"  {module}: {', '.join(functions)}")
     assert "router/api/routes/route.py" in modules  # the trace did see the request
-    assert "router/decision/policy.py" in modules  # and followed it into the decision
+    assert {"router/serving/service.py", "router/decision/pipeline.py",
+            "router/decision/policy.py"} <= set(modules), list(modules)
