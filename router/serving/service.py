@@ -187,9 +187,8 @@ class RouterService:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
-            raw, confidence = self.model.scores_with_confidence(embeddings, views)
-            columns = [self.model.tiers.index(n) for n in self.tier_names]
-            prior = raw[:, columns]
+            prior, confidence = self.model.scores_with_confidence(embeddings, views,
+                                                                  self.tier_names)
             scores, thin = prior, None
             if self.learning is not None:
                 scores, thin = self.learning.adapt(embeddings, views, prior)
