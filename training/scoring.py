@@ -3,7 +3,7 @@
 Scores with columns in the config's tier order, the cost of every call on every tier at the
 config's prices, and the tier `router.decision.policy.decide` picks for every call at a knob:
 the steps `/route` takes, so `training.evaluate` (sweeping ``quality_target`` over `TARGETS`)
-and `training.loop.compare` (at each logged call's knob) measure what the service would do,
+and `training.traffic.compare` (at each logged call's knob) measure what the service would do,
 task rules and context limits included.
 """
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from router.decision.features import FeatureSpec
 from router.decision.policy import threshold_choice
@@ -35,6 +34,7 @@ from router.decision.scorer import Scorer
 from router.errors import RouterError
 from training.classifier import TierClassifier
 from training.metrics import apgr
+from training.progress import Progress
 from training.scoring import TARGETS
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,8 @@ def leave_one_group_out(
     held_out = held_out_groups(groups, eval_groups)
     rows: list[dict] = []
     jobs = [(c, g) for c in candidates for g in held_out]
-    for candidate, group in tqdm(jobs, desc="leave-one-dataset-out", unit="fit"):
+    bar = Progress(len(jobs), "leave-one-dataset-out", unit="fit")
+    for candidate, group in jobs:
         held = groups == group
         features = candidate.features.assemble(X, X_numeric)
         model = build_head(candidate, tiers, seed)
@@ -217,6 +218,8 @@ def leave_one_group_out(
         for pair, value in policy_pair_apgrs(scores, labels[held], tiers, MIN_TIER_GAP).items():
             rows.append({"candidate": candidate.name, "group": group, "pair": pair,
                          "apgr": value, "pair_apgr": raw.get(pair, np.nan)})
+        bar.update(1)
+    bar.close()
     means, pair_means = (
         {c.name: float(np.nanmean([r[key] for r in rows if r["candidate"] == c.name]
                                   or [np.nan])) for c in candidates}

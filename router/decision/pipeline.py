@@ -7,7 +7,7 @@
    capabilities, the caller's ceiling, ``max_cost_usd``); then a low budget's lower knob
    (`policy.budget_step`); then exploration (`policy.explore_step`), at the rate scaled by
    how thin the learning state's evidence is around the call; then model health
-   (`health.health_step`), which makes an explored decision it moved certain.
+   (`health_view.health_step`), which makes an explored decision it moved certain.
 3. A shadow call has no ceiling and is never explored, and when no model is healthy it is
    decided as if health were off: nobody follows it, so it is never refused for either.
 4. A call the model scored unlike its training data (`confidence` below `LOW_CONFIDENCE`)
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from router.decision.choice import CallFacts, Choice, TierTable, force
-from router.decision.health import HealthView, health_step, unusable
+from router.decision.health_view import HealthView, health_step, unusable
 from router.decision.policy import (
     ExplorationDraw,
     LowBudget,

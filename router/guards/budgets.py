@@ -87,10 +87,6 @@ class BudgetTracker:
         """New budget list; a budget that keeps its name and period keeps its spend."""
         self._budgets = tuple(budgets)
 
-    def share(self, counters: Counters) -> None:
-        """Count spend in `counters` from now on (the shared state, at start)."""
-        self.counters = counters
-
     @property
     def budgets(self) -> list[BudgetConfig]:
         return list(self._budgets)
@@ -119,6 +115,16 @@ class BudgetTracker:
             return
         now = self.clock()
         keys = [self.key(b, now) for b in covering]
+        self._remember(keys, self.counters.add(dict.fromkeys(keys, usd)))
+
+    def add_own(self, api_key: str, usd: float) -> None:
+        """Count `usd` only against the budgets of `api_key` alone (a trace without a decision:
+        what it reports is its caller's word, which must not spend what other keys share)."""
+        own = [b for b in self._budgets if not b.role_set and b.key_set == {api_key}]
+        if not own or usd == 0:
+            return
+        now = self.clock()
+        keys = [self.key(b, now) for b in own]
         self._remember(keys, self.counters.add(dict.fromkeys(keys, usd)))
 
     def states(self, role: str | None, api_key: str | None = None) -> list[BudgetState]:

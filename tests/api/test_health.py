@@ -260,11 +260,11 @@ def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: Test
     service = client.app.state.holder.service
     calls = [RouteRequest(prompt="hello", run_id="r2", tier="large"),
              RouteRequest(prompt="hi", tier="small")]
-    reserved = calls[0].reserve_decision_id()
+    admissions = [service.admit(call) for call in calls]
     with pytest.raises(Exception, match="no healthy model"):
-        service.route_admitted(calls)
-    (alone,) = service.route_admitted(calls[:1])
-    assert alone.decision_id == reserved
+        service.route_admitted(calls, admissions)
+    (alone,) = service.route_admitted(calls[:1], admissions[:1])
+    assert alone.decision_id == admissions[0].decision_id
     assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
 
 
@@ -294,3 +294,46 @@ def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings
             assert c.post("/route/batch", json=batch, headers=headers).status_code == 503
         r = c.post("/route", json={"prompt": "hi", "max_tokens": 500}, headers=headers)
         assert r.status_code == 200, r.text
+
+
+def test_one_key_cannot_take_a_tier_down_for_the_others(settings: Settings) -> None:
+    """The hostile report: timeouts for every model of `large`, each repeated, on many of one
+    key's own decisions. Each model counts once per report and the circuit waits for a second
+    key's evidence (health.min_keys); an attempt outside the decision's chain is a 422."""
+    from router.config import AuthConfig
+    from tests.unit.guards.test_auth import entry
+
+    auth = AuthConfig(keys=[entry("mallory", "k-m", ["route", "feedback"]),
+                            entry("alice", "k-a", ["route", "feedback"])])
+    s = settings.model_copy(update={"health": HEALTH, "auth": auth})
+    large = ["gpt-4.1", "claude-3-7-sonnet-20250219"]
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        def hostile_report(key: str) -> int:
+            d = c.post("/route", json={"prompt": "hi", "tier": "large"},
+                       headers={"X-API-Key": key}).json()
+            attempts = [{"model": m, "error": "timeout"} for m in large * 8]
+            r = c.post("/feedback", json={"decision_id": d["decision_id"], "error": "timeout",
+                                          "model_used": large[0], "attempts": attempts},
+                       headers={"X-API-Key": key})
+            return r.status_code
+
+        assert all(hostile_report("k-m") == 201 for _ in range(10))
+        time.sleep(0.06)
+        tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
+        assert [m["state"] for m in tiers["large"]["health"]] == ["closed", "closed"]
+        assert [m["errors"] for m in tiers["large"]["health"]] == [10, 10]  # once per report
+        r = c.post("/route", json={"prompt": "hi", "tier": "large"}, headers={"X-API-Key": "k-a"})
+        assert r.status_code == 200 and r.json()["model"] == "gpt-4.1"
+
+        d = c.post("/route", json={"prompt": "hi", "tier": "large"},
+                   headers={"X-API-Key": "k-m"}).json()
+        r = c.post("/feedback", json={"decision_id": d["decision_id"], "error": "timeout",
+                                      "attempts": [{"model": "gpt-4.1-nano", "error": "timeout"}]},
+                   headers={"X-API-Key": "k-m"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["field"] == "attempts.0.model"
+
+        assert hostile_report("k-a") == 201  # a second key's failure: evidence from two keys
+        time.sleep(0.06)
+        tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
+        assert [m["state"] for m in tiers["large"]["health"]] == ["open", "open"]

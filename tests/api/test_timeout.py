@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import LimitsConfig, Settings
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 
 
 class Late:
@@ -49,7 +49,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=lambda cfg: embedder)
     late: list[str] = []
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         holder = app.state.holder
         holder._swap(replace(holder.service, recorders=(*holder.service.recorders, Late(late))))
         started = time.perf_counter()
@@ -84,7 +84,7 @@ def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
 
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=factory)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         holder = app.state.holder  # no encoder to reuse: the reload must build a new one
         holder._swap(replace(holder.service, embedder=None))
-        assert client.post("/admin/reload").status_code == 200
+        assert client.post("/admin/reload", headers=JSON).status_code == 200

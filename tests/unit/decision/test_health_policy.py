@@ -6,7 +6,7 @@ import pytest
 
 from router.config import Settings, TaskRule, TierConfig
 from router.decision.choice import CallFacts, TierTable
-from router.decision.health import HealthView, ModelState, health_step
+from router.decision.health_view import HealthView, ModelState, health_step
 from router.decision.pipeline import steps
 from router.decision.policy import ExplorationDraw
 from router.errors import NoHealthyModel
