@@ -16,7 +16,8 @@ import pytest
 
 from router.config import Settings, StoreConfig, load_settings
 from router.decision.artifact import save_model
-from router.decision.classifier import TierClassifier
+from router.decision.features import FeatureSpec
+from router.decision.quality_head import TierQualityRouter
 from tests import redis_server
 from tests.pg_server import PostgresServer, start_server, why_unavailable
 
@@ -81,7 +82,8 @@ HARD = ["prove the theorem about primes", "prove this theorem rigorously", "theo
 
 
 def synthetic_model(path: Path) -> Path:
-    """A TierClassifier on synthetic labels: 'prove'/'theorem' prompts need the large tier."""
+    """The shipped kind of head (a guarded TierQualityRouter) on synthetic labels:
+    'prove'/'theorem' prompts need the large tier."""
     rng = np.random.default_rng(0)
     texts = [rng.choice(EASY) + f" {i}" for i in range(60)] + [
         rng.choice(HARD) + f" {i}" for i in range(60)
@@ -90,8 +92,14 @@ def synthetic_model(path: Path) -> Path:
     hard = np.array([0] * 60 + [1] * 60)
     Y = np.stack([1.0 - hard, 1.0 - 0.7 * hard, np.full(120, 0.95)], axis=1)
     Y[:, 2] = np.where(rng.random(120) < 0.95, 1.0, 0.0)
-    clf = TierClassifier(tiers=("small", "medium", "large"), head="logreg", C=1.0).fit(X, Y)
-    return save_model(path, clf, numeric=False, router_version="synthetic-test")
+    head = TierQualityRouter(tiers=("small", "medium", "large"), **SYNTHETIC_HEAD).fit(X, Y)
+    return save_model(path, head, FeatureSpec(), router_version="synthetic-test",
+                      head={"name": "tqr-guarded", "head": "tqr", **SYNTHETIC_HEAD})
+
+
+# The shipped recipe (models/default) but for C, n_clusters: 120 synthetic rows, not 5,000.
+SYNTHETIC_HEAD = {"C": 1.0, "anchor_levels": True, "n_clusters": 8, "ood_low": 0.2,
+                  "ood_high": 0.4}
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@
    capabilities, the caller's ceiling, ``max_cost_usd``); then a low budget's lower knob
    (`policy.budget_step`); then exploration (`policy.explore_step`), with the chances the
    learned map's verdict gives each tier (`CallFacts.learned`); then model health
-   (`health.health_step`), which makes an explored decision it moved certain.
+   (`health_view.health_step`), which makes an explored decision it moved certain.
 3. A shadow call has no ceiling and is never explored, and when no model is healthy it is
    decided as if health were off: nobody follows it, so it is never refused for either.
 4. A call the model scored unlike its training data (`confidence` below `LOW_CONFIDENCE`)

@@ -204,9 +204,8 @@ class RouterService:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
-            raw, confidence = self.model.scores_with_confidence(embeddings, views)
-            columns = [self.model.tiers.index(n) for n in self.tier_names]
-            scores = raw[:, columns]
+            scores, confidence = self.model.scores_with_confidence(embeddings, views,
+                                                                   self.tier_names)
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
             grouping = self.learning.clusters if self.learning is not None else None

@@ -19,11 +19,12 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import PromotionConfig, Settings, load_settings
 from router.decision.artifact import save_model
-from router.decision.classifier import TierClassifier
+from router.decision.features import FeatureSpec
+from router.decision.quality_head import TierQualityRouter
 from router.errors import RouterError
 from router.traces.export import export_traces
 from router.traces.store import TraceStore
-from tests.conftest import EASY, HARD, FakeEmbedder
+from tests.conftest import EASY, HARD, SYNTHETIC_HEAD, FakeEmbedder
 from training.ingest import read_traces
 from training.traffic.offpolicy import paired_dr_ci, policy_value, tier_means
 from training.traffic.promote import history_dir, judge, promote, rollback
@@ -37,10 +38,10 @@ def recipe_model(path: Path) -> Path:
         f"{rng.choice(HARD)} {i}" for i in range(60)]
     hard = np.array([0] * 60 + [1] * 60)
     labels = np.stack([1.0 - hard, 1.0 - 0.7 * hard, np.full(120, 0.95)], axis=1)
-    clf = TierClassifier(tiers=("small", "medium", "large"), head="logreg", C=1.0)
-    clf.fit(FakeEmbedder().encode(texts), labels)
-    return save_model(path, clf, numeric=False, router_version="synthetic-serving",
-                      head={"name": "logreg", "head": "logreg", "C": 1.0},
+    head = TierQualityRouter(tiers=("small", "medium", "large"), **SYNTHETIC_HEAD)
+    head.fit(FakeEmbedder().encode(texts), labels)
+    return save_model(path, head, FeatureSpec(), router_version="synthetic-serving",
+                      head={"name": "tqr-guarded", "head": "tqr", **SYNTHETIC_HEAD},
                       embedder_backend="fake")
 
 
