@@ -152,7 +152,7 @@ def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> No
         assert c.get("/runs/r1", headers=key("ops")).status_code == 200  # admin, no route scope
         other = c.get("/runs/r1", headers=key("b"))
         assert other.status_code == 404 and other.json()["error"] == "unknown run"
-        assert c.get("/runs", headers=key("b")).json() == {"runs": []}
+        assert c.get("/runs", headers=key("b")).json() == {"runs": [], "next_offset": None}
         assert [r["run_id"] for r in c.get("/runs", headers=key("ops")).json()["runs"]] == ["r1"]
         assert c.get("/runs/r1").status_code == 401
     only_feedback = keyed(settings).auth.keys + [ApiKeyConfig(
