@@ -35,7 +35,7 @@ _OWNER = " AND d.api_key = ?"
 _NEWEST = """
     SELECT api_key, run_id FROM decisions
     WHERE created_at >= ? AND run_id IS NOT NULL{owner}
-    ORDER BY created_at DESC, decision_id DESC"""
+    ORDER BY created_at DESC"""  # the index's order: no sort of the window
 
 
 def _step(row: dict[str, Any]) -> RunStep:
@@ -115,8 +115,8 @@ class RunRecords:
 
     def recent(self, now: float, expire_after_s: float, limit: int = 50,
                owner: str | None = None, offset: int = 0) -> tuple[list[RunSummary], bool]:
-        """One page of the live runs (a call within `expire_after_s`), the latest call first
-        (ties: the latest decision id): at most `limit` after the first `offset`, and whether
+        """One page of the live runs (a call within `expire_after_s`), the latest call first:
+        at most `limit` after the first `offset`, and whether
         more follow."""
         page = self._newest_runs(now - expire_after_s, owner, offset + limit + 1)
         more = len(page) > offset + limit
