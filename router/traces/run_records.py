@@ -123,11 +123,12 @@ class RunRecords:
         page = page[offset:offset + limit]
         if not page:
             return [], more
-        marks = ", ".join("?" for _ in page)
-        sql = (f"{_STEPS} WHERE d.run_id IN ({marks}){_OWNER if owner is not None else ''} "
-               "ORDER BY d.created_at, d.decision_id")
+        # the page's runs by their run_id index alone (a key filter here would lead the planner
+        # to the key's index, every call of the key); other keys' calls are left out below
         ids = tuple(dict.fromkeys(run_id for _, run_id in page))
-        rows = self.store.read(sql, (*ids, owner) if owner is not None else ids)
+        sql = (f"{_STEPS} WHERE d.run_id IN ({', '.join('?' for _ in ids)}) "
+               "ORDER BY d.created_at, d.decision_id")
+        rows = self.store.read(sql, ids)
         runs: dict[RunKey, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             runs[(row["api_key"] or "", row["run_id"])].append(row)
