@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -200,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     polled = percentile(results["polled"]["feedback_ms"], 99)
     print(f"\np99 polled / p99 quiet: {polled / quiet:.3f} "
           f"(target <= 1.10: {'met' if polled <= 1.10 * quiet else 'NOT met'})")
+    block_p99 = {name: statistics.median(percentile(r["feedback_ms"], 99)
+                                         for _, n, r in blocks if n == name)
+                 for name in ("quiet", "polled")}
+    print(f"median of the blocks' p99: quiet {block_p99['quiet']:.1f} ms, polled "
+          f"{block_p99['polled']:.1f} ms, ratio {block_p99['polled'] / block_p99['quiet']:.3f} "
+          "(one slow block moves the pooled p99; the median of blocks shows whether it is "
+          "the polling or the machine)")
     if args.out is not None:
         dump(args.out, {"args": vars(args), "results": results, "ratio": polled / quiet,
                         "blocks": [(label, r) for label, _, r in blocks]})
