@@ -22,6 +22,7 @@ from router.config import Scope
 from router.errors import Forbidden, ServiceNotStarted
 from router.guards.auth import KeyRing, Principal, presented_key
 from router.serving.closed_loop import ClosedLoop
+from router.serving.feedback import FeedbackService
 from router.serving.holder import ServiceHolder
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
@@ -45,6 +46,13 @@ async def get_loop(request: Request) -> ClosedLoop:
     return loop
 
 
+async def get_feedback(request: Request) -> FeedbackService:
+    feedback = request.app.state.holder.feedback
+    if feedback is None:
+        raise ServiceNotStarted("the service has not started")
+    return feedback
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -52,14 +60,17 @@ async def get_metrics(request: Request) -> Metrics:
 HolderDep = Annotated[ServiceHolder, Depends(get_holder)]
 ServiceDep = Annotated[RouterService, Depends(get_service)]
 LoopDep = Annotated[ClosedLoop, Depends(get_loop)]
+FeedbackDep = Annotated[FeedbackService, Depends(get_feedback)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself.")
 
 
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets the request through only with a key holding ``scope``."""
+def require(scope: Scope, charge: bool = True) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through only with a key holding ``scope``, counting
+    it against the key's ``rate_per_minute`` (`charge`; /route counts each call at admission,
+    with its other limits, in one step)."""
 
     async def check(
         request: Request,
@@ -72,14 +83,14 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         keyring: KeyRing = holder.keyring
         key = presented_key(keys, request.headers.get("authorization"),
                             bearer.credentials if bearer is not None else None, api_key)
-        if keyring.remote:  # a Redis round trip: not on the event loop, which serves the rest
+        if keyring.remote and charge:  # a Redis round trip: off the event loop
             principal = await run_in_threadpool(keyring.authenticate, keys, key, scope)
         else:
-            principal = keyring.authenticate(keys, key, scope)
+            principal = keyring.authenticate(keys, key, scope, charge)
         request.state.principal = principal
         return principal
 
-    check.__name__ = f"require_{scope}"
+    check.__name__ = f"require_{scope}" if charge else f"require_{scope}_uncharged"
     return check
 
 
@@ -101,6 +112,8 @@ async def metrics_reader(request: Request) -> Principal | None:
 
 
 RouteCaller = Annotated[Principal, Depends(require("route"))]
+# /route and /route/batch: each call is counted against rate_per_minute at its admission
+AdmittedCaller = Annotated[Principal, Depends(require("route", charge=False))]
 FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]
 AdminCaller = Annotated[Principal, Depends(require("admin"))]
 MetricsCaller = Annotated[Principal | None, Depends(metrics_reader)]

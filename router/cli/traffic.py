@@ -18,6 +18,7 @@ from router.cli.args import (
     integer,
     out_dir,
     out_file,
+    public_source,
     read_key,
     when,
 )
@@ -58,7 +59,7 @@ def add_traffic_commands(sub: Any) -> None:
     retrain.add_argument("--out", type=out_dir, required=True, help="candidate model directory")
     retrain.add_argument("--data-dir", type=existing_dir, default=None,
                          help="public data: test splits for the comparison")
-    retrain.add_argument("--public-sources", nargs="*", default=None,
+    retrain.add_argument("--public-sources", nargs="*", type=public_source, default=None,
                          help="public datasets to use (default: all)")
     retrain.add_argument("--mix-public", action="store_true",
                          help="also train on the public data's train split")
@@ -81,10 +82,12 @@ def add_traffic_commands(sub: Any) -> None:
     config_option(replay)
     replay.add_argument("--data-dir", type=existing_dir, default=None,
                         help="the shared data folder")
-    replay.add_argument("--source", default=None, help="a data set of --data-dir, e.g. llmrouter")
+    replay.add_argument("--source", type=public_source, default=None,
+                        help="a data set of --data-dir: routerbench, llmrouter, openmodels7, "
+                             "alpacaeval or routerarena")
     replay.add_argument("--traces", type=existing_file, default=None,
                         help="or a TRACES.md file")
-    replay.add_argument("--holdout-source", default=None,
+    replay.add_argument("--holdout-source", type=public_source, default=None,
                         help="serve a prior fitted (serving recipe) without this data set")
     replay.add_argument("--url", type=http_url, default=None,
                         help="an already running service (its tiers must be the source's); "
@@ -218,7 +221,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from router.config import load_settings
     from router.decision.artifact import load_model
-    from training.embed_cache import EmbeddingCache, model_backend, training_embedder
+    from training.embed_cache import EmbeddingCache, embedding_backend, training_embedder
     from training.selection import head_recipe
     from training.traffic import replay as rp
 
@@ -242,7 +245,7 @@ def _replay(args: argparse.Namespace) -> int:
     serving = load_model(settings.model_dir)
     recipe = head_recipe(serving.metadata)
     cache = EmbeddingCache(args.cache_dir,
-                           training_embedder(settings, model_backend(serving.metadata)))
+                           training_embedder(settings, embedding_backend(serving.metadata)))
     prior_dir = settings.model_dir
     if args.holdout_source:
         if args.data_dir is None:

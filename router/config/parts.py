@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
+from router.config.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
 
 Capability = Literal["tools", "json", "vision", "audio", "long_context"]
@@ -78,7 +78,7 @@ class EmbedderConfig(Section):
     int8_recipe: str = Field(
         default=DEFAULT_INT8_RECIPE,
         description="onnx-int8 only: which encoder MatMuls stay fp32 "
-        "(router/decision/encoders/int8_recipes.py).",
+        "(router/config/int8_recipes.py).",
     )
 
     @field_validator("int8_recipe")
@@ -105,6 +105,11 @@ class LimitsConfig(Section):
     max_tools: int = Field(default=256, gt=0)
     max_batch: int = Field(default=256, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    report_slack: float = Field(
+        default=2.0, ge=1.0, le=1000.0,
+        description="How far past what a call could cost a /feedback report may go: tokens up "
+                    "to the model's context window times this, a cost up to that window at "
+                    "the model's dearer price times this; beyond it, 422 and nothing stored.")
 
 
 class StoreConfig(Section):

@@ -25,6 +25,7 @@ from router.schemas.feedback import (
     SpendReport,
     SpendRow,
     TraceRecord,
+    with_suggestions,
 )
 from router.schemas.health import (
     ERROR_KINDS,
@@ -64,5 +65,6 @@ __all__ = [
     "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
+    "with_suggestions",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

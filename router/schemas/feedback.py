@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -17,6 +17,7 @@ from pydantic import (
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 from router.schemas.numbers import Cost, Count, JsonNumber, Unit
+from router.schemas.route import misspelt_field
 
 
 class _Labelled(BaseModel):
@@ -169,4 +170,20 @@ class SpendReport(BaseModel):
     shadow: ShadowReport | None = Field(
         default=None, description="What shadow decisions would have saved; absent: none.")
 
+
+def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:
+    """Schema errors where an unknown field is named, with the field it is a typo of (as
+    /route does: `sucess` -> did you mean 'success'?), that field also given as the limit."""
+    out = []
+    for err in errors:
+        loc = tuple(err.get("loc") or ())
+        if err.get("type") == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            name = loc[-1]
+            near = misspelt_field(name, model.model_fields)
+            hint = f": did you mean {near!r}?" if near else (
+                f" (known fields: {', '.join(model.model_fields)})")
+            err = {**err, "msg": f"unknown field {name!r}{hint}",
+                   "ctx": {**(err.get("ctx") or {}), "limit_value": near}}
+        out.append(err)
+    return out
 

@@ -4,7 +4,8 @@
 first service, `configure`d with the settings of every service a reload builds (so spend and
 the store survive reloads), handed to each service as its recorder, and closed (queue flushed)
 on shutdown. The store's URL is read once at start; a reload that changes ``store`` takes
-effect at the next restart.
+effect at the next restart. What a /feedback report does with these state objects is
+`router.serving.feedback.FeedbackService`'s; learning hears of it through `learn` alone.
 """
 
 from __future__ import annotations
@@ -25,25 +26,21 @@ from prometheus_client import CollectorRegistry, Gauge
 from router.config import Settings
 from router.decision.features import CallView
 from router.decision.policy import ExplorationDraw
-from router.errors import StoreError, UnknownDecision
-from router.guards.auth import Principal
+from router.errors import StoreError
 from router.guards.budgets import BudgetTracker, spent_in_store
-from router.guards.gate import correct_tokens
-from router.guards.run_spend import check_owner
+from router.guards.counters import Counters
+from router.guards.shared import SharedCounters
 from router.schemas import (
-    Feedback,
-    FeedbackReceipt,
     RouteDecision,
     RouteRequest,
     SpendReport,
     SpendRow,
-    TraceRecord,
 )
-from router.serving.model_health import ModelHealth, check_attempts
+from router.serving.model_health import ModelHealth
+from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
-from router.traces.feedback import completion, decision_outcome, trace_outcome
 from router.traces.learning import LearningState, observation_of, read_observations
-from router.traces.rows import Seen, Written
+from router.traces.rows import Seen
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -58,14 +55,20 @@ MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the windo
 class ClosedLoop:
     """Everything that learns from or accounts for traffic, shared across reloads."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 shared: SharedCounters | None = None, counters: Counters | None = None):
+        """`shared`: the Redis state (``shared_state``) that spend, run spend and model health
+        are kept in, each built on it here; None: this process counts alone. `counters`: where
+        budget spend is counted (the key ring's, so that one take reads it with the limits)."""
         self.settings = settings
         self.metrics = StoreMetrics(registry) if registry is not None else None
         self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
-        self.budgets = BudgetTracker(settings.budgets)
-        self.runs = RunKeeper(settings, self.store)  # run spend, caps, sticky models, retention
+        self.budgets = BudgetTracker(settings.budgets, counters=counters or shared)
+        self.runs = RunKeeper(settings, self.store, shared)  # run spend, caps, sticky, retention
         self.drift = DriftWindow(settings.drift_window_s)
         self.health = ModelHealth.of(settings)
+        if shared is not None:
+            self.health.share(RedisHealth(self.health, shared))
         if registry is not None:
             self.health.register(registry, lambda: self.settings)
             self.drift.register(registry, lambda: self.settings.quality_target,
@@ -170,8 +173,9 @@ class ClosedLoop:
             return {"enabled": False}
         return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
 
-    def _learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
-        """Only a labelled outcome of a routed decision teaches; the store made it count once."""
+    def learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
+        """Only a labelled outcome of a routed decision teaches; the store made it count once
+        (the feedback service calls it once per stored label)."""
         state = self.learning
         if state is None or decision is None:
             return
@@ -187,7 +191,7 @@ class ClosedLoop:
             return
 
         try:
-            self.budgets.load(partial(spent_in_store, store.spend))
+            self.budgets.load(partial(spent_in_store, partial(_spend_rows, store)))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -213,76 +217,6 @@ class ClosedLoop:
             raise StoreError("the trace store is disabled (store.enabled: false)")
         return self.store
 
-    def feedback(self, item: Feedback | TraceRecord, settings: Settings,
-                 caller: Principal | None = None) -> FeedbackReceipt:
-        """Store one outcome durably (blocking); 404 for an unknown decision, 403 for one
-        another key made (`caller`: who posts it)."""
-        store = self._require_store()
-        decision, pending = None, None
-        if item.decision_id is not None:
-            decision, pending = self._find(store, item.decision_id)
-            if caller is not None:
-                check_owner(decision, caller)
-            if isinstance(item, Feedback) and item.attempts:
-                check_attempts(item.attempts, decision, settings)
-        if isinstance(item, Feedback):
-            assert decision is not None
-            outcome = decision_outcome(item, decision, settings)
-        else:
-            outcome = trace_outcome(item, settings)
-        complete = partial(completion, new=outcome, fb=item, settings=settings,
-                           decision=decision) if isinstance(item, Feedback) else None
-        written = store.add_outcome(outcome, pending, complete)
-        if self.metrics is not None:
-            self.metrics.feedback.labels(written.status).inc()
-        self.health.observe(written, decision)  # once per decision: its first word on health
-        if written.status == "stored":
-            self._account(outcome, decision)
-            self._learn(outcome, decision)
-        elif written.status == "completed" and decision is not None:
-            self._account_added(written, decision)
-        if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
-                decision is not None):  # the key's tokens per minute: what the call really used
-            correct_tokens(settings.auth.keys, self.budgets.counters, decision.get("api_key"),
-                           item.decision_id, item.tokens_in, item.tokens_out)
-        return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=written.status)
-
-    def _account_added(self, written: Written, decision: dict[str, Any]) -> None:
-        """A later report completed a stored outcome: count what it added, once (a label
-        teaches now; a reported cost replaces the estimate counted before)."""
-        added, before = written.added, written.before or {}
-        if "quality" in added:
-            self.drift.outcome(added["quality"], best_score(decision.get("scores")))
-            self._learn(written.row, decision)
-        if "cost_usd" in added:
-            correction = added["cost_usd"] - float(before.get("cost_usd") or 0.0)
-            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
-            self.runs.correct(decision, correction)
-
-    def _find(self, store: TraceStore, decision_id: str) -> tuple[dict[str, Any], Any]:
-        """The decision, waiting one flush interval in case another replica still queues it."""
-        decision, pending = store.decision(decision_id)
-        if decision is None:
-            time.sleep(2 * store.config.flush_interval_ms / 1000 + 0.05)
-            decision, pending = store.decision(decision_id)
-        if decision is None:
-            raise UnknownDecision(decision_id)
-        return decision, pending
-
-    def _account(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
-        if decision is not None and outcome["quality"] is not None:
-            self.drift.outcome(outcome["quality"], best_score(decision.get("scores")))
-        cost = outcome["cost_usd"]
-        if cost is None:
-            return
-        if decision is not None:
-            correction = cost - float(decision["estimated_cost_usd"])
-            self.budgets.add(decision.get("role"), correction, decision.get("api_key"))
-            self.runs.correct(decision, correction)
-        else:
-            self.budgets.add(outcome.get("role"), cost)
-
     def spend(self, by: str, since: float | None = None, limit: int | None = None,
               offset: int = 0) -> SpendReport:
         """Spend including this replica's queued decisions (waits up to one flush); one page
@@ -295,6 +229,11 @@ class ClosedLoop:
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
                            next_offset=offset + len(rows) if more else None,
                            shadow=shadow_report(store, self.settings, since))
+
+
+def _spend_rows(store: TraceStore, by: str, since: float,
+                keyed_traces: bool) -> list[dict[str, Any]]:
+    return store.spend(by, since, keyed_traces=keyed_traces)
 
 
 class Explorer:

@@ -30,20 +30,18 @@ EXPIRE_EVERY_S = 15.0  # sweep idle runs out of memory this often (a read also i
 class RunKeeper:
     """Run spend and models in memory; ledgers and retention on the trace store (if any)."""
 
-    def __init__(self, settings: Settings, store: TraceStore | None):
+    def __init__(self, settings: Settings, store: TraceStore | None,
+                 shared: SharedCounters | None = None):
         self.settings = settings
         self.store = store
-        self.state: LocalRunSpend | SharedRunSpend = LocalRunSpend(settings.runs.expire_after_s)
+        local = LocalRunSpend(settings.runs.expire_after_s)
+        # with shared state, a run's cap holds across replicas
+        self.state: LocalRunSpend | SharedRunSpend = (
+            SharedRunSpend(local, shared) if shared is not None else local)
         self.records = RunRecords(store) if store is not None else None
         self.deleter = SideConnection(store.db) if store is not None else None
         self.retention = RetentionJob(self.deleter) if self.deleter is not None else None
         self._swept = time.monotonic()
-
-    def share(self, shared: SharedCounters) -> None:
-        """Keep run spend in the shared state from now on (at start, before `load`), so a
-        run's cap holds across replicas."""
-        if isinstance(self.state, LocalRunSpend):
-            self.state = SharedRunSpend(self.state, shared)
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings

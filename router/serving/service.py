@@ -27,7 +27,7 @@ from router.decision.features import CallView, view_of
 from router.decision.pipeline import Reads, choose
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
-from router.guards.gate import Gate
+from router.guards.gate import Admission, Gate
 from router.guards.run_spend import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
@@ -67,41 +67,47 @@ class RouterService:
         return self.model.version if self.model is not None else "unloaded"
 
     def route(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """Decisions for a batch of requests, in order; one encoder call for all of them."""
-        for index, request in enumerate(requests):
-            self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
+        """Decisions for a batch of requests, in order; one encoder call for all of them. All or
+        nothing: the first request refused (or a failed decision) fails the batch, and every
+        charge made for it is given back."""
+        admissions: list[Admission] = []
         try:
-            return self.route_admitted(requests)
+            for index, request in enumerate(requests):
+                admissions.append(self.admit(
+                    request, prefix=f"requests.{index}." if len(requests) > 1 else ""))
+            return self.route_admitted(requests, admissions)
         except Exception:
-            self.release(requests)
+            self.release(admissions)
             raise
 
-    def release(self, requests: Sequence[RouteRequest]) -> None:
-        """Give back the token charges of admitted requests that got no decision."""
+    def release(self, admissions: Sequence[Admission]) -> None:
+        """Give back the token charges of admitted calls that got no decision."""
         if self.gate is not None:
-            for request in requests:
-                self.gate.release(request)
+            for admission in admissions:
+                self.gate.release(admission)
 
-    def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, its key's tokens per
-        minute, or a spent budget (neither for a shadow call: its caller follows its own model,
-        a 429 or 402 would only stop it)."""
+    def admit(self, request: RouteRequest, prefix: str = "") -> Admission:
+        """The call's admission (its decision id, and the token charge made under it), or the
+        request's own error: a configured limit it breaks, its key's tokens per minute, or a
+        spent budget (neither for a shadow call: its caller follows its own model, a 429 or
+        402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.is_shadow(request):
-            return
-        if self.runs is not None and request.run_id is not None:  # before any charge is made
-            check_run(self.runs, request, self.settings.runs)
-        if self.gate is not None:
-            self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
-        elif self.budgets is not None:
-            self.budgets.check(request.role, request.api_key)
+        shadow = self.is_shadow(request)
+        if self.runs is not None and request.run_id is not None and not shadow:
+            check_run(self.runs, request, self.settings.runs)  # before any charge is made
+        if self.gate is None:  # built whenever a budget or a per-minute limit is configured
+            return Admission.new(request.api_key)
+        return self.gate.admit_request(request, self.settings.expected_output_tokens, prefix,
+                                       shadow)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""
         return self.settings.shadow if request.shadow is None else request.shadow
 
-    def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
+    def route_admitted(self, requests: Sequence[RouteRequest],
+                       admissions: Sequence[Admission]) -> list[RouteDecision]:
+        """`route` for requests that already passed `admit` (the micro-batcher checks each):
+        each decision carries its admission's id."""
         views = [view_of(r.chat(), r.tools) for r in requests]
         version = self.version
         if self.learning is not None and self.learning.revision:  # which state decides
@@ -110,9 +116,9 @@ class RouterService:
         thin = scored.thin if scored.thin is not None else np.ones(len(views))
         trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
         # Every decision is made before any is accounted: a call that raises (a forced tier with
-        # no healthy model) fails the batch with no run spend counted and no reserved decision
-        # id used up, so the micro-batcher's one-by-one retry counts each call once and keeps
-        # the id its token charge was made under. `pins` carries earlier calls' models to later
+        # no healthy model) fails the batch with no run spend counted, so the micro-batcher's
+        # one-by-one retry counts each call once, under the admission its token charge was
+        # made under. `pins` carries earlier calls' models to later
         # calls of the same sticky run within the batch.
         pins: dict[RunKey, tuple[str | None, str | None]] = {}
         decisions = [
@@ -121,8 +127,8 @@ class RouterService:
             for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
                                                    strict=True)
         ]
-        for request, decision in zip(requests, decisions, strict=True):
-            decision.decision_id = request.take_decision_id()
+        for request, admission, decision in zip(requests, admissions, decisions, strict=True):
+            decision.decision_id = admission.decision_id
             self._run_account(request, decision)
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
@@ -210,8 +216,8 @@ class RouterService:
         version: str, thin: float = 1.0, confidence: float = math.nan,
         pins: dict[RunKey, tuple[str | None, str | None]] | None = None,
     ) -> RouteDecision:
-        """The decision for one call, not yet accounted (`route_admitted` does that): its
-        `decision_id` is the one reserved for it, taken once the whole batch is decided."""
+        """The decision for one call, not yet accounted (`route_admitted` does that, and gives
+        it its admission's `decision_id`)."""
         facts = self._facts(request, view)
         shadow = self.is_shadow(request)
         scores = dict(zip(self.tier_names, row.tolist(), strict=True))
@@ -228,7 +234,7 @@ class RouterService:
         )
         choice = choose(scores, self.table, target, facts, reads)
         decision = RouteDecision(
-            decision_id=request.reserve_decision_id(),
+            decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,

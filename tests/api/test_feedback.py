@@ -194,7 +194,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
     keys = [{"name": name, "sha256": hash_key(name + "-key"), "scopes": ["route", "feedback"]}
             for name in ("team-a", "team-b")] + [
            {"name": "ops", "sha256": hash_key("ops-key"), "scopes": ["admin"]}]
-    budget = BudgetConfig(name="team-a-daily", api_key="team-a", limit_usd=1.0)
+    budget = BudgetConfig(name="team-a-daily", api_key="team-a", limit_usd=0.5)
     secured = settings.model_copy(update={
         "auth": AuthConfig.model_validate({"keys": keys}), "budgets": [budget]})
     with client_for(secured) as c:
@@ -204,7 +204,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
 
         paid = call("team-a", "planner").json()
         r = c.post("/feedback", json={"decision_id": paid["decision_id"], "success": True,
-                                      "cost_usd": 1.2},
+                                      "cost_usd": 0.6},
                    headers={"Authorization": "Bearer team-a-key"})
         assert r.status_code == 201, r.text
         refused = call("team-a", "critic")  # any role of the key: the budget is the key's
@@ -217,7 +217,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
         spend = c.get("/spend", params={"by": "api_key"},
                       headers={"Authorization": "Bearer ops-key"}).json()
         by_key = {row["key"]: row for row in spend["rows"]}
-        assert by_key["team-a"]["actual_usd"] == 1.2 and by_key["team-b"]["calls"] == 1
+        assert by_key["team-a"]["actual_usd"] == 0.6 and by_key["team-b"]["calls"] == 1
 
 
 def test_exploration_records_propensity_and_respects_rules(settings: Settings) -> None:

@@ -65,3 +65,19 @@ def test_an_unparseable_body_is_400_in_the_error_shape(settings: Settings) -> No
         assert r.json() == {"error": "bad request", "detail": "There was an error parsing the body"}
         r = client.get("/nowhere")
         assert r.status_code == 404 and r.json()["error"] == "not found"
+
+
+def test_every_route_request_field_says_what_it_does(settings: Settings) -> None:
+    """Every field an agent may send to /route, and of the messages, parts and tools in it, has a
+    description in the schema (the API's own documentation at /docs)."""
+    schemas = create_app(settings=settings).openapi()["components"]["schemas"]
+    missing = [f"{name}.{field}"
+               for name in ("RouteRequest", "ChatMessage", "ContentPart", "ToolSchema", "ToolCall")
+               for field, spec in schemas[name]["properties"].items()
+               if not spec.get("description")]
+    assert missing == []
+    route = schemas["RouteRequest"]["properties"]
+    for field, limit in (("messages", "512"), ("prompt", "1,000,000"), ("tools", "256"),
+                         ("max_completion_tokens", "10,000,000"), ("run_id", "1-256"),
+                         ("task", "64"), ("max_cost_usd", ">= 0")):
+        assert limit in route[field]["description"], field

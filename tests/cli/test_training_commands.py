@@ -45,7 +45,7 @@ def test_train_passes_every_flag_with_its_default(monkeypatch: pytest.MonkeyPatc
     assert main(["train", "--traces", "a.jsonl", "--out", "m"]) == 0
     _settings(seen)
     assert seen == {"out": Path("m"), "cache_dir": CACHE, "data_dir": None,
-                    "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "torch"}
+                    "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "onnx"}
 
 
 def test_evaluate_passes_every_flag_and_prints_the_summary(

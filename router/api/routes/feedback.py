@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router.api.deps import AdminCaller, FeedbackCaller, LoopDep, ServiceDep
+from router.api.deps import AdminCaller, FeedbackCaller, FeedbackDep, LoopDep, ServiceDep
 from router.schemas import (
     OBSERVED,
     ErrorBody,
@@ -20,6 +20,7 @@ from router.schemas import (
     SpendReport,
     TraceRecord,
     error_responses,
+    with_suggestions,
 )
 from router.traces.feedback import feedback_model
 
@@ -92,17 +93,18 @@ def _present(field: str, kind: str) -> dict[str, Any]:
     },
 )
 async def feedback(
-    request: Request, response: Response, loop: LoopDep, service: ServiceDep,
+    request: Request, response: Response, reports: FeedbackDep, service: ServiceDep,
     caller: FeedbackCaller,
 ) -> FeedbackReceipt:
     """Store how a call went; durable (committed) before the answer. Only the key that made
     the decision (or an admin key) may post its outcome: 403 otherwise."""
     body = await _json_body(request)
     try:
-        item = feedback_model(body).model_validate(body)
+        model = feedback_model(body)
+        item = model.model_validate(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
-    receipt = await run_in_threadpool(loop.feedback, item, service.settings, caller)
+        raise RequestValidationError(with_suggestions(exc.errors(), model)) from None
+    receipt = await run_in_threadpool(reports.feedback, item, service, caller)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
 

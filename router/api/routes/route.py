@@ -11,7 +11,7 @@ import time
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.api.deps import AdmittedCaller, HolderDep, MetricsDep, ServiceDep
 from router.errors import RequestLimitError
 from router.schemas import (
     BatchRouteRequest,
@@ -30,7 +30,7 @@ ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 415, 422, 429, 503)
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route(
-    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: RouteCaller
+    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> Response:
     started = time.perf_counter()
     request = body.attribute_to(caller.key_name)
@@ -43,7 +43,7 @@ async def route(
 @router.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route_batch(
-    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: RouteCaller
+    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> BatchRouteResponse:
     limit = service.settings.limits.max_batch
     if len(body.requests) > limit:

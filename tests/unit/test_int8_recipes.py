@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from router.config import EmbedderConfig, load_settings
-from router.decision.encoders.int8_recipes import (
+from router.config.int8_recipes import (
     DEFAULT_INT8_RECIPE,
     INT8_RECIPES,
     LAYERS,
