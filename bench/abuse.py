@@ -132,9 +132,11 @@ def keyed_probes(http: httpx.Client, port: int, report: Report) -> None:
 
     # 3. limits talked down
     def token_refund() -> tuple[bool, str]:
-        body = {"max_tokens": 300}
+        # ~400 input tokens (what the router measures) and a 1-token output budget: reporting
+        # 0 tokens may give back unused output, never the measured input
+        body = {"prompt": " ".join(f"word{i}" for i in range(400)), "max_tokens": 1}
         first = route(http, "tpm", **body)
-        per_call = first.json()["estimated_tokens_in"] + 300
+        per_call = first.json()["estimated_tokens_in"] + 1
         allowed = 5000 // per_call
         passed, last = 1, first.json()["decision_id"]
         for _ in range(3 * allowed):
