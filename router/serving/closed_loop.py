@@ -204,12 +204,17 @@ class ClosedLoop:
             raise StoreError("the trace store is disabled (store.enabled: false)")
         return self.store
 
-    def spend(self, by: str, since: float | None = None) -> SpendReport:
-        """Spend including this replica's queued decisions (waits up to one flush)."""
+    def spend(self, by: str, since: float | None = None, limit: int | None = None,
+              offset: int = 0) -> SpendReport:
+        """Spend including this replica's queued decisions (waits up to one flush); one page
+        of `limit` rows after `offset` (the costliest first)."""
         store = self._require_store()
         store.flush(timeout=2.0)
-        rows = store.spend(by, since)
+        rows = store.spend(by, since, limit=None if limit is None else limit + 1, offset=offset)
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           next_offset=offset + len(rows) if more else None,
                            shadow=shadow_report(store, self.settings, since))
 
 

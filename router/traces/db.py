@@ -9,6 +9,8 @@ PostgreSQL. Two kinds of connection:
   last commits.
 * ``durable``: feedback and synchronous reads. SQLite with ``synchronous=FULL``, so a commit is
   on disk before the HTTP answer; PostgreSQL's default ``synchronous_commit=on`` is the same.
+* ``reader``: the reports' (``GET /runs``, ``/spend``): read-only, its own lock, so a long report
+  never holds the connection feedback commits on (SQLite WAL readers do not block the writers).
 """
 
 from __future__ import annotations
@@ -131,11 +133,15 @@ CREATE TABLE IF NOT EXISTS learning_evidence (
     PRIMARY KEY (api_key, category, tier)
 )"""
 
+# Indexes on columns a migration may add: made after it (one key's live runs, GET /runs).
+_LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS decisions_key ON decisions (api_key, created_at)",)
+
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
 # posted without a decision. `est` is 1 where the cost is an estimate. A shadow decision's call
 # is the caller's own model's (its estimate is that model's, see RouteDecision.spend_estimate_usd).
+# Two parameters: the calls since when (epoch seconds), once per branch (each branch's index).
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
            d.api_key AS api_key, 1 AS routed,
@@ -146,11 +152,12 @@ CALLS_SQL = """
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
            d.created_at AS t
     FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    WHERE d.created_at >= ?
     UNION ALL
     SELECT o.role, o.run_id, o.step, o.user_id, o.api_key, 0, o.tier, o.model_used,
            COALESCE(o.cost_usd, 0),
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
-    FROM outcomes o WHERE o.decision_id IS NULL"""
+    FROM outcomes o WHERE o.decision_id IS NULL AND o.received_at >= ?"""
 
 # What the learned map sums from an older store (router.traces.evidence): routed, labelled outcomes.
 LEARNING_ROWS_SQL = """
@@ -205,7 +212,7 @@ JOINED_SQL = """
            d.feature_version, d.prior_scores
     FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""
 
-Kind = Literal["writer", "durable"]
+Kind = Literal["writer", "durable", "reader"]
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,8 @@ class Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if kind == 'durable' else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=10000")
+        if kind == "reader":
+            conn.execute("PRAGMA query_only=ON")
         return conn
 
     def _postgres(self) -> Any:
@@ -311,6 +320,8 @@ class Database:
         elif int(row[0]) < SCHEMA_VERSION:
             conn.commit()
             self._migrate(conn)
+        for statement in _LATE_INDEXES:
+            cur.execute(statement)
         conn.commit()
 
     def _migrate(self, conn: Any) -> None:
