@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from router.serving.health import STATS_S
 
 from router.api.app import create_app
 from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
 from router.errors import ConfigError
+from router.serving.model_health import STATS_S
 from tests import redis_server
 from tests.clocks import SkippingClock
 from tests.conftest import BrokenEmbedder, FakeEmbedder
