@@ -205,13 +205,14 @@ def units(sources: list[HeldOut]) -> list[HeldOut]:
 
 
 def learned(h: HeldOut, m: int, n0: float, q: float, t: float, repeats: int,
-            seed: int) -> tuple[float, float, float]:
+            seed: int, fractional: bool = False) -> tuple[float, float, float]:
     """After `m` outcomes of each tier in each category (task) of `h`, the map's rule per
     category: medium iff the 90% lower bound of medium/large, from the category's mean prior
     scores worth `n0` outcomes plus the `m` outcomes, is at least `q`; a category with fewer
     than 2m calls stays cold (the rule above at threshold `t`). Judged on the calls not learned
-    from. Returns the mean quality share, its 10th percentile over `repeats` draws, and the mean
-    cost share."""
+    from. `fractional`: a category whose bound r is below `q` still sends the share
+    (1 - q) / (1 - r) of its calls, those with the highest prior score ratio, to medium. Returns
+    the mean quality share, its 10th percentile over `repeats` draws, and the mean cost share."""
     rng = np.random.default_rng(seed)
     qs, cs = [], []
     for _ in range(repeats):
@@ -224,7 +225,13 @@ def learned(h: HeldOut, m: int, n0: float, q: float, t: float, repeats: int,
             seen = rng.choice(rows, m, replace=False)
             judged[seen] = False
             post = (n0 * h.scores[rows].mean(axis=0) + h.y[seen].sum(axis=0)) / (n0 + m)
-            medium[rows] = ratio_bound(post[None, :], n0 + m)[0] >= q - 1e-9
+            bound = float(ratio_bound(post[None, :], n0 + m)[0])
+            share = 1.0 if bound >= q - 1e-9 else (
+                min(max((1 - q) / (1 - bound), 0.0), 1.0) if fractional else 0.0)
+            ratio = h.scores[rows, 0] / np.maximum(h.scores[rows, 1], 1e-9)
+            best = rows[np.argsort(-ratio, kind="stable")[: int(share * len(rows))]]
+            medium[rows] = False
+            medium[best] = True
         sub = h.subset(judged, h.name)
         qv, cv = outcome(sub, medium[judged])
         qs.append(qv)
@@ -233,13 +240,14 @@ def learned(h: HeldOut, m: int, n0: float, q: float, t: float, repeats: int,
 
 
 def learned_lines(sources: list[HeldOut], t: float) -> list[str]:
-    lines = ["| q | min_outcomes m | prior strength n0 | " + " | ".join(
+    lines = ["| rule | q | min_outcomes m | prior strength n0 | " + " | ".join(
         f"{h.name} quality (p10) / cost" for h in sources) + " |",
-        "|---|---|---|" + "---|" * len(sources)]
-    for q, m, n0 in itertools.product((0.93, 0.95), (10, 30, 60), (4.0, 10.0, 30.0)):
-        cells = [learned(h, m, n0, q, t, 40, 0) for h in sources]
-        lines.append(f"| {q:.2f} | {m} | {n0:g} | " + " | ".join(
-            f"{a:.3f} ({b:.3f}) / {c:.2f}" for a, b, c in cells) + " |")
+        "|---|---|---|---|" + "---|" * len(sources)]
+    for frac, q, m, n0 in itertools.product((False, True), (0.93, 0.95), (10, 30, 60),
+                                            (4.0, 10.0, 30.0)):
+        cells = [learned(h, m, n0, q, t, 40, 0, frac) for h in sources]
+        lines.append(f"| {'fractional' if frac else 'all-or-nothing'} | {q:.2f} | {m} | {n0:g} | "
+                     + " | ".join(f"{a:.3f} ({b:.3f}) / {c:.2f}" for a, b, c in cells) + " |")
     return lines
 
 
