@@ -2,7 +2,7 @@
 
 For every labelled source with outcomes of both `medium` and `large` (two-tier mode, the
 shipped config less `small`), the shipped recipe is fitted on every other source's train split
-(`training.loop.replay.holdout_prior`'s data, here in memory) and scores the held-out source's
+(`training.traffic.replay.holdout_prior`'s data, here in memory) and scores the held-out source's
 train split offline; no service, no test split. A cold rule is then applied to those scores:
 
     medium  iff  confidence >= t  and  lower bound of (medium score / large score) >= q

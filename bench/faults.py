@@ -136,7 +136,7 @@ class Faults:
 
     async def post(self, path: str) -> tuple[int, Any]:
         async with httpx.AsyncClient(base_url=self.server.base, timeout=120) as client:
-            r = await client.post(path)
+            r = await client.post(path, headers={"Content-Type": "application/json"})
             return r.status_code, r.json()
 
     async def get(self, path: str) -> tuple[int, Any]:

@@ -37,8 +37,8 @@ import numpy as np
 from backend_agreement import encode_batched
 
 from router.config import Settings, load_settings
+from router.config.int8_recipes import LAYER_MATMULS, Int8Recipe, all_matmuls
 from router.decision.artifact import RouterModel, load_model
-from router.decision.encoders.int8_recipes import LAYER_MATMULS, Int8Recipe, all_matmuls
 from router.decision.encoders.onnx_backend import OnnxEmbedder
 from router.decision.features import CallView
 from training.evaluate import evaluation_table

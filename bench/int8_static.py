@@ -40,7 +40,7 @@ from int8_sensitivity import training_sample
 from route_bench import Drawer, agent_messages, load_prompts, long, not_long, short
 
 from router.config import Settings, load_settings
-from router.decision.encoders.int8_recipes import Int8Recipe, all_matmuls, int8_recipe
+from router.config.int8_recipes import Int8Recipe, all_matmuls, int8_recipe
 from router.decision.encoders.onnx_backend import OnnxEmbedder, _load_session
 
 BATCHES = (1, 32)

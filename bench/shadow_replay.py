@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from router.config import load_settings  # noqa: E402
-from training.loop.replay import (  # noqa: E402
+from training.traffic.replay import (  # noqa: E402
     live_service,
     load_traffic,
     observed_tiers,

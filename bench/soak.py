@@ -93,7 +93,7 @@ def build(kind: str, rng: random.Random, max_body: int, max_messages: int) -> Ca
         "wrong_method": lambda: Call("GET", "/route", headers=auth),
     }
     call: Call = calls[kind]()
-    if call.content is not None:
+    if call.method == "POST":  # every POST is JSON, a bodyless one too
         call.headers = {**call.headers, "Content-Type": "application/json"}
     return call
 

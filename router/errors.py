@@ -56,9 +56,12 @@ class StoreError(RouterError):
 class UnknownDecision(RouterError):
     """Feedback names a decision_id the store has never seen (-> 404)."""
 
-    def __init__(self, decision_id: str):
+    def __init__(self, decision_id: str, retry_after: int = 1):
         self.decision_id = decision_id
-        super().__init__(f"no decision with decision_id {decision_id!r} was recorded")
+        self.retry_after = retry_after
+        super().__init__(
+            f"no decision with decision_id {decision_id!r} was recorded; one just made by "
+            f"another replica may not be written yet: retry in {retry_after} s")
 
 
 class FeedbackConflict(RouterError):

@@ -30,6 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIM = 384
+# What a TestClient request comes from when it must be a loopback client (an open service's
+# admin endpoints answer only those), and the header every POST needs, bodyless ones too.
+LOOPBACK = ("127.0.0.1", 50000)
+JSON = {"Content-Type": "application/json"}
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 

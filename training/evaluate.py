@@ -31,8 +31,8 @@ from training.ceiling import ceiling_section
 from training.embed_cache import (
     EmbeddingCache,
     Featurised,
+    embedding_backend,
     featurise,
-    model_backend,
     training_embedder,
 )
 from training.ingest import load_outcomes
@@ -70,7 +70,7 @@ def evaluate(
     model = load_model(model_dir)
     outcomes, files = load_outcomes(data_dir, traces, strict, trace_split="test")
     table = tier_table(outcomes, settings)
-    backend = backend or model_backend(model.metadata)
+    backend = backend or embedding_backend(model.metadata)
     cache = EmbeddingCache(cache_dir, embedder or training_embedder(settings, backend))
     data, views = featurise(table, cache)
     embedded = time.perf_counter()

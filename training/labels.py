@@ -77,7 +77,8 @@ def tier_table(
     means = means.reindex(columns=tiers)
     first = frame.drop_duplicates("prompt_id").set_index("prompt_id")
     prompts = first.loc[means.index, ["prompt", "messages", "source", "dataset", "split", "task"]]
-    propensity = pd.to_numeric(frame.get("propensity"), errors="coerce")
+    logged = frame.get("propensity")
+    propensity = pd.to_numeric(logged, errors="coerce") if logged is not None else None
     inv = (1.0 / propensity).fillna(1.0) if propensity is not None else 1.0
     weights = frame.assign(w=inv).groupby("prompt_id")["w"].mean().reindex(means.index)
     return PromptTable(

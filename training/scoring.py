@@ -3,7 +3,7 @@
 Scores with columns in the config's tier order, the cost of every call on every tier at the
 config's prices, and the tier `router.decision.policy.decide` picks for every call at a knob:
 the steps `/route` takes, so `training.evaluate` (sweeping ``quality_target`` over `TARGETS`)
-and `training.loop.compare` (at each logged call's knob) measure what the service would do,
+and `training.traffic.compare` (at each logged call's knob) measure what the service would do,
 task rules and context limits included.
 """
 
@@ -15,8 +15,9 @@ import numpy as np
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.choice import CallFacts, TierTable
 from router.decision.features import CallView
-from router.decision.policy import CallFacts, decide
+from router.decision.policy import decide
 from router.errors import RouterError
 
 TARGETS = np.round(np.linspace(0.0, 1.0, 101), 2)
@@ -64,11 +65,11 @@ def decide_tiers(
         raise ValueError(f"The 'targets' parameter must have shape (K, {len(facts)}). "
                          f"Got {targets.shape} instead.")
     out = np.empty(targets.shape, dtype=np.intp)
+    table = TierTable.of(settings)
     for j, (row, fact) in enumerate(zip(scores, facts, strict=True)):
         named = dict(zip(names, (float(s) for s in row), strict=True))
         for k in range(targets.shape[0]):
-            choice = decide(named, settings.tiers, float(targets[k, j]), fact,
-                            settings.task_rules)
+            choice = decide(named, table, float(targets[k, j]), fact)
             out[k, j] = index[choice.tier]
     return out
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from router.decision.classifier import TierClassifier
 from router.decision.quality_head import TierQualityRouter
 from router.errors import RouterError
 from training.metrics import apgr
+from training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,8 @@ def leave_one_group_out(
     eval_groups = list(eval_groups or sorted(set(groups)))
     rows: list[dict] = []
     jobs = [(c, g) for c in candidates for g in eval_groups]
-    for candidate, group in tqdm(jobs, desc="leave-one-dataset-out", unit="fit"):
+    bar = Progress(len(jobs), "leave-one-dataset-out", unit="fit")
+    for candidate, group in jobs:
         held = groups == group
         features = np.hstack([X, X_numeric]) if candidate.numeric else X
         model = build_head(candidate, tiers, seed)
@@ -158,6 +159,8 @@ def leave_one_group_out(
         scores = model.predict_proba(features[held])
         for pair, value in pair_apgrs(scores, labels[held], tiers, MIN_TIER_GAP).items():
             rows.append({"candidate": candidate.name, "group": group, "pair": pair, "apgr": value})
+        bar.update(1)
+    bar.close()
     means = {
         c.name: float(np.mean([r["apgr"] for r in rows if r["candidate"] == c.name] or [np.nan]))
         for c in candidates

@@ -21,6 +21,7 @@ from router.decision.encoders.base import Embedder
 from router.errors import RouterError
 from router.schemas import KNOB_MEANING, QUALITY_TARGET_DOC
 from training.embed_cache import (
+    DEFAULT_TRAINING_BACKEND,
     EmbeddingCache,
     Featurised,
     featurise,
@@ -49,7 +50,7 @@ def train(
     traces: Sequence[Path] = (),
     seed: int = 0,
     strict: bool = False,
-    backend: str = "torch",
+    backend: str = DEFAULT_TRAINING_BACKEND,
     embedder: Embedder | None = None,
 ) -> Path:
     """Train a model directory at `out` from the train split of the data; returns `out`.

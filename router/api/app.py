@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from router.api.checks import RequestChecks
+from router.api.docs import add_offline_docs
 from router.api.errors import add_error_handlers
 from router.api.middleware import BodySizeLimit, RequestTimeLimit
 from router.api.openapi import configured_openapi
@@ -49,16 +51,19 @@ def create_app(
         holder.stop()
         gc.unfreeze()  # back to collectable (several apps in one process: the tests)
 
-    app = FastAPI(title="tier-router", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="tier-router", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served from the package: api/docs.py
     app.state.holder = holder
     app.state.metrics = metrics
     app.openapi = configured_openapi(app, holder)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, holder=holder)
     app.add_middleware(RequestTimeLimit, holder=holder,
                        on_timeout=metrics.errors.labels("timeout").inc)
+    app.add_middleware(RequestChecks, holder=holder)  # outermost: the cheapest refusals first
     add_error_handlers(app, metrics)
     for module in (route, feedback, ops, runs):
         app.include_router(module.router)
+    add_offline_docs(app)
     return app
 
 

@@ -63,7 +63,7 @@ def _run_body(exc: Exception) -> dict[str, Any]:
 
 
 def _retry_after(exc: Exception) -> dict[str, str]:
-    assert isinstance(exc, RateLimited | NoHealthyModel)
+    assert isinstance(exc, RateLimited | NoHealthyModel | UnknownDecision)
     return {"Retry-After": str(exc.retry_after)}
 
 
@@ -90,7 +90,7 @@ ERRORS: dict[type[RouterError], Answer] = {
     Forbidden: Answer(403, "forbidden", "forbidden"),
     BudgetExhausted: Answer(402, "budget exhausted", "budget", body=_budget_body),
     RunCeilingReached: Answer(402, "run cap reached", "run_cap", body=_run_body),
-    UnknownDecision: Answer(404, "unknown decision", "unknown_decision"),
+    UnknownDecision: Answer(404, "unknown decision", "unknown_decision", headers=_retry_after),
     UnknownRun: Answer(404, "unknown run", "unknown_run"),
     FeedbackConflict: Answer(409, "feedback conflict", "feedback_conflict"),
     ConfigError: Answer(409, "reload refused", "reload_refused"),
@@ -118,7 +118,7 @@ def answer_for(exc: RouterError) -> Answer:
     """The entry of the error's own type, else of its nearest listed base class."""
     for cls in type(exc).__mro__:
         if cls in ERRORS:
-            return ERRORS[cls]  # type: ignore[index]
+            return ERRORS[cls]
     return ERRORS[RouterError]
 
 

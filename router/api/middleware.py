@@ -3,6 +3,9 @@
 ``limits.max_body_bytes``: a body over it is refused before it is parsed, so no handler can be
 made to hold more.
 
+``limits.max_json_depth``: a body nested deeper (arrays and objects) is refused with the 400 a
+body that cannot be parsed gets, on every endpoint, before any parser recurses into it.
+
 ``limits.request_timeout_s``: a request that takes longer gets a 408 that names the limit.
 
 What happens to the work: Python cannot stop a thread, and the encoder runs in one, so the
@@ -24,10 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.config import LimitsConfig, Settings
@@ -52,9 +58,14 @@ class _Serving(Protocol):
     def settings(self) -> Settings: ...
 
 
-def limits_of(holder: SettingsSource) -> LimitsConfig:
+def settings_of(holder: SettingsSource) -> Settings:
+    """The settings serving now (before start: the ones it will start with)."""
     service = holder.current
-    return (service.settings if service is not None else holder.settings).limits
+    return service.settings if service is not None else holder.settings
+
+
+def limits_of(holder: SettingsSource) -> LimitsConfig:
+    return settings_of(holder).limits
 
 
 class RequestTimeLimit:
@@ -146,6 +157,14 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body, replayed = b"".join(chunks), False
+        depth_limit = limits_of(self.holder).max_json_depth
+        if len(body) > INLINE_DEPTH_BYTES:  # a long scan: off the event loop
+            deep = await run_in_threadpool(too_deep, body, depth_limit)
+        else:
+            deep = too_deep(body, depth_limit)
+        if deep:
+            await _too_deep(send, depth_limit)
+            return
 
         async def replay() -> Message:
             nonlocal replayed
@@ -155,6 +174,37 @@ class BodySizeLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+INLINE_DEPTH_BYTES = 65_536  # bodies up to this size are checked on the event loop (< 1 ms)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # a JSON string, escapes included
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = np.zeros(256, dtype=np.int32)  # what each bracket does to the depth
+_STEP[list(b"[{")], _STEP[list(b"]}")] = 1, -1
+
+
+def too_deep(body: bytes, limit: int) -> bool:
+    """Does `body` nest arrays and objects deeper than `limit`? Brackets inside strings do not
+    count; cheap for the usual body (fewer opening brackets than the limit in all)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit:
+        return False
+    steps = _STEP[np.frombuffer(brackets, dtype=np.uint8)]
+    return int(np.cumsum(steps).max()) > limit
+
+
+async def _too_deep(send: Send, limit: int) -> None:
+    body = JSONResponse(
+        {"error": "bad request", "detail": [{
+            "field": "body", "message": f"the JSON body nests arrays and objects deeper than "
+                                        f"the limit of {limit} levels (limits.max_json_depth)",
+            "limit": limit}]},
+        status_code=400,
+    )
+    await send({"type": "http.response.start", "status": 400, "headers": body.raw_headers})
+    await send({"type": "http.response.body", "body": body.body})
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -4,6 +4,6 @@
 export, retrain, promote, learning, replay); `args` the argument types and the one error
 boundary (a user's mistake is one line on stderr and a non-zero exit, never a traceback).
 Each command loads the config, calls one typed function
-(`training.train.train`, `training.evaluate.evaluate`, `training.loop.retrain.retrain`, ...)
+(`training.train.train`, `training.evaluate.evaluate`, `training.traffic.retrain.retrain`, ...)
 and prints what it returns. Training code is imported lazily, inside the commands that run it.
 """

@@ -28,8 +28,28 @@ class CliError(Exception):
     Not a `RouterError`: those are what the library raises, and the API maps each of them."""
 
 
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that ends each option with its default, unless the help already says it or there is
+    none to say (a flag, an option that is off unless given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default == [] \
+            or default == argparse.SUPPRESS
+        if "default" in text or nothing or not action.option_strings:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the option, then where to find help."""
+    """argparse, but a usage error is one line naming the option, then where to find help, and
+    the help shows every option's default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -166,6 +186,22 @@ def _check_writable(path: Path, text: str) -> None:
     if not os.access(ancestor, os.W_OK):
         raise argparse.ArgumentTypeError(
             f"{text}: cannot be written ({ancestor} is read-only for this user)")
+
+
+def public_source(text: str) -> str:
+    """A data set of the public data folder (its adapters are in training/ingest.py)."""
+    from training.ingest import PUBLIC_LOADERS
+
+    if text not in PUBLIC_LOADERS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(PUBLIC_LOADERS)}. Got {text!r}.")
+    return text
+
+
+def public_source_part(text: str) -> str:
+    """A data set of the public data folder, or one of its sources (routerbench/mbpp)."""
+    public_source(text.split("/", 1)[0])
+    return text
 
 
 def url(text: str) -> str:

@@ -31,7 +31,7 @@ def add_run_commands(sub: Any) -> None:
 
 def _runs(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.runs import RunRecords
+    from router.traces.run_records import RunRecords
     from router.traces.store import TraceStore
 
     settings = load_settings(args.config)
@@ -47,9 +47,10 @@ def _runs(args: argparse.Namespace) -> int:
         store.close()
     if args.run_id is None:
         if args.json:
-            print(json.dumps({"runs": [r.model_dump() for r in listing]}, indent=2))
+            print(json.dumps({"runs": [r.model_dump(mode="json") for r in listing]}, indent=2))
             return 0
-        print(f"{'run_id':<28} {'api_key':<16} {'calls':>6} {'total_usd':>12}  last call (UTC)")
+        print(f"{'run_id':<28} {'api_key':<16} {'calls':>6} {'total_usd':>12}  last call (UTC)"
+              "   (total: reported costs where /feedback gave one, else estimates)")
         for r in listing:
             print(f"{r.run_id:<28} {str(r.api_key):<16} {r.calls:>6} {r.total_usd:>12.6f}  "
                   f"{_utc(r.last_call_at)}")
@@ -65,13 +66,20 @@ def _runs(args: argparse.Namespace) -> int:
           f"({ledger.reported_usd:.6f} reported, {ledger.estimated_usd:.6f} estimated); keys "
           f"{', '.join(str(k) for k in ledger.api_keys)}; expires {_utc(ledger.expires_at)}")
     print(f"{'time (UTC)':<20} {'step':<8} {'role':<12} {'task':<12} {'tier':<8} "
-          f"{'model':<28} {'tok in':>7} {'tok out':>7} {'est. usd':>10} {'rep. usd':>10}")
+          f"{'model':<28} {'tok in':>7} {'tok out':>7} {'est. usd':>10} {'rep. usd':>10} "
+          f"{'usd':>10}")
     for s in ledger.steps:
         tokens_in = s.tokens_in if s.tokens_in is not None else s.tokens_in_estimated
         reported = "" if s.cost_reported_usd is None else f"{s.cost_reported_usd:.6f}"
         print(f"{_utc(s.created_at):<20} {str(s.step):<8} {str(s.role):<12} {str(s.task):<12} "
               f"{str(s.tier):<8} {str(s.model):<28} {tokens_in:>7} {_dash(s.tokens_out):>7} "
-              f"{s.cost_estimated_usd:>10.6f} {reported:>10}")
+              f"{s.cost_estimated_usd:>10.6f} {reported:>10} {s.cost_usd:>10.6f}")
+    print(f"{'':<20} {'':<8} {'':<12} {'':<12} {'':<8} {'total':<28} {'':>7} {'':>7} "
+          f"{sum(s.cost_estimated_usd for s in ledger.steps):>10.6f} "
+          f"{ledger.reported_usd:>10.6f} {ledger.total_usd:>10.6f}")
+    print("est. usd: the decision's estimate; rep. usd: the cost its /feedback reported; usd: "
+          "the one counted (reported where it came back, else estimated), summing to the run's "
+          "total. tok in: reported, else estimated.")
     top = ledger.most_expensive
     print(f"most expensive: step {top.step} ({top.model}, {top.cost_usd:.6f} USD, "
           f"decision {top.decision_id})")

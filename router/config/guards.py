@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from router.config.parts import Section
 
-Scope = Literal["route", "feedback", "admin"]
+Scope = Literal["route", "feedback", "admin", "metrics"]
 
 
 class ApiKeyConfig(Section):
@@ -28,9 +28,20 @@ class ApiKeyConfig(Section):
 
 
 class AuthConfig(Section):
-    """No keys: the service is open and `serve` binds to loopback only."""
+    """No keys: the service is open, `serve` binds to loopback only, cross-site requests are
+    refused and the admin endpoints answer only to loopback clients (router/api/checks.py)."""
 
     keys: list[ApiKeyConfig] = Field(default_factory=list)
+    allow_open_admin: bool = Field(
+        default=False, description="Open service only: admin endpoints answer any client, "
+                                   "not only loopback ones.")
+    public_docs: bool = Field(
+        default=True, description="With keys: /docs, /redoc and /openapi.json are served "
+                                  "without a key (false: not served).")
+    public_metrics: bool = Field(
+        default=True, description="With keys: /metrics answers without a key (the scrape "
+                                  "convention on a private port); false: a key with the "
+                                  "'metrics' scope.")
 
     @field_validator("keys")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.decision.encoders.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
+from router.config.int8_recipes import DEFAULT_INT8_RECIPE, int8_recipe
 from router.errors import ConfigError
 
 Capability = Literal["tools", "json", "vision", "audio", "long_context"]
@@ -78,7 +78,7 @@ class EmbedderConfig(Section):
     int8_recipe: str = Field(
         default=DEFAULT_INT8_RECIPE,
         description="onnx-int8 only: which encoder MatMuls stay fp32 "
-        "(router/decision/encoders/int8_recipes.py).",
+        "(router/config/int8_recipes.py).",
     )
 
     @field_validator("int8_recipe")
@@ -93,11 +93,23 @@ class EmbedderConfig(Section):
 
 class LimitsConfig(Section):
     max_body_bytes: int = Field(default=2_000_000, gt=0)
+    max_json_depth: int = Field(
+        default=64, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON "
+                                              "body may have (400 beyond).")
+    max_header_bytes: int = Field(
+        default=65_536, ge=1024, le=16 * 1024 * 1024,
+        description="Request line and headers together, in bytes (431 beyond; read at start "
+                    "by `tier-router serve`).")
     max_messages: int = Field(default=512, gt=0)
     max_content_chars: int = Field(default=1_000_000, gt=0)
     max_tools: int = Field(default=256, gt=0)
     max_batch: int = Field(default=256, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    report_slack: float = Field(
+        default=2.0, ge=1.0, le=1000.0,
+        description="How far past what a call could cost a /feedback report may go: tokens up "
+                    "to the model's context window times this, a cost up to that window at "
+                    "the model's dearer price times this; beyond it, 422 and nothing stored.")
 
 
 class StoreConfig(Section):
@@ -139,7 +151,7 @@ class StoreConfig(Section):
 
 class RunsConfig(Section):
     """Agent runs (a request's ``run_id``): spend caps, sticky models, how long one lives
-    (router/guards/runs.py). A cap here is the operator's: a request's ``max_run_cost_usd``
+    (router/guards/run_spend.py). A cap here is the operator's: a request's ``max_run_cost_usd``
     can tighten it, never loosen it."""
 
     expire_after_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400,

@@ -20,50 +20,38 @@ so what is evaluated offline is exactly what runs online. The steps, in this ord
    fits, the cheapest eligible tier, saying so. The caller's cap is explicit, so it wins over
    task rules.
 
-`choose` is what the service calls: `decide`, then a low budget's lower knob (`budget_step`),
-then exploration (`explore_step`), then the models' health (`health_step`: skip a model whose
-circuit is open, move off a tier that is down, fastest model first for a latency-sensitive
-call; see router/decision/health.py). The state those read (budget spend, the exploration
-random numbers, model health) lives in the serving layer; `choose` receives snapshots of it,
-so the whole decision stays a pure function of its arguments.
+Step 2 is one strategy, `threshold_pick` (any `TierPick` can stand in for it): scores and
+the tier table in, (tier index, reason, detail) out. A call whose ceiling (the caller's own
+model's tier) and the tiers below it cannot serve it is refused (`RequestLimitError` on
+``model``, naming the capability or the context and the ceiling): the caller's model is never
+exceeded.
+
+The rest of a served decision (a low budget's lower knob: `budget_step`; exploration:
+`explore_step`; model health; sticky runs; the degraded path) is applied after `decide` by
+the one pipeline, `router.decision.pipeline.choose`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
-from router.config import BudgetConfig, Settings, TaskRule, TierConfig
-from router.decision.health import HealthView, latency_order, retry_after, skipped_why, tier_down
-from router.errors import NoHealthyModel
-
-
-@dataclass(frozen=True)
-class CallFacts:
-    """What the policy needs to know about a call besides the scores."""
-
-    tokens_in: int
-    expected_tokens_out: int
-    has_tools: bool = False
-    needs: frozenset[str] = frozenset()  # capabilities beyond tools: json, vision, audio
-    ceiling_tier: str | None = None  # the caller's own model's tier: never a dearer one
-    task: str | None = None
-    forced_tier: str | None = None
-    max_cost_usd: float | None = None
-    latency_sensitive: bool = False  # within the tier, the fastest observed model first
-
-
-@dataclass(frozen=True)
-class Choice:
-    tier: str
-    reason: str
-    model: str
-    fallbacks: list[str]
-    estimated_cost_usd: float
-    detail: str | None = None
-
+from router.config import BudgetConfig
+from router.decision.choice import CallFacts, Choice, TierTable, at_tier, cost, force
+from router.errors import RequestLimitError
+from router.schemas import Reason
 
 RELATIVE_TOLERANCE = 1e-9  # a tier exactly at the bar passes despite float rounding
+
+Pick = tuple[int, Reason, str | None]  # (tier index, reason, detail)
+
+
+class TierPick(Protocol):
+    """Step 2, scores -> tier: (n_tiers,) scores in the table's order -> a `Pick`."""
+
+    def __call__(self, scores: Sequence[float], table: TierTable, quality_target: float,
+                 facts: CallFacts) -> Pick: ...
 
 
 def threshold_choice(scores: Sequence[float], quality_target: float) -> int:
@@ -84,108 +72,93 @@ def threshold_choice(scores: Sequence[float], quality_target: float) -> int:
     return len(scores) - 1  # unreachable for finite scores
 
 
+def threshold_pick(scores: Sequence[float], table: TierTable, quality_target: float,
+                   facts: CallFacts) -> Pick:
+    """The shipped step 2: `threshold_choice`, reason ``classifier``."""
+    return threshold_choice(scores, quality_target), "classifier", None
+
+
 def decide(
     scores: Mapping[str, float],
-    tiers: Sequence[TierConfig],
+    table: TierTable,
     quality_target: float,
     facts: CallFacts,
-    task_rules: Mapping[str, TaskRule] | None = None,
+    pick: TierPick = threshold_pick,
 ) -> Choice:
-    """Apply steps 1-5 of the module docstring; `tiers` are cheapest first."""
-    names = [t.name for t in tiers]
+    """Apply steps 1-5 of the module docstring."""
+    names = table.names
     if facts.forced_tier is not None:
-        return _choice(tiers, names.index(facts.forced_tier), "forced", facts)
+        return force(table, facts.forced_tier, "forced", facts)
 
-    index = threshold_choice([scores[n] for n in names], quality_target)
-    reason, detail = "classifier", None
+    index, reason, detail = pick([scores[n] for n in names], table, quality_target, facts)
 
-    rule = (task_rules or {}).get(facts.task) if facts.task else None
+    rule = table.rule(facts.task)
     if rule is not None:
-        floor = rule.min_tier or names[0]  # the config holds exactly one of tier / min_tier
-        ruled = names.index(rule.tier) if rule.tier else max(index, names.index(floor))
+        fixed = table.fixed(facts.task)
+        ruled = table.index(fixed) if fixed else max(index, table.floor(facts.task))
         if ruled != index:
             index, reason = ruled, "task_rule"
-            kind = "tier" if rule.tier else "at least"
+            kind = "tier" if fixed else "at least"
             detail = f"task '{facts.task}' maps to {kind} '{names[ruled]}'"
 
-    eligible = [i for i, t in enumerate(tiers) if _eligible(t, facts)]
+    eligible = table.serving(facts)
     original = index
     if index not in eligible and eligible:
         stronger = [i for i in eligible if i > index]
         index = stronger[0] if stronger else eligible[-1]
         reason = "context_upgrade"
-        needed = sorted(facts.needs | ({"tools"} if facts.has_tools else set()))
+        needed = sorted(facts.capabilities)
         detail = (
-            f"needs {facts.tokens_in + facts.expected_tokens_out} tokens of context"
+            f"needs {facts.tokens} tokens of context"
             + (f" and {', '.join(needed)}" if needed else "")
         )
         if index < original:
             reason = "context_downgrade"
             detail += f"; only '{names[index]}' can serve it"
 
-    if facts.ceiling_tier is not None and index > names.index(facts.ceiling_tier):
-        ceiling = names.index(facts.ceiling_tier)
-        allowed = [i for i in eligible if i <= ceiling] if eligible else [ceiling]
-        if allowed:
+    if facts.ceiling_tier is not None:
+        ceiling = table.index(facts.ceiling_tier)
+        allowed = [i for i in eligible if i <= ceiling]
+        if not allowed:
+            raise _unservable(table, facts)
+        if index > ceiling:
             index, reason = allowed[-1], "ceiling"
             detail = (f"the requested model is tier '{facts.ceiling_tier}': never a dearer "
                       "tier")
 
-    if facts.max_cost_usd is not None and _cost(tiers[index], facts) > facts.max_cost_usd:
-        pool = eligible or list(range(len(tiers)))
-        fits = [i for i in pool if _cost(tiers[i], facts) <= facts.max_cost_usd]
+    if facts.max_cost_usd is not None and cost(table.tiers[index], facts) > facts.max_cost_usd:
+        pool = eligible or list(range(len(table.tiers)))
+        fits = [i for i in pool if cost(table.tiers[i], facts) <= facts.max_cost_usd]
         if fits:
             index = max(fits, key=lambda i: (scores[names[i]], -i))
             detail = f"the best tier within max_cost_usd={facts.max_cost_usd}"
         else:
-            index = min(pool, key=lambda i: _cost(tiers[i], facts))
+            index = min(pool, key=lambda i: cost(table.tiers[i], facts))
             detail = f"no tier fits max_cost_usd={facts.max_cost_usd}; the cheapest instead"
         reason = "budget"
 
-    return _choice(tiers, index, reason, facts, detail, eligible)
+    return at_tier(table, index, reason, facts, detail, eligible)
 
 
-def _eligible(tier: TierConfig, facts: CallFacts, within_cap: bool = False) -> bool:
-    """The tier can hold the call (context, tools) and, with `within_cap`, fits its cost cap."""
-    fits = tier.context_window >= facts.tokens_in + facts.expected_tokens_out
-    ok = fits and (not facts.has_tools or "tools" in tier.capabilities)
-    ok = ok and facts.needs <= set(tier.capabilities)
-    if ok and within_cap and facts.max_cost_usd is not None:
-        return _cost(tier, facts) <= facts.max_cost_usd
-    return ok
-
-
-def eligible(tier: TierConfig, facts: CallFacts) -> bool:
-    """Can the tier serve the call: context, tools, capabilities, and its max_cost_usd."""
-    return _eligible(tier, facts, within_cap=True)
-
-
-def _cost(tier: TierConfig, facts: CallFacts) -> float:
-    return tier.estimate_cost(facts.tokens_in, facts.expected_tokens_out)
-
-
-def _choice(
-    tiers: Sequence[TierConfig],
-    index: int,
-    reason: str,
-    facts: CallFacts,
-    detail: str | None = None,
-    eligible: Sequence[int] | None = None,
-) -> Choice:
-    """The chosen tier's first model; fallbacks: its other models, then stronger tiers'."""
-    tier = tiers[index]
-    stronger = [
-        m for i in range(index + 1, len(tiers)) if eligible is None or i in eligible
-        for m in tiers[i].models
-    ]
-    return Choice(
-        tier=tier.name,
-        reason=reason,
-        model=tier.models[0],
-        fallbacks=[*tier.models[1:], *stronger],
-        estimated_cost_usd=_cost(tier, facts),
-        detail=detail,
-    )
+def _unservable(table: TierTable, facts: CallFacts) -> RequestLimitError:
+    """The 422 of a call that neither its ceiling's tier nor a cheaper one can serve."""
+    ceiling = facts.ceiling_tier
+    assert ceiling is not None
+    tier = table.tier(ceiling)
+    lacks = sorted(facts.capabilities - set(tier.capabilities))
+    wants = [f"the {', '.join(repr(c) for c in lacks)} "
+             f"capabilit{'ies' if len(lacks) > 1 else 'y'}"] if lacks else []
+    if facts.tokens > tier.context_window:
+        wants.append(f"{facts.tokens} tokens of context (tier '{ceiling}' holds "
+                     f"{tier.context_window})")
+    if not wants:  # the ceiling tier could, a cheaper one is not the question: never reached
+        wants.append("what no tier up to it offers")
+    named = f"{facts.ceiling_model!r} (tier '{ceiling}')" if facts.ceiling_model else (
+        f"tier '{ceiling}'")
+    return RequestLimitError(
+        "model", f"this call needs {' and '.join(wants)}, which the requested model {named} "
+        "and the tiers below it lack; the router never routes above the caller's model "
+        "(name a model of a tier that can serve the call, or omit model)", ceiling)
 
 
 @dataclass(frozen=True)
@@ -205,126 +178,17 @@ class ExplorationDraw:
     pick: float  # which alternative
 
 
-NOT_EXPLORED = ("forced", "degraded", "budget")
-
-
-def choose(
-    scores: Mapping[str, float],
-    settings: Settings,
-    quality_target: float,
-    facts: CallFacts,
-    low: LowBudget | None = None,
-    draw: ExplorationDraw | None = None,
-    health: HealthView | None = None,
-) -> tuple[Choice, float | None]:
-    """The served decision: (choice, propensity). Propensity is None with exploration off;
-    1 when health moved the decision to another tier (certain, given the health state)."""
-    choice = decide(scores, settings.tiers, quality_target, facts, settings.task_rules)
-    if low is not None and facts.forced_tier is None:
-        choice = budget_step(choice, low, scores, settings, quality_target, facts)
-    propensity = None
-    if draw is not None:
-        choice, propensity = explore_step(choice, facts, settings, draw)
-    if health is None:
-        return choice, propensity
-    healthy = health_step(choice, facts, settings, health)
-    if healthy.tier != choice.tier and propensity is not None:
-        propensity = 1.0
-    return healthy, propensity
-
-
-def health_step(choice: Choice, facts: CallFacts, settings: Settings, view: HealthView
-                ) -> Choice:
-    """The chosen tier's first usable model (the fastest first when latency-sensitive); a tier
-    with none moves up, else down (`degraded`), within what the rules and the caller allow."""
-    names = settings.tier_names
-    index = names.index(choice.tier)
-    if not tier_down(view, settings.tiers[index]):
-        return _within_tier(choice, settings.tiers[index], facts, view)
-    moved = _other_tier(index, facts, settings, view)
-    down = settings.tiers[index].models
-    why = "; ".join(skipped_why(view, m) for m in down)
-    if moved is None:
-        raise NoHealthyModel(choice.tier, _nowhere(choice.tier, facts, settings) + f": {why}",
-                             retry_after(view, down))
-    reason = "health_upgrade" if moved > index else "degraded"
-    way = "the next stronger tier" if moved > index else "the strongest usable weaker tier"
-    detail = f"tier '{choice.tier}' is down ({why}): {way}, '{names[moved]}'"
-    detail = f"{choice.detail}; {detail}" if choice.detail else detail  # what it was first
-    eligible = [i for i, t in enumerate(settings.tiers) if _eligible(t, facts)]
-    other = _choice(settings.tiers, moved, reason, facts, detail, eligible)
-    return _within_tier(other, settings.tiers[moved], facts, view)
-
-
-def _other_tier(index: int, facts: CallFacts, settings: Settings, view: HealthView
-                ) -> int | None:
-    """The tier a decision moves to when its tier is down: the next stronger one the call
-    allows, else the strongest weaker one; None when a forced tier or a fixed rule pins it."""
-    if facts.forced_tier is not None:
-        return None
-    names, tiers = settings.tier_names, settings.tiers
-    rule = settings.task_rules.get(facts.task) if facts.task else None
-    if rule is not None and rule.tier is not None:
-        return None
-    floor = names.index(rule.min_tier) if rule is not None and rule.min_tier else 0
-    top = names.index(facts.ceiling_tier) if facts.ceiling_tier else len(tiers) - 1
-    usable = [i for i, t in enumerate(tiers)
-              if i >= floor and _eligible(t, facts) and not tier_down(view, t)]
-    stronger = [i for i in usable if index < i <= top and _eligible(tiers[i], facts, True)]
-    if stronger:
-        return stronger[0]
-    weaker = [i for i in usable if i < index]
-    return weaker[-1] if weaker else None
-
-
-def _nowhere(tier: str, facts: CallFacts, settings: Settings) -> str:
-    """Why a down tier could not be left, for the 503."""
-    if facts.forced_tier is not None:
-        return f"tier '{tier}' is forced and has no healthy model"
-    rule = settings.task_rules.get(facts.task) if facts.task else None
-    if rule is not None and rule.tier is not None:
-        return f"task '{facts.task}' maps to tier '{tier}', which has no healthy model"
-    return f"tier '{tier}' has no healthy model and no other tier may serve the call"
-
-
-def _within_tier(choice: Choice, tier: TierConfig, facts: CallFacts, view: HealthView
-                 ) -> Choice:
-    """The tier's usable models first (by latency when asked), skipped ones last. A probe of a
-    half-open model puts it first: behind a healthy model it would never be tried."""
-    models = latency_order(list(tier.models), view) if facts.latency_sensitive else tier.models
-    up = [m for m in models if view.usable(m)]
-    probed = [m for m in up if view.of(m).state == "half_open"]
-    if probed:
-        up = [probed[0], *[m for m in up if m != probed[0]]]
-    rest = [m for m in choice.fallbacks if m not in tier.models]
-    chain = [*up, *[m for m in rest if view.usable(m)],
-             *[m for m in models if m not in up], *[m for m in rest if not view.usable(m)]]
-    notes = []
-    skipped = [m for m in models if m not in up]
-    if skipped:
-        notes.append("skipped " + ", ".join(skipped_why(view, m) for m in skipped))
-    if view.of(chain[0]).state == "half_open":
-        notes.append(f"probing {chain[0]} after its cooldown (circuit half-open)")
-    if facts.latency_sensitive and models != list(tier.models):
-        s = view.of(chain[0])
-        notes.append(f"latency_sensitive: {chain[0]} first (median {s.p50_ms:.0f} ms)"
-                     if s.p50_ms is not None and s.latency_calls >= view.min_calls else
-                     f"latency_sensitive: {chain[0]} first (not yet measured)")
-    if not notes and chain == [choice.model, *choice.fallbacks]:
-        return choice
-    detail = "; ".join(n for n in (choice.detail, *notes) if n)
-    return replace(choice, model=chain[0], fallbacks=chain[1:], detail=detail or None)
+NOT_EXPLORED: frozenset[Reason] = frozenset({"forced", "degraded", "budget"})
 
 
 def budget_step(
-    choice: Choice, low: LowBudget, scores: Mapping[str, float], settings: Settings,
-    quality_target: float, facts: CallFacts,
+    choice: Choice, low: LowBudget, scores: Mapping[str, float], table: TierTable,
+    quality_target: float, facts: CallFacts, pick: TierPick = threshold_pick,
 ) -> Choice:
     """Re-decide with the budget's lower knob; keep it (reason `budget`) if it is cheaper."""
     knob = min(quality_target, low.budget.low_quality_target)
-    cheaper = decide(scores, settings.tiers, knob, facts, settings.task_rules)
-    names = settings.tier_names
-    if names.index(cheaper.tier) >= names.index(choice.tier):
+    cheaper = decide(scores, table, knob, facts, pick)
+    if table.index(cheaper.tier) >= table.index(choice.tier):
         return choice
     b = low.budget
     detail = (f"budget '{b.name}' is low ({low.spent_usd:.4f} of {b.limit_usd:.4f} USD); "
@@ -333,8 +197,8 @@ def budget_step(
 
 
 def explore_step(
-    choice: Choice, facts: CallFacts, settings: Settings, draw: ExplorationDraw
-) -> tuple[Choice, float]:
+    choice: Choice, facts: CallFacts, table: TierTable, draw: ExplorationDraw
+) -> Choice:
     """With probability ``draw.rate`` another allowed tier, uniformly; and its propensity.
 
     A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
@@ -343,25 +207,21 @@ def explore_step(
     budget decisions. Never explored to: a tier below a task rule's minimum, one that cannot
     hold the call (context, tools), one over the call's ``max_cost_usd``.
     """
-    others = [] if choice.reason in NOT_EXPLORED else alternatives(choice, facts, settings)
+    others = [] if choice.reason in NOT_EXPLORED else alternatives(choice, facts, table)
     if not others:
-        return choice, 1.0
+        return replace(choice, propensity=1.0)
     if draw.explore >= draw.rate:
-        return choice, 1.0 - draw.rate
+        return replace(choice, propensity=1.0 - draw.rate)
     tier = others[min(int(draw.pick * len(others)), len(others) - 1)]
-    forced = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=tier))
     detail = f"exploring: {tier} instead of {choice.tier} (rate {draw.rate})"
-    return replace(forced, reason="explore", detail=detail), draw.rate / len(others)
+    return replace(force(table, tier, "explore", facts, detail),
+                   propensity=draw.rate / len(others))
 
 
-def alternatives(choice: Choice, facts: CallFacts, settings: Settings) -> list[str]:
+def alternatives(choice: Choice, facts: CallFacts, table: TierTable) -> list[str]:
     """Tiers other than the chosen one that the rules and the call allow."""
-    names = settings.tier_names
-    floor = 0
-    rule = settings.task_rules.get(facts.task) if facts.task else None
-    if rule is not None:
-        if rule.tier is not None:
-            return []
-        floor = names.index(rule.min_tier) if rule.min_tier else 0
-    return [t.name for i, t in enumerate(settings.tiers)
-            if i >= floor and t.name != choice.tier and _eligible(t, facts, within_cap=True)]
+    if table.fixed(facts.task) is not None:
+        return []
+    floor = table.floor(facts.task)
+    return [table.names[i] for i in table.serving(facts, within_cap=True)
+            if i >= floor and table.names[i] != choice.tier]

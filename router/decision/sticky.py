@@ -22,45 +22,40 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import replace
 
-from router.config import Settings
-from router.decision.policy import CallFacts, Choice, decide, eligible
+from router.decision.choice import CallFacts, Choice, TierTable, force, serves, usable_first
+from router.schemas import Reason
 
 # Reasons the fresh decision had to take: a sticky run follows them, whatever its pin.
-BINDING = frozenset({"forced", "task_rule", "context_upgrade", "context_downgrade", "ceiling",
-                     "budget", "degraded"})
+BINDING: frozenset[Reason] = frozenset({
+    "forced", "task_rule", "context_upgrade", "context_downgrade", "ceiling", "budget",
+    "degraded",
+})
 
 
 def stick(
-    fresh: Choice, pin_tier: str | None, pin_model: str | None, settings: Settings,
+    fresh: Choice, pin_tier: str | None, pin_model: str | None, table: TierTable,
     facts: CallFacts, unhealthy: Set[str] = frozenset(),
 ) -> Choice:
     """The choice of a sticky run's call: `fresh` (the decision as if not sticky) or the pin."""
-    names = settings.tier_names
-    if pin_tier is None or pin_model is None or pin_tier not in names or (
-        pin_model not in settings.tier(pin_tier).models
+    if pin_tier is None or pin_model is None or pin_tier not in table.names or (
+        pin_model not in table.tier(pin_tier).models
     ):
         return fresh  # the first call, or the pin's model no longer serves (a reload)
     if fresh.model == pin_model:
         return fresh
     if pin_model in unhealthy:
-        return _say(fresh, f"sticky run: left {pin_model}, which is unhealthy")
+        return fresh.say(f"sticky run: left {pin_model}, which is unhealthy")
     if fresh.reason in BINDING:
-        return _say(fresh, f"sticky run: left {pin_model} ({fresh.reason})")
-    moved_up = names.index(fresh.tier) > names.index(pin_tier)
+        return fresh.say(f"sticky run: left {pin_model} ({fresh.reason})")
+    moved_up = table.index(fresh.tier) > table.index(pin_tier)
     if moved_up and fresh.reason != "explore":
-        return _say(fresh, f"sticky run: moved up from {pin_tier} to {fresh.tier}, "
-                           "which this call needs; the run stays there")
-    tier = settings.tier(pin_tier)
-    if not eligible(tier, facts):  # cannot hold this call (or over its max_cost_usd)
-        return _say(fresh, f"sticky run: left {pin_model}, whose tier cannot serve this call")
-    pinned = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=pin_tier))
+        return fresh.say(f"sticky run: moved up from {pin_tier} to {fresh.tier}, "
+                         "which this call needs; the run stays there")
+    if not serves(table.tier(pin_tier), facts, within_cap=True):
+        return fresh.say(f"sticky run: left {pin_model}, whose tier cannot serve this call")
+    pinned = force(table, pin_tier, "sticky", facts,
+                   f"sticky run: stays on {pin_model}, the model of its earlier calls "
+                   f"(the router would have chosen {fresh.tier})")
     chain = [m for m in [pinned.model, *pinned.fallbacks] if m != pin_model]
-    # an open circuit goes last, as in every other decision
-    fallbacks = [m for m in chain if m not in unhealthy] + [m for m in chain if m in unhealthy]
-    return replace(pinned, model=pin_model, fallbacks=fallbacks, reason="sticky",
-                   detail=f"sticky run: stays on {pin_model}, the model of its earlier calls "
-                          f"(the router would have chosen {fresh.tier})")
-
-
-def _say(choice: Choice, why: str) -> Choice:
-    return replace(choice, detail=f"{choice.detail}; {why}" if choice.detail else why)
+    return replace(pinned, model=pin_model,
+                   fallbacks=usable_first(chain, lambda m: m not in unhealthy))

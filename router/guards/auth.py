@@ -12,7 +12,9 @@ once; the limits' counters are the ``KeyRing``'s state and survive reloads.
 ``rate_per_minute`` means at most that many requests in any 60 seconds, counted in a sliding
 log (`router.guards.counters`; the token bucket it replaces let up to twice the rate through in
 one minute: a full bucket, then a minute of refill). The counters are this process's, or, with
-``shared_state``, one Redis for every replica (`share`).
+``shared_state``, one Redis for every replica (given at construction). /route and
+/route/batch count their calls at admission instead (`router.guards.gate`), with their other
+limits, in one step.
 """
 
 from __future__ import annotations
@@ -87,19 +89,15 @@ class KeyRing:
 
     def __init__(self, clock: Callable[[], float] = time.time,
                  counters: Counters | None = None):
-        self._clock = clock
+        self.clock = clock
         self.counters: Counters = counters if counters is not None else LocalCounters(clock)
-        self.remote = False  # True once the counters are shared: a charge is a round trip
-
-    def share(self, counters: Counters) -> None:
-        """Count requests in `counters` from now on (the shared state, at start)."""
-        self.counters = counters
-        self.remote = True
+        self.remote = not isinstance(self.counters, LocalCounters)  # a charge is a round trip
 
     def authenticate(
-        self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope
+        self, keys: Sequence[ApiKeyConfig], key: str | None, scope: Scope, charge: bool = True
     ) -> Principal:
-        """The caller, or AuthError (401) / Forbidden (403) / RateLimited (429) saying why not."""
+        """The caller, or AuthError (401) / Forbidden (403) / RateLimited (429) saying why not;
+        `charge`: count the request against the key's ``rate_per_minute`` here."""
         if not keys:
             return ANONYMOUS
         if not key:
@@ -116,14 +114,15 @@ class KeyRing:
                 f"API key '{entry.name}' lacks the '{scope}' scope (it has: "
                 f"{', '.join(entry.scopes)})"
             )
-        self._charge(entry)
+        if charge:
+            self._charge(entry)
         return Principal(entry.name, frozenset(entry.scopes))
 
     def _charge(self, entry: ApiKeyConfig) -> None:
         if entry.rate_per_minute is None:
             return
         window = Window(limit_key("rpm", entry), entry.rate_per_minute)
-        taken = self.counters.take([window], uuid.uuid4().hex, self._clock())
+        taken = self.counters.take([window], uuid.uuid4().hex, self.clock())
         if taken.refused is not None:
             retry = retry_seconds(taken.retry_after)
             raise RateLimited(

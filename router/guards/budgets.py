@@ -87,10 +87,6 @@ class BudgetTracker:
         """New budget list; a budget that keeps its name and period keeps its spend."""
         self._budgets = tuple(budgets)
 
-    def share(self, counters: Counters) -> None:
-        """Count spend in `counters` from now on (the shared state, at start)."""
-        self.counters = counters
-
     @property
     def budgets(self) -> list[BudgetConfig]:
         return list(self._budgets)
@@ -119,6 +115,16 @@ class BudgetTracker:
             return
         now = self.clock()
         keys = [self.key(b, now) for b in covering]
+        self._remember(keys, self.counters.add(dict.fromkeys(keys, usd)))
+
+    def add_own(self, api_key: str, usd: float) -> None:
+        """Count `usd` only against the budgets of `api_key` alone (a trace without a decision:
+        what it reports is its caller's word, which must not spend what other keys share)."""
+        own = [b for b in self._budgets if not b.role_set and b.key_set == {api_key}]
+        if not own or usd == 0:
+            return
+        now = self.clock()
+        keys = [self.key(b, now) for b in own]
         self._remember(keys, self.counters.add(dict.fromkeys(keys, usd)))
 
     def states(self, role: str | None, api_key: str | None = None) -> list[BudgetState]:
@@ -173,12 +179,16 @@ def refuse(states: Sequence[BudgetState]) -> None:
                               iso(worst.resets_at))
 
 
-def spent_in_store(rows: Callable[[str, float], list[dict]], budget: BudgetConfig,
+def spent_in_store(rows: Callable[[str, float, bool], list[dict]], budget: BudgetConfig,
                    since: float) -> float:
-    """What the trace store says a budget spent since `since`; `rows(by, since)` is
-    `TraceStore.spend` (rows with `key` and `cost_usd`)."""
+    """What the trace store says a budget spent since `since`; `rows(by, since, keyed_traces)`
+    is `TraceStore.spend` (rows with `key` and `cost_usd`). A key's outcomes posted without a
+    decision count only toward a budget of that key alone (`BudgetTracker.add_own`)."""
+    own = bool(budget.key_set) and len(budget.key_set) == 1 and not budget.role_set
     if budget.role_set:
-        return sum(r["cost_usd"] for r in rows("role", since) if r["key"] in budget.role_set)
+        return sum(r["cost_usd"] for r in rows("role", since, False)
+                   if r["key"] in budget.role_set)
     if budget.key_set:
-        return sum(r["cost_usd"] for r in rows("api_key", since) if r["key"] in budget.key_set)
-    return sum(r["cost_usd"] for r in rows("role", since))
+        return sum(r["cost_usd"] for r in rows("api_key", since, own)
+                   if r["key"] in budget.key_set)
+    return sum(r["cost_usd"] for r in rows("role", since, False))

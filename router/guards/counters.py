@@ -14,7 +14,7 @@ Two kinds of counter, both named by a string key:
 
 `Counters` is the interface the guards use; `LocalCounters` keeps them in this process (no
 shared state configured, or Redis unreachable under ``on_unavailable: local``), and
-`router.guards.redis_state.RedisCounters` in Redis for every replica. Anything else that must be
+`router.guards.counters_redis.RedisCounters` in Redis for every replica. Anything else that must be
 counted across replicas (run spend, model health) can be put on the same four operations.
 """
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from router.config import SharedStateConfig
 from router.errors import SharedStateUnavailable
 from router.guards.counters import Counters, LocalCounters, Taken, Window
-from router.guards.redis_state import RedisCounters
+from router.guards.counters_redis import RedisCounters
 
 log = logging.getLogger(__name__)
 

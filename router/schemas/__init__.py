@@ -25,6 +25,7 @@ from router.schemas.feedback import (
     SpendReport,
     SpendRow,
     TraceRecord,
+    with_suggestions,
 )
 from router.schemas.health import (
     ERROR_KINDS,
@@ -34,7 +35,14 @@ from router.schemas.health import (
     ErrorKind,
     ModelHealthInfo,
 )
-from router.schemas.ops import ErrorBody, Problem, Readiness, TierInfo, error_responses
+from router.schemas.ops import (
+    EMPTY_JSON_BODY,
+    ErrorBody,
+    Problem,
+    Readiness,
+    TierInfo,
+    error_responses,
+)
 from router.schemas.route import (
     FOREIGN_FIELDS,
     KNOB_MEANING,
@@ -47,15 +55,16 @@ from router.schemas.route import (
     edit_distance,
     misspelt_field,
 )
-from router.schemas.runs import RunLedger, RunList, RunStep, RunSummary
+from router.schemas.runs import RunKey, RunLedger, RunList, RunStep, RunSummary
 
 __all__ = [
-    "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY", "PART_TYPES",
-    "QUALITY_TARGET_DOC",
+    "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
+    "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport", "SpendKey",
-    "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
+    "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
+    "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
+    "with_suggestions",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

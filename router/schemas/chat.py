@@ -35,9 +35,13 @@ class ContentPart(BaseModel):
     tier with that capability."""
 
     model_config = ConfigDict(extra="allow")
-    type: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(PART_TYPES))})
-    text: str | None = None
-    content: str | list[Any] | None = None  # an Anthropic tool_result's output
+    type: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(PART_TYPES))},
+                      description="The part's kind, one of the listed types; image and audio "
+                                  "parts need a tier with 'vision' / 'audio'.")
+    text: str | None = Field(default=None, description="A text part's text (read by the "
+                                                       "classifier).")
+    content: str | list[Any] | None = Field(  # an Anthropic tool_result's output
+        default=None, description="An Anthropic tool_result's output (read as a tool result).")
 
     @field_validator("type")
     @classmethod
@@ -58,10 +62,14 @@ class ContentPart(BaseModel):
 
 
 class ToolCall(BaseModel):
+    """A tool call an assistant message made; counted in the token estimate only."""
+
     model_config = ConfigDict(extra="allow")
-    id: str | None = None
-    type: str = "function"
-    function: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(default=None, description="The call's id (a tool message answers "
+                                                     "it by tool_call_id).")
+    type: str = Field(default="function", description="'function'.")
+    function: dict[str, Any] = Field(default_factory=dict,
+                                     description="{name, arguments}, as the LLM returned it.")
 
 
 HAS_CONTENT: JsonDict = {"anyOf": [  # the schema form of `_has_content`
@@ -76,11 +84,19 @@ class ChatMessage(BaseModel):
     """One OpenAI chat message: system, developer, user, assistant or tool."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=HAS_CONTENT)
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
-    tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
+    role: Literal["system", "developer", "user", "assistant", "tool"] = Field(
+        description="Who speaks. The classifier reads the latest user message and the tool "
+                    "messages after it; the others count in the token estimate only.")
+    content: str | list[ContentPart] | None = Field(
+        default=None,
+        description="A string, or a list of content parts; at most limits.max_content_chars "
+                    "(1,000,000) characters of text. Required except on an assistant message "
+                    "with tool_calls.")
+    name: str | None = Field(default=None, description="The speaker's name (OpenAI); unused.")
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="An assistant message's tool calls.")
+    tool_call_id: str | None = Field(
+        default=None, description="A tool message: the id of the call it answers.")
 
     @field_validator("content", mode="before")
     @classmethod
@@ -124,8 +140,10 @@ class ToolSchema(BaseModel):
     """An OpenAI tool definition; only its presence and size matter to routing."""
 
     model_config = ConfigDict(extra="allow")
-    type: str = "function"
-    function: dict[str, Any] = Field(default_factory=dict)
+    type: str = Field(default="function", description="'function'.")
+    function: dict[str, Any] = Field(
+        default_factory=dict, description="{name, description, parameters}: counted in the "
+                                          "token estimate, never read by the classifier.")
 
 
 def exactly_one_input(model: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -16,11 +16,8 @@ from pydantic import (
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
-
-# at most 1e9 (USD, ms): sums over any number of calls stay finite (a 1e308 twice is inf)
-Cost = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
-# at most 2**53 - 1: the largest integer JSON carries exactly, and the store's 64-bit columns hold
-Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
+from router.schemas.numbers import Cost, Count, JsonNumber, Unit
+from router.schemas.route import misspelt_field
 
 
 class _Labelled(BaseModel):
@@ -29,10 +26,8 @@ class _Labelled(BaseModel):
     `success` is declared before `quality` so a missing label is reported on 'quality'.
     """
 
-    success: bool | None = None
-    quality: float | None = Field(
-        default=None, ge=0.0, le=1.0, allow_inf_nan=False, validate_default=True
-    )
+    success: bool | None = Field(default=None, strict=True)
+    quality: Unit | None = Field(default=None, validate_default=True)
 
     @field_validator("quality")
     @classmethod
@@ -59,8 +54,8 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     decision_id: Id
-    success: bool | None = None
-    quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    success: bool | None = Field(default=None, strict=True)
+    quality: Unit | None = None
     model_used: str | None = Field(default=None, min_length=1, max_length=256)
     cost_usd: Cost | None = None
     tokens_in: Count | None = None
@@ -71,7 +66,7 @@ class Feedback(BaseModel):
     error: ErrorKind | None = Field(default=None, description=ERROR_DOC)
     attempts: list[Attempt] | None = Field(default=None, max_length=MAX_ATTEMPTS,
                                            description=ATTEMPTS_DOC)
-    fallback_used: bool = False
+    fallback_used: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _something_observed(self) -> Feedback:
@@ -114,7 +109,8 @@ class TraceRecord(_Labelled):
     step: Id | None = None
     user: Id | None = None
     decision_id: Id | None = None
-    propensity: float | None = Field(default=None, gt=0.0, le=1.0)
+    propensity: Annotated[float, JsonNumber] | None = Field(default=None, gt=0.0, le=1.0,
+                                                            allow_inf_nan=False)
     source: Id | None = None
     timestamp: AwareDatetime | None = None
 
@@ -172,4 +168,20 @@ class SpendReport(BaseModel):
     shadow: ShadowReport | None = Field(
         default=None, description="What shadow decisions would have saved; absent: none.")
 
+
+def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:
+    """Schema errors where an unknown field is named, with the field it is a typo of (as
+    /route does: `sucess` -> did you mean 'success'?), that field also given as the limit."""
+    out = []
+    for err in errors:
+        loc = tuple(err.get("loc") or ())
+        if err.get("type") == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            name = loc[-1]
+            near = misspelt_field(name, model.model_fields)
+            hint = f": did you mean {near!r}?" if near else (
+                f" (known fields: {', '.join(model.model_fields)})")
+            err = {**err, "msg": f"unknown field {name!r}{hint}",
+                   "ctx": {**(err.get("ctx") or {}), "limit_value": near}}
+        out.append(err)
+    return out
 

@@ -7,6 +7,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.schemas.numbers import Cost
+
 # The kinds of failure a /feedback `error` names. Map the provider's answer to one:
 # - timeout: no answer in time (client or gateway timeout, HTTP 408/504)
 # - rate_limited: the provider refused for load (HTTP 429, "overloaded")
@@ -37,7 +39,7 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=256)
     error: ErrorKind = Field(description=ERROR_DOC)
-    latency_ms: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    latency_ms: Cost | None = None
 
 
 ATTEMPTS_DOC = (

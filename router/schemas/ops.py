@@ -46,18 +46,27 @@ class Readiness(BaseModel):
 
 
 _ERRORS = {
-    400: "The body could not be parsed (not UTF-8 / not JSON).",
+    400: "The body could not be parsed (not UTF-8 / not JSON), or nests deeper than "
+         "limits.max_json_depth.",
     401: "No API key, or an unknown one.",
     402: "A budget or the run's cap (max_run_cost_usd, runs:) is spent; names which.",
-    403: "The API key lacks the scope this endpoint needs.",
+    403: "The API key lacks the scope this endpoint needs; on an open service (no keys), a "
+         "cross-site request, or an admin call from a client not on loopback.",
     408: "The request took longer than limits.request_timeout_s (names the limit).",
     409: "Refused: a reload whose config or model is invalid (the old one keeps serving).",
     422: "The request breaks the schema or a configured limit (body size included); names the "
          "field and the limit.",
+    415: "A POST without 'Content-Type: application/json' (bodyless ones too).",
     429: "The API key is over its requests-per-minute limit; see Retry-After.",
     503: "The model is not loaded and fail_open is off, or every model the call may use has an "
          "open circuit (names the tier; see Retry-After).",
 }
+
+
+# What a bodyless POST (/admin/reload, /admin/learning/reset) documents as its body: `{}`; none
+# is taken too, with the JSON content type all the same (a page cannot post JSON cross-site).
+EMPTY_JSON_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "maxProperties": 0}}}}}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+from router.schemas.numbers import JsonNumber
 
 # What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
 # drift gauge, model metadata): one sentence, one place.
@@ -58,7 +59,8 @@ def _not_a_bool(value: Any) -> Any:
 
 
 # An output budget: an integer (1.0 is one; true is not), at most a 10M-token answer.
-OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool)]
+OutputTokens = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_not_a_bool),
+                        JsonNumber]
 
 # What OpenAI `metadata` may carry for us when the caller cannot add top-level fields.
 METADATA_IDS = ("task", "run_id", "role", "step")
@@ -68,18 +70,39 @@ class RouteRequest(BaseModel):
     """What an agent asks before an LLM call: our fields, or the LLM request body it holds."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=ONE_INPUT)
-    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
-    prompt: str | None = Field(default=None, min_length=1)
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1,
+        description="The chat the LLM call will send (OpenAI chat-completions, Responses-style "
+                    "parts or Anthropic content blocks), exactly one of messages or prompt. "
+                    "The classifier reads the latest user message and the tool results after "
+                    "it; every message counts in the token estimate. 1 to limits.max_messages "
+                    "(512) messages, each content at most limits.max_content_chars (1,000,000) "
+                    "characters.")
+    prompt: str | None = Field(
+        default=None, min_length=1,
+        description="A single prompt instead of messages (exactly one of the two): 1 to "
+                    "limits.max_content_chars (1,000,000) characters.")
     system: str | list[ContentPart] | None = Field(
         default=None, description="Anthropic Messages' top-level system prompt.")
-    tools: list[ToolSchema] | None = None
+    tools: list[ToolSchema] | None = Field(
+        default=None,
+        description="The tool schemas the call offers: they count in the token estimate and "
+                    "need a tier with 'tools' (unless tool_choice is 'none'). At most "
+                    "limits.max_tools (256).")
     tool_choice: str | dict[str, Any] | None = Field(
         default=None, description="'none' means the tools are not needed for this call.")
     response_format: dict[str, Any] | None = Field(
         default=None, description="A JSON response_format needs a tier with 'json'.")
     max_tokens: OutputTokens | None = Field(
-        default=None, description="The output budget: the output token estimate.")
-    max_completion_tokens: OutputTokens | None = None
+        default=None,
+        description="The output budget: the output token estimate for cost, context and "
+                    "tokens_per_minute. An integer in [1, 10,000,000]. Absent: the config's "
+                    "expected_output_tokens.")
+    max_completion_tokens: OutputTokens | None = Field(
+        default=None,
+        description="The output budget (OpenAI's newer name; wins over max_tokens): the output "
+                    "token estimate for cost, context and tokens_per_minute. An integer in "
+                    "[1, 10,000,000]. Absent: the config's expected_output_tokens.")
     stream: bool | None = Field(default=None, strict=True,  # 0.0 is not false
                                 description="Accepted; routing is the same.")
     model: str | None = Field(
@@ -90,12 +113,19 @@ class RouteRequest(BaseModel):
     metadata: dict[str, Any] | None = Field(
         default=None, description=f"May carry {', '.join(METADATA_IDS)} (string values) for "
                                   "callers that cannot add top-level fields.")
-    task: str | None = Field(default=None, max_length=64)
+    task: str | None = Field(
+        default=None, max_length=64,
+        description="The agent's step kind (plan, tool_select, synthesize, critique, code, "
+                    "...): the config's task_rules may fix a tier or a floor for it. At most "
+                    "64 characters; also read from metadata.task.")
     # strict: a JSON true is not a number (lax mode would read it as 1.0)
     quality_target: float | None = Field(
-        default=None, ge=0.0, le=1.0, strict=True,
+        default=None, ge=0.0, le=1.0, strict=True, allow_inf_nan=False,
         description=QUALITY_TARGET_DOC + " Absent: the config's quality_target.")
-    max_cost_usd: float | None = Field(default=None, ge=0.0, strict=True)
+    max_cost_usd: float | None = Field(
+        default=None, ge=0.0, strict=True, allow_inf_nan=False,
+        description="The most this call may cost (USD, estimated): the best-scoring tier whose "
+                    "estimated cost fits; exploration never crosses it. A finite number >= 0.")
     tier: str | None = Field(default=None, max_length=64, description="Force this tier.")
     dry_run: bool = Field(
         default=False, strict=True,
@@ -111,12 +141,25 @@ class RouteRequest(BaseModel):
                     "records its choice, learns from the model actually used and reports what "
                     "it would have saved (GET /spend). No ceiling, exploration or budget "
                     "refusal applies. Absent: the config's `shadow`.")
-    run_id: Id | None = None
-    role: Id | None = None
-    step: Id | None = None
-    user: Id | None = None
+    run_id: Id | None = Field(
+        default=None,
+        description="The agent run the call belongs to: its spend, cap (max_run_cost_usd), "
+                    "ledger (GET /runs/{run_id}) and sticky model. 1-256 characters; also read "
+                    "from metadata.run_id.")
+    role: Id | None = Field(
+        default=None,
+        description="Who in the fleet makes the call (planner, coder, ...): spend and budgets "
+                    "group by it. 1-256 characters; also read from metadata.role.")
+    step: Id | None = Field(
+        default=None,
+        description="The step of the run (any label, e.g. '4'): shown in the run's ledger. "
+                    "1-256 characters; also read from metadata.step.")
+    user: Id | None = Field(
+        default=None,
+        description="The end user the call is for (OpenAI's `user`): spend groups by it and "
+                    "`tier-router forget --user` deletes their calls. 1-256 characters.")
     max_run_cost_usd: float | None = Field(
-        default=None, gt=0.0, strict=True,
+        default=None, gt=0.0, strict=True, allow_inf_nan=False,
         description="Cap of this run's spend (run_id): once reached, /route answers 402. A "
                     "configured cap (runs:) can be tightened here, never loosened.")
     sticky: Literal["run", "none"] | None = Field(
@@ -128,8 +171,6 @@ class RouteRequest(BaseModel):
     # for per-key budgets and spend. None when the service runs without keys.
     _api_key: str | None = PrivateAttr(default=None)
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
-    # The id its decision will get, made before the decision when limits are charged under it.
-    _decision_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -150,22 +191,6 @@ class RouteRequest(BaseModel):
         """Record the authenticated key's name on the request; returns it for chaining."""
         self._api_key = api_key
         return self
-
-    def reserve_decision_id(self) -> str:
-        """The id this call's decision will get (its token charge is corrected by it)."""
-        if self._decision_id is None:
-            self._decision_id = uuid.uuid4().hex
-        return self._decision_id
-
-    @property
-    def reserved_decision_id(self) -> str | None:
-        """The id reserved for this call's decision, if one was (without taking it)."""
-        return self._decision_id
-
-    def take_decision_id(self) -> str:
-        """The reserved id, once (a second decision of the same request gets a fresh one)."""
-        reserved, self._decision_id = self._decision_id, None
-        return reserved or uuid.uuid4().hex
 
     def chat(self) -> list[ChatMessage]:
         """The request as chat messages, whichever form it came in."""
@@ -209,14 +234,15 @@ class RouteRequest(BaseModel):
         return sorted(self.model_extra or {})
 
 
-def misspelt_field(name: str) -> str | None:
+def misspelt_field(name: str, fields: Iterable[str] | None = None) -> str | None:
     """The router field an unknown request field is a typo of, if any: a typo in a safety field
     (max_cost_usd, quality_target, dry_run, ...) must not pass silently. Within edit distance 2
     (a swap of two neighbours counts 1) of a field of six letters or more, within 1 of a
-    shorter one: at distance 2 every four-letter word is near `role`, `step` or `task`."""
+    shorter one: at distance 2 every four-letter word is near `role`, `step` or `task`.
+    `fields`: another model's fields (default: RouteRequest's)."""
     if name in FOREIGN_FIELDS:
         return None
-    near = [(edit_distance(name.lower(), f), f) for f in RouteRequest.model_fields]
+    near = [(edit_distance(name.lower(), f), f) for f in (fields or RouteRequest.model_fields)]
     distance, field = min(near)
     return field if distance <= (2 if len(field) >= 6 else 1) else None
 

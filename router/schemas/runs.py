@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+
+
+def iso_utc(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC, to the millisecond: 2026-12-04T20:33:28.123Z."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+# Held as epoch seconds (the ledger adds and compares them), written as ISO 8601 in JSON.
+Moment = Annotated[
+    float,
+    PlainSerializer(iso_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time",
+                    "examples": ["2026-12-04T20:33:28.123Z"]}, mode="serialization"),
+]
+
+RunKey = tuple[str, str]  # (the API key's name, "" when the service is open; run_id)
 
 
 class RunStep(BaseModel):
     """One routed call of a run, with what its feedback reported (null until it came back)."""
 
     decision_id: str
-    created_at: float = Field(description="Epoch seconds of the decision.")
+    created_at: Moment = Field(description="When the call was decided (ISO 8601, UTC).")
     step: str | None
     role: str | None
     task: str | None
@@ -36,10 +56,11 @@ class RunLedger(BaseModel):
     total_usd: float = Field(description="Reported costs where they came back, else estimates.")
     estimated_usd: float = Field(description="The part of total_usd that is estimated.")
     reported_usd: float = Field(description="The part of total_usd that feedback reported.")
-    started_at: float
-    last_call_at: float
-    expires_at: float = Field(description="When the run ends without another call "
-                                          "(runs.expire_after_s after its last call).")
+    started_at: Moment = Field(description="Its first call (ISO 8601, UTC).")
+    last_call_at: Moment = Field(description="Its last call (ISO 8601, UTC).")
+    expires_at: Moment = Field(description="When the run ends without another call "
+                                           "(runs.expire_after_s after its last call; "
+                                           "ISO 8601, UTC).")
     steps: list[RunStep]
     most_expensive: RunStep
 
@@ -48,8 +69,8 @@ class RunSummary(BaseModel):
     run_id: str
     api_key: str | None
     calls: int
-    total_usd: float
-    last_call_at: float
+    total_usd: float = Field(description="Reported costs where they came back, else estimates.")
+    last_call_at: Moment = Field(description="Its last call (ISO 8601, UTC).")
 
 
 class RunList(BaseModel):

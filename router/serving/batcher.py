@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.errors import RouterError, ServiceNotStarted, ServiceUnavailable
+from router.guards.gate import Admission
 from router.schemas import RouteDecision, RouteRequest
 from router.serving.service import RouterService
 
@@ -155,37 +156,41 @@ class MicroBatcher:
 
 
 def _run(service: RouterService, requests: Sequence[RouteRequest]) -> list[Outcome]:
-    """Worker thread: per-request checks, one batched route, per-request retry on failure."""
+    """Worker thread: per-request admission, one batched route, per-request retry on failure."""
     outcomes: list[Outcome | None] = [None] * len(requests)
     ok: list[int] = []
+    admissions: list[Admission] = []
     for i, request in enumerate(requests):
         try:
-            service.admit(request)
+            admissions.append(service.admit(request))
             ok.append(i)
         except RouterError as exc:
             outcomes[i] = exc
     if ok:
-        for i, outcome in zip(ok, _route_each(service, [requests[i] for i in ok]), strict=True):
+        routed = _route_each(service, [requests[i] for i in ok], admissions)
+        for i, outcome in zip(ok, routed, strict=True):
             outcomes[i] = outcome
     assert all(o is not None for o in outcomes)
     return outcomes  # type: ignore[return-value]
 
 
-def _route_each(service: RouterService, requests: list[RouteRequest]) -> list[Outcome]:
-    """One batched call; if it fails, each request alone so the failure lands on its owner."""
+def _route_each(service: RouterService, requests: list[RouteRequest],
+                admissions: list[Admission]) -> list[Outcome]:
+    """One batched call; if it fails, each request alone so the failure lands on its owner
+    (and only its charge is given back)."""
     try:
-        return list(service.route_admitted(requests))
+        return list(service.route_admitted(requests, admissions))
     except Exception as exc:  # noqa: BLE001 - handed back to the caller(s), never swallowed
         if len(requests) == 1:
-            service.release(requests)  # no decision: its token charge is given back
+            service.release(admissions)  # no decision: its token charge is given back
             return [exc]
         log.warning("a batch of %d failed (%s); routing its requests one by one",
                     len(requests), type(exc).__name__)
     outcomes: list[Outcome] = []
-    for request in requests:
+    for request, admission in zip(requests, admissions, strict=True):
         try:
-            outcomes.append(service.route_admitted([request])[0])
+            outcomes.append(service.route_admitted([request], [admission])[0])
         except Exception as exc:  # noqa: BLE001 - this request's own error, for its caller
-            service.release([request])
+            service.release([admission])
             outcomes.append(exc)
     return outcomes

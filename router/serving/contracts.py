@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from router.decision.features import CallView
-from router.decision.health import HealthView
+from router.decision.health_view import HealthView
 from router.decision.policy import ExplorationDraw
 from router.schemas import RouteDecision, RouteRequest
 from router.traces.rows import Seen
@@ -62,7 +62,7 @@ class Explorer(Protocol):
 
 
 class Health(Protocol):
-    """Model health as a decision reads it (`router.serving.health.ModelHealth`)."""
+    """Model health as a decision reads it (`router.serving.model_health.ModelHealth`)."""
 
     def decision_view(self) -> HealthView | None:
         """Every model's state, with this decision's half-open probe draw."""

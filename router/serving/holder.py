@@ -2,7 +2,9 @@
 
 Everything a service needs is put together in `_build`, in one place: the config, the model
 (verified), the embedder (reused when its config did not change), and the state objects that
-outlive a reload (the closed loop's store, spend and drift; the key ring's rate buckets).
+outlive a reload (the closed loop's store, spend and drift; the key ring's rate windows; the
+/feedback service), each built once at `start` on its backend (this process, or Redis with
+``shared_state``): one set of counters holds the per-minute limits and budget spend.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from router.guards.auth import KeyRing
 from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
-from router.serving.health_shared import RedisHealth
+from router.serving.closed_loop import ClosedLoop
+from router.serving.feedback import FeedbackService
 from router.serving.logs import DecisionLog, adopt_library_loggers
-from router.serving.loop import ClosedLoop
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
 
@@ -50,6 +52,7 @@ class ServiceHolder:
         # The service serving now: a plain attribute, read by every request (None until start).
         self.current: RouterService | None = None
         self.loop: ClosedLoop | None = None
+        self.feedback: FeedbackService | None = None  # the /feedback path, built with the loop
         # /route calls are batched against whichever service is current when a batch runs.
         self.batcher = MicroBatcher(self)
         self.keyring = KeyRing()  # rate windows: state that outlives a reload
@@ -74,15 +77,16 @@ class ServiceHolder:
         settings = self._initial or load_settings(self.config_path)
         self._initial = settings
         if self.loop is None:
-            self.loop = ClosedLoop(settings, self.metrics.registry)
             if settings.shared_state is not None:  # read once, like the store's URL
                 self.shared = SharedCounters(settings.shared_state)
                 self.shared.register(self.metrics.registry)
-                self.keyring.share(self.shared)
-                self.loop.budgets.share(self.shared)
-                self.loop.runs.share(self.shared)
-                self.loop.health.share(RedisHealth(self.loop.health, self.shared))
-            self.loop.start()
+                self.keyring = KeyRing(counters=self.shared)
+            # one set of counters: the per-minute limits and budget spend, read in one take
+            loop = self.loop = ClosedLoop(settings, self.metrics.registry, self.shared,
+                                          self.keyring.counters)
+            self.feedback = FeedbackService(loop.store, loop.health, loop.budgets, loop.runs,
+                                            loop.drift, loop.learn, loop.metrics)
+            loop.start()
         try:
             service = self._build(settings, previous=None)
         except RouterError as exc:
@@ -174,8 +178,9 @@ class ServiceHolder:
             learning=(loop.learning_for(settings, embedder.dimension, model.version)
                       if embedder is not None and model is not None else None),
             gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
-                       loop.budgets.counters)
-                  if settings.budgets or any(k.tokens_per_minute for k in settings.auth.keys)
+                       self.keyring.counters, clock=self.keyring.clock)
+                  if settings.budgets or any(k.tokens_per_minute or k.rate_per_minute
+                                             for k in settings.auth.keys)
                   else None),
         )
 

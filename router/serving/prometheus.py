@@ -24,6 +24,15 @@ RELOAD_OUTCOMES = ("ok", "refused")
 NO_ROLE = "none"  # the role label of calls that named no role
 OTHER_ROLES = "other"  # beyond MAX_ROLES distinct roles (labels must stay bounded)
 MAX_ROLES = 100
+MAX_LABEL_CHARS = 64  # a caller's string as a label: this long at most, printable ASCII only
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+def label_text(text: str) -> str:
+    """A caller's string as a metric label: printable ASCII (others as '?'), at most
+    MAX_LABEL_CHARS (cut with '~'): no NUL, emoji or control characters reach a scraper."""
+    clean = "".join(c if ord(c) in _PRINTABLE else "?" for c in text[:MAX_LABEL_CHARS + 1])
+    return clean if len(clean) <= MAX_LABEL_CHARS else clean[:MAX_LABEL_CHARS - 1] + "~"
 
 
 class StoreCounters(Protocol):
@@ -86,7 +95,7 @@ class Metrics:
                 self.decisions.labels(tier, reason)
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
-        for role in [NO_ROLE, *(b.role for b in settings.budgets if b.role)]:
+        for role in [NO_ROLE, *(label_text(b.role) for b in settings.budgets if b.role)]:
             if len(self.spend_roles) < MAX_ROLES:
                 self.spend_roles.add(role)
                 self.spend.labels(role)

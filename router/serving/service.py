@@ -4,7 +4,7 @@ This is what the HTTP handlers and the micro-batcher call. A `RouterService` is 
 by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
 always sees one config and one model together. What does change while it serves (budget spend,
 the exploration random numbers, the trace store, the online learning state) lives in the state
-objects it holds, and the decision itself (`decision.policy.choose`) receives snapshots of them.
+objects it holds, and the decision itself (`decision.pipeline.choose`) receives snapshots of them.
 The learning state is one score transform before the policy (`Adapter.adapt`), which also says
 how thin its evidence is around each call (exploration is scaled by it); the policy and the
 knob are untouched.
@@ -15,34 +15,25 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.choice import CallFacts, TierTable
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
-from router.decision.health import HealthView
-from router.decision.policy import (
-    CallFacts,
-    Choice,
-    choose,
-    decide,
-    health_step,
-)
-from router.decision.sticky import stick
-from router.errors import NoHealthyModel, RequestLimitError, ServiceUnavailable
+from router.decision.pipeline import Reads, choose
+from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
-from router.guards.gate import Gate
-from router.guards.runs import RunKey, RunSpend, check_run, run_cap, run_key
+from router.guards.gate import Admission, Gate
+from router.guards.run_spend import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
 from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
 from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
-
-LOW_CONFIDENCE = 0.5  # below it, the answer's detail says the call looked unlike the training data
 
 
 @dataclass(frozen=True)
@@ -58,12 +49,14 @@ class RouterService:
     explorer: Explorer | None = None  # None when exploration_rate is 0
     learning: Adapter | None = None  # None when learning is off
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
-    runs: RunSpend | None = None  # each live run's spend and model (router/guards/runs.py)
+    runs: RunSpend | None = None  # each live run's spend and model (router/guards/run_spend.py)
     health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
+    table: TierTable = field(init=False, repr=False)  # what the decision reads of the config
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier_names", tuple(self.settings.tier_names))
+        object.__setattr__(self, "table", TierTable.of(self.settings))
 
     @property
     def ready(self) -> bool:
@@ -74,41 +67,47 @@ class RouterService:
         return self.model.version if self.model is not None else "unloaded"
 
     def route(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """Decisions for a batch of requests, in order; one encoder call for all of them."""
-        for index, request in enumerate(requests):
-            self.admit(request, prefix=f"requests.{index}." if len(requests) > 1 else "")
+        """Decisions for a batch of requests, in order; one encoder call for all of them. All or
+        nothing: the first request refused (or a failed decision) fails the batch, and every
+        charge made for it is given back."""
+        admissions: list[Admission] = []
         try:
-            return self.route_admitted(requests)
+            for index, request in enumerate(requests):
+                admissions.append(self.admit(
+                    request, prefix=f"requests.{index}." if len(requests) > 1 else ""))
+            return self.route_admitted(requests, admissions)
         except Exception:
-            self.release(requests)
+            self.release(admissions)
             raise
 
-    def release(self, requests: Sequence[RouteRequest]) -> None:
-        """Give back the token charges of admitted requests that got no decision."""
+    def release(self, admissions: Sequence[Admission]) -> None:
+        """Give back the token charges of admitted calls that got no decision."""
         if self.gate is not None:
-            for request in requests:
-                self.gate.release(request)
+            for admission in admissions:
+                self.gate.release(admission)
 
-    def admit(self, request: RouteRequest, prefix: str = "") -> None:
-        """Raise the request's own error: a configured limit it breaks, its key's tokens per
-        minute, or a spent budget (neither for a shadow call: its caller follows its own model,
-        a 429 or 402 would only stop it)."""
+    def admit(self, request: RouteRequest, prefix: str = "") -> Admission:
+        """The call's admission (its decision id, and the token charge made under it), or the
+        request's own error: a configured limit it breaks, its key's tokens per minute, or a
+        spent budget (neither for a shadow call: its caller follows its own model, a 429 or
+        402 would only stop it)."""
         self.check_limits(request, prefix)
-        if self.is_shadow(request):
-            return
-        if self.runs is not None and request.run_id is not None:  # before any charge is made
-            check_run(self.runs, request, self.settings.runs)
-        if self.gate is not None:
-            self.gate.admit_request(request, self.settings.expected_output_tokens, prefix)
-        elif self.budgets is not None:
-            self.budgets.check(request.role, request.api_key)
+        shadow = self.is_shadow(request)
+        if self.runs is not None and request.run_id is not None and not shadow:
+            check_run(self.runs, request, self.settings.runs)  # before any charge is made
+        if self.gate is None:  # built whenever a budget or a per-minute limit is configured
+            return Admission.new(request.api_key)
+        return self.gate.admit_request(request, self.settings.expected_output_tokens, prefix,
+                                       shadow)
 
     def is_shadow(self, request: RouteRequest) -> bool:
         """A decision the caller will not follow (the request says, else the config)."""
         return self.settings.shadow if request.shadow is None else request.shadow
 
-    def route_admitted(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """`route` for requests that already passed `admit` (the micro-batcher checks each)."""
+    def route_admitted(self, requests: Sequence[RouteRequest],
+                       admissions: Sequence[Admission]) -> list[RouteDecision]:
+        """`route` for requests that already passed `admit` (the micro-batcher checks each):
+        each decision carries its admission's id."""
         views = [view_of(r.chat(), r.tools) for r in requests]
         version = self.version
         if self.learning is not None and self.learning.revision:  # which state decides
@@ -117,9 +116,9 @@ class RouterService:
         thin = scored.thin if scored.thin is not None else np.ones(len(views))
         trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
         # Every decision is made before any is accounted: a call that raises (a forced tier with
-        # no healthy model) fails the batch with no run spend counted and no reserved decision
-        # id used up, so the micro-batcher's one-by-one retry counts each call once and keeps
-        # the id its token charge was made under. `pins` carries earlier calls' models to later
+        # no healthy model) fails the batch with no run spend counted, so the micro-batcher's
+        # one-by-one retry counts each call once, under the admission its token charge was
+        # made under. `pins` carries earlier calls' models to later
         # calls of the same sticky run within the batch.
         pins: dict[RunKey, tuple[str | None, str | None]] = {}
         decisions = [
@@ -128,8 +127,8 @@ class RouterService:
             for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
                                                    strict=True)
         ]
-        for request, decision in zip(requests, decisions, strict=True):
-            decision.decision_id = request.take_decision_id()
+        for request, admission, decision in zip(requests, admissions, decisions, strict=True):
+            decision.decision_id = admission.decision_id
             self._run_account(request, decision)
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
@@ -217,77 +216,35 @@ class RouterService:
         version: str, thin: float = 1.0, confidence: float = math.nan,
         pins: dict[RunKey, tuple[str | None, str | None]] | None = None,
     ) -> RouteDecision:
-        """The decision for one call, not yet accounted (`route_admitted` does that): its
-        `decision_id` is the one reserved for it, taken once the whole batch is decided."""
-        settings = self.settings
+        """The decision for one call, not yet accounted (`route_admitted` does that, and gives
+        it its admission's `decision_id`)."""
+        facts = self._facts(request, view)
         shadow = self.is_shadow(request)
-        facts = CallFacts(
-            tokens_in=view.tokens_in,
-            expected_tokens_out=request.expected_tokens_out or settings.expected_output_tokens,
-            has_tools=request.needs_tools,
-            needs=frozenset(kind for _, kind in request.capability_needs()) - {"tools"},
-            task=request.task,
-            forced_tier=request.tier,
-            max_cost_usd=request.max_cost_usd,
-            ceiling_tier=None if shadow else self._tier_of(request.model),
-            latency_sensitive=request.latency_sensitive,
-        )
-        health = self.health.decision_view() if self.health is not None else None
+        scores = dict(zip(self.tier_names, row.tolist(), strict=True))
         target = request.quality_target
         if target is None:
-            target = settings.quality_target
-        propensity = None
-        if failure is None or request.tier is not None:
-            known = {n: (0.0 if math.isnan(v) else v)
-                     for n, v in zip(self.tier_names, row.tolist(), strict=True)}
-            # snapshots of the state the decision reads; the decision itself is pure
-            low = self.budgets.low(request.role, request.api_key) if self.budgets else None
-            # a shadow call is never explored: nobody follows the draw
-            draw = self.explorer.draw() if self.explorer is not None and not shadow else None
-            if draw is not None and thin < 1.0:  # explore where the evidence is thin
-                draw = replace(draw, rate=draw.rate * thin)
-            try:
-                choice, propensity = choose(known, settings, target, facts, low, draw, health)
-            except NoHealthyModel:
-                if not shadow:
-                    raise
-                # a shadow call is never refused: nobody follows it
-                choice, propensity = choose(known, settings, target, facts, low, draw)
-            if confidence < LOW_CONFIDENCE and choice.reason == "classifier":
-                choice = replace(choice, detail=(
-                    f"unlike the training data (confidence {confidence:.2f}): scores pulled "
-                    "toward each tier's pooled quality"))
-        else:
-            choice = self._degraded(facts, failure, health)
-            propensity = 1.0 if self.explorer is not None else None  # certain: never explored
-        if self._sticky(request):
-            assert self.runs is not None and request.run_id is not None
-            key = run_key(request.api_key, request.run_id)
-            pin = pins.get(key) if pins is not None else None
-            if pin is None:
-                view_ = self.runs.get(key)
-                pin = (view_.tier, view_.model) if view_ is not None else None
-            if pin is not None:
-                stuck = stick(choice, pin[0], pin[1], settings, facts,
-                              unhealthy_models(health))
-                if stuck.reason == "sticky" and choice.reason != "sticky":
-                    propensity = 1.0 if self.explorer is not None else None  # never explored
-                choice = stuck
+            target = self.settings.quality_target
+        budgets, explorer = self.budgets, self.explorer
+        reads = Reads(
+            low=(lambda: budgets.low(request.role, request.api_key)) if budgets else None,
+            draw=explorer.draw if explorer is not None else None,
+            health=self.health.decision_view() if self.health is not None else None,
+            pin=self._pin(request, pins) if self._sticky(request) else None,
+            thin=thin, confidence=confidence, failure=failure, shadow=shadow,
+        )
+        choice = choose(scores, self.table, target, facts, reads)
         decision = RouteDecision(
-            decision_id=request.reserve_decision_id(),
+            decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,
             model=choice.model,
             fallbacks=choice.fallbacks,
-            scores={
-                n: (None if math.isnan(v) else round(v, 6))
-                for n, v in zip(self.tier_names, row.tolist(), strict=True)
-            },
-            reason=choice.reason,  # type: ignore[arg-type]
+            scores={n: (None if math.isnan(v) else round(v, 6)) for n, v in scores.items()},
+            reason=choice.reason,
             estimated_tokens_in=view.tokens_in,
             estimated_cost_usd=round(choice.estimated_cost_usd, 8),
             router_version=version,
             detail=choice.detail,
-            propensity=propensity,
+            propensity=choice.propensity,
             confidence=None if math.isnan(confidence) else round(confidence, 4),
             requested_model=request.model,
             ignored_fields=request.ignored_fields() or None,
@@ -297,6 +254,33 @@ class RouterService:
         if pins is not None and request.run_id is not None and not request.dry_run:
             pins[run_key(request.api_key, request.run_id)] = self._pinned_as(request, decision)
         return decision
+
+    def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
+        """What the decision knows of the call besides its scores."""
+        return CallFacts(
+            tokens_in=view.tokens_in,
+            expected_tokens_out=(request.expected_tokens_out
+                                 or self.settings.expected_output_tokens),
+            has_tools=request.needs_tools,
+            needs=frozenset(kind for _, kind in request.capability_needs()) - {"tools"},
+            task=request.task,
+            forced_tier=request.tier,
+            max_cost_usd=request.max_cost_usd,
+            ceiling_tier=self._tier_of(request.model),
+            ceiling_model=request.model,
+            latency_sensitive=request.latency_sensitive,
+        )
+
+    def _pin(self, request: RouteRequest, pins: dict[RunKey, tuple[str | None, str | None]] | None
+             ) -> tuple[str | None, str | None] | None:
+        """The (tier, model) of a sticky run's earlier calls: this batch's, else the run's."""
+        assert self.runs is not None and request.run_id is not None
+        key = run_key(request.api_key, request.run_id)
+        pin = pins.get(key) if pins is not None else None
+        if pin is None:
+            run = self.runs.get(key)
+            pin = (run.tier, run.model) if run is not None else None
+        return pin
 
     def _pinned_as(self, request: RouteRequest,
                    decision: RouteDecision) -> tuple[str | None, str | None]:
@@ -343,20 +327,3 @@ class RouterService:
             if model == tier.name or model in tier.models:
                 return tier.name
         return None
-
-    def _degraded(self, facts: CallFacts, failure: str, health: HealthView | None) -> Choice:
-        """The configured safe tier (or, if it is down, another), saying why (fail_open)."""
-        settings = self.settings
-        choice = decide({}, settings.tiers, 1.0, replace(facts, forced_tier=settings.safe_tier))
-        choice = replace(choice, reason="degraded", detail=failure)
-        if health is not None:
-            choice = health_step(choice, facts, settings, health)
-        return replace(choice, reason="degraded")
-
-
-def unhealthy_models(health: HealthView | None) -> frozenset[str]:
-    """The models a sticky run must leave: those this decision may not use (open circuits,
-    half-open ones it does not probe)."""
-    if health is None:
-        return frozenset()
-    return frozenset(m for m in health.models if not health.usable(m))

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.config import Settings
+from router.config import Settings, TierConfig
 from router.decision.features import estimate_tokens
-from router.errors import FeedbackConflict
+from router.errors import FeedbackConflict, RequestLimitError
 from router.schemas import ChatMessage, Feedback, TraceRecord
 from router.traces.rows import prompt_hash
 
@@ -51,6 +51,59 @@ def _cost(
         out = tokens_out if tokens_out is not None else settings.expected_output_tokens
         return settings.tier(tier).estimate_cost(tokens_in, out, cached_tokens_in or 0), 1
     return fallback, 1
+
+
+def check_plausible(item: Feedback | TraceRecord, settings: Settings,
+                    decision: dict[str, Any] | None) -> None:
+    """Refuse (422, naming the field and the bound) a reported cost or token count beyond what
+    the call could cost: its model's context window and prices, times ``limits.report_slack``.
+    A report moves spend, budgets and token limits that other keys share, so it is believed only
+    as far as the call was possible. A trace without a decision that reports a cost or tokens
+    must name a configured model (or tier): nothing else bounds it."""
+    tier = _reported_tier(item, settings, decision)
+    given = [(f, getattr(item, f)) for f in ("cost_usd", "tokens_in", "tokens_out")
+             if getattr(item, f) is not None]
+    if not given:
+        return
+    if tier is None:
+        raise RequestLimitError(
+            "model", f"model {getattr(item, 'model', None)!r} is no configured tier's model: a "
+            "trace that reports a cost or tokens must name one (or its tier), so that what it "
+            f"reports can be bounded; configured: {settings.tier_names}",
+            settings.tier_names)
+    slack = settings.limits.report_slack
+    most_tokens = int(tier.context_window * slack)
+    most_usd = tier.context_window * max(tier.input_price_per_m, tier.output_price_per_m) / 1e6
+    most_usd = round(most_usd * slack, 8)
+    for field, value in given:
+        bound: float = most_usd if field == "cost_usd" else most_tokens
+        if value > bound:
+            raise RequestLimitError(
+                field, f"{field} {value:g} is more than a call of tier {tier.name!r} could "
+                f"{'cost' if field == 'cost_usd' else 'use'}: at most {bound:g} (its context "
+                f"window of {tier.context_window} tokens at its prices, times "
+                f"limits.report_slack {slack:g})", bound)
+
+
+def _reported_tier(item: Feedback | TraceRecord, settings: Settings,
+                   decision: dict[str, Any] | None) -> TierConfig | None:
+    """The tier whose prices bound a report: the model it names, else its decision's; a model
+    of no configured tier on a routed call: the dearest tier (a fallback may reach any)."""
+    if isinstance(item, TraceRecord) and decision is None:
+        name = item.tier if item.tier in settings.tier_names else settings.tier_of_model(
+            item.model)
+        return settings.tier(name) if name is not None else None
+    assert decision is not None
+    model = getattr(item, "model_used", None) or (
+        decision.get("requested_model") if decision.get("shadow") else decision.get("model"))
+    name = settings.tier_of_model(model) if model else None
+    if name is None and not decision.get("shadow") and decision.get("tier") in (
+            settings.tier_names):
+        name = decision["tier"]
+    if name is None:
+        return max(settings.tiers, key=lambda t: t.context_window * max(
+            t.input_price_per_m, t.output_price_per_m))
+    return settings.tier(name)
 
 
 def decision_outcome(
@@ -157,9 +210,10 @@ def _provider_reported(stored: dict[str, Any]) -> bool:
 
 
 def trace_outcome(
-    tr: TraceRecord, settings: Settings, now: float | None = None
+    tr: TraceRecord, settings: Settings, now: float | None = None, api_key: str | None = None
 ) -> dict[str, Any]:
-    """The outcome row of a TRACES.md record; its text is kept per store.prompt_storage."""
+    """The outcome row of a TRACES.md record; its text is kept per store.prompt_storage.
+    `api_key`: the key that posted it (a trace without a decision is that key's alone)."""
     messages = tr.messages or [ChatMessage(role="user", content=tr.prompt)]
     tier = tr.tier or settings.tier_of_model(tr.model)
     tokens_in = tr.tokens_in if tr.tokens_in is not None else estimate_tokens(messages)
@@ -182,4 +236,5 @@ def trace_outcome(
                                 ensure_ascii=False)
                      if storage == "full" and tr.messages else None),
         "extra": json.dumps({k: v for k, v in extra.items() if v is not None}, default=str),
+        "api_key": api_key if tr.decision_id is None else None,
     }

@@ -15,7 +15,7 @@ from router.api.deps import FeedbackCaller
 from router.config import AuthConfig, Settings
 from router.guards.auth import KeyRing
 from tests.api.test_reload import write_config
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 from tests.unit.guards.test_auth import entry
 
 KEYS = {"router": "key-route", "fb": "key-feedback", "ops": "key-admin", "slow": "key-rate"}
@@ -59,7 +59,7 @@ def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
         return {"caller": who.name}
 
     app.include_router(feedback)
-    with TestClient(app) as c:
+    with TestClient(app, client=LOOPBACK) as c:
         yield c
 
 
@@ -68,9 +68,9 @@ PROMPT = {"prompt": "say hello"}
 
 def test_open_when_no_keys_are_configured(settings: Settings) -> None:
     app = create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as c:
+    with TestClient(app, client=LOOPBACK) as c:
         assert c.post("/route", json=PROMPT).status_code == 200
-        assert c.post("/admin/reload").status_code == 200
+        assert c.post("/admin/reload", headers=JSON).status_code == 200
         assert c.post("/route", json=PROMPT, headers={"X-API-Key": "anything"}).status_code == 200
 
 
@@ -111,7 +111,7 @@ def test_either_header_carries_the_key(client) -> None:
     ],
 )
 def test_wrong_scope_is_403_naming_it(client, method, path, body, who, scope) -> None:
-    r = client.request(method.upper(), path, json=body, headers=bearer(who))
+    r = client.request(method.upper(), path, json=body, headers={**bearer(who), **JSON})
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "forbidden"
     assert f"API key '{who}' lacks the '{scope}' scope" in r.json()["detail"]
@@ -128,7 +128,7 @@ def test_wrong_scope_is_403_naming_it(client, method, path, body, who, scope) ->
         (b"", bearer("router"), 422),  # no body
         (b'{"prompt": "hi"}', {"Authorization": "Bearer"}, 401),  # a scheme without a key
         (b'{"prompt": "hi"}', {"Authorization": "bearer " + KEYS["router"]}, 200),
-        (b'{"prompt": "hi"}', {"Content-Type": "text/plain", **bearer("router")}, 422),
+        (b'{"prompt": "hi"}', {"Content-Type": "text/plain", **bearer("router")}, 415),
     ],
 )
 def test_route_checks_a_call_as_the_declared_dependencies_do(
@@ -148,8 +148,10 @@ def test_route_checks_a_call_as_the_declared_dependencies_do(
 
 
 def test_each_scope_opens_its_endpoints(client) -> None:
-    assert client.post("/admin/reload", headers=bearer("ops")).json()["status"] == "reloaded"
-    assert client.post("/feedback-probe", headers=bearer("fb")).json() == {"caller": "fb"}
+    reloaded = client.post("/admin/reload", headers={**bearer("ops"), **JSON})
+    assert reloaded.json()["status"] == "reloaded"
+    probe = client.post("/feedback-probe", headers={**bearer("fb"), **JSON})
+    assert probe.json() == {"caller": "fb"}
     assert client.post("/route", json=PROMPT, headers=bearer("ops")).status_code == 200
 
 
@@ -180,11 +182,11 @@ def test_a_reload_revokes_a_key(model_dir: Path, tmp_path: Path) -> None:
                           store={"url": f"sqlite:///{tmp_path / 'traces.db'}"})
     app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
     old = {"Authorization": "Bearer old-key"}
-    with TestClient(app) as c:
+    with TestClient(app, client=LOOPBACK) as c:
         assert c.post("/route", json=PROMPT, headers=old).status_code == 200
         raw = yaml.safe_load(config.read_text())
         raw["auth"]["keys"] = keys[:1]
         config.write_text(yaml.safe_dump(raw))
-        r = c.post("/admin/reload", headers={"Authorization": "Bearer admin-key"})
+        r = c.post("/admin/reload", headers={"Authorization": "Bearer admin-key", **JSON})
         assert r.status_code == 200
         assert c.post("/route", json=PROMPT, headers=old).status_code == 401

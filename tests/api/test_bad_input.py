@@ -145,3 +145,27 @@ def test_feedback_cost_is_bounded_so_spend_sums_stay_finite(client) -> None:
                                        "cost_usd": 1e308})
     assert r.status_code == 422, r.text
     assert _detail(r)["field"] == "cost_usd" and _detail(r)["limit"] == 1e9
+
+
+@pytest.mark.parametrize(("field", "near"), [
+    ("sucess", "success"), ("qualty", "quality"), ("cost_uds", "cost_usd"),
+    ("tokens_ot", "tokens_out"), ("model_usd", "model_used"),
+])
+def test_a_feedback_typo_gets_the_field_it_resembles(client, field, near) -> None:
+    decision = client.post("/route", json={"prompt": "hi"}).json()
+    r = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                       "tokens_in": 3, field: 1})
+    assert r.status_code == 422, r.text
+    assert _detail(r) == {"field": field, "limit": near,
+                          "message": f"unknown field {field!r}: did you mean {near!r}?"}
+    stored = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                            "success": True})
+    assert stored.status_code == 201, stored.text  # the refused body stored nothing
+
+
+def test_an_unknown_feedback_field_far_from_any_lists_the_known_ones(client) -> None:
+    r = client.post("/feedback", json={"decision_id": "d" * 32, "success": True, "mood": "ok"})
+    assert r.status_code == 422, r.text
+    detail = _detail(r)
+    assert detail["field"] == "mood" and "limit" not in detail
+    assert detail["message"].startswith("unknown field 'mood' (known fields: decision_id, success")

@@ -12,11 +12,12 @@ from router.api.app import create_app
 from router.config import AuthConfig, BudgetConfig, Settings, StoreConfig
 from router.guards.auth import hash_key
 from router.traces.store import TraceStore
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 
 
 def client_for(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()))
+    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()),
+                      client=LOOPBACK)
 
 
 @pytest.fixture
@@ -193,7 +194,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
     keys = [{"name": name, "sha256": hash_key(name + "-key"), "scopes": ["route", "feedback"]}
             for name in ("team-a", "team-b")] + [
            {"name": "ops", "sha256": hash_key("ops-key"), "scopes": ["admin"]}]
-    budget = BudgetConfig(name="team-a-daily", api_key="team-a", limit_usd=1.0)
+    budget = BudgetConfig(name="team-a-daily", api_key="team-a", limit_usd=0.5)
     secured = settings.model_copy(update={
         "auth": AuthConfig.model_validate({"keys": keys}), "budgets": [budget]})
     with client_for(secured) as c:
@@ -203,7 +204,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
 
         paid = call("team-a", "planner").json()
         r = c.post("/feedback", json={"decision_id": paid["decision_id"], "success": True,
-                                      "cost_usd": 1.2},
+                                      "cost_usd": 0.6},
                    headers={"Authorization": "Bearer team-a-key"})
         assert r.status_code == 201, r.text
         refused = call("team-a", "critic")  # any role of the key: the budget is the key's
@@ -216,7 +217,7 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
         spend = c.get("/spend", params={"by": "api_key"},
                       headers={"Authorization": "Bearer ops-key"}).json()
         by_key = {row["key"]: row for row in spend["rows"]}
-        assert by_key["team-a"]["actual_usd"] == 1.2 and by_key["team-b"]["calls"] == 1
+        assert by_key["team-a"]["actual_usd"] == 0.6 and by_key["team-b"]["calls"] == 1
 
 
 def test_exploration_records_propensity_and_respects_rules(settings: Settings) -> None:
@@ -266,7 +267,7 @@ def test_shutdown_flushes_and_reload_keeps_recording(settings: Settings) -> None
         update={"flush_interval_ms": 10_000, "batch_size": 10_000})})
     with client_for(slow) as c:
         route(c)
-        assert c.post("/admin/reload").status_code == 200
+        assert c.post("/admin/reload", headers=JSON).status_code == 200
         route(c)
         route(c)
     assert stored(slow).counts()["decisions"] == 3

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
 from router.errors import ConfigError
+from router.serving.health import STATS_S
 from tests import redis_server
+from tests.clocks import SkippingClock
 from tests.conftest import BrokenEmbedder, FakeEmbedder
 
 HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
@@ -43,7 +45,17 @@ def report(client: TestClient, model: str, n: int, **outcome: Any) -> None:
                 "success": "error" not in outcome, **outcome}
         r = client.post("/feedback", json=body)
         assert r.status_code == 201, r.text
-    time.sleep(0.06)  # outcomes that open no circuit show in the next snapshot (50 ms)
+    stats_window_passes(client)
+
+
+def stats_window_passes(*clients: TestClient) -> None:
+    """STATS_S passes on each app's model-health clock, without a sleep: outcomes that open no
+    circuit show in the next snapshot."""
+    for client in clients:
+        health = client.app.state.holder.loop.health
+        if not isinstance(health.clock, SkippingClock):
+            health.clock = SkippingClock()  # real time until the first skip
+        health.clock.advance(STATS_S)
 
 
 def health_of(client: TestClient, model: str) -> dict[str, Any]:
@@ -80,7 +92,7 @@ def test_a_fallback_chains_failed_links_count_against_their_own_models(
             "latency_ms": 420, "fallback_used": True,
             "attempts": [{"model": "gpt-4.1-nano", "error": "timeout", "latency_ms": 30000}]})
         assert r.status_code == 201, r.text
-    time.sleep(0.06)
+    stats_window_passes(client)
     assert health_of(client, "gpt-4.1-nano")["state"] == "open"
     gemini = health_of(client, "gemini-2.0-flash-001")
     assert (gemini["state"], gemini["calls"], gemini["errors"]) == ("closed", 3, 0)
@@ -101,7 +113,7 @@ def test_a_chains_failed_links_reported_after_a_label_still_count_once(
         assert r.status_code == 200 and r.json()["status"] == "completed", r.text
         again = client.post("/feedback", json={"decision_id": did, **chain})
         assert again.json()["status"] == "duplicate"  # counted once
-    time.sleep(0.06)
+    stats_window_passes(client)
     nano = health_of(client, "gpt-4.1-nano")
     assert (nano["state"], nano["calls"], nano["errors"]) == ("open", 3, 3)
     other = client.post("/feedback", json={"decision_id": did, **chain, "attempts": [
@@ -220,6 +232,7 @@ def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) 
         with apps[0] as one, apps[1] as other:
             assert route(other, tier="small")["model"] == "gpt-4.1-nano"
             report(one, "gpt-4.1-nano", 3, error="timeout")
+            stats_window_passes(other)  # another replica's circuit opening shows after STATS_S
             decision = route(other, tier="small")
             assert decision["model"] == "gemini-2.0-flash-001", decision
             assert health_of(other, "gpt-4.1-nano")["state"] == "open"
@@ -238,7 +251,7 @@ def test_a_shadow_calls_outcome_never_counts_against_the_unfollowed_pick(
         r = client.post("/feedback", json={"decision_id": decision["decision_id"],
                                            "error": "timeout"})
         assert r.status_code == 201, r.text
-    time.sleep(0.06)
+    stats_window_passes(client)
     nano = health_of(client, "gpt-4.1-nano")
     assert (nano["state"], nano["calls"]) == ("closed", 0)
     assert route(client, tier="small")["model"] == "gpt-4.1-nano"
@@ -260,11 +273,11 @@ def test_a_batch_refused_for_a_down_tier_counts_nothing_in_its_runs(client: Test
     service = client.app.state.holder.service
     calls = [RouteRequest(prompt="hello", run_id="r2", tier="large"),
              RouteRequest(prompt="hi", tier="small")]
-    reserved = calls[0].reserve_decision_id()
+    admissions = [service.admit(call) for call in calls]
     with pytest.raises(Exception, match="no healthy model"):
-        service.route_admitted(calls)
-    (alone,) = service.route_admitted(calls[:1])
-    assert alone.decision_id == reserved
+        service.route_admitted(calls, admissions)
+    (alone,) = service.route_admitted(calls[:1], admissions[:1])
+    assert alone.decision_id == admissions[0].decision_id
     assert alone.run_spend_usd == pytest.approx(alone.estimated_cost_usd)
 
 
@@ -285,7 +298,7 @@ def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings
                 c.post("/feedback", json={"decision_id": d["decision_id"], "model_used": model,
                                           "error": "timeout", "tokens_in": 1, "tokens_out": 0},
                        headers=headers)
-        time.sleep(0.06)
+        stats_window_passes(c)
         forced = {"prompt": "hi", "tier": "small", "max_tokens": 500}
         assert [c.post("/route", json=forced, headers=headers).status_code
                 for _ in range(6)] == [503] * 6
@@ -294,3 +307,46 @@ def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings
             assert c.post("/route/batch", json=batch, headers=headers).status_code == 503
         r = c.post("/route", json={"prompt": "hi", "max_tokens": 500}, headers=headers)
         assert r.status_code == 200, r.text
+
+
+def test_one_key_cannot_take_a_tier_down_for_the_others(settings: Settings) -> None:
+    """The hostile report: timeouts for every model of `large`, each repeated, on many of one
+    key's own decisions. Each model counts once per report and the circuit waits for a second
+    key's evidence (health.min_keys); an attempt outside the decision's chain is a 422."""
+    from router.config import AuthConfig
+    from tests.unit.guards.test_auth import entry
+
+    auth = AuthConfig(keys=[entry("mallory", "k-m", ["route", "feedback"]),
+                            entry("alice", "k-a", ["route", "feedback"])])
+    s = settings.model_copy(update={"health": HEALTH, "auth": auth})
+    large = ["gpt-4.1", "claude-3-7-sonnet-20250219"]
+    with TestClient(create_app(settings=s, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        def hostile_report(key: str) -> int:
+            d = c.post("/route", json={"prompt": "hi", "tier": "large"},
+                       headers={"X-API-Key": key}).json()
+            attempts = [{"model": m, "error": "timeout"} for m in large * 8]
+            r = c.post("/feedback", json={"decision_id": d["decision_id"], "error": "timeout",
+                                          "model_used": large[0], "attempts": attempts},
+                       headers={"X-API-Key": key})
+            return r.status_code
+
+        assert all(hostile_report("k-m") == 201 for _ in range(10))
+        time.sleep(0.06)
+        tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
+        assert [m["state"] for m in tiers["large"]["health"]] == ["closed", "closed"]
+        assert [m["errors"] for m in tiers["large"]["health"]] == [10, 10]  # once per report
+        r = c.post("/route", json={"prompt": "hi", "tier": "large"}, headers={"X-API-Key": "k-a"})
+        assert r.status_code == 200 and r.json()["model"] == "gpt-4.1"
+
+        d = c.post("/route", json={"prompt": "hi", "tier": "large"},
+                   headers={"X-API-Key": "k-m"}).json()
+        r = c.post("/feedback", json={"decision_id": d["decision_id"], "error": "timeout",
+                                      "attempts": [{"model": "gpt-4.1-nano", "error": "timeout"}]},
+                   headers={"X-API-Key": "k-m"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["field"] == "attempts.0.model"
+
+        assert hostile_report("k-a") == 201  # a second key's failure: evidence from two keys
+        time.sleep(0.06)
+        tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
+        assert [m["state"] for m in tiers["large"]["health"]] == ["open", "open"]

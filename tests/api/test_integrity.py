@@ -8,14 +8,17 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import Settings
-from tests.conftest import FakeEmbedder
+from tests.conftest import LOOPBACK, FakeEmbedder
 
 
-def test_reload_ignores_a_model_path_in_the_request(settings: Settings, tmp_path) -> None:
+def test_reload_takes_no_model_path_from_the_request(settings: Settings, tmp_path) -> None:
+    """A body is refused (the endpoint takes none); a query parameter is ignored."""
     app = create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         r = client.post(f"/admin/reload?model_dir={tmp_path}",
                         json={"model_dir": str(tmp_path), "head": "gASVAAAAAAAAAAB9lC4="})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body"
+        r = client.post(f"/admin/reload?model_dir={tmp_path}", json={})
         assert r.status_code == 200 and r.json()["router_version"] == "synthetic-test"
         assert app.state.holder.settings.model_dir == settings.model_dir
 

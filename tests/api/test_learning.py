@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from router.config import ApiKeyConfig, AuthConfig, Settings
 from router.guards.auth import hash_key
 from tests.api.test_feedback import client_for
+from tests.conftest import JSON
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_reset_forgets_and_a_restart_rebuilds_the_state_from_the_store(
         again = route(c, "prove the theorem number 2")
         assert again["router_version"] == learned["router_version"] == "synthetic-test+s12"
         assert again["scores"] == pytest.approx(learned["scores"], abs=1e-6)
-        reset = c.post("/admin/learning/reset").json()
+        reset = c.post("/admin/learning/reset", headers=JSON).json()
         assert reset["revision"] == 0 and reset["size"] == 0
         assert route(c, "prove the theorem number 2")["router_version"] == "synthetic-test"
     with client_for(settings) as c:  # the reset is in the store too
@@ -97,7 +98,7 @@ def test_only_admins_inspect_or_reset_and_only_feedback_keys_teach(settings: Set
             == 403
         assert c.get("/admin/learning", headers={"X-API-Key": "k-agent"}).status_code == 403
         assert c.post("/admin/learning/reset",
-                      headers={"X-API-Key": "k-agent"}).status_code == 403
+                      headers={"X-API-Key": "k-agent", **JSON}).status_code == 403
         assert c.get("/admin/learning", headers={"X-API-Key": "k-ops"}).json()["revision"] == 0
         assert c.post("/feedback", json=body, headers={"X-API-Key": "k-agent"}).status_code \
             == 201
@@ -138,6 +139,6 @@ def test_two_replicas_on_one_store_converge_at_their_refresh(settings: Settings)
         ra, rb = route(a, "prove the theorem number 0"), route(b, "prove the theorem number 0")
         assert ra["router_version"] == rb["router_version"] == "synthetic-test+s9"
         assert ra["scores"] == pytest.approx(rb["scores"], abs=1e-9)
-        a.post("/admin/learning/reset")
+        a.post("/admin/learning/reset", headers=JSON)
         b.app.state.holder.loop.reload_learning()
         assert b.get("/admin/learning").json()["revision"] == 0  # the reset reached b

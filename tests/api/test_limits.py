@@ -60,10 +60,10 @@ def test_tokens_per_minute_429_then_feedback_gives_unused_tokens_back(settings: 
         assert route(c, headers={"Authorization": "Bearer k-other"}).status_code == 200
         fb = c.post("/feedback", headers=AGENT, json={
             "decision_id": first.json()["decision_id"], "success": True, "tokens_in": 480,
-            "tokens_out": 20})  # used 500 of the 1,099 charged
-        assert fb.status_code == 201, fb.text
-        assert route(c, max_tokens=500).status_code == 429  # 500 + 899 + 999 > 2,000
-        assert route(c, max_tokens=100).status_code == 200  # 500 + 899 + 599: fits only now
+            "tokens_out": 20})  # 20 of the 600 reserved output used; the input stays at the
+        assert fb.status_code == 201, fb.text  # 499 measured at /route: 519 of 1,099 charged
+        assert route(c, max_tokens=500).status_code == 429  # 519 + 899 + 999 > 2,000
+        assert route(c, max_tokens=80).status_code == 200  # 519 + 899 + 579: fits only now
         assert route(c, max_tokens=1).status_code == 429
 
 

@@ -11,7 +11,7 @@ import pytest
 from router.config import BudgetConfig, Settings
 from router.traces.export import NO_LABEL, export_traces
 from tests.api.test_feedback import client_for, route, stored
-from training.loop.retrain import usable_rows
+from training.traffic.retrain import usable_rows
 
 
 def test_an_outcome_without_a_label_counts_for_spend_but_never_teaches(

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import default_config_path
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 
 
 def write_config(path: Path, model_dir: Path, **changes) -> Path:
@@ -29,13 +29,13 @@ def write_config(path: Path, model_dir: Path, **changes) -> Path:
 def test_reload_swaps_prices_without_retraining(model_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yaml", model_dir)
     app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         before = client.get("/tiers").json()[0]["input_price_per_m"]
         raw = yaml.safe_load(config.read_text())
         raw["tiers"][0]["input_price_per_m"] = 0.05
         raw["tiers"][0]["models"] = ["new-small-model"]
         config.write_text(yaml.safe_dump(raw))
-        r = client.post("/admin/reload")
+        r = client.post("/admin/reload", headers=JSON)
         assert r.status_code == 200 and r.json()["status"] == "reloaded"
         assert client.get("/tiers").json()[0]["input_price_per_m"] == 0.05 != before
         body = client.post("/route", json={"prompt": "say hello", "quality_target": 0}).json()
@@ -47,16 +47,16 @@ def test_bad_config_or_model_is_refused_and_old_keeps_serving(
 ) -> None:
     config = write_config(tmp_path / "c.yaml", model_dir)
     app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         config.write_text("tiers: []\n")
-        r = client.post("/admin/reload")
+        r = client.post("/admin/reload", headers=JSON)
         assert r.status_code == 409 and "tiers" in r.json()["detail"]
         assert "previous model keeps serving" in r.json()["detail"]
 
         broken = Path(shutil.copytree(model_dir, tmp_path / "broken"))
         (broken / "head.joblib").write_bytes(b"garbage")
         write_config(config, broken)
-        r = client.post("/admin/reload")
+        r = client.post("/admin/reload", headers=JSON)
         assert r.status_code == 409 and "sha256" in r.json()["detail"]
 
         ok = client.post("/route", json={"prompt": "say hello"})
@@ -67,10 +67,10 @@ def test_bad_config_or_model_is_refused_and_old_keeps_serving(
 def test_reload_with_unknown_tier_in_config_is_refused(model_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yaml", model_dir)
     app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         raw = yaml.safe_load(config.read_text())
         raw["tiers"].append({"name": "xl", "models": ["m"], "input_price_per_m": 9,
                              "output_price_per_m": 9, "context_window": 10})
         config.write_text(yaml.safe_dump(raw))
-        r = client.post("/admin/reload")
+        r = client.post("/admin/reload", headers=JSON)
         assert r.status_code == 409 and "['xl'] are not in the model" in r.json()["detail"]

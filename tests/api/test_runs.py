@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -118,9 +119,10 @@ def test_configured_caps_hold_by_role_and_by_key(settings: Settings) -> None:
 def test_the_ledger_lists_every_step_and_the_most_expensive(client: TestClient) -> None:
     steps = [route(client, p, run_id="r1", step=str(i), role="solver", task=t)
              for i, (p, t) in enumerate([(EASY, "plan"), (HARD, "code"), (EASY, None)])]
-    client.post("/feedback", json={"decision_id": steps[2]["decision_id"], "success": True,
-                                   "cost_usd": 0.5, "tokens_in": 7, "tokens_out": 9,
+    fb = client.post("/feedback", json={"decision_id": steps[2]["decision_id"], "success": True,
+                                   "cost_usd": 0.3, "tokens_in": 7, "tokens_out": 9,
                                    "model_used": "gpt-4.1-mini"})
+    assert fb.status_code == 201, fb.text
     route(client, run_id="other")
     r = client.get("/runs/r1")
     assert r.status_code == 200, r.text
@@ -132,17 +134,28 @@ def test_the_ledger_lists_every_step_and_the_most_expensive(client: TestClient) 
     assert (last["model"], last["tier"], last["tokens_in"], last["tokens_out"]) == (
         "gpt-4.1-mini", "medium", 7, 9)
     assert (last["cost_reported_usd"], last["cost_estimated_usd"]) == (
-        0.5, steps[2]["estimated_cost_usd"])
+        0.3, steps[2]["estimated_cost_usd"])
     assert ledger["steps"][1]["tier"] == steps[1]["tier"]
     assert ledger["steps"][1]["cost_reported_usd"] is None
     assert ledger["most_expensive"]["decision_id"] == steps[2]["decision_id"]
     assert ledger["total_usd"] == pytest.approx(
-        0.5 + steps[0]["estimated_cost_usd"] + steps[1]["estimated_cost_usd"])
-    assert ledger["reported_usd"] == 0.5 and ledger["calls"] == 3
+        0.3 + steps[0]["estimated_cost_usd"] + steps[1]["estimated_cost_usd"])
+    assert ledger["reported_usd"] == 0.3 and ledger["calls"] == 3
     assert ledger["api_keys"] == [None]
     listing = client.get("/runs").json()["runs"]
     assert [run["run_id"] for run in listing] == ["other", "r1"]
     assert client.get("/runs/nope").status_code == 404
+    moments = [ledger["started_at"], ledger["last_call_at"],
+               *(s["created_at"] for s in ledger["steps"]), listing[1]["last_call_at"]]
+    for moment in [*moments, ledger["expires_at"]]:  # ISO 8601 in UTC, as elsewhere in the API
+        assert isinstance(moment, str) and moment.endswith("Z"), moment
+    for moment in moments:
+        assert abs(datetime.fromisoformat(moment).timestamp() - time.time()) < 600
+    expires = datetime.fromisoformat(ledger["expires_at"]).timestamp()
+    assert expires - datetime.fromisoformat(ledger["last_call_at"]).timestamp() == \
+        pytest.approx(86400, abs=0.002)
+    assert ledger["steps"][0]["created_at"] <= ledger["steps"][2]["created_at"]
+    assert listing[1]["last_call_at"] == ledger["last_call_at"]
 
 
 def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> None:
@@ -165,7 +178,7 @@ def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> No
 def test_outcomes_belong_to_the_key_that_made_the_decision(settings: Settings) -> None:
     with client_for(keyed(settings)) as c:
         mine, also_mine = route(c, headers=key("a")), route(c, headers=key("a"))
-        body = {"decision_id": mine["decision_id"], "success": True, "cost_usd": 9.0}
+        body = {"decision_id": mine["decision_id"], "success": True, "cost_usd": 0.01}
         r = c.post("/feedback", json=body, headers=key("b"))
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
         assert "made with another API key" in r.json()["detail"]

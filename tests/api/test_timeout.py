@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import LimitsConfig, Settings
-from tests.conftest import FakeEmbedder
+from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 
 
 class Late:
@@ -27,16 +27,18 @@ class Late:
 
 
 class SlowEmbedder(FakeEmbedder):
-    """Sleeps before encoding when the text asks for it, so one test can mix slow and fast."""
+    """Holds an encode whose text asks for it until the test releases it (at most `hold_s`),
+    so one test can mix slow and fast calls without racing a fixed delay."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, hold_s: float) -> None:
         super().__init__()
-        self.delay = delay
+        self.hold_s = hold_s
+        self.release = threading.Event()
         self.finished = threading.Event()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if any("slowly" in t for t in texts):
-            time.sleep(self.delay)
+            self.release.wait(self.hold_s)
             self.finished.set()
         return super().encode(texts)
 
@@ -44,12 +46,12 @@ class SlowEmbedder(FakeEmbedder):
 def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
     settings: Settings,
 ) -> None:
-    embedder = SlowEmbedder(delay=0.6)
+    embedder = SlowEmbedder(hold_s=10.0)
     limits = LimitsConfig(request_timeout_s=0.15)
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=lambda cfg: embedder)
     late: list[str] = []
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         holder = app.state.holder
         holder._swap(replace(holder.service, recorders=(*holder.service.recorders, Late(late))))
         started = time.perf_counter()
@@ -65,6 +67,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
         # the timed-out work is not cancelled: it finishes and its decision reaches the hooks;
         # /route calls share one encoder thread (router/serving/batcher.py), so the next call waits
         # for it rather than overtaking it
+        embedder.release.set()
         assert embedder.finished.wait(2.0)
         assert client.post("/route", json={"prompt": "say hello"}).status_code == 200
         deadline = time.monotonic() + 2.0
@@ -76,7 +79,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
 
 def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
     limits = LimitsConfig(request_timeout_s=0.05)
-    slow_start = SlowEmbedder(delay=0.0)
+    slow_start = SlowEmbedder(hold_s=0.0)
 
     def factory(cfg):
         time.sleep(0.2)  # a new encoder can take longer to load than a request may take
@@ -84,7 +87,7 @@ def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
 
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=factory)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         holder = app.state.holder  # no encoder to reuse: the reload must build a new one
         holder._swap(replace(holder.service, embedder=None))
-        assert client.post("/admin/reload").status_code == 200
+        assert client.post("/admin/reload", headers=JSON).status_code == 200

@@ -48,6 +48,6 @@ def test_int8_decisions_agree_with_fp32(report: dict[str, Any]) -> None:
     # The shipped recipe (embedder.int8_recipe: fp32-top10) measured 99.11% (batch 1) and 99.07%
     # (batch 32) with default-logreg-seed0; every MatMul int8 ('all') measured 98.1%. After a new
     # head, re-rank with bench/int8_sensitivity.py if this fails
-    # (router/decision/encoders/int8_recipes.py).
+    # (router/config/int8_recipes.py).
     for run in report["runs"].values():
         assert run["agreement"] >= AGREEMENT_TARGET, run

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import yaml
 
-from router.cli.main import _parser, main
+from router.cli.main import PORT_IN_USE_EXIT, _parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,3 +281,33 @@ def test_traces_of_no_configured_tier_train_nothing_and_say_so(capsys, tmp_path)
             "no training prompts")
     refused(["replay", "--config", cfg, "--traces", str(traces), "--url", "http://127.0.0.1:9",
              "--no-ceiling"], capsys, 1, "nothing to replay")
+
+
+def test_serve_on_a_busy_port_says_so_before_loading_the_model(capsys, monkeypatch) -> None:
+    import socket
+
+    import router.api.app
+
+    def never(*args, **kwargs):  # the model would load here: the check must come first
+        raise AssertionError("create_app called on a busy port")
+
+    monkeypatch.setattr(router.api.app, "create_app", never)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            code = main(["serve", "--port", str(port), "--log-format", "text"])
+        finally:  # serve sets up the process's logging: give the next tests theirs back
+            root.handlers[:], root.level = handlers, level
+            logging.captureWarnings(False)
+    assert code == PORT_IN_USE_EXIT == 4
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0]
+
+
+def test_replay_names_the_source_flag_and_the_choices(capsys) -> None:
+    refused(["replay", "--data-dir", ".", "--source", "nope"], capsys, 2,
+            "argument --source: must be one of routerbench, llmrouter", "Got 'nope'")

@@ -42,6 +42,11 @@ def test_runs_prints_a_runs_ledger(config: Path, capsys: pytest.CaptureFixture[s
     assert len([line for line in lines if " solver " in line]) == 3
     assert "321" in lines[3] and "0.750000" in lines[3]  # step 1: its reported tokens and cost
     assert lines[-1].startswith("most expensive: step 1 (")
+    total = float(out.split(" calls, ")[1].split()[0])
+    counted = [float(line.split()[-1]) for line in lines[2:5]]
+    assert sum(counted) == pytest.approx(total, abs=3e-6)  # the rows add up to the total
+    assert float(lines[5].split()[-1]) == pytest.approx(total, abs=1e-6)
+    assert lines[5].split()[0] == "total" and "usd: the one counted" in lines[6]
     assert main(["runs", "run-7", "--json", "--config", str(config)]) == 0
     ledger = json.loads(capsys.readouterr().out)
     assert [s["step"] for s in ledger["steps"]] == ["0", "1", "2"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import training.evaluate
-import training.loop.retrain
+import training.traffic.retrain
 import training.train
 from router.cli.main import main
 from router.config import Settings
@@ -45,7 +45,7 @@ def test_train_passes_every_flag_with_its_default(monkeypatch: pytest.MonkeyPatc
     assert main(["train", "--traces", "a.jsonl", "--out", "m"]) == 0
     _settings(seen)
     assert seen == {"out": Path("m"), "cache_dir": CACHE, "data_dir": None,
-                    "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "torch"}
+                    "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "onnx"}
 
 
 def test_evaluate_passes_every_flag_and_prints_the_summary(
@@ -63,8 +63,8 @@ def test_evaluate_passes_every_flag_and_prints_the_summary(
 def test_retrain_passes_every_flag_and_prints_the_report(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen = _spy(monkeypatch, training.loop.retrain, "retrain", {})
-    monkeypatch.setattr(training.loop.retrain, "format_report", lambda report: "the report")
+    seen = _spy(monkeypatch, training.traffic.retrain, "retrain", {})
+    monkeypatch.setattr(training.traffic.retrain, "format_report", lambda report: "the report")
     assert main(["retrain", "--out", "c", "--since", "5", "--public-sources", "routerbench"]) == 0
     _settings(seen)
     assert seen == {"out": Path("c"), "cache_dir": CACHE, "data_dir": None,

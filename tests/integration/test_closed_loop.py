@@ -23,7 +23,7 @@ from router.config import load_settings
 from tests.conftest import SHARED_DATA
 from tests.integration.service import ROOT, SHIPPED_MODEL, Server, write_config
 from training.adapters import load_routerbench
-from training.loop.promote import judge
+from training.traffic.promote import judge
 
 N_PROMPTS = 360
 pytestmark = pytest.mark.slow

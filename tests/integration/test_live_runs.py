@@ -23,7 +23,7 @@ CAP = 0.002  # USD a run; a "say hello"-sized call on the small tier estimates ~
 
 
 # the PostgreSQL run is slow (two server starts); its SQL is the SQLite run's, and
-# tests/unit/traces/test_runs.py runs it on a real PostgreSQL server by default
+# tests/unit/traces/test_run_records.py runs it on a real PostgreSQL server by default
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

@@ -14,6 +14,7 @@ import pytest
 
 from router.guards.auth import hash_key
 from tests.api.test_reload import write_config
+from tests.conftest import JSON
 from tests.integration.service import ROOT, Server
 from tests.unit.guards.test_auth import entry
 
@@ -37,9 +38,10 @@ def test_keys_scopes_and_rate_over_http(keyed: Server) -> None:
     base, route = keyed.url, {"Authorization": f"Bearer {ROUTE}"}
     r = httpx.post(f"{base}/route", json={"prompt": "hello"})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-    r = httpx.post(f"{base}/admin/reload", headers=route)
+    r = httpx.post(f"{base}/admin/reload", headers={**route, **JSON})
     assert r.status_code == 403 and "lacks the 'admin' scope" in r.json()["detail"]
-    r = httpx.post(f"{base}/admin/reload", headers={"X-API-Key": ADMIN}, timeout=120)
+    r = httpx.post(f"{base}/admin/reload", headers={"X-API-Key": ADMIN, **JSON},
+                   timeout=120)
     assert r.status_code == 200
     answers = [httpx.post(f"{base}/route", json={"prompt": f"what is {SECRET}?"}, headers=route)
                for _ in range(4)]

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router.api.deps import AdminCaller, FeedbackCaller, LoopDep, ServiceDep
+from router.api.deps import AdminCaller, FeedbackCaller, FeedbackDep, LoopDep, ServiceDep
 from router.schemas import (
     OBSERVED,
     ErrorBody,
@@ -19,6 +20,7 @@ from router.schemas import (
     SpendReport,
     TraceRecord,
     error_responses,
+    with_suggestions,
 )
 from router.traces.feedback import feedback_model
 
@@ -81,7 +83,7 @@ def _present(field: str, kind: str) -> dict[str, Any]:
 @router.post(
     "/feedback", response_model=FeedbackReceipt, status_code=201, openapi_extra=_body_schema(),
     responses={
-        **error_responses(400, 401, 408, 422, 429),
+        **error_responses(400, 401, 408, 415, 422, 429),
         403: {"model": ErrorBody, "description": "The API key lacks the feedback scope, or "
               "the decision was made by another key (only it or an admin key may post)."},
         200: {"model": FeedbackReceipt, "description": "Already stored (idempotent)."},
@@ -91,17 +93,18 @@ def _present(field: str, kind: str) -> dict[str, Any]:
     },
 )
 async def feedback(
-    request: Request, response: Response, loop: LoopDep, service: ServiceDep,
+    request: Request, response: Response, reports: FeedbackDep, service: ServiceDep,
     caller: FeedbackCaller,
 ) -> FeedbackReceipt:
     """Store how a call went; durable (committed) before the answer. Only the key that made
     the decision (or an admin key) may post its outcome: 403 otherwise."""
     body = await _json_body(request)
     try:
-        item = feedback_model(body).model_validate(body)
+        model = feedback_model(body)
+        item = model.model_validate(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
-    receipt = await run_in_threadpool(loop.feedback, item, service.settings, caller)
+        raise RequestValidationError(with_suggestions(exc.errors(), model)) from None
+    receipt = await run_in_threadpool(reports.feedback, item, service, caller)
     response.status_code = 201 if receipt.status == "stored" else 200
     return receipt
 
@@ -110,6 +113,8 @@ async def _json_body(request: Request) -> Any:
     """The parsed JSON body; a body that is not JSON is refused like any other bad input."""
     try:
         return await request.json()
+    except RecursionError:  # deeper than the body check lets through: only a config can
+        raise StarletteHTTPException(400, "There was an error parsing the body") from None
     except ValueError:
         raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
                                        "msg": "the body is not valid JSON", "input": None}]

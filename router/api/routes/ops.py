@@ -9,8 +9,17 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import AdminCaller, HolderDep, LoopDep, MetricsDep, RouteCaller, ServiceDep
-from router.schemas import Readiness, TierInfo, error_responses
+from router.api.deps import (
+    AdminCaller,
+    EmptyBody,
+    HolderDep,
+    LoopDep,
+    MetricsCaller,
+    MetricsDep,
+    RouteCaller,
+    ServiceDep,
+)
+from router.schemas import EMPTY_JSON_BODY, Readiness, TierInfo, error_responses
 
 router = APIRouter()
 
@@ -42,14 +51,17 @@ async def readyz(service: ServiceDep, holder: HolderDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if service.ready else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics_endpoint(holder: HolderDep, metrics: MetricsDep) -> Response:
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses=error_responses(401, 403, 429))
+async def metrics_endpoint(holder: HolderDep, metrics: MetricsDep, _: MetricsCaller) -> Response:
+    """Prometheus text; a key with the 'metrics' scope unless auth.public_metrics."""
     holder.refresh_gauges()
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.post("/admin/reload", responses=error_responses(401, 403, 409, 429))
-async def reload(holder: HolderDep, _: AdminCaller) -> dict[str, Any]:
+@router.post("/admin/reload", responses=error_responses(400, 401, 403, 409, 415, 422, 429),
+             openapi_extra=EMPTY_JSON_BODY)
+async def reload(holder: HolderDep, _: AdminCaller, __: EmptyBody) -> dict[str, Any]:
     service = await run_in_threadpool(holder.reload)
     return {"status": "reloaded", "router_version": service.version, "ready": service.ready}
 
@@ -60,8 +72,9 @@ async def learning(loop: LoopDep, _: AdminCaller) -> dict[str, Any]:
     return loop.learning_report()
 
 
-@router.post("/admin/learning/reset", responses=error_responses(401, 403, 429))
-async def learning_reset(loop: LoopDep, _: AdminCaller) -> dict[str, Any]:
+@router.post("/admin/learning/reset", responses=error_responses(400, 401, 403, 415, 422, 429),
+             openapi_extra=EMPTY_JSON_BODY)
+async def learning_reset(loop: LoopDep, _: AdminCaller, __: EmptyBody) -> dict[str, Any]:
     """Forget what the deployment's outcomes taught (they stay in the store); decisions go back
     to the model's own scores. Other replicas follow at their next refresh."""
     return await run_in_threadpool(loop.reset_learning)

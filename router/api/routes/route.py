@@ -11,7 +11,7 @@ import time
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from router.api.deps import HolderDep, MetricsDep, RouteCaller, ServiceDep
+from router.api.deps import AdmittedCaller, HolderDep, MetricsDep, ServiceDep
 from router.errors import RequestLimitError
 from router.schemas import (
     BatchRouteRequest,
@@ -20,17 +20,17 @@ from router.schemas import (
     RouteRequest,
     error_responses,
 )
-from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics
+from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics, label_text
 
 router = APIRouter()
 
-ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 422, 429, 503)
+ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 415, 422, 429, 503)
 
 
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route(
-    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: RouteCaller
+    body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> Response:
     started = time.perf_counter()
     request = body.attribute_to(caller.key_name)
@@ -43,7 +43,7 @@ async def route(
 @router.post("/route/batch", response_model=BatchRouteResponse, response_model_exclude_none=True,
              responses=ROUTE_ERRORS)
 async def route_batch(
-    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: RouteCaller
+    body: BatchRouteRequest, service: ServiceDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> BatchRouteResponse:
     limit = service.settings.limits.max_batch
     if len(body.requests) > limit:
@@ -72,8 +72,9 @@ def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteD
 
 
 def _role_label(metrics: Metrics, role: str | None) -> str:
-    """The caller's role, while fewer than MAX_ROLES have a series (runs on the event loop)."""
-    label = role or NO_ROLE
+    """The caller's role (sanitised), while fewer than MAX_ROLES have a series (runs on the
+    event loop)."""
+    label = label_text(role) if role else NO_ROLE
     if label not in metrics.spend_roles:
         if len(metrics.spend_roles) >= MAX_ROLES:
             return OTHER_ROLES

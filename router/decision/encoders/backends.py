@@ -19,7 +19,7 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
 
         inner = TorchEmbedder(threads=config.threads, max_seq_length=config.max_seq_length)
     else:
-        from router.decision.encoders.int8_recipes import int8_recipe
+        from router.config.int8_recipes import int8_recipe
         from router.decision.encoders.onnx_backend import OnnxEmbedder
 
         inner = OnnxEmbedder(

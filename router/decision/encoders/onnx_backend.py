@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from router.config.int8_recipes import Int8Recipe
 from router.decision.encoders.base import DIMENSION, MODEL_NAME, weights_dir, weights_version
-from router.decision.encoders.int8_recipes import Int8Recipe
 from router.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _quantize_int8(fp32: Path, out: Path, fp32_nodes: Sequence[str] = ()) -> Non
     missing = sorted(set(fp32_nodes) - present)
     if missing:
         raise ConfigError(f"the exported encoder has no MatMul nodes {missing}: the int8 recipe "
-                          "does not fit this export (see router/decision/encoders/int8_recipes.py)")
+                          "does not fit this export (see router/config/int8_recipes.py)")
     quantize_dynamic(
         fp32,
         out,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from router.config import Settings, TaskRule, TierConfig
-from router.decision.health import HealthView, ModelState
-from router.decision.policy import CallFacts, ExplorationDraw, choose, health_step
+from router.decision.choice import CallFacts, TierTable
+from router.decision.health_view import HealthView, ModelState, health_step
+from router.decision.pipeline import steps
+from router.decision.policy import ExplorationDraw
 from router.errors import NoHealthyModel
 
 TIERS = [
@@ -20,6 +22,7 @@ TIERS = [
 SETTINGS = Settings(tiers=TIERS, safe_tier="large", exploration_rate=0.0,
                     task_rules={"plan": TaskRule(min_tier="medium"),
                                 "fixed": TaskRule(tier="small")})
+TABLE = TierTable.of(SETTINGS)
 SMALL = {"small": 0.9, "medium": 0.9, "large": 0.9}  # the classifier picks small
 OPEN = ModelState("open", calls=5, errors=5, retry_at=1_012.0, why="5 of 5 calls failed")
 HALF = ModelState("half_open", calls=5, errors=5, retry_at=990.0, why="5 of 5 calls failed")
@@ -34,11 +37,11 @@ def view(probe: float = 0.99, **states: ModelState) -> HealthView:
 
 
 def served(health: HealthView, scores=SMALL, **kw):
-    return choose(scores, SETTINGS, 0.9, facts(**kw), health=health)[0]
+    return steps(scores, TABLE, 0.9, facts(**kw), health=health)
 
 
 def test_all_healthy_changes_nothing() -> None:
-    without = choose(SMALL, SETTINGS, 0.9, facts())[0]
+    without = steps(SMALL, TABLE, 0.9, facts())
     assert served(view()) == without
     assert (without.model, without.fallbacks) == ("s1", ["s2", "m1", "l1", "l2"])
 
@@ -104,7 +107,7 @@ def test_the_callers_ceiling_and_cost_cap_are_not_crossed_upwards() -> None:
 
 def test_context_limits_hold_when_moving() -> None:
     long = facts(tokens_in=20_000)  # small cannot hold it; medium and large can
-    choice = choose(SMALL, SETTINGS, 0.9, long, health=view(m1=OPEN))[0]
+    choice = steps(SMALL, TABLE, 0.9, long, health=view(m1=OPEN))
     assert (choice.tier, choice.reason) == ("large", "health_upgrade")
 
 
@@ -135,12 +138,10 @@ def test_latency_sensitive_puts_the_fastest_measured_model_first() -> None:
 
 def test_health_moving_an_explored_decision_makes_it_certain() -> None:
     explore = ExplorationDraw(rate=0.5, explore=0.0, pick=0.0)  # explores to medium
-    settings = SETTINGS.model_copy(update={"exploration_rate": 0.5})
-    choice, propensity = choose(SMALL, settings, 0.9, facts(), draw=explore,
-                                health=view(m1=OPEN))
-    assert (choice.tier, choice.reason, propensity) == ("large", "health_upgrade", 1.0)
+    choice = steps(SMALL, TABLE, 0.9, facts(), draw=explore, health=view(m1=OPEN))
+    assert (choice.tier, choice.reason, choice.propensity) == ("large", "health_upgrade", 1.0)
 
 
 def test_health_step_is_the_identity_on_a_healthy_view() -> None:
-    base = choose(SMALL, SETTINGS, 0.9, facts())[0]
-    assert health_step(base, facts(), SETTINGS, HealthView()) is base
+    base = steps(SMALL, TABLE, 0.9, facts())
+    assert health_step(base, facts(), TABLE, HealthView()) is base

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from router.config import TaskRule, TierConfig
-from router.decision.policy import CallFacts, decide, threshold_choice
+from router.decision.choice import CallFacts, TierTable
+from router.decision.policy import decide, threshold_choice
+from router.errors import RequestLimitError
 
 TIERS = [
     TierConfig(name="small", models=["s1", "s2"], input_price_per_m=0.1, output_price_per_m=0.4,
@@ -44,51 +46,53 @@ def test_ties_go_to_the_cheaper_tier_and_one_is_the_strongest() -> None:
 
 
 def test_classifier_choice_and_fallbacks() -> None:
-    choice = decide(SCORES, TIERS, 0.75, facts())
+    choice = decide(SCORES, TierTable(TIERS), 0.75, facts())
     assert (choice.tier, choice.reason, choice.model) == ("medium", "classifier", "m1")
     assert choice.fallbacks == ["l1", "l2"]
-    small = decide(SCORES, TIERS, 0.1, facts())
+    small = decide(SCORES, TierTable(TIERS), 0.1, facts())
     assert small.model == "s1" and small.fallbacks == ["s2", "m1", "l1", "l2"]
     assert small.estimated_cost_usd == pytest.approx((1000 * 0.1 + 100 * 0.4) / 1e6)
 
 
 def test_forced_wins_over_everything() -> None:
-    choice = decide(SCORES, TIERS, 0.0, facts(forced_tier="large", task="x", max_cost_usd=0))
+    forced = facts(forced_tier="large", task="x", max_cost_usd=0)
+    choice = decide(SCORES, TierTable(TIERS), 0.0, forced)
     assert (choice.tier, choice.reason) == ("large", "forced")
 
 
 def test_task_rules_floor_and_fixed() -> None:
     rules = {"plan": TaskRule(min_tier="large"), "chat": TaskRule(tier="small"),
              "code": TaskRule(min_tier="small")}
-    assert decide(SCORES, TIERS, 0.1, facts(task="plan"), rules).reason == "task_rule"
-    assert decide(SCORES, TIERS, 0.99, facts(task="chat"), rules).tier == "small"
-    unchanged = decide(SCORES, TIERS, 0.75, facts(task="code"), rules)
+    ruled = TierTable(TIERS, rules)
+    assert decide(SCORES, ruled, 0.1, facts(task="plan")).reason == "task_rule"
+    assert decide(SCORES, ruled, 0.99, facts(task="chat")).tier == "small"
+    unchanged = decide(SCORES, ruled, 0.75, facts(task="code"))
     assert (unchanged.tier, unchanged.reason) == ("medium", "classifier")
 
 
 def test_context_and_tools_move_up() -> None:
-    long = decide(SCORES, TIERS, 0.1, facts(tokens_in=20_000))
+    long = decide(SCORES, TierTable(TIERS), 0.1, facts(tokens_in=20_000))
     assert (long.tier, long.reason) == ("medium", "context_upgrade")
     assert "20100 tokens" in long.detail
-    tools = decide(SCORES, TIERS, 0.1, facts(has_tools=True))
+    tools = decide(SCORES, TierTable(TIERS), 0.1, facts(has_tools=True))
     assert (tools.tier, tools.reason) == ("medium", "context_upgrade")
-    huge = decide(SCORES, TIERS, 0.1, facts(tokens_in=150_000))
+    huge = decide(SCORES, TierTable(TIERS), 0.1, facts(tokens_in=150_000))
     assert huge.tier == "large" and huge.fallbacks == ["l2"]
 
 
 def test_budget_picks_best_that_fits_and_says_when_none_does() -> None:
     cost_medium = (1000 * 1.0 + 100 * 4.0) / 1e6
-    choice = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=cost_medium))
+    choice = decide(SCORES, TierTable(TIERS), 0.99, facts(max_cost_usd=cost_medium))
     assert (choice.tier, choice.reason) == ("medium", "budget")
-    none = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=0.0))
+    none = decide(SCORES, TierTable(TIERS), 0.99, facts(max_cost_usd=0.0))
     assert (none.tier, none.reason) == ("small", "budget") and "no tier fits" in none.detail
-    within = decide(SCORES, TIERS, 0.99, facts(max_cost_usd=1.0))
+    within = decide(SCORES, TierTable(TIERS), 0.99, facts(max_cost_usd=1.0))
     assert within.reason == "classifier"
 
 
 def test_a_capability_only_a_stronger_tier_has_moves_up() -> None:
     seeing = [*TIERS[:2], TIERS[2].model_copy(update={"capabilities": ["tools", "vision"]})]
-    vision = decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"})))
+    vision = decide(SCORES, TierTable(seeing), 0.1, facts(needs=frozenset({"vision"})))
     assert vision.tier == "large" and vision.reason == "context_upgrade"
     assert "vision" in vision.detail
 
@@ -96,16 +100,28 @@ def test_a_capability_only_a_stronger_tier_has_moves_up() -> None:
 def test_a_move_to_a_cheaper_tier_says_so() -> None:
     """Only the cheapest tier has the window for this call: that is a downgrade, not an upgrade."""
     wide = [TIERS[0].model_copy(update={"context_window": 1_000_000}), *TIERS[1:]]
-    choice = decide(SCORES, wide, 1.0, facts(tokens_in=500_000))
+    choice = decide(SCORES, TierTable(wide), 1.0, facts(tokens_in=500_000))
     assert (choice.tier, choice.reason) == ("small", "context_downgrade")
     assert "only 'small' can serve it" in choice.detail
 
 
 def test_the_requested_model_is_a_ceiling() -> None:
-    capped = decide(SCORES, TIERS, 1.0, facts(ceiling_tier="medium"))
+    capped = decide(SCORES, TierTable(TIERS), 1.0, facts(ceiling_tier="medium"))
     assert (capped.tier, capped.reason) == ("medium", "ceiling")
-    below = decide(SCORES, TIERS, 0.1, facts(ceiling_tier="medium"))
+    below = decide(SCORES, TierTable(TIERS), 0.1, facts(ceiling_tier="medium"))
     assert (below.tier, below.reason) == ("small", "classifier")  # a cheaper choice stands
-    ruled = decide(SCORES, TIERS, 0.1, facts(task="plan", ceiling_tier="small"),
-                   {"plan": TaskRule(min_tier="large")})
+    ruled = decide(SCORES, TierTable(TIERS, {"plan": TaskRule(min_tier="large")}), 0.1,
+                   facts(task="plan", ceiling_tier="small"))
     assert ruled.tier == "small"  # the caller's own cheap model wins over a task floor
+
+
+def test_a_call_its_ceiling_cannot_serve_is_refused_naming_both() -> None:
+    seeing = TierTable([*TIERS[:2], TIERS[2].model_copy(update={"capabilities": ["vision"]})])
+    with pytest.raises(RequestLimitError, match="'vision' capability.*'m1' \\(tier 'medium'\\)"):
+        decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"}), ceiling_tier="medium",
+                                          ceiling_model="m1"))
+    with pytest.raises(RequestLimitError, match="300100 tokens of context") as refused:
+        decide(SCORES, TierTable(TIERS), 0.1, facts(tokens_in=300_000, ceiling_tier="large"))
+    assert refused.value.field == "model" and refused.value.limit == "large"
+    served = decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"}), ceiling_tier="large"))
+    assert served.tier == "large"

@@ -20,7 +20,7 @@ def counters(request: pytest.FixtureRequest) -> Counters:
         return LocalCounters()
     import redis
 
-    from router.guards.redis_state import RedisCounters
+    from router.guards.counters_redis import RedisCounters
 
     url = request.getfixturevalue("redis").url
     return RedisCounters(redis.Redis.from_url(url), url, prefix=f"t{uuid.uuid4().hex[:8]}:")

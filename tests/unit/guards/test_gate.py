@@ -10,6 +10,7 @@ from router.guards.auth import hash_key, limit_key
 from router.guards.budgets import BudgetTracker
 from router.guards.counters import LocalCounters
 from router.guards.gate import Call, Gate
+from router.schemas import RouteRequest
 
 KEY = ApiKeyConfig(name="a", sha256=hash_key("s"), scopes=["route"], tokens_per_minute=1000)
 
@@ -52,3 +53,28 @@ def test_keys_without_a_token_limit_and_calls_without_budgets_cost_nothing() -> 
 
     plain = ApiKeyConfig(name="a", sha256=hash_key("s"), scopes=["route"])
     Gate([plain], BudgetTracker([]), Refusing()).admit(call("d", 10**6, 10**6))
+
+
+def test_requests_and_tokens_are_taken_in_one_step_and_release_gives_back_tokens_only() -> None:
+    limited = ApiKeyConfig(name="a", sha256=hash_key("s"), scopes=["route"],
+                           tokens_per_minute=1000, rate_per_minute=2)
+    takes: list[int] = []
+
+    class Counting(LocalCounters):
+        def take(self, windows, entry, now, reads=()):  # type: ignore[no-untyped-def]
+            takes.append(len(windows))
+            return super().take(windows, entry, now, reads)
+
+    counters, now = Counting(), 10.0
+    gate = Gate([limited], None, counters, clock=lambda: now)
+    request = RouteRequest(prompt="hello there", max_tokens=100).attribute_to("a")
+    first = gate.admit_request(request, 400)
+    assert takes == [2] and first.charged  # one take: the request and the tokens
+    gate.release(first)
+    assert counters.used(limit_key("tpm", limited), now) == 0
+    assert counters.used(limit_key("rpm", limited), now) == 1  # the request was made
+    gate.admit_request(request, 400)
+    with pytest.raises(RateLimited, match="rate_per_minute"):
+        gate.admit_request(request, 400)
+    with pytest.raises(RateLimited, match="rate_per_minute"):  # a shadow call is a request
+        gate.admit_request(request, 400, shadow=True)

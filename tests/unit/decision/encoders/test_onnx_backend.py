@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from router.config.int8_recipes import Int8Recipe
 from router.decision.encoders.base import DIMENSION, Embedder
-from router.decision.encoders.int8_recipes import Int8Recipe
 from router.decision.encoders.onnx_backend import OnnxEmbedder
 from router.decision.encoders.torch_backend import TorchEmbedder
 from router.errors import ConfigError

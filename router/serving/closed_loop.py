@@ -1,0 +1,340 @@
+"""The closed loop of one running service: trace store, budget spend, exploration, drift.
+
+`ServiceHolder` owns one `ClosedLoop` for the life of the process: it is started with the
+first service, `configure`d with the settings of every service a reload builds (so spend and
+the store survive reloads), handed to each service as its recorder, and closed (queue flushed)
+on shutdown. The store's URL is read once at start; a reload that changes ``store`` takes
+effect at the next restart. What a /feedback report does with these state objects is
+`router.serving.feedback.FeedbackService`'s; learning hears of it through `learn` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from router.config import Settings
+from router.decision.features import CallView
+from router.decision.policy import ExplorationDraw
+from router.errors import StoreError
+from router.guards.budgets import BudgetTracker, spent_in_store
+from router.guards.counters import Counters
+from router.guards.shared import SharedCounters
+from router.schemas import (
+    RouteDecision,
+    RouteRequest,
+    SpendReport,
+    SpendRow,
+)
+from router.serving.model_health import ModelHealth
+from router.serving.model_health_redis import RedisHealth
+from router.serving.run_keeper import RunKeeper
+from router.traces.learning import LearningState, observation_of, read_observations
+from router.traces.rows import Seen
+from router.traces.shadow import shadow_report
+from router.traces.store import StoreMetrics, TraceStore
+
+log = logging.getLogger(__name__)
+
+BUDGET_REFRESH_S = 15.0
+RECALIBRATE_EVERY = 50  # new outcomes before the learning state's final maps are refitted
+TICK_S = 0.5
+MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the window
+
+
+class ClosedLoop:
+    """Everything that learns from or accounts for traffic, shared across reloads."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 shared: SharedCounters | None = None, counters: Counters | None = None):
+        """`shared`: the Redis state (``shared_state``) that spend, run spend and model health
+        are kept in, each built on it here; None: this process counts alone. `counters`: where
+        budget spend is counted (the key ring's, so that one take reads it with the limits)."""
+        self.settings = settings
+        self.metrics = StoreMetrics(registry) if registry is not None else None
+        self.store = TraceStore(settings.store, self.metrics) if settings.store.enabled else None
+        self.budgets = BudgetTracker(settings.budgets, counters=counters or shared)
+        self.runs = RunKeeper(settings, self.store, shared)  # run spend, caps, sticky, retention
+        self.drift = DriftWindow(settings.drift_window_s)
+        self.health = ModelHealth.of(settings)
+        if shared is not None:
+            self.health.share(RedisHealth(self.health, shared))
+        if registry is not None:
+            self.health.register(registry, lambda: self.settings)
+            self.drift.register(registry, lambda: self.settings.quality_target,
+                                settings.tier_names)
+            if self.metrics is not None and self.store is not None:
+                self.metrics.queue_depth.set_function(self.store.queue_depth)
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self.learning: LearningState | None = None
+        self._learning_reset_at = 0.0
+
+    def start(self) -> ClosedLoop:
+        if self.store is None:
+            log.warning("trace store disabled (store.enabled: false): no feedback, no spend")
+            return self
+        self.store.start()
+        self.refresh_budgets()
+        self.runs.load()
+        self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
+                                           name="budget-refresh")
+        self._refresher.start()
+        return self
+
+    def close(self) -> None:
+        """Flush every queued decision and close the store."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
+        if self.store is not None:
+            self.store.close()
+        self.runs.close()
+
+    def configure(self, settings: Settings) -> None:
+        """Follow the settings of a (re)built service: its budgets (spend kept by name)."""
+        self.settings = settings
+        self.budgets.configure(settings.budgets)
+        self.health.follow(settings)
+        self.runs.configure(settings)
+
+    def explorer(self, settings: Settings) -> Explorer | None:
+        """A fresh seeded explorer for a service built from `settings`; None when off."""
+        rate = settings.exploration_rate
+        return Explorer(rate, settings.exploration_seed) if rate else None
+
+    def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
+               seen: Seen | None = None) -> None:
+        """Runs on the request thread: in-memory only, the store's part is an enqueue.
+        Evaluation traffic (`dry_run`) is neither stored nor counted."""
+        if request.dry_run:
+            return
+        self.drift.decision(decision.tier)
+        self.budgets.add(request.role, decision.spend_estimate_usd, request.api_key)
+        if self.store is not None:
+            self.store.record(request, view, decision, seen)
+
+    def learning_for(
+        self, settings: Settings, dimension: int, model_version: str
+    ) -> LearningState | None:
+        """The learning state a service built from `settings` applies (None when off): kept
+        across reloads while its config, tiers and model stay, else rebuilt from the store (a
+        new model keeps the evidence, and calibrates its own scores afresh)."""
+        config = settings.learning
+        if not config.enabled or self.store is None:
+            self.learning = None
+            return None
+        state = self.learning
+        if state is None or state.config != config or state.tiers != settings.tier_names or (
+            state.dimension != dimension or state.model_version != model_version
+        ):
+            state = LearningState(config, settings.tier_names, dimension, model_version)
+            self.learning = state
+            self.reload_learning()
+        return state
+
+    def reload_learning(self) -> None:
+        """Rebuild the learning state from the store (start, every refresh_s): what makes it
+        survive a restart and replicas on one database converge."""
+        state, store = self.learning, self.store
+        if state is None or store is None:
+            return
+        try:
+            observations, revision, reset_at = read_observations(store, state.config,
+                                                                 state.model_version)
+        except StoreError as exc:
+            log.warning("learning state refresh failed: %s", exc)
+            return
+        state.load(observations, revision, keep_recent=reset_at == self._learning_reset_at)
+        self._learning_reset_at = reset_at
+
+    def reset_learning(self) -> dict[str, Any]:
+        """Forget every outcome so far, for learning (the store keeps them); every replica
+        follows at its next refresh."""
+        store = self._require_store()
+        self._learning_reset_at = store.reset_learning()
+        if self.learning is not None:
+            self.learning.reset()
+        return self.learning_report()
+
+    def learning_report(self) -> dict[str, Any]:
+        state = self.learning
+        if state is None:
+            return {"enabled": False}
+        return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
+
+    def learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
+        """Only a labelled outcome of a routed decision teaches; the store made it count once
+        (the feedback service calls it once per stored label)."""
+        state = self.learning
+        if state is None or decision is None:
+            return
+        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
+            return
+        obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
+        if obs is not None:
+            state.observe(obs)
+
+    def refresh_budgets(self) -> None:
+        store = self.store
+        if store is None or not self.budgets.budgets:
+            return
+
+        try:
+            self.budgets.load(partial(spent_in_store, partial(_spend_rows, store)))
+        except StoreError as exc:
+            log.warning("budget refresh failed: %s", exc)
+
+    def _refresh_loop(self) -> None:
+        last_budgets = last_learning = time.monotonic()
+        while not self._stop.wait(TICK_S):
+            now = time.monotonic()
+            if now - last_budgets >= BUDGET_REFRESH_S:
+                self.refresh_budgets()
+                last_budgets = now
+            self.runs.tick()
+            state = self.learning
+            if state is None:
+                continue
+            if now - last_learning >= state.config.refresh_s:
+                self.reload_learning()  # refits the final maps too
+                last_learning = now
+            elif state.stale >= RECALIBRATE_EVERY:
+                state.recalibrate()
+
+    def _require_store(self) -> TraceStore:
+        if self.store is None:
+            raise StoreError("the trace store is disabled (store.enabled: false)")
+        return self.store
+
+    def spend(self, by: str, since: float | None = None) -> SpendReport:
+        """Spend including this replica's queued decisions (waits up to one flush)."""
+        store = self._require_store()
+        store.flush(timeout=2.0)
+        rows = store.spend(by, since)
+        return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           shadow=shadow_report(store, self.settings, since))
+
+
+def _spend_rows(store: TraceStore, by: str, since: float,
+                keyed_traces: bool) -> list[dict[str, Any]]:
+    return store.spend(by, since, keyed_traces=keyed_traces)
+
+
+class Explorer:
+    """Seeded, thread-safe exploration random numbers at a fixed rate (`policy.explore_step`)."""
+
+    def __init__(self, rate: float, seed: int | None = None):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"The 'rate' parameter must be a float in [0, 1). Got {rate}.")
+        self.rate = rate
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> ExplorationDraw:
+        with self._lock:
+            return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())
+
+
+def best_score(scores: Any) -> float:
+    """The best tier's predicted quality from a decision's stored scores (NaN if unknown)."""
+    if isinstance(scores, str):
+        try:
+            scores = json.loads(scores)
+        except ValueError:
+            return math.nan
+    values = [v for v in (scores or {}).values() if isinstance(v, int | float)]
+    return float(max(values)) if values else math.nan
+
+
+class DriftWindow:
+    """Decisions (tier) and routed outcomes (quality, and the best tier's predicted quality of
+    their decision) of the last `window_s` seconds.
+
+    `quality_target` is relative (cheapest tier predicted at least quality_target x the best
+    tier's quality), so the gauge to hold against it is the realised quality of routed calls
+    over the quality their best tier was predicted to give: at or above the target when the
+    scores are calibrated on this traffic, below it when they promise too much.
+    """
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self.clock = clock
+        self._decisions: deque[tuple[float, str]] = deque(maxlen=MAX_EVENTS)
+        self._outcomes: deque[tuple[float, float, float]] = deque(maxlen=MAX_EVENTS)
+        self._lock = threading.Lock()
+
+    def decision(self, tier: str) -> None:
+        with self._lock:
+            self._decisions.append((self.clock(), tier))
+
+    def outcome(self, quality: float, best_predicted: float = math.nan) -> None:
+        with self._lock:
+            self._outcomes.append((self.clock(), quality, best_predicted))
+
+    def _prune(self) -> None:
+        edge = self.clock() - self.window_s
+        for events in (self._decisions, self._outcomes):
+            while events and events[0][0] < edge:
+                events.popleft()
+
+    def tier_share(self, tier: str) -> float:
+        with self._lock:
+            self._prune()
+            n = len(self._decisions)
+            return sum(1 for _, t in self._decisions if t == tier) / n if n else math.nan
+
+    def success_rate(self) -> float:
+        with self._lock:
+            self._prune()
+            n = len(self._outcomes)
+            return sum(q for _, q, _ in self._outcomes) / n if n else math.nan
+
+    def relative_quality(self) -> float:
+        """Realised quality over the best tier's predicted quality, on outcomes that have both."""
+        with self._lock:
+            self._prune()
+            pairs = [(q, b) for _, q, b in self._outcomes if b == b and b > 0]
+            best = sum(b for _, b in pairs)
+            return sum(q for q, _ in pairs) / best if best > 0 else math.nan
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            self._prune()
+            return len(self._decisions), len(self._outcomes)
+
+    def register(
+        self, registry: CollectorRegistry, target: Callable[[], float], tiers: Sequence[str]
+    ) -> None:
+        """Gauges read at scrape time; `target` follows the serving config."""
+        share = Gauge("tier_router_window_tier_share",
+                      "Share of decisions per tier over the drift window.", ["tier"],
+                      registry=registry)
+        for name in tiers:
+            share.labels(name).set_function(partial(self.tier_share, name))
+        Gauge("tier_router_window_success_rate",
+              "Mean reported quality of routed calls over the drift window (NaN: no feedback).",
+              registry=registry).set_function(self.success_rate)
+        Gauge("tier_router_window_relative_quality",
+              "Realised quality of routed calls over their best tier's predicted quality, over "
+              "the drift window: compare with tier_router_quality_target (NaN: no feedback).",
+              registry=registry).set_function(self.relative_quality)
+        Gauge("tier_router_quality_target",
+              "The configured quality_target (relative to the best tier's predicted quality).",
+              registry=registry).set_function(target)
+        Gauge("tier_router_window_decisions", "Decisions in the drift window.",
+              registry=registry).set_function(lambda: self.counts()[0])
+        Gauge("tier_router_window_feedback", "Routed outcomes in the drift window.",
+              registry=registry).set_function(lambda: self.counts()[1])
+        Gauge("tier_router_window_seconds", "Length of the drift window.",
+              registry=registry).set_function(lambda: self.window_s)

@@ -1,0 +1,129 @@
+"""The trace store's decisions read as agent runs: a run's ledger, the live runs, and the runs'
+state to put back at start.
+
+A run is the decisions carrying one ``run_id`` (under one API key for a keyed caller; every
+key's for an admin), in time order. It ends after ``runs.expire_after_s`` without a call: a
+later call with the same ``run_id`` starts a new run, so a ledger holds only the calls after
+the last such gap. The rows stay in the store until retention or ``forget`` deletes them.
+
+The SQL is this module's own, read through `TraceStore.query`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from router.schemas import RunKey, RunLedger, RunStep, RunSummary
+from router.traces.store import TraceStore
+
+_STEPS = """
+    SELECT d.decision_id, d.created_at, d.run_id, d.step, d.role, d.task, d.api_key, d.reason,
+           d.shadow,
+           COALESCE(o.tier, CASE WHEN d.shadow = 1 THEN NULL ELSE d.tier END) AS tier,
+           COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
+                                       ELSE d.model END) AS model,
+           d.tokens_in AS tokens_in_estimated, o.tokens_in, o.tokens_out,
+           d.estimated_cost_usd, o.cost_usd, o.cost_estimated
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id"""
+_OWNER = " AND d.api_key = ?"
+
+
+def _step(row: dict[str, Any]) -> RunStep:
+    reported = row["cost_usd"] if row["cost_usd"] is not None and not row["cost_estimated"] \
+        else None
+    cost = row["cost_usd"] if row["cost_usd"] is not None else row["estimated_cost_usd"]
+    return RunStep(
+        decision_id=row["decision_id"], created_at=float(row["created_at"]), step=row["step"],
+        role=row["role"], task=row["task"], tier=row["tier"], model=row["model"],
+        reason=row["reason"], shadow=bool(row["shadow"]),
+        tokens_in_estimated=int(row["tokens_in_estimated"]), tokens_in=row["tokens_in"],
+        tokens_out=row["tokens_out"],
+        cost_estimated_usd=float(row["estimated_cost_usd"]),
+        cost_reported_usd=None if reported is None else float(reported), cost_usd=float(cost),
+    )
+
+
+def live_part(rows: Sequence[dict[str, Any]], expire_after_s: float) -> list[dict[str, Any]]:
+    """The rows (time order) after the last gap longer than `expire_after_s`: the run that a
+    call of these rows would continue (earlier ones belong to a run that ended)."""
+    start = 0
+    for i in range(1, len(rows)):
+        if float(rows[i]["created_at"]) - float(rows[i - 1]["created_at"]) > expire_after_s:
+            start = i
+    return list(rows[start:])
+
+
+def ledger_of(run_id: str, steps: Sequence[RunStep], expire_after_s: float,
+              api_keys: Sequence[str | None] = ()) -> RunLedger:
+    """Total, steps and most expensive step of a run's calls (at least one, time order)."""
+    reported = sum(s.cost_reported_usd for s in steps if s.cost_reported_usd is not None)
+    total = sum(s.cost_usd for s in steps)
+    return RunLedger(
+        run_id=run_id, api_keys=list(api_keys), calls=len(steps), total_usd=round(total, 8),
+        estimated_usd=round(total - reported, 8), reported_usd=round(reported, 8),
+        started_at=steps[0].created_at, last_call_at=steps[-1].created_at,
+        expires_at=steps[-1].created_at + expire_after_s, steps=list(steps),
+        most_expensive=max(steps, key=lambda s: (s.cost_usd, -s.created_at)),
+    )
+
+
+class RunRecords:
+    """Runs as the store holds them. `owner`: None reads every key's calls (admin, an open
+    service, the CLI); a key's name reads only that key's calls."""
+
+    def __init__(self, store: TraceStore):
+        self.store = store
+
+    def ledger(self, run_id: str, expire_after_s: float, now: float,
+               owner: str | None = None) -> RunLedger | None:
+        """The run's ledger; None when the caller has no call in it, or it has expired."""
+        sql = f"{_STEPS} WHERE d.run_id = ?{_OWNER if owner is not None else ''} " \
+              "ORDER BY d.created_at, d.decision_id"
+        rows = self.store.query(sql, (run_id, owner) if owner is not None else (run_id,))
+        rows = live_part(rows, expire_after_s)
+        if not rows or now - float(rows[-1]["created_at"]) > expire_after_s:
+            return None
+        keys = sorted({r["api_key"] for r in rows}, key=lambda k: (k is None, k or ""))
+        return ledger_of(run_id, [_step(r) for r in rows], expire_after_s, keys)
+
+    def live(self, since: float, expire_after_s: float,
+             owner: str | None = None) -> dict[RunKey, list[dict[str, Any]]]:
+        """Runs with a call at or after `since`: their live rows, by (key, run_id)."""
+        sql = (f"{_STEPS} WHERE d.run_id IN (SELECT run_id FROM decisions WHERE created_at >= ?"
+               f" AND run_id IS NOT NULL){_OWNER if owner is not None else ''} "
+               "ORDER BY d.created_at, d.decision_id")
+        rows = self.store.query(sql, (since, owner) if owner is not None else (since,))
+        runs: dict[RunKey, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            runs[(row["api_key"] or "", row["run_id"])].append(row)
+        out = {}
+        for key, run_rows in runs.items():
+            part = live_part(run_rows, expire_after_s)
+            if float(part[-1]["created_at"]) >= since:
+                out[key] = part
+        return out
+
+    def recent(self, now: float, expire_after_s: float, limit: int = 50,
+               owner: str | None = None) -> list[RunSummary]:
+        """The live runs (a call within `expire_after_s`), the latest call first."""
+        runs = self.live(now - expire_after_s, expire_after_s, owner)
+        summaries = [
+            RunSummary(run_id=run_id, api_key=key or None, calls=len(rows),
+                       total_usd=round(sum(_step(r).cost_usd for r in rows), 8),
+                       last_call_at=float(rows[-1]["created_at"]))
+            for (key, run_id), rows in runs.items()]
+        summaries.sort(key=lambda s: -s.last_call_at)
+        return summaries[:limit]
+
+    def live_totals(self, now: float, expire_after_s: float) -> dict[RunKey, dict[str, Any]]:
+        """What the run state holds of each live run (RunView's fields), from the store: a
+        restarted service keeps its runs' spend, caps and sticky models."""
+        out = {}
+        for key, rows in self.live(now - expire_after_s, expire_after_s).items():
+            out[key] = {"spend_usd": sum(_step(r).cost_usd for r in rows), "calls": len(rows),
+                        "tier": rows[-1]["tier"], "model": rows[-1]["model"],
+                        "started_at": float(rows[0]["created_at"]),
+                        "last_call_at": float(rows[-1]["created_at"])}
+        return out
