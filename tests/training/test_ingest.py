@@ -90,9 +90,10 @@ def test_public_frame_has_the_outcome_columns(public: pd.DataFrame) -> None:
 
 @needs_data
 def test_every_public_prompt_carries_its_data_sets_category_as_task(public: pd.DataFrame) -> None:
-    assert public["task"].notna().all()
+    no_cluster = (public["dataset"] == "llmrouter") & (public["split"] == "test")
+    assert public.loc[~no_cluster, "task"].notna().all()  # llmrouter's test.json has no cluster_id
     assert public["task"].str.len().max() <= 64  # what /route accepts as a task
-    tasks = public.groupby("dataset")["task"].unique()
+    tasks = public[~no_cluster].groupby("dataset")["task"].unique()
     assert set(tasks["routerbench"]) == {"arc-challenge", "mbpp", "winogrande"}
     assert set(tasks["llmrouter"]) == {"cluster-0", "cluster-1", "cluster-2"}
     assert "MATH_prealgebra" in set(tasks["openmodels7"])
