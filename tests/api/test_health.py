@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
 from router.errors import ConfigError
-from router.serving.health import STATS_S
+from router.serving.model_health import STATS_S
 from tests import redis_server
 from tests.clocks import SkippingClock
 from tests.conftest import BrokenEmbedder, FakeEmbedder
