@@ -191,7 +191,7 @@ class ClosedLoop:
             return
 
         try:
-            self.budgets.load(partial(spent_in_store, store.spend))
+            self.budgets.load(partial(spent_in_store, partial(_spend_rows, store)))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -224,6 +224,11 @@ class ClosedLoop:
         rows = store.spend(by, since)
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
                            shadow=shadow_report(store, self.settings, since))
+
+
+def _spend_rows(store: TraceStore, by: str, since: float,
+                keyed_traces: bool) -> list[dict[str, Any]]:
+    return store.spend(by, since, keyed_traces=keyed_traces)
 
 
 class Explorer:
