@@ -82,7 +82,7 @@ HARD = ["prove the theorem about primes", "prove this theorem rigorously", "theo
 
 
 def synthetic_model(path: Path) -> Path:
-    """The shipped kind of head (a guarded TierQualityRouter) on synthetic labels:
+    """The shipped kind of head (a TierQualityRouter) on synthetic labels:
     'prove'/'theorem' prompts need the large tier."""
     rng = np.random.default_rng(0)
     texts = [rng.choice(EASY) + f" {i}" for i in range(60)] + [
@@ -94,12 +94,15 @@ def synthetic_model(path: Path) -> Path:
     Y[:, 2] = np.where(rng.random(120) < 0.95, 1.0, 0.0)
     head = TierQualityRouter(tiers=("small", "medium", "large"), **SYNTHETIC_HEAD).fit(X, Y)
     return save_model(path, head, FeatureSpec(), router_version="synthetic-test",
-                      head={"name": "tqr-guarded", "head": "tqr", **SYNTHETIC_HEAD})
+                      head={"name": "tqr", "head": "tqr", **SYNTHETIC_HEAD})
 
 
-# The shipped recipe (models/default) but for C, n_clusters: 120 synthetic rows, not 5,000.
-SYNTHETIC_HEAD = {"C": 1.0, "anchor_levels": True, "n_clusters": 8, "ood_low": 0.2,
-                  "ood_high": 0.4}
+# The shipped recipe (models/default) but for C and n_clusters (120 synthetic rows, not 5,000)
+# and without the out-of-distribution guard: the live-server tests feed this head the real
+# encoder's vectors, which the guard rightly finds unlike the fake ones it was fitted on (it
+# would send every call to the pooled levels, the large tier). The guard has its unit tests.
+SYNTHETIC_HEAD = {"C": 1.0, "anchor_levels": True, "n_clusters": 8, "ood_low": None,
+                  "ood_high": None}
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def recipe_model(path: Path) -> Path:
     head = TierQualityRouter(tiers=("small", "medium", "large"), **SYNTHETIC_HEAD)
     head.fit(FakeEmbedder().encode(texts), labels)
     return save_model(path, head, FeatureSpec(), router_version="synthetic-serving",
-                      head={"name": "tqr-guarded", "head": "tqr", **SYNTHETIC_HEAD},
+                      head={"name": "tqr", "head": "tqr", **SYNTHETIC_HEAD},
                       embedder_backend="fake")
 
 
