@@ -154,16 +154,16 @@ class ClosedLoop:
         """Forget every outcome so far, for learning (the store keeps them); every replica
         follows at its next rebuild."""
         store = self._require_store()
-        reset_at = store.reset_learning()
+        store.reset_learning()
         if self.learning is not None:
             self.learning.reset()
-        return {**self.learning_report(), "reset_at": reset_at}
+        return self.learning_report()
 
     def learning_report(self) -> dict[str, Any]:
         learner = self.learning
-        if learner is None:
+        if learner is None or self.store is None:
             return {"enabled": False}
-        return learner.report()
+        return {**learner.report(), "reset_at": self.store.learning_reset_at()}
 
     def learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once
