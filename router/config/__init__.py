@@ -18,6 +18,7 @@ from router.config.parts import (
     PromptStorage,
     RunsConfig,
     StoreConfig,
+    Pin,
     TaskRule,
     TierConfig,
 )
@@ -28,6 +29,6 @@ __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
     "OnUnavailable", "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings",
-    "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
+    "Pin", "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
     "load_settings", "HealthConfig",
 ]

@@ -67,6 +67,32 @@ class TaskRule(Section):
         return self
 
 
+class Pin(TaskRule):
+    """A task rule for a category of the learned map: the calls whose API key's name, role
+    and task match every one of these that is set get the fixed tier or the floor, whatever
+    the map has learned (its evidence is kept)."""
+
+    key: str | None = Field(default=None, max_length=64)
+    role: str | None = Field(default=None, max_length=64)
+    task: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _names_a_category(self) -> Pin:
+        if self.key is None and self.role is None and self.task is None:
+            raise ValueError("a pin needs at least one of 'key', 'role' or 'task'")
+        return self
+
+    def matches(self, key: str | None, role: str | None, task: str | None) -> bool:
+        """Whether a call (or a category) with these signals falls under the pin."""
+        return all(want is None or want == have for want, have in
+                   ((self.key, key), (self.role, role), (self.task, task)))
+
+    def describe(self) -> str:
+        return " ".join(f"{name} '{value}'" for name, value in
+                        (("key", self.key), ("role", self.role), ("task", self.task))
+                        if value is not None)
+
+
 class EmbedderConfig(Section):
     backend: Backend = "onnx-int8"
     threads: int = Field(default=2, ge=1, le=64)

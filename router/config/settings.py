@@ -28,6 +28,7 @@ from router.config.parts import (
     PromotionConfig,
     RunsConfig,
     StoreConfig,
+    Pin,
     TaskRule,
     TierConfig,
 )
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
                                   "LiteLLM's local model map (router/config/prices.py).")
     tiers: list[TierConfig] = Field(min_length=1)
     task_rules: dict[str, TaskRule] = Field(default_factory=dict)
+    pins: list[Pin] = Field(default_factory=list, max_length=10_000, description=(
+        "Task rules for categories: {key, role, task} (any set, all must match) -> {tier} "
+        "or {min_tier}; the first fixed pin that matches wins, else the highest floor."))
     embedder: EmbedderConfig = EmbedderConfig()
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
@@ -115,6 +119,11 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"task rule '{task}' names unknown tier '{ref}'; tiers: {names}"
                     )
+        for pin in self.pins:
+            for ref in (pin.min_tier, pin.tier):
+                if ref is not None and ref not in names:
+                    raise ValueError(
+                        f"pin '{pin.describe()}' names unknown tier '{ref}'; tiers: {names}")
         cold = self.learning.cold_tier
         if cold is not None and cold not in names:
             raise ValueError(f"learning.cold_tier '{cold}' is not one of the tiers {names}")
@@ -145,6 +154,12 @@ class Settings(BaseSettings):
                 f"period ({longest.period}: {PERIOD_DAYS[longest.period]:g} days): keep at "
                 f"least {PERIOD_DAYS[longest.period]:g} days, or a restart would rebuild the "
                 "budget without the spend the store no longer holds")
+
+    @property
+    def all_pins(self) -> list[Pin]:
+        """The pins with each task rule as a pin on its task (task rules first)."""
+        return [*(Pin(task=task, tier=rule.tier, min_tier=rule.min_tier)
+                  for task, rule in self.task_rules.items()), *self.pins]
 
     @property
     def tier_names(self) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from router.config import Settings, TaskRule, TierConfig
+from router.config import Pin, Settings, TaskRule, TierConfig
 from router.decision.learned_map import Verdict
 from router.schemas import Reason
 
@@ -30,6 +30,8 @@ class CallFacts:
     ceiling_tier: str | None = None  # the caller's own model's tier: never a dearer one
     ceiling_model: str | None = None  # the model the caller named, for the refusal's message
     task: str | None = None
+    role: str | None = None
+    key: str | None = None  # the API key's name, for pins on a key
     forced_tier: str | None = None
     max_cost_usd: float | None = None
     latency_sensitive: bool = False  # within the tier, the fastest observed model first
@@ -71,16 +73,22 @@ class TierTable:
     tiers: tuple[TierConfig, ...]
     task_rules: Mapping[str, TaskRule] = field(default_factory=dict)
     safe_tier: str | None = None
+    pins: tuple[Pin, ...] = ()  # every task rule as a pin on its task first, then the pins
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tiers", tuple(self.tiers))
         object.__setattr__(self, "task_rules", MappingProxyType(dict(self.task_rules)))
         object.__setattr__(self, "names", tuple(t.name for t in self.tiers))
+        rules = tuple(Pin(task=task, tier=rule.tier, min_tier=rule.min_tier)
+                      for task, rule in self.task_rules.items())
+        object.__setattr__(self, "pins", rules + tuple(
+            p for p in self.pins if p.task not in self.task_rules or p.role or p.key))
 
     @classmethod
     def of(cls, settings: Settings) -> TierTable:
-        return cls(tuple(settings.tiers), settings.task_rules, settings.safe_tier)
+        return cls(tuple(settings.tiers), settings.task_rules, settings.safe_tier,
+                   tuple(settings.pins))
 
     def index(self, tier: str) -> int:
         return self.names.index(tier)
@@ -88,18 +96,27 @@ class TierTable:
     def tier(self, name: str) -> TierConfig:
         return self.tiers[self.index(name)]
 
-    def rule(self, task: str | None) -> TaskRule | None:
-        """The task rule a call's task names, if any."""
-        return self.task_rules.get(task) if task else None
+    def rule(self, task: str | None, role: str | None = None, key: str | None = None
+             ) -> Pin | None:
+        """The pin a call's signals fall under: the first fixed one that matches, else the
+        matching floor of the strongest tier; None without one."""
+        if not self.pins:
+            return None
+        matching = [p for p in self.pins if p.matches(key, role, task)]
+        fixed = next((p for p in matching if p.tier is not None), None)
+        if fixed is not None or not matching:
+            return fixed
+        return max(matching, key=lambda p: self.index(p.min_tier or self.names[0]))
 
-    def fixed(self, task: str | None) -> str | None:
-        """The one tier a fixed task rule maps the task to, else None."""
-        rule = self.rule(task)
+    def fixed(self, task: str | None, role: str | None = None, key: str | None = None
+              ) -> str | None:
+        """The one tier a fixed pin maps the call to, else None."""
+        rule = self.rule(task, role, key)
         return rule.tier if rule is not None else None
 
-    def floor(self, task: str | None) -> int:
-        """The index of the cheapest tier the task's rule allows (0 without a floor)."""
-        rule = self.rule(task)
+    def floor(self, task: str | None, role: str | None = None, key: str | None = None) -> int:
+        """The index of the cheapest tier the call's pin allows (0 without a floor)."""
+        rule = self.rule(task, role, key)
         if rule is None:
             return 0
         return self.index(rule.tier or rule.min_tier or self.names[0])

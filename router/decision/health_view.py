@@ -132,9 +132,9 @@ def _other_tier(index: int, facts: CallFacts, table: TierTable, view: HealthView
                 ) -> int | None:
     """The tier a decision moves to when its tier is down: the next stronger one the call
     allows, else the strongest weaker one; None when a forced tier or a fixed rule pins it."""
-    if facts.forced_tier is not None or table.fixed(facts.task) is not None:
+    if facts.forced_tier is not None or table.fixed(facts.task, facts.role, facts.key) is not None:
         return None
-    floor = table.floor(facts.task)
+    floor = table.floor(facts.task, facts.role, facts.key)
     top = table.index(facts.ceiling_tier) if facts.ceiling_tier else len(table.tiers) - 1
     within_cap = set(table.serving(facts, within_cap=True))
     usable = [i for i in table.serving(facts) if i >= floor and not tier_down(view, table.tiers[i])]
@@ -149,8 +149,9 @@ def _nowhere(tier: str, facts: CallFacts, table: TierTable) -> str:
     """Why a down tier could not be left, for the 503."""
     if facts.forced_tier is not None:
         return f"tier '{tier}' is forced and has no healthy model"
-    if table.fixed(facts.task) is not None:
-        return f"task '{facts.task}' maps to tier '{tier}', which has no healthy model"
+    rule = table.rule(facts.task, facts.role, facts.key)
+    if rule is not None and rule.tier is not None:
+        return f"{rule.describe()} maps to tier '{tier}', which has no healthy model"
     return f"tier '{tier}' has no healthy model and no other tier may serve the call"
 
 

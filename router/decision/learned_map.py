@@ -62,6 +62,8 @@ class Entry:
     evidence: tuple[float, ...]  # effective outcomes per tier
     draws: np.ndarray  # (T x EXPLORE_DRAWS,) each tier's ratio draws sorted, + t x OFFSET
     sums: np.ndarray  # running sums of the draws (without the offsets) in that order, from 0
+    upper: tuple[float, ...] = ()  # upper bound of the ratio, at the same level as `bound`
+    labelled: tuple[float, ...] = ()  # labelled outcomes per tier since the last reset
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,8 @@ class LearnedMap:
             weight = self.config.score_weight
             quality = [min(max(q + weight * (v - m), 0.0), 1.0)
                        for q, v, m in zip(entry.quality, p, entry.score, strict=True)]
-            detail: str | None = (
-                f"category '{name}' ({entry.outcomes:.0f} outcomes): lower bounds "
-                f"{_fmt(bounds)} of the strongest tier's quality")
+            detail: str | None = self._evidence_detail(entry, name or "", bounds, shift,
+                                                      target)
         else:
             quality = p
             bounds, detail = self._cold(call_ratio, confidence)
@@ -142,6 +143,24 @@ class LearnedMap:
         explore = (self._explore(bounds, source, shift, call_ratio, p, target, explore_rate)
                    if explore_rate > 0 and target < 1.0 else (0.0,) * len(p))
         return Verdict(tuple(bounds), tuple(quality), explore, name, detail)
+
+    def _evidence_detail(self, entry: Entry, name: str, bounds: list[float],
+                         shift: list[float], target: float) -> str:
+        """The deciding category and its evidence in words, e.g. ``task extract_fields: medium
+        0.97 of large [0.93, 0.99] over 212 outcomes``: the cheapest tier that passes the
+        target (or, when none below the strongest does, the one nearest to it), its estimated
+        quality relative to the strongest tier for this call and its interval."""
+        top = len(bounds) - 1
+        chosen = next((i for i, b in enumerate(bounds) if b >= target - 1e-9), top)
+        shown = chosen if chosen < top else max(top - 1, 0)
+        if shown == top:  # one tier only
+            return f"{describe_category(name)}: over {entry.outcomes:.0f} outcomes"
+        ratio = min(entry.ratio[shown] + shift[shown], 2.0)
+        upper = entry.upper[shown] + shift[shown] if entry.upper else ratio
+        text = (f"{describe_category(name)}: {self.tiers[shown]} {ratio:.2f} of "
+                f"{self.tiers[top]} [{bounds[shown]:.2f}, {min(upper, 2.0):.2f}] over "
+                f"{entry.outcomes:.0f} outcomes")
+        return text if chosen < top else f"{text}, below the target {target:g}"
 
     def _cold(self, call_ratio: list[float], confidence: float
               ) -> tuple[list[float], str | None]:
@@ -260,6 +279,18 @@ def moved_categories(before: LearnedMap, after: LearnedMap) -> tuple[str, ...]:
     return tuple(sorted(moved))
 
 
+def describe_category(name: str) -> str:
+    """A category's name in words: its finest level (``task extract_fields``, ``cluster 3``),
+    the key's whole traffic for a root; ``(shared)`` when learned from every key."""
+    namespace, _, path = name.partition("/")
+    shared = " (shared)" if namespace == SHARED else ""
+    if not path:
+        return f"all of key {namespace}'s calls" if namespace not in ("-", SHARED) else (
+            f"all calls{shared}")
+    field, _, value = path.rsplit("/", 1)[-1].partition(":")
+    return f"{field} {value.split('@', 1)[0]}{shared}"
+
+
 def _name(namespace: str, path: str) -> str:
     return f"{namespace or '-'}/{path}" if path else f"{namespace or '-'}"
 
@@ -276,10 +307,6 @@ def _sigmoid(z: float) -> float:
 def _phi(z: float) -> float:
     """The standard normal's distribution function."""
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
-def _fmt(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
 
 
 def _round(values: Sequence[float]) -> list[float]:

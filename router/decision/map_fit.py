@@ -165,6 +165,8 @@ def _entries(values: np.ndarray, parents: tuple[np.ndarray, np.ndarray] | None,
     z = NormalDist().inv_cdf(config.bound)
     bound = np.minimum(quality / quality[:, top:] * np.exp(-z * spread), 1.0)
     bound[:, top] = 1.0
+    upper = quality / quality[:, top:] * np.exp(z * spread)
+    upper[:, top] = 1.0
     draws = rng.beta(alpha[:, None, :], beta[:, None, :],
                      size=(len(values), EXPLORE_DRAWS, values.shape[1]))
     ratios = np.minimum(draws / np.maximum(draws[..., top:], EPS), 2.0 - EPS)
@@ -180,7 +182,8 @@ def _entries(values: np.ndarray, parents: tuple[np.ndarray, np.ndarray] | None,
               ratio=tuple(ratio[i].tolist()), bound=tuple(bound[i].tolist()),
               score=tuple(score[i].tolist()), score_ratio=tuple(score_ratio[i].tolist()),
               evidence=tuple(n_eff[i].tolist()), draws=flat[i].astype(np.float32),
-              sums=sums[i].astype(np.float32))
+              sums=sums[i].astype(np.float32), upper=tuple(upper[i].tolist()),
+              labelled=tuple(values[i, :, TOTAL].tolist()))
         for i in range(len(values))
     ]
 

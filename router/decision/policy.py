@@ -108,14 +108,15 @@ def decide(
 
     index, reason, detail = pick([scores[n] for n in names], table, quality_target, facts)
 
-    rule = table.rule(facts.task)
+    rule = table.rule(facts.task, facts.role, facts.key)
     if rule is not None:
-        fixed = table.fixed(facts.task)
-        ruled = table.index(fixed) if fixed else max(index, table.floor(facts.task))
+        fixed = rule.tier
+        floor = table.index(rule.min_tier or names[0])
+        ruled = table.index(fixed) if fixed else max(index, floor)
         if ruled != index:
             index, reason = ruled, "task_rule"
             kind = "tier" if fixed else "at least"
-            detail = f"task '{facts.task}' maps to {kind} '{names[ruled]}'"
+            detail = f"{rule.describe()} maps to {kind} '{names[ruled]}'"
 
     eligible = table.serving(facts)
     original = index
@@ -241,8 +242,8 @@ def explore_step(
 
 def alternatives(choice: Choice, facts: CallFacts, table: TierTable) -> list[str]:
     """Tiers other than the chosen one that the rules and the call allow."""
-    if table.fixed(facts.task) is not None:
+    if table.fixed(facts.task, facts.role, facts.key) is not None:
         return []
-    floor = table.floor(facts.task)
+    floor = table.floor(facts.task, facts.role, facts.key)
     return [table.names[i] for i in table.serving(facts, within_cap=True)
             if i >= floor and table.names[i] != choice.tier]

@@ -289,6 +289,8 @@ class RouterService:
             has_tools=request.needs_tools,
             needs=frozenset(kind for _, kind in request.capability_needs()) - {"tools"},
             task=request.task,
+            role=request.role,
+            key=request.api_key,
             forced_tier=request.tier,
             max_cost_usd=request.max_cost_usd,
             ceiling_tier=self._tier_of(request.model),

@@ -96,6 +96,14 @@ def test_steps_go_to_large_cold_and_move_down_once_their_step_has_evidence() -> 
     verdict = learned.assess(Signals("k", "agent", "plan"), None, SCORES, 1.0, 0.95)
     assert verdict.category == "k/role:agent/task:plan"
     assert verdict.bounds[0] < 0.7 and verdict.quality[1] > verdict.quality[0]
+    assert verdict.detail is not None and verdict.detail.startswith(
+        "task plan: medium 0.") and verdict.detail.endswith("over 400 outcomes, below the "
+                                                            "target 0.95")
+    easy = learned.assess(Signals("k", "agent", "greet"), None, SCORES, 1.0, 0.95)
+    ratio, low, high = easy.detail.split(": medium ")[1].split(" of large ")[0], *(
+        easy.detail.split("[")[1].split("]")[0].split(", "))
+    assert easy.detail.startswith("task greet: medium") and "over 400 outcomes" in easy.detail
+    assert float(low) <= float(ratio) <= float(high) and float(low) >= 0.95
 
 
 def test_the_bound_needs_evidence_a_few_good_outcomes_do_not_move_a_call_down() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.config import TaskRule, TierConfig
+from router.config import Pin, TaskRule, TierConfig
 from router.decision.choice import CallFacts, TierTable
 from router.decision.policy import decide, threshold_choice
 from router.errors import RequestLimitError
@@ -68,6 +68,23 @@ def test_task_rules_floor_and_fixed() -> None:
     assert decide(SCORES, ruled, 0.99, facts(task="chat")).tier == "small"
     unchanged = decide(SCORES, ruled, 0.75, facts(task="code"))
     assert (unchanged.tier, unchanged.reason) == ("medium", "classifier")
+
+
+def test_pins_match_key_role_and_task_fixed_first_then_the_highest_floor() -> None:
+    pins = (Pin(key="team-a", role="critic", min_tier="large"), Pin(role="critic",
+            min_tier="medium"), Pin(key="team-b", task="greet", tier="small"))
+    table = TierTable(TIERS, {"chat": TaskRule(tier="small")}, pins=pins)
+    own = decide(SCORES, table, 0.1, facts(key="team-a", role="critic"))
+    assert (own.tier, own.reason) == ("large", "task_rule")
+    assert own.detail == "key 'team-a' role 'critic' maps to at least 'large'"
+    assert decide(SCORES, table, 0.1, facts(key="team-c", role="critic")).tier == "medium"
+    fixed = decide(SCORES, table, 0.99, facts(key="team-b", role="critic", task="greet"))
+    assert (fixed.tier, fixed.detail) == ("small", "key 'team-b' task 'greet' maps to tier "
+                                                   "'small'")
+    assert decide(SCORES, table, 0.99, facts(key="team-a", task="greet")).tier == "large"
+    assert decide(SCORES, table, 0.99, facts(task="chat")).tier == "small"  # a task rule
+    with pytest.raises(ValueError, match="at least one of"):
+        Pin(tier="small")
 
 
 def test_context_and_tools_move_up() -> None:
