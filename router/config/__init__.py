@@ -14,11 +14,11 @@ from router.config.parts import (
     FeatureStorage,
     LearningConfig,
     LimitsConfig,
+    Pin,
     PromotionConfig,
     PromptStorage,
     RunsConfig,
     StoreConfig,
-    Pin,
     TaskRule,
     TierConfig,
 )

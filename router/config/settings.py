@@ -25,10 +25,10 @@ from router.config.parts import (
     EmbedderConfig,
     LearningConfig,
     LimitsConfig,
+    Pin,
     PromotionConfig,
     RunsConfig,
     StoreConfig,
-    Pin,
     TaskRule,
     TierConfig,
 )

@@ -109,7 +109,7 @@ class LearnedMap:
                 if entry is None:
                     continue
                 if entry.outcomes >= self.config.min_outcomes:
-                    return entry, _name(namespace, path), sparse or entry
+                    return entry, category_name(namespace, path), sparse or entry
                 sparse = sparse or entry
         return None, None, sparse
 
@@ -257,7 +257,7 @@ class LearnedMap:
             "dropped_categories": self.dropped,
             "moved": list(self.moved),
             "tiers": tiers,
-            "top": [{"category": _name(*key), "outcomes": round(e.outcomes, 2),
+            "top": [{"category": category_name(*key), "outcomes": round(e.outcomes, 2),
                      "quality": _round(e.quality), "ratio": _round(e.ratio),
                      "lower_bound": _round(e.bound), "evidence": _round(e.evidence)}
                     for key, e in busiest],
@@ -275,7 +275,7 @@ def moved_categories(before: LearnedMap, after: LearnedMap) -> tuple[str, ...]:
         if len(old.ratio) == len(entry.ratio) and max(
                 abs(a - b) for a, b in zip(entry.ratio, old.ratio, strict=True)) > (
                 after.config.drift):
-            moved.append(_name(*key))
+            moved.append(category_name(*key))
     return tuple(sorted(moved))
 
 
@@ -291,7 +291,8 @@ def describe_category(name: str) -> str:
     return f"{field} {value.split('@', 1)[0]}{shared}"
 
 
-def _name(namespace: str, path: str) -> str:
+def category_name(namespace: str, path: str) -> str:
+    """How a category is named: ``key/role:r/task:t`` (``-`` for calls without a key)."""
     return f"{namespace or '-'}/{path}" if path else f"{namespace or '-'}"
 
 

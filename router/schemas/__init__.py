@@ -2,8 +2,8 @@
 
 `chat` holds the messages a call carries (OpenAI, Responses API and Anthropic shapes), `route`
 the /route request and answer (and what `quality_target` means), `feedback` outcomes and spend,
-`ops` tiers, readiness and error bodies, `health` the error kinds feedback names and a model's
-health. Import from here; the modules are how it is kept short.
+`learned` the learned map's page, `ops` tiers, readiness and error bodies, `health` the error
+kinds feedback names and a model's health. Import from here; the modules are how it is kept short.
 """
 
 from router.schemas.chat import (
@@ -35,6 +35,7 @@ from router.schemas.health import (
     ErrorKind,
     ModelHealthInfo,
 )
+from router.schemas.learned import MapCategory, MapPage, MapReset, MapTier
 from router.schemas.ops import (
     EMPTY_JSON_BODY,
     ErrorBody,
@@ -61,7 +62,8 @@ __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
     "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
-    "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
+    "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
+    "Readiness", "Reason", "RouteDecision",
     "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",

@@ -25,13 +25,18 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
 from router.config import Settings
+from router.decision.categories import SHARED
+from router.decision.choice import TierTable
 from router.decision.features import CallView
+from router.decision.map_view import MapFilter, map_rows, roll_up
 from router.decision.policy import ExplorationDraw
-from router.errors import StoreError
+from router.errors import RequestLimitError, StoreError
 from router.guards.budgets import BudgetTracker, spent_in_store
 from router.guards.counters import Counters
 from router.guards.shared import SharedCounters
 from router.schemas import (
+    MapCategory,
+    MapPage,
     RouteDecision,
     RouteRequest,
     SpendReport,
@@ -41,6 +46,7 @@ from router.serving.learner import Learner
 from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
+from router.traces.evidence import call_counts
 from router.traces.rows import Seen
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
@@ -158,6 +164,45 @@ class ClosedLoop:
         if self.learning is not None:
             self.learning.reset()
         return self.learning_report()
+
+    def map_page(self, where: MapFilter, limit: int, offset: int) -> MapPage:
+        """One page of the learned map (router/decision/map_view.py) at the configured
+        quality_target, with the calls decided since the last learning reset."""
+        settings = self.settings
+        learner = self.learning
+        page = MapPage(enabled=learner is not None, quality_target=settings.quality_target,
+                       tiers=settings.tier_names, offset=offset)
+        if learner is None or self.store is None:
+            return page
+        if where.tier is not None and where.tier not in settings.tier_names:
+            raise RequestLimitError("tier", f"'{where.tier}' is not one of the tiers "
+                                            f"{settings.tier_names}", settings.tier_names)
+        learned = learner.current()
+        self.store.flush(timeout=2.0)
+        counts = roll_up(call_counts(self.store, self.store.learning_reset_at()),
+                         learner.config.category_fields, learner.tiers)
+        total, shown = map_rows(learned, settings.quality_target, TierTable.of(settings),
+                                counts, where, offset, limit,
+                                tokens_out=settings.expected_output_tokens)
+        more = offset + len(shown) < total
+        return page.model_copy(update={
+            "revision": learned.revision, "total": total,
+            "next_offset": offset + len(shown) if more else None,
+            "categories": [MapCategory(**r) for r in shown]})
+
+    def forget_category(self, name: str) -> dict[str, Any]:
+        """Forget one category (named as GET /map names it) and the finer ones under it;
+        every replica follows at its next rebuild."""
+        self._require_store()
+        learner = self.learning
+        if learner is None:
+            raise RequestLimitError("category", "learning is off (learning.enabled: false)")
+        namespace, _, path = name.partition("/")
+        namespace = "" if namespace == "-" else namespace
+        if namespace == SHARED or not learner.forget(namespace, path):
+            raise RequestLimitError("category", f"no category '{name}' in the learned map's "
+                                                "evidence (names as GET /map gives them)")
+        return {"status": "forgotten", "category": name, "revision": learner.revision}
 
     def learning_report(self) -> dict[str, Any]:
         learner = self.learning

@@ -114,6 +114,18 @@ class Learner:
             self.map = empty_map(self.tiers, self.config)
             self._new = 0
 
+    def forget(self, namespace: str, path: str) -> int:
+        """Forget one category of one key (and the finer ones under it) and rebuild; returns
+        how many (category, tier) rows of evidence went (0: no such category)."""
+        gone = self.evidence.forget(namespace, path, self.clock())
+        if gone:
+            self.rebuild()
+        return gone
+
+    def current(self) -> LearnedMap:
+        """The map, rebuilt first if outcomes are waiting."""
+        return self.rebuild() if self._new else self.map
+
     def report(self) -> dict[str, Any]:
         """The map as an operator inspects it, rebuilt first if outcomes are waiting."""
         if self._new:

@@ -32,6 +32,7 @@ from router.traces.rows import decode_embedding
 from router.traces.store import TraceStore
 
 EPOCH_KEY = "learning_epoch"  # the store_meta key of the decay's reference instant
+CATEGORY_RESET_PREFIX = "learning_reset:"  # + the category's name: when it was last forgotten
 DAY_S = 86400.0
 EPS = 1e-4
 
@@ -41,6 +42,9 @@ _UPSERT = (
     "ON CONFLICT (api_key, category, tier) DO UPDATE SET "
     + ", ".join(f"{c} = learning_evidence.{c} + excluded.{c}" for c in COLUMNS)
 )
+_CALLS = ("SELECT api_key, role, task, step, tier, COUNT(*) AS calls, "
+          "SUM(CASE WHEN reason = 'explore' THEN 1 ELSE 0 END) AS explored FROM decisions "
+          "WHERE created_at >= ? GROUP BY api_key, role, task, step, tier")
 _READ = f"SELECT api_key, category, tier, {', '.join(COLUMNS)} FROM learning_evidence"
 
 Increment = tuple[str, str, str, tuple[float, ...]]  # (namespace, category, tier, columns)
@@ -150,6 +154,26 @@ class EvidenceStore:
             values *= factors
         return out
 
+    def forget(self, namespace: str, path: str, at: float | None = None) -> int:
+        """Forget one category of one key and every finer one under it (its coarser
+        categories keep what its outcomes taught them), and record when in the store's
+        metadata; returns how many (category, tier) rows went, 0 for an unknown category."""
+        at = time.time() if at is None else at
+        rows = self.store.query("SELECT DISTINCT category FROM learning_evidence "
+                                "WHERE api_key = ?", (namespace,))
+        gone = [r["category"] for r in rows if path == ROOT_PATH or r["category"] == path
+                or str(r["category"]).startswith(path + "/")]
+        if not gone:
+            return 0
+        name = f"{namespace or '-'}/{path}" if path else (namespace or "-")
+        self.store.execute([
+            ("DELETE FROM learning_evidence WHERE api_key = ? AND category = ?",
+             [(namespace, category) for category in gone]),
+            ("INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+             "DO UPDATE SET value = excluded.value",
+             [(CATEGORY_RESET_PREFIX + name, repr(at))])])
+        return len(gone)
+
     def clear(self) -> None:
         """Forget every category's sums (a learning reset)."""
         self.store.execute([("DELETE FROM learning_evidence", [()])])
@@ -166,3 +190,9 @@ class EvidenceStore:
             self.add_at((inc, float(row["received_at"])) for row in rows[start:start + chunk]
                         for inc in increments(row, row, tiers, self.config, clusters))
         return len(rows)
+
+
+def call_counts(store: TraceStore, since: float) -> list[dict[str, Any]]:
+    """Decisions since `since` grouped by (api_key, role, task, step, tier): calls and the
+    explored ones (router/decision/map_view.py rolls them up into categories)."""
+    return store.query(_CALLS, (since,))

@@ -1,11 +1,12 @@
 """What operators call: GET /tiers, /healthz, /readyz, /metrics, POST /admin/reload, and the
-online learning state: GET /admin/learning, POST /admin/learning/reset."""
+online learning state: GET /admin/learning, POST /admin/learning/reset, the learned map
+GET /map and POST /admin/map/reset."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,7 +20,8 @@ from router.api.deps import (
     RouteCaller,
     ServiceDep,
 )
-from router.schemas import EMPTY_JSON_BODY, Readiness, TierInfo, error_responses
+from router.decision.map_view import MapFilter
+from router.schemas import EMPTY_JSON_BODY, MapPage, MapReset, Readiness, TierInfo, error_responses
 
 router = APIRouter()
 
@@ -78,3 +80,35 @@ async def learning_reset(loop: LoopDep, _: AdminCaller, __: EmptyBody) -> dict[s
     """Forget what the deployment's outcomes taught (they stay in the store); decisions go back
     to the model's own scores. Other replicas follow at their next refresh."""
     return await run_in_threadpool(loop.reset_learning)
+
+
+Signal = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+@router.get("/map", response_model=MapPage, responses=error_responses(401, 403, 422, 429))
+async def learned_map(
+    loop: LoopDep, _: AdminCaller,
+    key: Annotated[str | None, Query(min_length=1, max_length=64,
+                                     description="Only this API key's categories ('-': calls "
+                                                 "without a key, '*': shared).")] = None,
+    role: Signal = None, task: Signal = None,
+    tier: Annotated[str | None, Query(min_length=1, max_length=64,
+                                      description="Only categories choosing this tier.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many categories.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Skip this many (the previous "
+                                 "page's next_offset).")] = 0,
+) -> MapPage:
+    """The learned map, one category a row in a stable order (key, then path): per tier its
+    calls, labelled outcomes and quality relative to the strongest with its interval; the tier
+    chosen at the configured quality_target and why (evidence, prior, pin, cold); the share of
+    calls explored; the saving against the strongest tier."""
+    where = MapFilter("" if key == "-" else key, role, task, tier)
+    return await run_in_threadpool(loop.map_page, where, limit, offset)
+
+
+@router.post("/admin/map/reset", responses=error_responses(400, 401, 403, 415, 422, 429))
+async def map_reset(loop: LoopDep, _: AdminCaller, body: MapReset) -> dict[str, Any]:
+    """Forget one category (and the finer ones under it): its calls go back to its coarser
+    category's evidence, then learn again. The store records when; the outcomes stay. Other
+    replicas follow at their next rebuild."""
+    return await run_in_threadpool(loop.forget_category, body.category)
