@@ -26,6 +26,7 @@ from router.cli.args import (
     out_dir,
     run,
 )
+from router.cli.learned import add_map_commands
 from router.cli.runs import add_run_commands
 from router.cli.traffic import add_traffic_commands
 
@@ -145,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     card.set_defaults(func=_card)
     add_traffic_commands(sub)
     add_run_commands(sub)
+    add_map_commands(sub)
     return parser
 
 
