@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from router.decision.categories import ROOT, SHARED, Signals, signal_path
+from router.decision.categories import ROOT, SHARED, Signals, parent_of, signal_path
 from router.decision.choice import TierTable
 from router.decision.learned_map import CategoryKey, Entry, LearnedMap, category_name
 
@@ -99,6 +99,40 @@ def map_rows(learned: LearnedMap, target: float, table: TierTable, calls: CallCo
         return len(matching), [row(item) for item in matching[offset:end]]
     rows = [r for r in map(row, matching) if r["chosen"] == where.tier]
     return len(rows), rows[offset:end]
+
+
+WHYS = ("evidence", "prior", "pin", "cold")
+
+
+@dataclass(frozen=True)
+class MapSummary:
+    """What the dashboard plots of a map: bounded by tiers x reasons, whatever the number of
+    categories (never one label per task string)."""
+
+    categories: Mapping[tuple[str, str], int]  # (chosen tier, why) -> live categories
+    saving: float  # the finest categories' savings, weighted by their labelled outcomes
+    evidence: float  # the share of those outcomes in categories decided by evidence
+
+
+def summarise(learned: LearnedMap, target: float, table: TierTable) -> MapSummary:
+    """Counts per (tier, why) over every live category; saving and evidence over the finest
+    ones (no live child; clusters only where a key has no signal category)."""
+    _, rows = map_rows(learned, target, table, {})
+    counts = {(t, w): 0 for t in learned.tiers for w in WHYS}
+    parents = {(ns, parent_of(path)) for ns, path in learned.entries}
+    leaves: list[dict[str, Any]] = []
+    clusters: list[dict[str, Any]] = []
+    for (ns, path), row in zip(sorted(learned.entries), rows, strict=True):
+        counts[(row["chosen"], row["why"])] += 1
+        if (ns, path) in parents or path == ROOT:
+            continue
+        (clusters if row["cluster"] else leaves).append(row)
+    finest = leaves or clusters or rows
+    weight = sum(r["outcomes"] for r in finest)
+    if weight <= 0:
+        return MapSummary(counts, 0.0, 0.0)
+    return MapSummary(counts, sum(r["saving"] * r["outcomes"] for r in finest) / weight,
+                      sum(r["outcomes"] for r in finest if r["why"] == "evidence") / weight)
 
 
 def _row(learned: LearnedMap, key: CategoryKey, entry: Entry, parts: Mapping[str, str | None],

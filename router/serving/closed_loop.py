@@ -28,7 +28,7 @@ from router.config import Settings
 from router.decision.categories import SHARED
 from router.decision.choice import TierTable
 from router.decision.features import CallView
-from router.decision.map_view import MapFilter, map_rows, roll_up
+from router.decision.map_view import WHYS, MapFilter, MapSummary, map_rows, roll_up, summarise
 from router.decision.policy import ExplorationDraw
 from router.errors import RequestLimitError, StoreError
 from router.guards.budgets import BudgetTracker, spent_in_store
@@ -81,9 +81,11 @@ class ClosedLoop:
                                 settings.tier_names)
             if self.metrics is not None and self.store is not None:
                 self.metrics.queue_depth.set_function(self.store.queue_depth)
+            self._register_map(registry, settings.tier_names)
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
         self.learning: Learner | None = None
+        self._summary: tuple[object, object, MapSummary] | None = None
 
     def start(self) -> ClosedLoop:
         if self.store is None:
@@ -189,6 +191,42 @@ class ClosedLoop:
             "revision": learned.revision, "total": total,
             "next_offset": offset + len(shown) if more else None,
             "categories": [MapCategory(**r) for r in shown]})
+
+    def map_summary(self) -> MapSummary | None:
+        """The current map's summary for the dashboard, computed once per (map, settings)."""
+        learner, settings = self.learning, self.settings
+        if learner is None:
+            return None
+        learned = learner.map
+        cached = self._summary
+        if cached is None or cached[0] is not learned or cached[1] is not settings:
+            summary = summarise(learned, settings.quality_target, TierTable.of(settings))
+            self._summary = cached = (learned, settings, summary)
+        return cached[2]
+
+    def _register_map(self, registry: CollectorRegistry, tiers: Sequence[str]) -> None:
+        """Gauges of the learned map, read at scrape time: tiers x reasons, never a label per
+        category."""
+        def count(tier: str, why: str) -> float:
+            summary = self.map_summary()
+            return float(summary.categories.get((tier, why), 0)) if summary else math.nan
+
+        def part(name: str) -> float:
+            summary = self.map_summary()
+            return float(getattr(summary, name)) if summary else math.nan
+
+        categories = Gauge("tier_router_map_categories", "Live categories of the learned map "
+                           "by the tier they choose at quality_target and why (evidence, "
+                           "prior, pin, cold).", ["tier", "why"], registry=registry)
+        for tier in tiers:
+            for why in WHYS:
+                categories.labels(tier, why).set_function(partial(count, tier, why))
+        Gauge("tier_router_map_saving", "Estimated saving against the strongest tier over the "
+              "finest categories, weighted by their outcomes (nominal call, before exploration).",
+              registry=registry).set_function(partial(part, "saving"))
+        Gauge("tier_router_map_evidence_share", "Share of those outcomes in categories decided "
+              "by their own evidence.", registry=registry).set_function(
+                  partial(part, "evidence"))
 
     def forget_category(self, name: str) -> dict[str, Any]:
         """Forget one category (named as GET /map names it) and the finer ones under it;

@@ -156,3 +156,21 @@ def test_a_map_of_ten_thousand_categories_is_paged_in_a_stable_order(
         hard = page(c, task="t00002")["categories"][0]
         assert (easy["chosen"], hard["chosen"]) == ("small", "large")
         assert page(c, tier="small", limit=1)["total"] == 5000
+
+
+def test_the_map_metrics_count_categories_by_tier_and_why_and_estimate_the_saving(
+    settings: Settings,
+) -> None:
+    at = shipped(settings, min_outcomes=30, cluster_bits=0).model_copy(
+        update={"quality_target": 0.85})
+    with client_for(at) as c:
+        learned(c)
+        text = c.get("/metrics").text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("tier_router_map_")}
+    assert values['tier_router_map_categories{tier="small",why="evidence"}'] == 1  # greet
+    assert values['tier_router_map_categories{tier="large",why="evidence"}'] == 2  # root, solve
+    assert len([k for k in values if k.startswith("tier_router_map_categories")]) == 3 * 4
+    # greet saves small against large, solve nothing; both have 180 outcomes
+    assert 0.45 < values["tier_router_map_saving"] < 0.5
+    assert values["tier_router_map_evidence_share"] == 1.0
