@@ -105,6 +105,8 @@ def test_either_header_carries_the_key(client) -> None:
     ("method", "path", "body", "who", "scope"),
     [
         ("post", "/admin/reload", None, "router", "admin"),
+        ("get", "/map", None, "router", "admin"),
+        ("post", "/admin/map/reset", {"category": "-"}, "router", "admin"),
         ("post", "/route", PROMPT, "fb", "route"),
         ("get", "/tiers", None, "fb", "route"),
         ("post", "/feedback-probe", None, "router", "feedback"),

@@ -8,17 +8,20 @@ and how it is edited, not routing quality.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi.testclient import TestClient
 
+from router.api.app import create_app
 from router.config import Pin, Settings
 from router.decision.learned_map import COLUMNS, TOTAL, W2, WY, N, W, Y
 from router.traces.evidence import CATEGORY_RESET_PREFIX, EvidenceStore
 from tests.api.test_feedback import client_for
 from tests.api.test_learning import route, shipped, teach
-
-ADMIN: dict[str, str] = {}  # an open service: admin calls from loopback need no key
+from tests.api.test_reload import write_config
+from tests.conftest import LOOPBACK, FakeEmbedder
 
 
 def page(client: TestClient, **params: Any) -> dict[str, Any]:
@@ -174,3 +177,24 @@ def test_the_map_metrics_count_categories_by_tier_and_why_and_estimate_the_savin
     # greet saves small against large, solve nothing; both have 180 outcomes
     assert 0.45 < values["tier_router_map_saving"] < 0.5
     assert values["tier_router_map_evidence_share"] == 1.0
+
+
+def test_a_pin_added_by_reload_keeps_what_was_learned(model_dir: Path, tmp_path: Path) -> None:
+    learning = {"min_outcomes": 30, "cluster_bits": 0, "prior_confidence": None}
+    config = write_config(tmp_path / "c.yaml", model_dir, quality_target=0.85,
+                          learning=learning)
+    with TestClient(create_app(config, embedder_factory=lambda cfg: FakeEmbedder()),
+                    client=LOOPBACK) as c:
+        learned(c)
+        before = page(c, task="greet")
+        assert before["categories"][0]["why"] == "evidence"
+        raw = yaml.safe_load(config.read_text())
+        raw["pins"] = [{"task": "greet", "tier": "large"}]
+        config.write_text(yaml.safe_dump(raw))
+        assert c.post("/admin/reload", json={}).status_code == 200
+        after = page(c, task="greet")
+        assert after["revision"] == before["revision"] == 360
+        row = after["categories"][0]
+        assert (row["chosen"], row["why"], row["pin"]) == ("large", "pin", "task 'greet'")
+        assert row["tiers"] == before["categories"][0]["tiers"]  # nothing relearned or lost
+        assert route(c, "hello there", task="greet")["tier"] == "large"
