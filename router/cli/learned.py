@@ -61,11 +61,11 @@ def _map(args: argparse.Namespace) -> int:
     if not rows:
         return 0
     width = max(24, *(len(r["category"]) for r in rows))
-    head = "".join(f"{t[:10]:>22}" for t in tiers)
+    head = "".join(f"  {t[:10]:>24}" for t in tiers)
     print(f"{'category':<{width}} {'outcomes':>8} {'chosen':>8} {'why':>8} {'saving':>7} "
           f"{'explored':>8}{head}")
     for r in rows:
-        cells = "".join(f"{_tier_cell(t):>22}" for t in r["tiers"])
+        cells = "".join(f"  {_tier_cell(t):>24}" for t in r["tiers"])
         explored = "-" if r["explored_share"] is None else f"{r['explored_share']:.1%}"
         print(f"{r['category']:<{width}} {r['outcomes']:>8.0f} {r['chosen']:>8} {r['why']:>8} "
               f"{r['saving']:>7.1%} {explored:>8}{cells}")
