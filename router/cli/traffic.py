@@ -195,24 +195,25 @@ def _export(args: argparse.Namespace) -> int:
 
 def _learning(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.decision.encoders.base import DIMENSION
-    from router.traces.learning import LearningState, read_observations
+    from router.decision.map_fit import fit_map
+    from router.traces.evidence import EvidenceStore
     from router.traces.store import TraceStore
 
     settings = load_settings(args.config)
-    metadata = settings.model_dir / "metadata.json"
-    model = json.loads(metadata.read_text()).get("router_version") if metadata.is_file() else None
     store = TraceStore(settings.store).open()
     try:
+        evidence = EvidenceStore(store, settings.learning)
+        reset_at = store.learning_reset_at()
         if args.reset:
-            print(f"learning state reset at {store.reset_learning():.3f}")
-        observations, revision, reset_at = read_observations(store, settings.learning, model)
+            reset_at = store.reset_learning()
+            evidence.clear()
+            print(f"learning state reset at {reset_at:.3f}")
+        learned = fit_map(evidence.read(settings.tier_names), settings.tier_names,
+                          settings.learning)
     finally:
         store.close()
-    state = LearningState(settings.learning, settings.tier_names, DIMENSION, model)
-    state.load(observations, revision)
     print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
-                      **state.snapshot()}, indent=2))
+                      **learned.snapshot()}, indent=2))
     return 0
 
 

@@ -149,7 +149,7 @@ def holdout_prior(
     rows = table.subset(keep)
     data, _ = featurise(rows, cache)
     model = fit_final(data, recipe, seed)
-    save_model(out, model.classifier, model.numeric_features,
+    save_model(out, model.head, model.features,
                router_version=f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
                head=recipe.as_metadata(), embedder_backend=cache.embedder.name, seed=seed,
                data=files, training_prompts=int(len(rows)), held_out_source="+".join(names),
