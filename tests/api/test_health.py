@@ -331,7 +331,7 @@ def test_one_key_cannot_take_a_tier_down_for_the_others(settings: Settings) -> N
             return r.status_code
 
         assert all(hostile_report("k-m") == 201 for _ in range(10))
-        time.sleep(0.06)
+        stats_window_passes(c)
         tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
         assert [m["state"] for m in tiers["large"]["health"]] == ["closed", "closed"]
         assert [m["errors"] for m in tiers["large"]["health"]] == [10, 10]  # once per report
@@ -347,6 +347,6 @@ def test_one_key_cannot_take_a_tier_down_for_the_others(settings: Settings) -> N
         assert r.json()["detail"][0]["field"] == "attempts.0.model"
 
         assert hostile_report("k-a") == 201  # a second key's failure: evidence from two keys
-        time.sleep(0.06)
+        stats_window_passes(c)
         tiers = {t["name"]: t for t in c.get("/tiers", headers={"X-API-Key": "k-a"}).json()}
         assert [m["state"] for m in tiers["large"]["health"]] == ["open", "open"]

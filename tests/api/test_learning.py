@@ -146,9 +146,10 @@ def test_exploration_is_logged_and_never_touches_a_dry_run(settings: Settings) -
         assert all(d["reason"] != "explore" and d["tier"] == "large" for d in dry)
         live = [route(c, f"hello there {i}") for i in range(200)]
         tried = [d for d in live if d["reason"] == "explore"]
-        assert tried and all(d["tier"] != "large" and 0 < d["propensity"] < 0.5 for d in tried)
+        # cold: large, a cheaper tier tried as often as it might pass, at most the rate in all
+        assert tried and all(d["tier"] != "large" and 0 < d["propensity"] <= 0.5 for d in tried)
         kept = [d for d in live if d["reason"] != "explore"]
-        assert all(d["tier"] == "large" and 0.5 < d["propensity"] <= 1.0 for d in kept)
+        assert all(d["tier"] == "large" and 0.5 <= d["propensity"] <= 1.0 for d in kept)
         planned = [route(c, task="plan") for _ in range(20)]  # min_tier large: nowhere to go
         assert all(d["tier"] == "large" and d["propensity"] == 1.0 for d in planned)
         forced = [route(c, tier="medium") for _ in range(10)]
