@@ -56,7 +56,16 @@ from router.schemas.route import (
     edit_distance,
     misspelt_field,
 )
-from router.schemas.runs import RunKey, RunLedger, RunList, RunStep, RunSummary
+from router.schemas.runs import (
+    RunKey,
+    RunLedger,
+    RunList,
+    RunOutcome,
+    RunOutcomeInfo,
+    RunOutcomeReceipt,
+    RunStep,
+    RunSummary,
+)
 
 __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
@@ -64,7 +73,8 @@ __all__ = [
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
     "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
+    "RouteRequest", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
+    "RunOutcomeReceipt", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
     "with_suggestions",

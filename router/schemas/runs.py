@@ -1,11 +1,19 @@
-"""GET /runs/{run_id}: the ledger of one agent run, and the list of recent runs."""
+"""GET /runs/{run_id}: the ledger of one agent run and its final outcome, and the list of
+recent runs; POST /runs/{run_id}/outcome: that outcome."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 
 
 def iso_utc(epoch: float) -> str:
@@ -47,6 +55,36 @@ class RunStep(BaseModel):
     cost_usd: float = Field(description="Reported where it came back, else estimated.")
 
 
+class RunOutcome(BaseModel):
+    """POST /runs/{run_id}/outcome: how the whole run ended (success and/or quality), once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: bool | None = Field(default=None, strict=True)
+    quality: float | None = Field(default=None, ge=0.0, le=1.0, strict=True,
+                                  allow_inf_nan=False, description="0-1.")
+
+    @model_validator(mode="after")
+    def _something(self) -> RunOutcome:
+        if self.success is None and self.quality is None:
+            raise ValueError("give 'success', 'quality' or both")
+        return self
+
+
+class RunOutcomeInfo(BaseModel):
+    success: bool | None
+    quality: float | None
+    api_key: str | None = Field(description="The key that reported it.")
+    received_at: Moment
+
+
+class RunOutcomeReceipt(BaseModel):
+    run_id: str
+    status: Literal["recorded", "duplicate"] = Field(
+        description="duplicate: the same outcome was already recorded (nothing changed).")
+    outcome: RunOutcomeInfo
+
+
 class RunLedger(BaseModel):
     """A run's calls in order, its total and its most expensive step."""
 
@@ -63,6 +101,8 @@ class RunLedger(BaseModel):
                                            "ISO 8601, UTC).")
     steps: list[RunStep]
     most_expensive: RunStep
+    outcome: RunOutcomeInfo | None = Field(default=None, description="The run's final "
+                                           "outcome, once POST /runs/{run_id}/outcome gave it.")
 
 
 class RunSummary(BaseModel):

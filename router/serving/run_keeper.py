@@ -10,14 +10,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from router.config import Settings
-from router.errors import StoreError, UnknownRun
+from router.errors import FeedbackConflict, StoreError, UnknownRun
 from router.guards.run_spend import LocalRunSpend, run_key
 from router.guards.run_spend_redis import SharedRunSpend
 from router.guards.shared import SharedCounters
-from router.schemas import RunLedger, RunList
+from router.schemas import (
+    RunLedger,
+    RunList,
+    RunOutcome,
+    RunOutcomeInfo,
+    RunOutcomeReceipt,
+)
 from router.traces.retention import RetentionJob, SideConnection
 from router.traces.run_records import RunRecords
 from router.traces.store import TraceStore
@@ -82,11 +88,35 @@ class RunKeeper:
         key learns nothing of another key's runs)."""
         expire = self.settings.runs.expire_after_s
         ledger = self._records().ledger(run_id, expire, time.time(), owner)
+        if ledger is not None and self.records is not None:
+            stored = self.records.outcome(run_id)
+            if stored is not None:
+                ledger = ledger.model_copy(update={"outcome": _outcome_info(stored)})
         if ledger is None:
             raise UnknownRun(f"no live run {run_id!r} of this API key (a run is visible to the "
                              f"key that made its calls and to admin keys, and expires "
                              f"{expire:g} s after its last call: runs.expire_after_s)")
         return ledger
+
+    def record_outcome(self, run_id: str, owner: str | None, key: str | None,
+                       outcome: RunOutcome) -> RunOutcomeReceipt:
+        """A run's final outcome, once: only for a live run with a call of `owner`'s (another
+        key's run is UnknownRun, as for the ledger); the same again is a duplicate, a
+        different one FeedbackConflict."""
+        self.ledger(run_id, owner)  # UnknownRun unless the caller may see the run
+        records = self._records()
+        stored = records.outcome(run_id)
+        status: Literal["recorded", "duplicate"] = "duplicate"
+        if stored is None:
+            stored = records.record_outcome(run_id, key, outcome.success, outcome.quality,
+                                            time.time())
+            status = "recorded"
+        info = _outcome_info(stored)
+        if (info.success, info.quality) != (outcome.success, outcome.quality):
+            raise FeedbackConflict(
+                f"run {run_id!r} already has the outcome success={info.success}, "
+                f"quality={info.quality}; a run's outcome is recorded once")
+        return RunOutcomeReceipt(run_id=run_id, status=status, outcome=info)
 
     def recent(self, owner: str | None, limit: int, offset: int = 0) -> RunList:
         """A page of the live runs `owner` may see, the latest call first."""
@@ -99,3 +129,10 @@ class RunKeeper:
             raise StoreError("the trace store is disabled (store.enabled: false): no ledgers")
         self.store.flush(timeout=2.0)  # this replica's queued decisions are part of their runs
         return self.records
+
+
+def _outcome_info(row: dict[str, Any]) -> RunOutcomeInfo:
+    success = row["success"]
+    return RunOutcomeInfo(success=None if success is None else bool(success),
+                          quality=row["quality"], api_key=row["api_key"],
+                          received_at=float(row["received_at"]))

@@ -136,6 +136,17 @@ CREATE TABLE IF NOT EXISTS learning_evidence (
 # Indexes on columns a migration may add: made after it (one key's live runs, GET /runs).
 _LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS decisions_key ON decisions (api_key, created_at)",)
 
+# A run's final outcome (POST /runs/{run_id}/outcome): additive, so no schema version of its own;
+# a router that does not know it leaves it alone.
+_RUN_OUTCOMES = """
+CREATE TABLE IF NOT EXISTS run_outcomes (
+    run_id TEXT PRIMARY KEY,
+    api_key TEXT,
+    success INTEGER,
+    quality DOUBLE PRECISION,
+    received_at DOUBLE PRECISION NOT NULL
+)"""
+
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
@@ -302,7 +313,7 @@ class Database:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
         for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE, _META,
-                          *_INDEXES):
+                          _RUN_OUTCOMES, *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from router.errors import StoreError
 from router.schemas import RunKey, RunLedger, RunStep, RunSummary
 from router.traces.store import TraceStore
 
@@ -95,6 +96,25 @@ class RunRecords:
             return None
         keys = sorted({r["api_key"] for r in rows}, key=lambda k: (k is None, k or ""))
         return ledger_of(run_id, [_step(r) for r in rows], expire_after_s, keys)
+
+    def outcome(self, run_id: str) -> dict[str, Any] | None:
+        """The run's recorded final outcome (success, quality, api_key, received_at)."""
+        rows = self.store.query("SELECT success, quality, api_key, received_at FROM "
+                                "run_outcomes WHERE run_id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def record_outcome(self, run_id: str, key: str | None, success: bool | None,
+                       quality: float | None, at: float) -> dict[str, Any]:
+        """Record a run's final outcome unless it has one; returns the stored one (another
+        replica's may have won: the caller compares)."""
+        self.store.execute([("INSERT INTO run_outcomes (run_id, api_key, success, quality, "
+                             "received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                             [(run_id, key, None if success is None else int(success), quality,
+                               at)])])
+        stored = self.outcome(run_id)
+        if stored is None:
+            raise StoreError(f"run {run_id!r}: the outcome was not stored")
+        return stored
 
     def live(self, since: float, expire_after_s: float,
              owner: str | None = None) -> dict[RunKey, list[dict[str, Any]]]:

@@ -356,3 +356,37 @@ def test_reports_never_wait_for_the_connection_feedback_commits_on(
         waited = time.monotonic() - started
     assert runs.status_code == 200 and [r["run_id"] for r in runs.json()["runs"]] == ["held"]
     assert spend.status_code == 200 and waited < 5
+
+
+def test_a_runs_outcome_is_its_keys_once_and_shown_in_its_ledger(settings: Settings) -> None:
+    with client_for(keyed(settings)) as c:
+        route(c, run_id="r1", headers=key("a"))
+        assert c.get("/runs/r1", headers=key("a")).json()["outcome"] is None
+        foreign = c.post("/runs/r1/outcome", json={"success": True}, headers=key("b"))
+        assert foreign.status_code == 404 and foreign.json()["error"] == "unknown run"
+        first = c.post("/runs/r1/outcome", json={"success": True, "quality": 0.8},
+                       headers=key("a"))
+        assert first.status_code == 200, first.text
+        assert first.json()["status"] == "recorded"
+        same = c.post("/runs/r1/outcome", json={"success": True, "quality": 0.8},
+                      headers=key("a"))
+        assert same.status_code == 200 and same.json()["status"] == "duplicate"
+        other = c.post("/runs/r1/outcome", json={"success": False}, headers=key("a"))
+        assert other.status_code == 409 and "already has the outcome" in other.json()["detail"]
+        shown = c.get("/runs/r1", headers=key("ops")).json()["outcome"]
+        assert (shown["success"], shown["quality"], shown["api_key"]) == (True, 0.8, "a")
+        assert c.post("/runs/nope/outcome", json={"success": True},
+                      headers=key("a")).status_code == 404
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "body"), ({"quality": 1.5}, "quality"), ({"success": "yes"}, "success"),
+    ({"success": True, "cost": 1}, "cost")])
+def test_a_bad_run_outcome_is_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str,
+) -> None:
+    route(client, run_id="r2")
+    r = client.post("/runs/r2/outcome", json=body)
+    assert r.status_code == 422, r.text
+    assert field in r.text
+    assert client.get("/runs/r2").json()["outcome"] is None  # nothing was recorded

@@ -150,3 +150,25 @@ def test_async_client_routes_reports_and_fails_open(live: Server, closed_url: st
             assert await down.feedback(decision, success=True) is None
 
     asyncio.run(main())
+
+
+def test_run_outcome_is_reported_once_and_refused_when_different(live: Server) -> None:
+    with RouterClient(live.url, api_key=AGENT) as router:
+        router.route(CHAT, run_id="client-run-outcome")
+        first = router.run_outcome("client-run-outcome", success=True, quality=0.9)
+        assert first["status"] == "recorded" and first["outcome"]["api_key"] == "agent"
+        assert router.run_outcome("client-run-outcome", success=True,
+                                  quality=0.9)["status"] == "duplicate"
+        with pytest.raises(RouterRefused) as refused:
+            router.run_outcome("client-run-outcome", success=False)
+        assert refused.value.status_code == 409
+        with pytest.raises(ValueError, match="success, quality or both"):
+            router.run_outcome("client-run-outcome")
+
+    async def main() -> None:
+        async with AsyncRouterClient(live.url, api_key=AGENT) as router:
+            await router.route(CHAT, run_id="client-run-async")
+            receipt = await router.run_outcome("client-run-async", quality=0.5)
+            assert receipt["status"] == "recorded"
+
+    asyncio.run(main())

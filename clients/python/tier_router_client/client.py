@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -72,6 +73,17 @@ class RouterClient:
             tokens_in=tokens_in, tokens_out=tokens_out, cached_tokens_in=cached_tokens_in,
             latency_ms=latency_ms, error=error, fallback_used=fallback_used, attempts=attempts))
         return _core.receipt_of(self.options, self._send("/feedback", body))
+
+    def run_outcome(self, run_id: str, *, success: bool | None = None,
+                    quality: float | None = None) -> dict[str, Any]:
+        """Report how a whole run ended (success and/or quality 0-1), once per run: the same
+        again answers status "duplicate", a different one is `RouterRefused` (409). Only a
+        key that made the run's calls may report it. Returns the service's receipt."""
+        if success is None and quality is None:
+            raise ValueError("give success, quality or both")
+        body = {k: v for k, v in (("success", success), ("quality", quality)) if v is not None}
+        path = "/runs/" + quote(run_id, safe="") + "/outcome"
+        return _core.read_json(self.options, self._send(path, body))
 
     def _send(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:
         """POST with retries; RouterUnavailable when no attempt got an answer worth keeping."""

@@ -1,4 +1,5 @@
-"""GET /runs/{run_id} and GET /runs: an agent run's ledger, and the live runs, from the store.
+"""GET /runs/{run_id} and GET /runs: an agent run's ledger, and the live runs, from the store;
+POST /runs/{run_id}/outcome: how the run ended, once.
 
 A run is visible to the key that made its calls and to admin keys (every key's calls); any
 other key gets 404, as for a run that does not exist, so a key learns nothing of others' runs.
@@ -13,7 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from router.api.deps import LoopDep, RunCaller
 from router.guards.auth import Principal
-from router.schemas import ErrorBody, RunLedger, RunList, error_responses
+from router.schemas import (
+    ErrorBody,
+    RunLedger,
+    RunList,
+    RunOutcome,
+    RunOutcomeReceipt,
+    error_responses,
+)
 
 router = APIRouter()
 
@@ -50,3 +58,18 @@ async def live_runs(
     """The live runs (a call within runs.expire_after_s) the caller may see, latest first,
     one page at a time (`next_offset` says where the next one starts)."""
     return await run_in_threadpool(loop.runs.recent, owner_of(caller), limit, offset)
+
+
+@router.post("/runs/{run_id}/outcome", response_model=RunOutcomeReceipt, responses={
+    **RUN_ERRORS, **error_responses(400, 415),
+    404: {"model": ErrorBody, "description": "No live run with this id for this key."},
+    409: {"model": ErrorBody, "description": "The run already has a different outcome."}})
+async def run_outcome(
+    loop: LoopDep, caller: RunCaller, body: RunOutcome,
+    run_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> RunOutcomeReceipt:
+    """The run's final outcome (success and/or quality), recorded once by a key that made its
+    calls (or admin): the same again is a duplicate, a different one 409. A cheaper step that
+    makes a run fail saves nothing; this is what shows it."""
+    return await run_in_threadpool(loop.runs.record_outcome, run_id, owner_of(caller),
+                                   None if caller.anonymous else caller.name, body)
