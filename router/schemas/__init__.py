@@ -57,6 +57,7 @@ from router.schemas.route import (
     misspelt_field,
 )
 from router.schemas.runs import (
+    RunCosts,
     RunKey,
     RunLedger,
     RunList,
@@ -73,7 +74,7 @@ __all__ = [
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
     "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
+    "RouteRequest", "RunCosts", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
     "RunOutcomeReceipt", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",

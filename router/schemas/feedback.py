@@ -18,6 +18,7 @@ from router.schemas.chat import ChatMessage, Id, exactly_one_input
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 from router.schemas.numbers import Cost, Count, JsonNumber, Unit
 from router.schemas.route import misspelt_field
+from router.schemas.runs import RunCosts
 
 
 class _Labelled(BaseModel):
@@ -169,6 +170,8 @@ class SpendReport(BaseModel):
         default=None, description="The `offset` of the next page; null: this is the last.")
     shadow: ShadowReport | None = Field(
         default=None, description="What shadow decisions would have saved; absent: none.")
+    runs: RunCosts | None = Field(
+        default=None, description="Cost per run and per successful run; absent: no runs.")
 
 
 def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:

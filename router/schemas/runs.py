@@ -119,3 +119,19 @@ class RunList(BaseModel):
     runs: list[RunSummary]
     next_offset: int | None = Field(
         default=None, description="The `offset` of the next page; null: this is the last.")
+
+
+class RunCosts(BaseModel):
+    """Cost per run beside cost per call, since the report's `since`: a cheaper step that
+    makes a run longer or fail saves nothing, and only this shows it."""
+
+    runs: int = Field(description="Runs with a call in the period (calls carrying a run_id).")
+    calls: int
+    cost_per_call_usd: float
+    cost_per_run_usd: float
+    with_outcome: int = Field(description="Runs whose final outcome was reported.")
+    successful: int = Field(description="Of them, success: true (or quality >= 0.5 without "
+                                        "success).")
+    cost_per_successful_run_usd: float | None = Field(
+        description="What the runs with an outcome cost in all, over the successful ones "
+                    "(failures' cost included); null without a success.")

@@ -48,6 +48,7 @@ from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
 from router.traces.evidence import call_counts
 from router.traces.rows import Seen
+from router.traces.run_records import run_costs
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
 
@@ -298,7 +299,8 @@ class ClosedLoop:
         rows = rows[:limit] if limit is not None else rows
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
                            next_offset=offset + len(rows) if more else None,
-                           shadow=shadow_report(store, self.settings, since))
+                           shadow=shadow_report(store, self.settings, since),
+                           runs=run_costs(store, since))
 
 
 def _spend_rows(store: TraceStore, by: str, since: float,

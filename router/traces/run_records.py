@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from router.errors import StoreError
-from router.schemas import RunKey, RunLedger, RunStep, RunSummary
+from router.schemas import RunCosts, RunKey, RunLedger, RunStep, RunSummary
 from router.traces.store import TraceStore
 
 _STEPS = """
@@ -187,3 +187,33 @@ class RunRecords:
                         "started_at": float(rows[0]["created_at"]),
                         "last_call_at": float(rows[-1]["created_at"])}
         return out
+
+
+_RUN_COSTS = (
+    "SELECT d.run_id AS run_id, COUNT(*) AS calls, "
+    "SUM(COALESCE(o.cost_usd, d.estimated_cost_usd)) AS cost, "
+    "MAX(r.success) AS success, MAX(r.quality) AS quality, "
+    "MAX(CASE WHEN r.run_id IS NULL THEN 0 ELSE 1 END) AS reported "
+    "FROM decisions d "
+    "LEFT JOIN (SELECT decision_id, MAX(cost_usd) AS cost_usd FROM outcomes "
+    "WHERE decision_id IS NOT NULL GROUP BY decision_id) o ON o.decision_id = d.decision_id "
+    "LEFT JOIN run_outcomes r ON r.run_id = d.run_id "
+    "WHERE d.run_id IS NOT NULL AND d.created_at >= ? GROUP BY d.run_id")
+
+
+def run_costs(store: TraceStore, since: float | None) -> RunCosts | None:
+    """Cost per call, per run and per successful run of the runs with a call since `since`
+    (reported costs where feedback gave one, else the decisions' estimates); None: no run."""
+    rows = store.read(_RUN_COSTS, (since or 0.0,))
+    if not rows:
+        return None
+    calls = sum(int(r["calls"]) for r in rows)
+    total = sum(float(r["cost"] or 0.0) for r in rows)
+    reported = [r for r in rows if r["reported"]]
+    wins = [r for r in reported if (bool(r["success"]) if r["success"] is not None
+                                    else float(r["quality"] or 0.0) >= 0.5)]
+    spent = sum(float(r["cost"] or 0.0) for r in reported)
+    return RunCosts(runs=len(rows), calls=calls, cost_per_call_usd=total / calls,
+                    cost_per_run_usd=total / len(rows), with_outcome=len(reported),
+                    successful=len(wins),
+                    cost_per_successful_run_usd=spent / len(wins) if wins else None)

@@ -377,6 +377,21 @@ def test_a_runs_outcome_is_its_keys_once_and_shown_in_its_ledger(settings: Setti
         assert (shown["success"], shown["quality"], shown["api_key"]) == (True, 0.8, "a")
         assert c.post("/runs/nope/outcome", json={"success": True},
                       headers=key("a")).status_code == 404
+        route(c, run_id="r2", headers=key("a"))
+        route(c, run_id="r2", headers=key("a"))
+        assert c.post("/runs/r2/outcome", json={"success": False},
+                      headers=key("a")).status_code == 200
+        route(c, run_id="r3", headers=key("b"))  # no outcome reported
+        spend = c.get("/spend", headers=key("ops"))
+        assert spend.status_code == 200, spend.text
+        runs = spend.json()["runs"]
+        assert (runs["runs"], runs["calls"], runs["with_outcome"], runs["successful"]) == (
+            3, 4, 2, 1)
+        ledger = {r: c.get(f"/runs/{r}", headers=key("ops")).json()["total_usd"]
+                  for r in ("r1", "r2", "r3")}
+        assert runs["cost_per_run_usd"] == pytest.approx(sum(ledger.values()) / 3)
+        assert runs["cost_per_call_usd"] == pytest.approx(sum(ledger.values()) / 4)
+        assert runs["cost_per_successful_run_usd"] == pytest.approx(ledger["r1"] + ledger["r2"])
 
 
 @pytest.mark.parametrize(("body", "field"), [
