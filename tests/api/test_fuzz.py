@@ -34,11 +34,15 @@ SERVER_ERRORS_ONLY: dict[str, str] = {}
 # field must not pass; "not within edit distance 2 of these names" has no schema), and
 # feedback's cached input tokens are part of its input tokens (a relation between two fields),
 # and a report is bounded by its model's context window and prices (the config's, not the
-# schema's).
+# schema's); a run's outcome needs one of two fields; the map's tier filter names a configured
+# tier, and a category to forget must be one the map has evidence of (the store's, at the time).
 CROSS_FIELD_RULES = {
     "POST /route": ("did you mean",), "POST /route/batch": ("did you mean",),
     "POST /feedback": ("cached input tokens are part of the input", "limits.report_slack",
                        "no configured tier's model"),
+    "POST /runs/{run_id}/outcome": ("give 'success', 'quality' or both",),
+    "GET /map": ("is not one of the tiers",),
+    "POST /admin/map/reset": ("in the learned map's evidence",),
 }
 
 
