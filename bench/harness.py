@@ -54,11 +54,15 @@ def free_port() -> int:
 
 def write_config(base: Path | None, out: Path, **changes: Any) -> Path:
     """The base config (default: the shipped one) with `changes`; model_dir made absolute."""
-    from router.config import default_config_path, load_settings
+    from router.config import default_config_path
 
     source = base or default_config_path()
     raw = yaml.safe_load(source.read_text())
-    raw["model_dir"] = str(load_settings(source, environ={}).model_dir)
+    # resolved as the config's own tree reads it (beside the file), not validated here: an
+    # older tree's config need not be one this tree's schema accepts
+    model_dir = Path(raw.get("model_dir") or "models/default")
+    raw["model_dir"] = str(model_dir if model_dir.is_absolute()
+                           else (source.parent / model_dir).resolve())
     raw.update(changes)
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out

@@ -54,9 +54,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from harness import ROOT, SYSTEM, TOOLS, Server, dump, metric, percentile, print_table, write_config
 
-from router.config import EmbedderConfig, load_settings
+from router.config import EmbedderConfig
 from router.decision.features import view_of
 from router.schemas import RouteRequest
 
@@ -261,6 +262,12 @@ def row(run: Run, bare: dict[str, tuple[float, int]]) -> list[Any]:
             f"{run.server_wait:.0%}", run.rss_mb]
 
 
+def embedder_of(config: Path) -> EmbedderConfig:
+    """The embedder section of a config file, validated alone."""
+    return EmbedderConfig.model_validate((yaml.safe_load(config.read_text()) or {}).get(
+        "embedder") or {})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the shipped model")
@@ -314,10 +321,11 @@ def main() -> int:
                                   ("batch_size", args.batch_size),
                                   ("int8_recipe", args.int8_recipe)) if v is not None}
     if embedder:
-        changes["embedder"] = load_settings(base, environ={}).embedder.model_copy(
+        changes["embedder"] = embedder_of(write_config(base, work / "base.yaml")).model_copy(
             update=embedder).model_dump(mode="json", exclude_none=True)
     config = write_config(base, work / "config.yaml", **changes)
-    settings = load_settings(config, environ={})
+    emb = embedder_of(config)  # the server tree's config may not be one this tree accepts
+    model_dir = Path(yaml.safe_load(config.read_text())["model_dir"])
 
     drawer = Drawer(load_prompts(args.data_dir, args.seed))
     warm = drawer.draw("warm-up", 100, short, plain)
@@ -339,7 +347,7 @@ def main() -> int:
     assert server.proc is not None
     print(f"server pid {server.proc.pid} ready in {startup:.2f} s: {ready}", flush=True)
     try:
-        encoder = bare_encoder(settings.embedder)
+        encoder = bare_encoder(emb)
         bare = {name: bare_throughput(encoder, [t for _, w in runs_of[name] for t in w.texts], 512)
                 for name in args.workloads}
         del encoder
@@ -362,11 +370,10 @@ def main() -> int:
         server.stop()
     load_after = os.getloadavg()[0]
 
-    emb = settings.embedder
     recipe = f" ({emb.int8_recipe})" if emb.backend == "onnx-int8" else ""
     print(f"\nroute bench: {emb.backend}{recipe}, {emb.threads} threads, "
-          f"batch {settings.embedder.batch_size} / {settings.embedder.batch_wait_ms} ms, "
-          f"model {settings.model_dir.name}, server tree {args.server_root}, "
+          f"batch {emb.batch_size} / {emb.batch_wait_ms} ms, "
+          f"model {model_dir.name}, server tree {args.server_root}, "
           f"config {base or 'shipped'}, api key {'yes' if API_KEY else 'no'}, "
           f"run_id {run_id or 'agent only'}")
     headers = ["workload", "conc", "n", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
