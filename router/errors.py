@@ -68,6 +68,18 @@ class FeedbackConflict(RouterError):
     """Feedback for a decision that already has a different outcome stored (-> 409)."""
 
 
+class EscalationRefused(RouterError):
+    """An escalation that cannot be made (-> 409): the decision was escalated from already
+    (`escalated_to` names where it went), it is on the strongest tier, or no stronger tier
+    fits the call's limits (`limit` names which)."""
+
+    def __init__(self, message: str, *, escalated_to: str | None = None,
+                 limit: object = None):
+        self.escalated_to = escalated_to
+        self.limit = limit
+        super().__init__(message)
+
+
 class BudgetExhausted(RouterError):
     """A role's budget is spent for the current period (-> 402, naming it and its reset)."""
 

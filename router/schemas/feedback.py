@@ -127,6 +127,11 @@ class FeedbackReceipt(BaseModel):
     feedback_id: str
     decision_id: str | None
     status: Literal["stored", "duplicate", "completed"]
+    ignored_fields: list[str] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="Fields of the report that were not used, and `detail` says why (a label "
+                    "for a decision escalated from: the escalation recorded its failure).")
+    detail: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class SpendRow(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+from router.schemas.escalation import Escalation
 from router.schemas.numbers import JsonNumber
 
 # What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
@@ -29,7 +30,7 @@ QUALITY_TARGET_DOC = (
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
-    "ceiling", "context_downgrade", "sticky", "health_upgrade",
+    "ceiling", "context_downgrade", "sticky", "health_upgrade", "escalation",
 ]
 
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
@@ -166,15 +167,31 @@ class RouteRequest(BaseModel):
         default=None, description="'run': stay on the model of the run's earlier calls unless "
                                   "this call needs a stronger tier or a budget or the model's "
                                   "health forces a change. Absent: the config's runs.sticky.")
+    escalate_from: Id | None = Field(
+        default=None,
+        description="The decision_id whose answer failed (with `escalation` saying how): that "
+                    "answer counts as a failure of its tier for this call, and the answer is "
+                    "a stronger tier for the same call, in the same run, within the first "
+                    "decision's ceiling (model) and max_cost_usd. Each decision can be "
+                    "escalated from once (409 after that, naming the decision it went to); "
+                    "from the strongest tier, or when no stronger tier fits: 409.")
+    escalation: Escalation | None = Field(
+        default=None, description="Why the answer of `escalate_from` failed; required with it.")
 
     # Set by the server after authentication, never by the client: which key made the call,
     # for per-key budgets and spend. None when the service runs without keys.
     _api_key: str | None = PrivateAttr(default=None)
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
+    # Set by the server for an escalation it admitted: (decision escalated from, attempt).
+    _escalating: tuple[str, int] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
         exactly_one_input(self)
+        if (self.escalate_from is None) != (self.escalation is None):
+            missing = "escalation" if self.escalation is None else "escalate_from"
+            raise ValueError(f"'escalate_from' and 'escalation' go together: {missing!r} is "
+                             "missing")
         ids = self.metadata or {}
         for key in METADATA_IDS:
             value = ids.get(key)
@@ -190,6 +207,18 @@ class RouteRequest(BaseModel):
     def attribute_to(self, api_key: str | None) -> RouteRequest:
         """Record the authenticated key's name on the request; returns it for chaining."""
         self._api_key = api_key
+        return self
+
+    @property
+    def escalating(self) -> tuple[str, int] | None:
+        """(the decision escalated from, this call's attempt), once the server admitted the
+        escalation; None for every other call."""
+        return self._escalating
+
+    def escalate_as(self, tier: str, from_decision: str, attempt: int) -> RouteRequest:
+        """Mark the request as the admitted escalation to `tier`; returns it for chaining."""
+        self.tier = tier
+        self._escalating = (from_decision, attempt)
         return self
 
     def chat(self) -> list[ChatMessage]:
@@ -299,6 +328,12 @@ class RouteDecision(BaseModel):
                                   "(reported costs where feedback came back); with a run_id.")
     run_max_cost_usd: float | None = Field(
         default=None, description="The cap the run's spend is held to, when one applies.")
+    attempt: int | None = Field(
+        default=None, ge=2,
+        description="An escalation's place in its call's chain: 2 for the first escalation, "
+                    "3 for the next; absent on a first decision.")
+    escalated_from: str | None = Field(
+        default=None, description="The decision this one escalates from; absent otherwise.")
 
     @property
     def spend_estimate_usd(self) -> float:

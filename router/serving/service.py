@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -233,6 +233,10 @@ class RouterService:
             thin=thin, confidence=confidence, failure=failure, shadow=shadow,
         )
         choice = choose(scores, self.table, target, facts, reads)
+        escalating = request.escalating
+        if escalating is not None:  # the admitted escalation: its tier was forced
+            choice = replace(choice, reason="escalation").say(
+                f"escalated from {escalating[0]} (tier {choice.tier}, attempt {escalating[1]})")
         decision = RouteDecision(
             decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,
@@ -250,10 +254,16 @@ class RouterService:
             ignored_fields=request.ignored_fields() or None,
             shadow=shadow,
             followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
+            attempt=escalating[1] if escalating is not None else None,
+            escalated_from=escalating[0] if escalating is not None else None,
         )
         if pins is not None and request.run_id is not None and not request.dry_run:
             pins[run_key(request.api_key, request.run_id)] = self._pinned_as(request, decision)
         return decision
+
+    def facts_of(self, request: RouteRequest) -> CallFacts:
+        """What the decision knows of a call besides its scores (an escalation's limits)."""
+        return self._facts(request, view_of(request.chat(), request.tools))
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""

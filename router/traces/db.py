@@ -26,7 +26,10 @@ from router.errors import ConfigError, StoreError
 # 4: outcomes.quality nullable (outcome-only feedback: spend and health, never learning) and
 #    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
 #    (the request's own `model`: in shadow mode the one it followed).
-SCHEMA_VERSION = 4
+# 5: the escalations table (which decision each was escalated to, why; written before the
+#    escalated decision, so a decision is escalated from once, across restarts and replicas)
+#    and decisions.max_cost_usd (the call's own cap, which its escalation keeps).
+SCHEMA_VERSION = 5
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -38,6 +41,7 @@ ADDED_COLUMNS = (
     (3, "prior_scores", "TEXT"),
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
     (4, "requested_model", "TEXT"),
+    (5, "max_cost_usd", "DOUBLE PRECISION"),
 )
 
 _DECISIONS = """
@@ -69,7 +73,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     feature_version TEXT,
     prior_scores TEXT,
     shadow INTEGER NOT NULL DEFAULT 0,
-    requested_model TEXT
+    requested_model TEXT,
+    max_cost_usd DOUBLE PRECISION
 )"""
 
 _OUTCOMES = """
@@ -101,12 +106,29 @@ CREATE TABLE IF NOT EXISTS outcomes (
     extra TEXT
 )"""
 
+# One row per escalation, keyed by the decision escalated from: the insert is the claim.
+_ESCALATIONS = """
+CREATE TABLE IF NOT EXISTS escalations (
+    from_decision_id TEXT PRIMARY KEY,
+    to_decision_id TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    attempt INTEGER NOT NULL,
+    from_tier TEXT NOT NULL,
+    to_tier TEXT,
+    reason TEXT NOT NULL,
+    logprob_mean DOUBLE PRECISION,
+    detail TEXT,
+    api_key TEXT,
+    run_id TEXT
+)"""
+
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id, created_at)",
     "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
+    "CREATE INDEX IF NOT EXISTS escalations_to ON escalations (to_decision_id)",
 )
 
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -269,7 +291,8 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _META, *_INDEXES):
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _ESCALATIONS, _META,
+                          *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()

@@ -263,6 +263,21 @@ class TraceStore(StoreReads):
                 raise StoreError(f"trace store read failed: {exc}") from exc
         return rows
 
+    def write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """One durable write (committed before it returns); how many rows it changed. For the
+        modules that own a table of their own (e.g. `traces.escalations`)."""
+        with self._conn_lock:
+            conn = self._require()
+            try:
+                cur = conn.cursor()
+                cur.execute(self.db.sql(sql), params)
+                changed = int(cur.rowcount)
+                conn.commit()
+            except self.db.errors() as exc:
+                self._recover()
+                raise StoreError(f"trace store write failed: {exc}") from exc
+        return changed
+
     def _require(self) -> Any:
         """The durable connection; a new one when the last was lost (a database restart)."""
         if self._conn is None:

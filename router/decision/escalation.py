@@ -1,0 +1,58 @@
+"""Which tier an escalation goes to: the next stronger one the call allows, or the strongest.
+
+An escalation follows a decision whose answer failed the caller's check. It goes to a tier
+stronger than the failed one (so a call climbs at most once per tier: no loop can run), within
+everything the first decision was held to: the tiers that can serve the call (context,
+capabilities), its ceiling (the caller's own model's tier) and its ``max_cost_usd``. Which
+stronger tier: the next one, or the strongest allowed one when the evidence says the next one
+fails this kind of call too (`straight_to_strongest`, read from the learned map when one is
+present). Pure: no store, no serving state.
+"""
+
+from __future__ import annotations
+
+from router.decision.choice import CallFacts, TierTable, cost
+from router.errors import EscalationRefused
+
+
+def next_tier(table: TierTable, facts: CallFacts, failed_tier: str,
+              straight_to_strongest: bool = False) -> int:
+    """The index of the tier an escalation from `failed_tier` goes to; `EscalationRefused`
+    (409) naming the limit when there is none."""
+    names = table.names
+    if failed_tier not in names:
+        raise EscalationRefused(
+            f"decision's tier {failed_tier!r} is no configured tier (tiers: {list(names)}): "
+            "there is no stronger tier to escalate to", limit=list(names))
+    start = table.index(failed_tier)
+    if start == len(names) - 1:
+        raise EscalationRefused(
+            f"the decision is on the strongest tier, {failed_tier!r}: there is no stronger "
+            "tier to escalate to", limit=failed_tier)
+    stronger = list(range(start + 1, len(names)))
+    can = [i for i in stronger if i in table.serving(facts)]
+    if not can:
+        raise EscalationRefused(
+            f"no tier stronger than {failed_tier!r} can serve this call (it needs "
+            f"{facts.tokens} tokens of context"
+            + (f" and {', '.join(sorted(facts.capabilities))}" if facts.capabilities else "")
+            + ")", limit="capabilities")
+    if facts.ceiling_tier is not None:
+        top = table.index(facts.ceiling_tier)
+        if not [i for i in can if i <= top]:
+            named = facts.ceiling_model or facts.ceiling_tier
+            raise EscalationRefused(
+                f"the call's ceiling is {named!r} (tier {facts.ceiling_tier!r}), no stronger "
+                f"than the failed tier {failed_tier!r}: the router never routes above the "
+                "caller's model", limit=facts.ceiling_model or facts.ceiling_tier)
+        can = [i for i in can if i <= top]
+    if facts.max_cost_usd is not None:
+        fits = [i for i in can if cost(table.tiers[i], facts) <= facts.max_cost_usd]
+        if not fits:
+            cheapest = min(cost(table.tiers[i], facts) for i in can)
+            raise EscalationRefused(
+                f"no tier stronger than {failed_tier!r} fits max_cost_usd="
+                f"{facts.max_cost_usd} (the cheapest is estimated at {cheapest:.6f} USD)",
+                limit=facts.max_cost_usd)
+        can = fits
+    return can[-1] if straight_to_strongest else can[0]

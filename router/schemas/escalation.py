@@ -1,0 +1,37 @@
+"""Escalation: a /route call that follows a decision whose answer failed the caller's check.
+
+The caller tried the decided tier, ran a check it already has (the JSON parses, the tool call
+fits its schema, the tests pass, the answer is no refusal) or read the answer's confidence, and
+asks again with ``escalate_from``: the router records that answer as a failure of its tier for
+that call and answers with a stronger tier, in the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.schemas.numbers import JsonNumber
+
+EscalationReason = Literal[
+    "check_failed", "invalid_json", "schema_mismatch", "tool_error", "tests_failed", "refusal",
+    "low_confidence", "rejected", "other",
+]
+
+
+class Escalation(BaseModel):
+    """Why the answer of the decision escalated from was not good enough."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: EscalationReason = Field(
+        description="What failed: the caller's own check (check_failed, invalid_json, "
+                    "schema_mismatch, tool_error, tests_failed, refusal), the answer's "
+                    "confidence (low_confidence), a person or a judge (rejected), or other.")
+    logprob_mean: Annotated[float, JsonNumber] | None = Field(
+        default=None, le=0.0, allow_inf_nan=False,
+        description="The failed answer's mean token log-probability (<= 0), when the "
+                    "provider returned log-probabilities.")
+    detail: str | None = Field(default=None, max_length=1000,
+                               description="Free text for the ledger (at most 1,000 "
+                                           "characters); stored, never routed on.")
