@@ -16,7 +16,7 @@ from router.schemas.chat import (
     ToolSchema,
     exactly_one_input,
 )
-from router.schemas.escalation import Escalation, EscalationReason
+from router.schemas.escalation import Escalation, EscalationReason, EscalationReport
 from router.schemas.feedback import (
     OBSERVED,
     Feedback,
@@ -62,7 +62,7 @@ __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
     "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
-    "Escalation", "EscalationReason",
+    "Escalation", "EscalationReason", "EscalationReport",
     "Feedback", "FeedbackReceipt", "Id", "Problem", "Readiness", "Reason", "RouteDecision",
     "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",

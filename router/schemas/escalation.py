@@ -35,3 +35,22 @@ class Escalation(BaseModel):
     detail: str | None = Field(default=None, max_length=1000,
                                description="Free text for the ledger (at most 1,000 "
                                            "characters); stored, never routed on.")
+
+
+class EscalationReport(BaseModel):
+    """Escalations and what routing saved net of them, over a period or a run: the cheap calls
+    that failed and were escalated from are counted as spent (wasted), and the saving is
+    against sending every call (each escalation chain once) to the strongest tier."""
+
+    escalations: int = Field(description="Calls escalated from (each one a wasted call).")
+    wasted_usd: float = Field(description="What the calls escalated from cost (reported, else "
+                                          "estimated).")
+    calls: int = Field(description="Calls made, the wasted ones included (shadow calls not).")
+    spent_usd: float = Field(description="What every call made cost, wasted ones included.")
+    always_strongest_usd: float = Field(
+        description="What the same calls would have cost on the strongest tier: one call per "
+                    "chain (a first decision and its escalations), at the strongest tier's "
+                    "prices with the call's tokens (reported, else estimated).")
+    saved_usd: float = Field(description="always_strongest_usd - spent_usd: the saving net of "
+                                         "the wasted calls (negative: routing cost more).")
+    saved_fraction: float | None = Field(description="saved_usd / always_strongest_usd.")

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
+from router.schemas.escalation import EscalationReport
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 from router.schemas.numbers import Cost, Count, JsonNumber, Unit
 from router.schemas.route import misspelt_field
@@ -172,6 +173,9 @@ class SpendReport(BaseModel):
     rows: list[SpendRow]
     shadow: ShadowReport | None = Field(
         default=None, description="What shadow decisions would have saved; absent: none.")
+    escalations: EscalationReport | None = Field(
+        default=None, description="Escalations in the period, what the calls escalated from "
+                                  "cost, and the saving net of them against always-strongest.")
 
 
 def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
+from router.schemas.escalation import EscalationReport
+
 
 def iso_utc(epoch: float) -> str:
     """Epoch seconds as ISO 8601 in UTC, to the millisecond: 2026-12-04T20:33:28.123Z."""
@@ -45,6 +47,13 @@ class RunStep(BaseModel):
     cost_estimated_usd: float = Field(description="The decision's estimate.")
     cost_reported_usd: float | None = Field(description="The cost feedback reported.")
     cost_usd: float = Field(description="Reported where it came back, else estimated.")
+    attempt: int = Field(default=1, description="The call's place in its escalation chain: 1 "
+                                                "for a first decision.")
+    escalated_from: str | None = Field(
+        default=None, description="The decision this call escalates from.")
+    escalated_to: str | None = Field(
+        default=None, description="The decision this call was escalated to: its answer "
+                                  "failed, its cost was wasted.")
 
 
 class RunLedger(BaseModel):
@@ -63,6 +72,9 @@ class RunLedger(BaseModel):
                                            "ISO 8601, UTC).")
     steps: list[RunStep]
     most_expensive: RunStep
+    escalations: EscalationReport | None = Field(
+        default=None, description="The run's escalations, what its calls escalated from "
+                                  "cost, and its saving net of them against always-strongest.")
 
 
 class RunSummary(BaseModel):

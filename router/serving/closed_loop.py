@@ -39,6 +39,7 @@ from router.schemas import (
 from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
+from router.traces.escalations import escalation_report, period_calls
 from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
 from router.traces.shadow import shadow_report
@@ -223,7 +224,9 @@ class ClosedLoop:
         store.flush(timeout=2.0)
         rows = store.spend(by, since)
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
-                           shadow=shadow_report(store, self.settings, since))
+                           shadow=shadow_report(store, self.settings, since),
+                           escalations=escalation_report(period_calls(store, since),
+                                                         self.settings))
 
 
 class Explorer:

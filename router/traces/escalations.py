@@ -9,9 +9,12 @@ a restart. The SQL is this module's own, through `TraceStore.query` and `TraceSt
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from router.config import Settings
+from router.schemas import EscalationReport
 from router.traces.db import insert_sql
 from router.traces.store import TraceStore
 
@@ -79,3 +82,47 @@ class EscalationRecords:
         self.store.write(
             "DELETE FROM escalations WHERE from_decision_id = ? AND to_decision_id = ?",
             (row.from_decision_id, row.to_decision_id))
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """One call as the savings report reads it."""
+
+    cost_usd: float  # reported, else estimated
+    tokens_in: int
+    tokens_out: int | None  # reported; None: the config's expected output
+    wasted: bool  # escalated from: its answer failed
+    first: bool  # not itself an escalation: a chain's first call
+
+
+def escalation_report(calls: Sequence[CallCost], settings: Settings) -> EscalationReport:
+    """Escalations, wasted spend and the saving net of it against always-strongest."""
+    strongest = settings.tiers[-1]
+    expected = settings.expected_output_tokens
+    spent = sum(c.cost_usd for c in calls)
+    wasted = [c for c in calls if c.wasted]
+    always = sum(strongest.estimate_cost(c.tokens_in, expected if c.tokens_out is None
+                                         else c.tokens_out) for c in calls if c.first)
+    return EscalationReport(
+        escalations=len(wasted), wasted_usd=round(sum(c.cost_usd for c in wasted), 8),
+        calls=len(calls), spent_usd=round(spent, 8), always_strongest_usd=round(always, 8),
+        saved_usd=round(always - spent, 8),
+        saved_fraction=round((always - spent) / always, 6) if always > 0 else None)
+
+
+# Every routed call of a period with what the report needs (shadow calls were not followed).
+_CALLS = """
+    SELECT COALESCE(o.cost_usd, d.estimated_cost_usd) AS cost,
+           COALESCE(o.tokens_in, d.tokens_in) AS tokens_in, o.tokens_out,
+           ef.to_decision_id AS escalated_to, et.from_decision_id AS escalated_from
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    LEFT JOIN escalations ef ON ef.from_decision_id = d.decision_id
+    LEFT JOIN escalations et ON et.to_decision_id = d.decision_id
+    WHERE d.shadow = 0 AND d.created_at >= ?"""
+
+
+def period_calls(store: TraceStore, since: float | None) -> list[CallCost]:
+    """The routed calls decided since `since` (every one when None)."""
+    rows = store.query(_CALLS, (since if since is not None else 0.0,))
+    return [CallCost(float(r["cost"]), int(r["tokens_in"] or 0), r["tokens_out"],
+                     r["escalated_to"] is not None, r["escalated_from"] is None) for r in rows]

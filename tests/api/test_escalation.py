@@ -174,3 +174,30 @@ def test_a_later_feedback_adds_cost_and_tokens_and_its_label_is_ignored(
     plain = route(client, tier="small")
     r = client.post("/feedback", json={"decision_id": plain["decision_id"], "success": True})
     assert r.status_code == 201 and "ignored_fields" not in r.json()
+
+
+def test_spend_and_the_run_ledger_count_the_wasted_call_and_the_net_saving(
+    client: TestClient,
+) -> None:
+    first = route(client, tier="small", run_id="run-9")
+    second = escalate(client, first["decision_id"])
+    client.post("/feedback", json={"decision_id": first["decision_id"], "cost_usd": 0.0003,
+                                   "tokens_in": 20, "tokens_out": 9})
+    plain = route(client, tier="small", run_id="other")
+    ledger = client.get("/runs/run-9").json()
+    steps = {s["decision_id"]: s for s in ledger["steps"]}
+    assert steps[first["decision_id"]]["escalated_to"] == second["decision_id"]
+    assert steps[second["decision_id"]]["escalated_from"] == first["decision_id"]
+    assert [s["attempt"] for s in ledger["steps"]] == [1, 2]
+    report = ledger["escalations"]
+    always = (20 * 2.0 + 9 * 8.0) / 1e6  # one chain: the first call's tokens at large's prices
+    spent = 0.0003 + second["estimated_cost_usd"]
+    assert report["escalations"] == 1 and report["wasted_usd"] == pytest.approx(0.0003)
+    assert report["calls"] == 2 and report["spent_usd"] == pytest.approx(spent)
+    assert report["always_strongest_usd"] == pytest.approx(always)
+    assert report["saved_usd"] == pytest.approx(always - spent)
+    whole = client.get("/spend", params={"by": "run_id"}).json()["escalations"]
+    plain_always = (plain["estimated_tokens_in"] * 2.0 + 400 * 8.0) / 1e6
+    assert whole["escalations"] == 1 and whole["calls"] == 3
+    assert whole["always_strongest_usd"] == pytest.approx(always + plain_always)
+    assert whole["spent_usd"] == pytest.approx(spent + plain["estimated_cost_usd"])
