@@ -108,6 +108,10 @@ class RunCeilingReached(RouterError):
         )
 
 
+class FeatureOff(RouterError):
+    """An endpoint whose config switch is off (-> 404, naming the switch)."""
+
+
 class UnknownRun(RouterError):
     """No run with this run_id is visible to the caller, or it expired (-> 404)."""
 

@@ -57,6 +57,7 @@ from router.schemas.route import (
     misspelt_field,
 )
 from router.schemas.runs import RunKey, RunLedger, RunList, RunStep, RunSummary
+from router.schemas.verify import VerifyAnswer, VerifyRequest
 
 __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
@@ -67,6 +68,6 @@ __all__ = [
     "RouteRequest", "RunKey", "RunLedger", "RunList", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
-    "with_suggestions",
+    "with_suggestions", "VerifyAnswer", "VerifyRequest",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

@@ -31,7 +31,9 @@ from router.serving.feedback import FeedbackService
 from router.serving.logs import DecisionLog, adopt_library_loggers
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
+from router.serving.verify import VerifyService
 from router.traces.escalations import EscalationRecords
+from router.traces.verifications import VerificationRecords
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class ServiceHolder:
         self.loop: ClosedLoop | None = None
         self.feedback: FeedbackService | None = None  # the /feedback path, built with the loop
         self.escalations: EscalationService | None = None  # /route's escalate_from path
+        self.verify: VerifyService | None = None  # POST /verify
         # /route calls are batched against whichever service is current when a batch runs.
         self.batcher = MicroBatcher(self)
         self.keyring = KeyRing()  # rate windows: state that outlives a reload
@@ -91,6 +94,8 @@ class ServiceHolder:
             self.feedback = FeedbackService(loop.store, loop.health, loop.budgets, loop.runs,
                                             loop.drift, loop.learn, loop.metrics, records)
             self.escalations = EscalationService(self.feedback, records)
+            self.verify = VerifyService(self.escalations, VerificationRecords(loop.store)
+                                        if loop.store is not None else None)
             loop.start()
         try:
             service = self._build(settings, previous=None)

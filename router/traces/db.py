@@ -27,8 +27,9 @@ from router.errors import ConfigError, StoreError
 #    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
 #    (the request's own `model`: in shadow mode the one it followed).
 # 5: the escalations table (which decision each was escalated to, why; written before the
-#    escalated decision, so a decision is escalated from once, across restarts and replicas)
-#    and decisions.max_cost_usd (the call's own cap, which its escalation keeps).
+#    escalated decision, so a decision is escalated from once, across restarts and replicas),
+#    the verifications table (a cheap answer's confidence and check result, POST /verify) and
+#    decisions.max_cost_usd (the call's own cap, which its escalation keeps).
 SCHEMA_VERSION = 5
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
@@ -122,6 +123,17 @@ CREATE TABLE IF NOT EXISTS escalations (
     run_id TEXT
 )"""
 
+# One row per verified answer: its confidence, whether its checks passed (NULL: none sent).
+_VERIFICATIONS = """
+CREATE TABLE IF NOT EXISTS verifications (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    category TEXT NOT NULL,
+    logprob_mean DOUBLE PRECISION NOT NULL,
+    passed INTEGER,
+    action TEXT NOT NULL
+)"""
+
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
@@ -129,6 +141,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
     "CREATE INDEX IF NOT EXISTS escalations_to ON escalations (to_decision_id)",
+    "CREATE INDEX IF NOT EXISTS verifications_created ON verifications (created_at)",
 )
 
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -291,7 +304,8 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _ESCALATIONS, _META,
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _ESCALATIONS,
+                          _VERIFICATIONS, _META,
                           *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
