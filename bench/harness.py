@@ -108,6 +108,23 @@ class Server:
         times = psutil.Process(self.proc.pid).cpu_times()
         return times.user + times.system
 
+    def cpu_wait_seconds(self) -> float:
+        """Time the server's threads have spent ready to run but waiting for a core (the run
+        queue, /proc/<pid>/task/*/schedstat), so far; NaN where the kernel does not say. On a
+        shared machine, this is the CPU the neighbours took from it."""
+        assert self.proc is not None
+        total = 0.0
+        try:
+            tasks = list(Path(f"/proc/{self.proc.pid}/task").iterdir())
+        except OSError:
+            return float("nan")
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+        return total
+
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode

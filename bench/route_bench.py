@@ -28,8 +28,11 @@ per concurrent caller, so it takes little of the two cores it shares with the se
 The table: latency percentiles (client side, ms), requests/s, the bare encoder's best
 texts/s on the same texts and the service/encoder ratio, the cache hit rate of that run, the
 share of all cores the load generator and the server each used (the client shares the machine,
-so what it takes bounds the ratio), and the server's RSS; then the peak RSS (VmHWM)
-and the start-up time.
+so what it takes bounds the ratio), the share of all cores the server's threads spent ready to
+run but waiting for one (the run queue, summed over its threads, so it can pass 100%: on a
+shared machine, what the neighbours took; a server neither busy nor waiting there is waiting on
+itself), and the server's RSS; then the
+peak RSS (VmHWM) and the start-up time.
 Traffic only goes to
 127.0.0.1, and the server is stopped at the end.
 """
@@ -83,6 +86,7 @@ class Run:
     rss_mb: float
     client_cpu: float = float("nan")  # share of all cores the load generator used
     server_cpu: float = float("nan")  # share of all cores the server used
+    server_wait: float = float("nan")  # share of all cores its threads waited for (run queue)
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -197,13 +201,16 @@ def cache_counts(base: str) -> tuple[float, float]:
 def measure(server: Server, workload: Workload, concurrency: int, runner: Any) -> Run:
     n0, r0 = cache_counts(server.base)
     client0, server0 = time.process_time(), server.cpu_seconds()
+    wait0 = server.cpu_wait_seconds()
     latencies, statuses, seconds = runner(drive(server.port, workload.bodies, concurrency))
     client1, server1 = time.process_time(), server.cpu_seconds()
+    wait1 = server.cpu_wait_seconds()
     n1, r1 = cache_counts(server.base)
     hit_rate = (r1 * n1 - r0 * n0) / (n1 - n0) if n1 > n0 else float("nan")
     cores = seconds * (os.cpu_count() or 1)
     return Run(workload.name, concurrency, latencies, statuses, seconds, hit_rate,
-               server.rss_mb(), (client1 - client0) / cores, (server1 - server0) / cores)
+               server.rss_mb(), (client1 - client0) / cores, (server1 - server0) / cores,
+               (wait1 - wait0) / cores)
 
 
 # ---- the bare encoder -------------------------------------------------------------------------
@@ -250,7 +257,8 @@ def row(run: Run, bare: dict[str, tuple[float, int]]) -> list[Any]:
             f"{percentile(ms, 50):.2f}", f"{percentile(ms, 95):.2f}", f"{percentile(ms, 99):.2f}",
             rps, f"{enc[0]:.0f} @{enc[1]}" if enc else "-",
             f"{rps / enc[0]:.2f}" if enc else "-",
-            f"{run.hit_rate:.2f}", f"{run.client_cpu:.0%}", f"{run.server_cpu:.0%}", run.rss_mb]
+            f"{run.hit_rate:.2f}", f"{run.client_cpu:.0%}", f"{run.server_cpu:.0%}",
+            f"{run.server_wait:.0%}", run.rss_mb]
 
 
 def main() -> int:
@@ -363,7 +371,7 @@ def main() -> int:
           f"run_id {run_id or 'agent only'}")
     headers = ["workload", "conc", "n", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
                "bare enc/s @batch", "svc/enc", "cache hit", "client CPU", "server CPU",
-               "RSS MB"]
+               "server CPU wait", "RSS MB"]
     print_table(headers, [row(r, bare) for r in results])
     print(f"\nstart-up to ready: {startup:.2f} s; peak RSS (VmHWM) {peak:.0f} MB; "
           f"load average after: {load_after:.2f}; server log {work / 'server.log'}")

@@ -214,7 +214,7 @@ KEY_DOCS = {
     "learning.enabled": "Adapt the scores to this deployment's outcomes.",
     "health.enabled": "Circuit breaking per deployed model from /feedback errors.",
     "auth.keys": "The API keys (see Security); none: the service is open, loopback only.",
-    "auth.keys[].scopes": "route, feedback, admin.",
+    "auth.keys[].scopes": "What the key may call (see Security).",
     "host": "Address `serve` binds (default loopback).",
     "port": "Port `serve` listens on.",
 }

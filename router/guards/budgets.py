@@ -179,12 +179,16 @@ def refuse(states: Sequence[BudgetState]) -> None:
                               iso(worst.resets_at))
 
 
-def spent_in_store(rows: Callable[[str, float], list[dict]], budget: BudgetConfig,
+def spent_in_store(rows: Callable[[str, float, bool], list[dict]], budget: BudgetConfig,
                    since: float) -> float:
-    """What the trace store says a budget spent since `since`; `rows(by, since)` is
-    `TraceStore.spend` (rows with `key` and `cost_usd`)."""
+    """What the trace store says a budget spent since `since`; `rows(by, since, keyed_traces)`
+    is `TraceStore.spend` (rows with `key` and `cost_usd`). A key's outcomes posted without a
+    decision count only toward a budget of that key alone (`BudgetTracker.add_own`)."""
+    own = bool(budget.key_set) and len(budget.key_set) == 1 and not budget.role_set
     if budget.role_set:
-        return sum(r["cost_usd"] for r in rows("role", since) if r["key"] in budget.role_set)
+        return sum(r["cost_usd"] for r in rows("role", since, False)
+                   if r["key"] in budget.role_set)
     if budget.key_set:
-        return sum(r["cost_usd"] for r in rows("api_key", since) if r["key"] in budget.key_set)
-    return sum(r["cost_usd"] for r in rows("role", since))
+        return sum(r["cost_usd"] for r in rows("api_key", since, own)
+                   if r["key"] in budget.key_set)
+    return sum(r["cost_usd"] for r in rows("role", since, False))

@@ -192,7 +192,7 @@ class ClosedLoop:
             return
 
         try:
-            self.budgets.load(partial(spent_in_store, store.spend))
+            self.budgets.load(partial(spent_in_store, partial(_spend_rows, store)))
         except StoreError as exc:
             log.warning("budget refresh failed: %s", exc)
 
@@ -227,6 +227,11 @@ class ClosedLoop:
                            shadow=shadow_report(store, self.settings, since),
                            escalations=escalation_report(period_calls(store, since),
                                                          self.settings))
+
+
+def _spend_rows(store: TraceStore, by: str, since: float,
+                keyed_traces: bool) -> list[dict[str, Any]]:
+    return store.spend(by, since, keyed_traces=keyed_traces)
 
 
 class Explorer:

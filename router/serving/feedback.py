@@ -74,7 +74,7 @@ class FeedbackService:
             complete = partial(completion, new=outcome, fb=item, settings=settings,
                                decision=decision)
         else:
-            outcome, complete = trace_outcome(item, settings), None
+            outcome, complete = trace_outcome(item, settings, api_key=caller.key_name), None
         written = store.add_outcome(outcome, pending, complete)
         if self.metrics is not None:
             self.metrics.feedback.labels(written.status).inc()

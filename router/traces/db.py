@@ -26,11 +26,13 @@ from router.errors import ConfigError, StoreError
 # 4: outcomes.quality nullable (outcome-only feedback: spend and health, never learning) and
 #    decisions.shadow (a decision the caller asked for but did not follow) and requested_model
 #    (the request's own `model`: in shadow mode the one it followed).
-# 5: the escalations table (which decision each was escalated to, why; written before the
+# 5: outcomes.api_key (the key that posted an outcome without a decision: it counts toward
+#    that key's own budgets only).
+# 6: the escalations table (which decision each was escalated to, why; written before the
 #    escalated decision, so a decision is escalated from once, across restarts and replicas),
 #    the verifications table (a cheap answer's confidence and check result, POST /verify) and
 #    decisions.max_cost_usd (the call's own cap, which its escalation keeps).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -42,7 +44,7 @@ ADDED_COLUMNS = (
     (3, "prior_scores", "TEXT"),
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
     (4, "requested_model", "TEXT"),
-    (5, "max_cost_usd", "DOUBLE PRECISION"),
+    (6, "max_cost_usd", "DOUBLE PRECISION"),
 )
 
 _DECISIONS = """
@@ -104,7 +106,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     prompt_hash TEXT,
     prompt TEXT,
     messages TEXT,
-    extra TEXT
+    extra TEXT,
+    api_key TEXT
 )"""
 
 # One row per escalation, keyed by the decision escalated from: the insert is the claim.
@@ -151,7 +154,7 @@ _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT
 # is the caller's own model's (its estimate is that model's, see RouteDecision.spend_estimate_usd).
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
-           d.api_key AS api_key,
+           d.api_key AS api_key, 1 AS routed,
            COALESCE(o.tier, CASE WHEN d.shadow = 1 THEN NULL ELSE d.tier END) AS tier,
            COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
                                        ELSE d.model END) AS model,
@@ -160,7 +163,8 @@ CALLS_SQL = """
            d.created_at AS t
     FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
     UNION ALL
-    SELECT o.role, o.run_id, o.step, o.user_id, NULL, o.tier, o.model_used, COALESCE(o.cost_usd, 0),
+    SELECT o.role, o.run_id, o.step, o.user_id, o.api_key, 0, o.tier, o.model_used,
+           COALESCE(o.cost_usd, 0),
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
     FROM outcomes o WHERE o.decision_id IS NULL"""
 
@@ -345,7 +349,9 @@ class Database:
                 cur.execute(f"ALTER TABLE decisions ADD COLUMN{maybe} {column} "
                             f"{kind.format(blob=self.blob_type)}")
         if version < 4:
-            self._quality_nullable(cur)
+            self._quality_nullable(cur)  # rebuilds outcomes with every column of this version
+        elif version < 5:
+            cur.execute(f"ALTER TABLE outcomes ADD COLUMN{maybe} api_key TEXT")
         cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
                     (str(SCHEMA_VERSION), "schema_version"))
         conn.commit()
@@ -358,7 +364,9 @@ class Database:
             return
         cur.execute("ALTER TABLE outcomes RENAME TO outcomes_v3")
         cur.execute(_OUTCOMES)
-        cur.execute("INSERT INTO outcomes SELECT * FROM outcomes_v3")
+        cur.execute("PRAGMA table_info(outcomes_v3)")
+        columns = ", ".join(row[1] for row in cur.fetchall())  # what the old table has
+        cur.execute(f"INSERT INTO outcomes ({columns}) SELECT {columns} FROM outcomes_v3")
         cur.execute("DROP TABLE outcomes_v3")
         for statement in _INDEXES:
             cur.execute(statement)

@@ -210,9 +210,10 @@ def _provider_reported(stored: dict[str, Any]) -> bool:
 
 
 def trace_outcome(
-    tr: TraceRecord, settings: Settings, now: float | None = None
+    tr: TraceRecord, settings: Settings, now: float | None = None, api_key: str | None = None
 ) -> dict[str, Any]:
-    """The outcome row of a TRACES.md record; its text is kept per store.prompt_storage."""
+    """The outcome row of a TRACES.md record; its text is kept per store.prompt_storage.
+    `api_key`: the key that posted it (a trace without a decision is that key's alone)."""
     messages = tr.messages or [ChatMessage(role="user", content=tr.prompt)]
     tier = tr.tier or settings.tier_of_model(tr.model)
     tokens_in = tr.tokens_in if tr.tokens_in is not None else estimate_tokens(messages)
@@ -235,4 +236,5 @@ def trace_outcome(
                                 ensure_ascii=False)
                      if storage == "full" and tr.messages else None),
         "extra": json.dumps({k: v for k, v in extra.items() if v is not None}, default=str),
+        "api_key": api_key if tr.decision_id is None else None,
     }

@@ -29,10 +29,12 @@ class StoreReads:
         raise NotImplementedError
 
     def spend(
-        self, by: str, since: float | None = None, only: str | None = None
+        self, by: str, since: float | None = None, only: str | None = None,
+        keyed_traces: bool = True,
     ) -> list[dict[str, Any]]:
         """Cost per `by` key (only the `only` value of it, if given): feedback cost where it
-        came back, else estimated (and counted)."""
+        came back, else estimated (and counted). `keyed_traces` False leaves out outcomes a
+        key posted without a decision (they count toward that key's own budget only)."""
         if by not in SPEND_KEYS:
             raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
                              f"Got {by!r} instead.")
@@ -42,6 +44,8 @@ class StoreReads:
         if only is not None:
             where.append(f"{key} = ?")
             params.append(only)
+        if not keyed_traces:
+            where.append("NOT (routed = 0 AND api_key IS NOT NULL)")
         sql = f"""
             SELECT {key} AS key, COUNT(*) AS calls,
                    SUM(CASE WHEN est = 0 THEN cost ELSE 0 END) AS actual_usd,

@@ -35,7 +35,7 @@ OUTCOME_COLUMNS = (
     "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
     "cost_usd", "cost_estimated", "tokens_in", "tokens_out", "latency_ms", "error",
     "fallback_used", "task", "run_id", "role", "step", "user_id", "propensity", "source",
-    "prompt_hash", "prompt", "messages", "extra",
+    "prompt_hash", "prompt", "messages", "extra", "api_key",
 )
 
 

@@ -158,7 +158,8 @@ def test_a_feedback_typo_gets_the_field_it_resembles(client, field, near) -> Non
     assert r.status_code == 422, r.text
     assert _detail(r) == {"field": field, "limit": near,
                           "message": f"unknown field {field!r}: did you mean {near!r}?"}
-    stored = client.post("/feedback", json={"decision_id": decision["decision_id"], "success": 1})
+    stored = client.post("/feedback", json={"decision_id": decision["decision_id"],
+                                            "success": True})
     assert stored.status_code == 201, stored.text  # the refused body stored nothing
 
 

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from router.api.app import create_app
 from router.config import HealthConfig, Settings, SharedStateConfig, StoreConfig, load_settings
 from router.errors import ConfigError
+from router.serving.model_health import STATS_S
 from tests import redis_server
+from tests.clocks import SkippingClock
 from tests.conftest import BrokenEmbedder, FakeEmbedder
 
 HEALTH = HealthConfig(window_s=60, min_calls=3, max_error_rate=0.5, cooldown_s=30,
@@ -43,7 +45,17 @@ def report(client: TestClient, model: str, n: int, **outcome: Any) -> None:
                 "success": "error" not in outcome, **outcome}
         r = client.post("/feedback", json=body)
         assert r.status_code == 201, r.text
-    time.sleep(0.06)  # outcomes that open no circuit show in the next snapshot (50 ms)
+    stats_window_passes(client)
+
+
+def stats_window_passes(*clients: TestClient) -> None:
+    """STATS_S passes on each app's model-health clock, without a sleep: outcomes that open no
+    circuit show in the next snapshot."""
+    for client in clients:
+        health = client.app.state.holder.loop.health
+        if not isinstance(health.clock, SkippingClock):
+            health.clock = SkippingClock()  # real time until the first skip
+        health.clock.advance(STATS_S)
 
 
 def health_of(client: TestClient, model: str) -> dict[str, Any]:
@@ -80,7 +92,7 @@ def test_a_fallback_chains_failed_links_count_against_their_own_models(
             "latency_ms": 420, "fallback_used": True,
             "attempts": [{"model": "gpt-4.1-nano", "error": "timeout", "latency_ms": 30000}]})
         assert r.status_code == 201, r.text
-    time.sleep(0.06)
+    stats_window_passes(client)
     assert health_of(client, "gpt-4.1-nano")["state"] == "open"
     gemini = health_of(client, "gemini-2.0-flash-001")
     assert (gemini["state"], gemini["calls"], gemini["errors"]) == ("closed", 3, 0)
@@ -101,7 +113,7 @@ def test_a_chains_failed_links_reported_after_a_label_still_count_once(
         assert r.status_code == 200 and r.json()["status"] == "completed", r.text
         again = client.post("/feedback", json={"decision_id": did, **chain})
         assert again.json()["status"] == "duplicate"  # counted once
-    time.sleep(0.06)
+    stats_window_passes(client)
     nano = health_of(client, "gpt-4.1-nano")
     assert (nano["state"], nano["calls"], nano["errors"]) == ("open", 3, 3)
     other = client.post("/feedback", json={"decision_id": did, **chain, "attempts": [
@@ -220,6 +232,7 @@ def test_two_apps_on_one_redis_share_model_health(settings: Settings, tmp_path) 
         with apps[0] as one, apps[1] as other:
             assert route(other, tier="small")["model"] == "gpt-4.1-nano"
             report(one, "gpt-4.1-nano", 3, error="timeout")
+            stats_window_passes(other)  # another replica's circuit opening shows after STATS_S
             decision = route(other, tier="small")
             assert decision["model"] == "gemini-2.0-flash-001", decision
             assert health_of(other, "gpt-4.1-nano")["state"] == "open"
@@ -238,7 +251,7 @@ def test_a_shadow_calls_outcome_never_counts_against_the_unfollowed_pick(
         r = client.post("/feedback", json={"decision_id": decision["decision_id"],
                                            "error": "timeout"})
         assert r.status_code == 201, r.text
-    time.sleep(0.06)
+    stats_window_passes(client)
     nano = health_of(client, "gpt-4.1-nano")
     assert (nano["state"], nano["calls"]) == ("closed", 0)
     assert route(client, tier="small")["model"] == "gpt-4.1-nano"
@@ -285,7 +298,7 @@ def test_a_call_refused_for_a_down_tier_gives_its_tokens_back(settings: Settings
                 c.post("/feedback", json={"decision_id": d["decision_id"], "model_used": model,
                                           "error": "timeout", "tokens_in": 1, "tokens_out": 0},
                        headers=headers)
-        time.sleep(0.06)
+        stats_window_passes(c)
         forced = {"prompt": "hi", "tier": "small", "max_tokens": 500}
         assert [c.post("/route", json=forced, headers=headers).status_code
                 for _ in range(6)] == [503] * 6

@@ -159,3 +159,21 @@ def test_a_refused_batch_gives_back_every_charge(
         assert r.status_code == 429, r.text
         for _ in range(3):  # the three charged before the refusal were given back
             assert c.post("/route", json=fits, headers=as_key("agent")).status_code == 200
+
+
+def test_a_keyed_trace_stays_out_of_shared_budgets_when_they_are_read_back_from_the_store(
+        settings: Settings) -> None:
+    solvers = BudgetConfig(name="solvers", role="solver", limit_usd=0.01)
+    own = BudgetConfig(name="reporter-only", api_key="reporter", limit_usd=0.01)
+    with client_for(keyed(settings, [solvers, own])) as c:
+        trace = {"prompt": "hi", "model": "gpt-4.1", "quality": 1.0, "role": "solver",
+                 "cost_usd": 0.5}
+        assert c.post("/feedback", json=trace, headers=as_key("reporter")).status_code == 201
+        loop = c.app.state.holder.loop
+        loop.refresh_budgets()  # what the refresh thread does every 15 s
+        assert route(c, "other", role="solver").status_code == 200
+        spent = {s.budget.name: s.spent_usd for s in loop.budgets.states("solver", "reporter")}
+        assert spent["solvers"] < 0.01
+        assert loop.budgets.states(None, "reporter")[0].spent_usd == 0.5  # its own budget
+        rows = c.get("/spend", params={"by": "api_key"}, headers=as_key("ops")).json()["rows"]
+        assert {r["key"]: r["actual_usd"] for r in rows}["reporter"] == 0.5

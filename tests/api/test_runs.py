@@ -17,6 +17,7 @@ from router.config import ApiKeyConfig, AuthConfig, RunsConfig, Settings
 from router.guards.auth import hash_key
 from router.traces.db import Database
 from router.traces.retention import SideConnection
+from tests.clocks import SkippingClock
 from tests.conftest import FakeEmbedder
 
 EASY, HARD = "say hello", "prove the theorem about primes"
@@ -190,11 +191,25 @@ def test_outcomes_belong_to_the_key_that_made_the_decision(settings: Settings) -
         assert c.post("/feedback", json=trace, headers=key("b")).status_code == 201  # no owner
 
 
+def idle_for(client: TestClient, seconds: float) -> None:
+    """Make the app's runs idle for `seconds` without waiting: the in-memory run state's clock
+    moves on, and the calls already stored move back in time."""
+    loop = client.app.state.holder.loop
+    assert loop.store.flush(10)
+    conn = SideConnection(loop.store.db)
+    conn.execute([(f"UPDATE decisions SET created_at = created_at - {seconds:f}", ())])
+    conn.close()
+    if not isinstance(loop.runs.state.clock, SkippingClock):
+        loop.runs.state.clock = SkippingClock()  # real time until the first skip
+    loop.runs.state.clock.advance(seconds)
+
+
 def test_a_run_expires_after_its_idle_time(settings: Settings) -> None:
-    with client_for(with_runs(settings, expire_after_s=0.3)) as c:
+    with client_for(with_runs(settings, expire_after_s=60)) as c:
         first = route(c, run_id="r1", max_run_cost_usd=0.0001)
+        idle_for(c, 59)
         assert c.get("/runs/r1").status_code == 200
-        time.sleep(0.5)
+        idle_for(c, 2)
         gone = c.get("/runs/r1")
         assert gone.status_code == 404 and "runs.expire_after_s" in gone.json()["detail"]
         again = route(c, run_id="r1", max_run_cost_usd=0.0001)  # a new run: the cap is fresh

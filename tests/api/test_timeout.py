@@ -27,16 +27,18 @@ class Late:
 
 
 class SlowEmbedder(FakeEmbedder):
-    """Sleeps before encoding when the text asks for it, so one test can mix slow and fast."""
+    """Holds an encode whose text asks for it until the test releases it (at most `hold_s`),
+    so one test can mix slow and fast calls without racing a fixed delay."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, hold_s: float) -> None:
         super().__init__()
-        self.delay = delay
+        self.hold_s = hold_s
+        self.release = threading.Event()
         self.finished = threading.Event()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if any("slowly" in t for t in texts):
-            time.sleep(self.delay)
+            self.release.wait(self.hold_s)
             self.finished.set()
         return super().encode(texts)
 
@@ -44,7 +46,7 @@ class SlowEmbedder(FakeEmbedder):
 def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
     settings: Settings,
 ) -> None:
-    embedder = SlowEmbedder(delay=0.6)
+    embedder = SlowEmbedder(hold_s=10.0)
     limits = LimitsConfig(request_timeout_s=0.15)
     app = create_app(settings=settings.model_copy(update={"limits": limits}),
                      embedder_factory=lambda cfg: embedder)
@@ -65,6 +67,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
         # the timed-out work is not cancelled: it finishes and its decision reaches the hooks;
         # /route calls share one encoder thread (router/serving/batcher.py), so the next call waits
         # for it rather than overtaking it
+        embedder.release.set()
         assert embedder.finished.wait(2.0)
         assert client.post("/route", json={"prompt": "say hello"}).status_code == 200
         deadline = time.monotonic() + 2.0
@@ -76,7 +79,7 @@ def test_slow_request_is_408_naming_the_limit_and_fast_ones_still_pass(
 
 def test_admin_reload_is_not_time_limited(settings: Settings) -> None:
     limits = LimitsConfig(request_timeout_s=0.05)
-    slow_start = SlowEmbedder(delay=0.0)
+    slow_start = SlowEmbedder(hold_s=0.0)
 
     def factory(cfg):
         time.sleep(0.2)  # a new encoder can take longer to load than a request may take

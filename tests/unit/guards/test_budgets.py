@@ -138,12 +138,16 @@ def test_store_spend_of_a_group_budget() -> None:
             "api_key": [{"key": "a1", "cost_usd": 3.0}, {"key": None, "cost_usd": 4.0}]}
     asked = []
 
-    def spend(by: str, since: float) -> list[dict]:
-        asked.append((by, since))
+    def spend(by: str, since: float, keyed_traces: bool) -> list[dict]:
+        asked.append((by, since, keyed_traces))
         return rows[by]
 
     team = BudgetConfig(name="t", roles=["planner", "critic"], limit_usd=10)
     keys = BudgetConfig(name="k", api_keys=["a1", "a9"], limit_usd=10)
     fleet = BudgetConfig(name="f", limit_usd=10)
-    assert [spent_in_store(spend, b, 5.0) for b in (team, keys, fleet)] == [3.0, 3.0, 7.0]
-    assert asked == [("role", 5.0), ("api_key", 5.0), ("role", 5.0)]
+    own = BudgetConfig(name="o", api_key="a1", limit_usd=10)
+    assert [spent_in_store(spend, b, 5.0) for b in (team, keys, fleet, own)] == [
+        3.0, 3.0, 7.0, 3.0]
+    # a key's traces without a decision count toward its budget alone, never a shared one
+    assert asked == [("role", 5.0, False), ("api_key", 5.0, False), ("role", 5.0, False),
+                     ("api_key", 5.0, True)]

@@ -18,12 +18,17 @@ from router.guards.run_spend_redis import SharedRunSpend
 from router.guards.shared import SharedCounters
 from router.schemas import RouteRequest
 from tests import redis_server
+from tests.clocks import Clock
 
 
 def replica(redis: redis_server.RedisServer, prefix: str, expire_after_s: float = 3600.0,
-            retry_s: float = 0.2) -> SharedRunSpend:
+            retry_s: float = 0.2, clock: Clock | None = None) -> SharedRunSpend:
+    """One replica's run spend; `clock` (when given) times both its runs and its retries."""
     config = SharedStateConfig(url=redis.url, prefix=prefix, retry_s=retry_s)
-    return SharedRunSpend(LocalRunSpend(expire_after_s), SharedCounters(config))
+    if clock is None:
+        return SharedRunSpend(LocalRunSpend(expire_after_s), SharedCounters(config))
+    return SharedRunSpend(LocalRunSpend(expire_after_s, clock=clock),
+                          SharedCounters(config, clock=clock))
 
 
 RUN = run_key("team-a", "run-7")
@@ -53,7 +58,8 @@ def test_redis_lost_keeps_local_run_spend_then_shares_again(
     redis: redis_server.RedisServer,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    a = replica(redis, prefix)
+    clock = Clock(time.time())
+    a = replica(redis, prefix, clock=clock)
     a.add(RUN, 0.1, "large", "gpt-4.1")
     redis.stop()
     try:
@@ -62,7 +68,7 @@ def test_redis_lost_keeps_local_run_spend_then_shares_again(
         assert round(a.get(RUN).spend_usd, 6) == 0.3
     finally:
         redis.start()
-    time.sleep(0.3)  # past retry_s: Redis is tried again
+    clock.advance(0.3)  # past retry_s: Redis is tried again
     b = replica(redis, prefix)
     b.add(RUN, 0.05, None, None)
     assert a.shared.call(lambda c: True, lambda: False) and a.shared.up
@@ -88,10 +94,17 @@ def test_a_restarted_redis_is_raised_to_the_stores_runs_never_lowered(
     assert round(b.get(run_key("team-a", "run-8")).spend_usd, 6) == 0.5
 
 
-def test_an_idle_run_expires_in_redis_by_itself(redis: redis_server.RedisServer) -> None:
-    a = replica(redis, f"t{uuid.uuid4().hex[:8]}:", expire_after_s=1.0)
+def test_an_idle_run_is_over_at_once_and_its_key_expires_in_redis(
+    redis: redis_server.RedisServer,
+) -> None:
+    """Idle for longer than expire_after_s, a run reads as over whatever Redis still holds, and
+    its key carries that time to live, so Redis drops it by itself (Redis's own timer)."""
+    clock = Clock(time.time())
+    a = replica(redis, f"t{uuid.uuid4().hex[:8]}:", expire_after_s=1.0, clock=clock)
     a.add(RUN, 0.2, "large", "gpt-4.1")
+    key = f"{a._prefix}run:team-a:run-7"
+    assert 0 < a.shared.call(lambda c: c.pttl(key), lambda: -1) <= 1000
+    clock.advance(0.9)
     assert a.get(RUN) is not None
-    time.sleep(2.1)
+    clock.advance(0.2)
     assert a.get(RUN) is None
-    assert a.shared.call(lambda c: c.exists(f"{a._prefix}run:team-a:run-7"), lambda: -1) == 0

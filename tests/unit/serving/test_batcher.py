@@ -164,7 +164,8 @@ def test_stragglers_are_gathered_within_the_wait(settings: Settings, model_dir: 
         assert embedder.calls == 1  # three concurrent callers: the next batch waits for three
 
         async def late(i: int) -> RouteDecision:
-            await asyncio.sleep(0.01 * i)
+            for _ in range(10 * i):  # arrives 10 turns of the event loop after the one before
+                await asyncio.sleep(0)
             return await batcher.route(RouteRequest(prompt=f"b {i}"))
 
         await asyncio.gather(*(late(i) for i in range(3)))

@@ -8,7 +8,6 @@ uses its own key prefix. Two `ModelHealth`s shared through `RedisHealth` (each w
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import pytest
@@ -18,18 +17,11 @@ from router.guards.shared import SharedCounters
 from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import REMOTE_REFRESH_S, RedisHealth
 from tests import redis_server
+from tests.clocks import Clock
 
 CONFIG = HealthConfig(window_s=60, min_calls=4, max_error_rate=0.5, cooldown_s=30,
                       probe_share=0.1)
 MODELS = ("a", "b")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def replicas(redis: redis_server.RedisServer, n: int = 2, **options: object
@@ -40,7 +32,8 @@ def replicas(redis: redis_server.RedisServer, n: int = 2, **options: object
     for i in range(n):
         health = ModelHealth(CONFIG, MODELS, clock=clock, seed=i)
         shared = SharedCounters(SharedStateConfig(url=redis.url, prefix=prefix,
-                                                  **options))  # type: ignore[arg-type]
+                                                  **options),  # type: ignore[arg-type]
+                                clock=clock)
         health.share(RedisHealth(health, shared))
         out.append(health)
     return out, clock
@@ -116,8 +109,7 @@ def test_redis_lost_then_back(redis: redis_server.RedisServer,
         assert r1.snapshot().of("a").state == "open"  # this replica's own feedback decides
     finally:
         redis.start()
-    time.sleep(0.02)  # retry_s
-    clock.t += REMOTE_REFRESH_S
+    clock.t += REMOTE_REFRESH_S  # past retry_s (0.01 s) and the outcomes' refresh
     r1.record("b", True, 10.0)
     assert shared_of(r1).up is True
     assert r1.snapshot().of("a").state == "closed"  # the shared state again (Redis restarted)

@@ -76,20 +76,20 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
         upgraded.close()
 
 
-def test_a_version_4_store_gains_the_escalations_table_and_max_cost_usd(store_url: str) -> None:
+def test_a_version_5_store_gains_the_escalations_table_and_max_cost_usd(store_url: str) -> None:
     store = make_store(store_url).start()
     req, decision = routed("what is 2+2")
     record(store, req, decision)
     store.flush(5)
     store.close()
     _sql(store_url, "ALTER TABLE decisions DROP COLUMN max_cost_usd", "DROP TABLE escalations",
-         "UPDATE store_meta SET value = '4' WHERE key = 'schema_version'")
+         "UPDATE store_meta SET value = '5' WHERE key = 'schema_version'")
     upgraded = make_store(store_url).start()
     try:
         old, _ = upgraded.decision(decision.decision_id)
         assert old is not None and old["max_cost_usd"] is None  # kept, the new column empty
         assert upgraded.query("SELECT COUNT(*) AS n FROM escalations") == [{"n": 0}]
         assert _sql(store_url, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [
-            ("5",)]
+            ("6",)]
     finally:
         upgraded.close()
