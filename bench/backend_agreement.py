@@ -29,7 +29,7 @@ from router.decision.encoders.base import Embedder
 from training.embed_cache import EmbeddingCache, training_embedder
 from training.evaluate import evaluation_table
 from training.labels import views_of
-from training.scoring import TARGETS, policy_choices, tier_scores
+from training.scoring import TARGETS, policy_choices
 from training.selection import pair_apgrs
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def compare_backends(
             f"batch {settings.embedder.batch_size}": encode_batched(
                 fast, texts, settings.embedder.batch_size, seed)}
 
-    ref_scores = tier_scores(model, ref_vectors, views, names)
+    ref_scores = model.scores(ref_vectors, views, names)
     ref_choices = policy_choices(ref_scores, views, tasks, settings)
     ref_apgr = pair_apgrs(ref_scores, test.labels, names)
     report: dict[str, Any] = {
@@ -78,7 +78,7 @@ def compare_backends(
         "model": model.version, "reference_apgr": ref_apgr, "runs": {},
     }
     for name, vectors in runs.items():
-        scores = tier_scores(model, vectors, views, names)
+        scores = model.scores(vectors, views, names)
         same = policy_choices(scores, views, tasks, settings) == ref_choices
         apgr = pair_apgrs(scores, test.labels, names)
         cosine = np.sum(vectors * ref_vectors, axis=1)

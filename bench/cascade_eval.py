@@ -25,7 +25,6 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 from router.config import load_settings
-from router.decision.classifier import TierClassifier
 from router.decision.policy import threshold_choice
 from training.answer_signals import leave_one_source_out
 from training.cascade import (
@@ -35,6 +34,7 @@ from training.cascade import (
     random_mixture,
     realise,
 )
+from training.classifier import TierClassifier
 from training.embed_cache import EmbeddingCache, training_embedder
 
 DEPLOYMENTS = {

@@ -43,7 +43,7 @@ from router.decision.encoders.onnx_backend import OnnxEmbedder
 from router.decision.features import CallView
 from training.evaluate import evaluation_table
 from training.labels import views_of
-from training.scoring import policy_choices, tier_scores
+from training.scoring import policy_choices
 
 # Relative compute of each weight MatMul of a layer (hidden 384, FFN 1536).
 COST = {m: (4.0 if m in ("intermediate/dense", "output/dense") else 1.0) for m in LAYER_MATMULS}
@@ -89,7 +89,7 @@ class Probe:
     def measure(self, recipe: Int8Recipe, batch: int) -> dict[str, float]:
         s = self.sample
         vectors = encode_batched(self.embedder(recipe), s.texts, batch, self.seed)
-        scores = tier_scores(self.model, vectors, s.views, self.settings.tier_names)
+        scores = self.model.scores(vectors, s.views, self.settings.tier_names)
         choices = policy_choices(scores, s.views, s.tasks, self.settings)
         return {
             "score_error": float(np.abs(scores - s.scores).max(axis=1).mean()),
@@ -167,7 +167,7 @@ def main() -> int:
                             cache_dir=settings.embedder.onnx_cache_dir)
         shutil.copy(fp32.model_path, cache / fp32.model_path.name)  # no second export
         vectors = fp32.encode(texts)
-        scores = tier_scores(model, vectors, views, settings.tier_names)
+        scores = model.scores(vectors, views, settings.tier_names)
         sample = Sample(texts, views, tasks, vectors, scores,
                         policy_choices(scores, views, tasks, settings))
         probe = Probe(sample, model, settings, cache, args.threads, args.seed)

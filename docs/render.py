@@ -151,15 +151,18 @@ def _cli_examples(config: Path) -> dict[str, str]:
 
 
 def why(decision: dict[str, Any], tiers: Any) -> str:
-    """One sentence on how the answer follows from its scores (the policy's rule, in words)."""
+    """One sentence on how the answer follows (the learned map's rule, in words)."""
     scores: dict[str, float] = decision["scores"]
-    best_tier = max(scores, key=lambda t: scores[t])
     target = _quality_target()
-    line = (f"Scores: {', '.join(f'{t} {s:.3f}' for t, s in scores.items())}. At the default "
-            f"`quality_target` {target:g}, a tier must reach {target:g} x {scores[best_tier]:.3f}"
-            f" (the best, {best_tier}) = {target * scores[best_tier]:.3f}; ")
-    passing = [t for t, s in scores.items() if s >= target * scores[best_tier]]
-    line += f"the cheapest that does is `{passing[0]}`. " if passing else ""
+    line = f"Scores: {', '.join(f'{t} {s:.3f}' for t, s in scores.items())}. "
+    detail = decision.get("detail") or ""
+    if detail.startswith("no category has"):
+        line += (f"No category of this call has enough outcomes yet (a new deployment), so at "
+                 f"the default `quality_target` {target:g} the learned map sends it to the "
+                 "strongest tier; savings come as its outcomes show a cheaper tier holds up. ")
+    elif detail.startswith("category"):
+        line += (f"The learned map's {detail.split(':', 1)[0]} decided: the cheapest tier "
+                 f"whose lower bound of quality relative to the strongest reaches {target:g}. ")
     line += (f"The answer: `{decision['tier']}` (reason `{decision['reason']}`), model "
              f"`{decision['model']}`, confidence {decision.get('confidence')}.")
     return line

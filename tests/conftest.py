@@ -16,7 +16,8 @@ import pytest
 
 from router.config import Settings, StoreConfig, load_settings
 from router.decision.artifact import save_model
-from router.decision.classifier import TierClassifier
+from router.decision.features import FeatureSpec
+from router.decision.quality_head import TierQualityRouter
 from tests import redis_server
 from tests.pg_server import PostgresServer, start_server, why_unavailable
 
@@ -81,7 +82,8 @@ HARD = ["prove the theorem about primes", "prove this theorem rigorously", "theo
 
 
 def synthetic_model(path: Path) -> Path:
-    """A TierClassifier on synthetic labels: 'prove'/'theorem' prompts need the large tier."""
+    """The shipped kind of head (a TierQualityRouter) on synthetic labels:
+    'prove'/'theorem' prompts need the large tier."""
     rng = np.random.default_rng(0)
     texts = [rng.choice(EASY) + f" {i}" for i in range(60)] + [
         rng.choice(HARD) + f" {i}" for i in range(60)
@@ -90,8 +92,17 @@ def synthetic_model(path: Path) -> Path:
     hard = np.array([0] * 60 + [1] * 60)
     Y = np.stack([1.0 - hard, 1.0 - 0.7 * hard, np.full(120, 0.95)], axis=1)
     Y[:, 2] = np.where(rng.random(120) < 0.95, 1.0, 0.0)
-    clf = TierClassifier(tiers=("small", "medium", "large"), head="logreg", C=1.0).fit(X, Y)
-    return save_model(path, clf, numeric=False, router_version="synthetic-test")
+    head = TierQualityRouter(tiers=("small", "medium", "large"), **SYNTHETIC_HEAD).fit(X, Y)
+    return save_model(path, head, FeatureSpec(), router_version="synthetic-test",
+                      head={"name": "tqr", "head": "tqr", **SYNTHETIC_HEAD})
+
+
+# The shipped recipe (models/default) but for C and n_clusters (120 synthetic rows, not 5,000)
+# and without the out-of-distribution guard: the live-server tests feed this head the real
+# encoder's vectors, which the guard rightly finds unlike the fake ones it was fitted on (it
+# would send every call to the pooled levels, the large tier). The guard has its unit tests.
+SYNTHETIC_HEAD = {"C": 1.0, "anchor_levels": True, "n_clusters": 8, "ood_low": None,
+                  "ood_high": None}
 
 
 @pytest.fixture(scope="session")
@@ -103,10 +114,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(model_dir: Path, tmp_path: Path) -> Settings:
     """The shipped config on the synthetic model, with a trace store of its own per test, and
     exploration off (the shipped 0.1 would make exact-tier assertions random); the tests of
-    exploration turn it on themselves."""
+    exploration turn it on themselves. The synthetic model's scores decide a call with no
+    learned category (`learning.prior_confidence: 0`) at a target of 0.9, so the tests of the
+    plumbing see cheap tiers; the tests of the learned map and its cold rule
+    (tests/api/test_learning.py) use the shipped learning config."""
     store = StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}", flush_interval_ms=5)
-    return load_settings(None).model_copy(update={"model_dir": model_dir, "store": store,
-                                                  "exploration_rate": 0.0})
+    shipped = load_settings(None)
+    learning = shipped.learning.model_copy(update={"prior_confidence": 0.0})
+    return shipped.model_copy(update={"model_dir": model_dir, "store": store,
+                                      "exploration_rate": 0.0, "quality_target": 0.9,
+                                      "learning": learning})
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 Every adapter takes the data folder as an argument (there is no default path) and returns a frame
 with exactly `OUTCOME_COLUMNS`. Rows without a usable label are dropped and counted in the log,
-never repaired.
+never repaired. Each row's `task` is the category its data set gives it (RouterBench's
+eval_name, an openmodels7 file name, LLMRouter's cluster_id, RouterArena's benchmark, AlpacaEval's
+subset), as an agent's step would name itself: the replay sends it as the call's `task`.
 
 AlpacaEval annotator. The parquet holds two annotators. `weighted_alpaca_eval_gpt4_turbo`
 (AlpacaEval 2, reference gpt4_1106_preview): 46,680 rows, 58 models, 0 missing preferences.
@@ -178,6 +180,7 @@ def read_routerbench_file(path: Path) -> pd.DataFrame:
                     "model": model,
                     "quality": raw[model],
                     "cost_usd": raw[f"{model}|total_cost"],
+                    "task": raw["eval_name"].astype(str),
                 }
             )
             for model in models
@@ -196,11 +199,15 @@ def load_routerbench(data_dir: str | Path) -> pd.DataFrame:
     return _public_frame((read_routerbench_file(path) for path in paths), "routerbench")
 
 
-def _scores_rows(path: Path, source: str, split: str | None) -> Iterator[dict]:
-    """Rows of a `[{"question", "scores": {model: score}}]` file (LLMRouter, RouterDC)."""
+def _scores_rows(path: Path, source: str, split: str | None, task: str | None = None
+                 ) -> Iterator[dict]:
+    """Rows of a `[{"question", "scores": {model: score}}]` file (LLMRouter, RouterDC); the
+    task is `task`, else the record's ``cluster_id`` (LLMRouter's only task signal)."""
     dataset = source.split("/")[0]
     for record in json.loads(path.read_text(encoding="utf-8")):
         question = record["question"]
+        cluster = record.get("cluster_id")
+        row_task = task or (f"cluster-{cluster}" if cluster is not None else None)
         prompt_id = f"{source}:{text_id(question)}"
         row_split = split or hash_split(question)
         for model, score in record["scores"].items():
@@ -212,6 +219,7 @@ def _scores_rows(path: Path, source: str, split: str | None) -> Iterator[dict]:
                 "source": source,
                 "dataset": dataset,
                 "split": row_split,
+                "task": row_task,
             }
 
 
@@ -250,7 +258,7 @@ def load_openmodels7(data_dir: str | Path) -> pd.DataFrame:
     frames = []
     for path in sorted((Path(data_dir) / "openmodels7").glob("*.json")):
         task, split = _split_stem(path.stem)
-        frames.append(pd.DataFrame(_scores_rows(path, f"openmodels7/{task}", split)))
+        frames.append(pd.DataFrame(_scores_rows(path, f"openmodels7/{task}", split, task)))
     return _public_frame(frames, "openmodels7")
 
 
@@ -259,7 +267,7 @@ def load_alpacaeval(
 ) -> pd.DataFrame:
     """AlpacaEval chat instructions; quality = P(answer at least as good as the reference)."""
     path = Path(data_dir) / "alpacaeval" / "alpacaeval_preferences_long.parquet"
-    columns = ["annotator", "model", "generator_1", "instruction", "preference"]
+    columns = ["annotator", "model", "generator_1", "instruction", "preference", "dataset"]
     raw = pd.read_parquet(path, columns=columns)
     if annotator not in set(raw["annotator"]):
         known = sorted(set(raw["annotator"]))
@@ -286,6 +294,7 @@ def load_alpacaeval(
             "source": "alpacaeval",
             "dataset": "alpacaeval",
             "split": raw["instruction"].map(splits),
+            "task": raw["dataset"].astype(str),
         }
     )
     return _public_frame([frame], "alpacaeval")
@@ -307,6 +316,7 @@ def _routerarena_row(record: dict) -> dict:
         "source": "routerarena",
         "dataset": "routerarena",
         "split": hash_split(question),
+        "task": str(record["global_index"]).rsplit("_", 1)[0][:64],
     }
 
 

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from router.decision.classifier import TierClassifier
 from router.decision.features import CHARS_PER_TOKEN, CallView
+from training.classifier import TierClassifier
 from training.metrics import OperatingPoint, oracle_choice, random_mixture_curve, routed_point
 
 KNN_K = 50
@@ -72,7 +72,7 @@ def knn_scores(
 ) -> np.ndarray:
     """(n_eval, T) scores of a kNN router fitted on the training rows' embeddings."""
     # The kNN head fits a weighted resample of about half the labelled rows of a tier
-    # (router.decision.classifier._resample), so k must stay below that.
+    # (training.classifier._resample), so k must stay below that.
     observed = int(np.min((~np.isnan(train_labels)).sum(axis=0)))
     k = max(1, min(KNN_K, observed // 2))
     model = TierClassifier(tiers=tiers, head="knn", k=k, calibration=None, random_state=seed)

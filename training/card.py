@@ -87,12 +87,18 @@ def _selection(meta: dict[str, Any]) -> str:
     table = pd.DataFrame(meta.get("selection", []))
     if table.empty:
         return ""
-    means = table.groupby("candidate")["apgr"].mean().sort_values(ascending=False)
-    lines = "\n".join(f"| {c} | {v:.3f} |" for c, v in means.items())
+    columns = ["apgr", "pair_apgr"] if "pair_apgr" in table else ["apgr"]
+    means = table.groupby("candidate")[columns].mean().sort_values("apgr", ascending=False)
+    lines = "\n".join(f"| {c} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
+                      for c, row in zip(means.index, means.to_numpy(), strict=True))
+    pair = " | mean pair APGR (raw weak-tier score)" if "pair_apgr" in table else ""
     return (
         "## Model selection\n\nBy mean leave-one-dataset-out APGR over the tier pairs of each "
-        "held-out group (training splits only; `selection.csv` has every group):\n\n"
-        "| candidate | mean LODO APGR |\n|---|---|\n" + lines + "\n"
+        "held-out group, on the served knob's sweep (the ratio to the best tier, through the "
+        "policy); the pair APGR with the weak tier's raw score as the knob beside it (training "
+        "splits only; `selection.csv` has every group):\n\n"
+        f"| candidate | mean LODO APGR (served policy){pair} |\n|---|---|"
+        + ("---|" if pair else "") + "\n" + lines + "\n"
     )
 
 

@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from router.config import Settings
-from router.decision.artifact import assemble_features
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
-from router.decision.features import CallView
+from router.decision.features import CallView, numbers_of
 from training.labels import PromptTable, views_of
 from training.progress import Progress
 
@@ -150,7 +149,7 @@ def featurise(table: PromptTable, cache: EmbeddingCache) -> tuple[Featurised, li
     """Views, embeddings and cheap features of every row (the views are what the service sees)."""
     views = views_of(table.prompts)
     embeddings = cache.embed([v.text for v in views])
-    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
+    numeric = numbers_of(views)
     return Featurised(table, embeddings, numeric), views
 
 

@@ -39,7 +39,7 @@ from training.ingest import load_outcomes
 from training.labels import PromptTable, tier_table
 from training.outputs import summary_rows, write_outputs
 from training.report import DEFINITIONS, EvalSet, concat_sets, scope_report, scopes_report
-from training.scoring import TARGETS, policy_choices, tier_costs, tier_scores
+from training.scoring import TARGETS, policy_choices, tier_costs
 from training.selection import Candidate, head_recipe
 from training.train import SELECTION_GROUPS, fit_final
 
@@ -160,7 +160,7 @@ def routers_set(
 ) -> EvalSet:
     """`model` and a kNN router fitted on the `train` rows, evaluated on the `test` rows."""
     test_views = [v for v, keep in zip(views, test, strict=True) if keep]
-    learned = {"router": tier_scores(model, data.embeddings[test], test_views,
+    learned = {"router": model.scores(data.embeddings[test], test_views,
                                      settings.tier_names)}
     if train.any():
         learned["knn"] = knn_scores(

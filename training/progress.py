@@ -55,8 +55,9 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         eta = "done" if self.done >= self.total else f"ETA {_duration(left)}"
+        speed = f"{rate:.1f}/s" if rate >= 1 else f"{rate * 60:.1f}/min"
         return (f"{self.desc}: {self.done}/{self.total} {self.unit}s "
-                f"({100 * self.done / self.total:.0f}%), {rate:.1f}/s, "
+                f"({100 * self.done / self.total:.0f}%), {speed}, "
                 f"{_duration(elapsed)} elapsed, {eta}")
 
     def close(self) -> None:

@@ -14,25 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from router.config import Settings
-from router.decision.artifact import RouterModel
 from router.decision.choice import CallFacts, TierTable
 from router.decision.features import CallView
 from router.decision.policy import decide
-from router.errors import RouterError
 
 TARGETS = np.round(np.linspace(0.0, 1.0, 101), 2)
-
-
-def tier_scores(
-    model: RouterModel, embeddings: np.ndarray, views: list[CallView], tiers: Sequence[str]
-) -> np.ndarray:
-    """The model's (n, T) scores with columns in the given (the config's) tier order."""
-    missing = [t for t in tiers if t not in model.tiers]
-    if missing:
-        raise RouterError(f"model {model.version} has no score for tiers {missing} of the "
-                          f"config; it was trained for {model.tiers}")
-    scores = model.scores(embeddings, views)
-    return scores[:, [model.tiers.index(t) for t in tiers]]
 
 
 def tier_costs(tokens_in: Sequence[int], settings: Settings) -> np.ndarray:

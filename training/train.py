@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from router.config import Settings
@@ -52,12 +51,15 @@ def train(
     strict: bool = False,
     backend: str = DEFAULT_TRAINING_BACKEND,
     embedder: Embedder | None = None,
+    selection_groups: Sequence[str] | None = SELECTION_GROUPS,
 ) -> Path:
     """Train a model directory at `out` from the train split of the data; returns `out`.
 
     `data_dir` is the public data folder and `traces` TRACES.md files (at least one of the
     two); `strict` makes a bad trace line fatal; `backend` picks the encoder, unless
     `embedder` gives one (tests, experiments); its name is recorded in the metadata.
+    `selection_groups` are the sources held out in turn to choose the head (None: every
+    source); none of them in the data is an error naming them.
     """
     outcomes, data_files = load_outcomes(data_dir, traces, strict=strict)
     table = tier_table(outcomes, settings)
@@ -72,12 +74,12 @@ def train(
     sources = rows.prompts["source"].to_numpy()
     selection = leave_one_group_out(
         data.embeddings, data.numeric, rows.labels, rows.weights, sources, rows.tiers,
-        eval_groups=[g for g in SELECTION_GROUPS if g in set(sources)], seed=seed,
+        eval_groups=selection_groups, seed=seed,
     )
     model = fit_final(data, selection.best, seed)
     log.info("selected %s by leave-one-dataset-out", selection.best.name)
     save_model(
-        out, model.classifier, model.numeric_features,
+        out, model.head, model.features,
         router_version=f"{out.name}-{selection.best.name}-seed{seed}",
         head=selection.best.as_metadata(),
         embedder_backend=embedder.name,
@@ -86,7 +88,8 @@ def train(
         training_prompts=int(len(rows)),
         training_prompts_by_source=rows.prompts["source"].value_counts().to_dict(),
         selection=selection.table,
-        metrics={"lodo_mean_apgr": selection.means},
+        metrics={"lodo_mean_apgr": selection.means,
+                 "lodo_mean_pair_apgr": selection.pair_means},
         quality_target={"meaning": KNOB_MEANING, "doc": QUALITY_TARGET_DOC,
                         "default": settings.quality_target},
     )
@@ -97,13 +100,10 @@ def train(
 
 def fit_final(data: Featurised, candidate: Candidate, seed: int) -> RouterModel:
     """`candidate`'s head fitted on every row of `data` (train: the winner of selection)."""
-    features = (
-        np.hstack([data.embeddings, data.numeric]) if candidate.numeric else data.embeddings
-    )
-    classifier = build_head(candidate, data.table.tiers, seed)
-    classifier.fit(
-        features, data.table.labels, data.table.weights,
-        groups=data.table.prompts["source"].to_numpy(),
+    head = build_head(candidate, data.table.tiers, seed)
+    head.fit(
+        candidate.features.assemble(data.embeddings, data.numeric), data.table.labels,
+        data.table.weights, groups=data.table.prompts["source"].to_numpy(),
     )
     meta: dict[str, Any] = {"router_version": candidate.name}
-    return RouterModel(classifier=classifier, numeric_features=candidate.numeric, metadata=meta)
+    return RouterModel(head=head, features=candidate.features, metadata=meta)

@@ -198,6 +198,12 @@ def public_source(text: str) -> str:
     return text
 
 
+def public_source_part(text: str) -> str:
+    """A data set of the public data folder, or one of its sources (routerbench/mbpp)."""
+    public_source(text.split("/", 1)[0])
+    return text
+
+
 def url(text: str) -> str:
     if not text.startswith(("http://", "https://")) or len(text.split("//", 1)[1]) == 0:
         raise argparse.ArgumentTypeError(

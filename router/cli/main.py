@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from router.cli.args import (
     CliError,
@@ -109,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="encoder backend for training embeddings: onnx is the fp32 "
                             "reference (torch) on ONNX Runtime, the same vectors ~2.4x faster; "
                             "onnx-int8 is faster still but moves ~2%% of decisions")
+    train.add_argument("--selection-groups", nargs="+", default=None, metavar="SOURCE",
+                       help="sources held out in turn to choose the head ('all': every "
+                            "source; default: the public benchmarks with a tier contrast)")
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser("evaluate", help="quality-versus-cost report of a model")
@@ -257,9 +261,16 @@ def _train(args: argparse.Namespace) -> int:
 
     train(settings=load_settings(args.config), out=args.out, cache_dir=args.cache_dir,
           data_dir=args.data_dir, traces=args.traces, seed=args.seed, strict=args.strict,
-          backend=args.backend)
+          backend=args.backend, **_selection_groups(args.selection_groups))
     return 0
 
+
+
+def _selection_groups(groups: list[str] | None) -> dict[str, Any]:
+    """`train`'s selection_groups argument: unset keeps its default, 'all' is None."""
+    if groups is None:
+        return {}
+    return {"selection_groups": None if groups == ["all"] else tuple(groups)}
 
 def _card(args: argparse.Namespace) -> int:
     from training.card import write_card

@@ -40,7 +40,7 @@ def _runs(args: argparse.Namespace) -> int:
     records = RunRecords(store)
     try:
         if args.run_id is None:
-            listing = records.recent(time.time(), expire, args.limit, args.key)
+            listing, _ = records.recent(time.time(), expire, args.limit, args.key)
         else:
             ledger = records.ledger(args.run_id, expire, time.time(), args.key)
     finally:

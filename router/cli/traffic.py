@@ -19,6 +19,7 @@ from router.cli.args import (
     out_dir,
     out_file,
     public_source,
+    public_source_part,
     read_key,
     when,
 )
@@ -82,13 +83,15 @@ def add_traffic_commands(sub: Any) -> None:
     config_option(replay)
     replay.add_argument("--data-dir", type=existing_dir, default=None,
                         help="the shared data folder")
-    replay.add_argument("--source", type=public_source, default=None,
-                        help="a data set of --data-dir: routerbench, llmrouter, openmodels7, "
-                             "alpacaeval or routerarena")
+    replay.add_argument("--source", type=public_source_part, nargs="+", default=None,
+                        help="data sets of --data-dir (routerbench, llmrouter, openmodels7, "
+                             "alpacaeval, routerarena) or their parts (routerbench/mbpp), mixed")
     replay.add_argument("--traces", type=existing_file, default=None,
                         help="or a TRACES.md file")
-    replay.add_argument("--holdout-source", type=public_source, default=None,
-                        help="serve a prior fitted (serving recipe) without this data set")
+    replay.add_argument("--holdout-source", type=public_source, nargs="+", default=None,
+                        help="serve a prior fitted (serving recipe) without these data sets")
+    replay.add_argument("--no-task-names", action="store_true",
+                        help="withhold each call's category (its task) from the service")
     replay.add_argument("--url", type=http_url, default=None,
                         help="an already running service (its tiers must be the source's); "
                              "default: start one with a fresh trace store in --work")
@@ -102,7 +105,7 @@ def add_traffic_commands(sub: Any) -> None:
                         help="outcomes before the freeze")
     replay.add_argument("--score", type=integer(1), default=500,
                         help="prompts scored after it")
-    replay.add_argument("--window", type=integer(1), default=200,
+    replay.add_argument("--window", type=integer(1), default=250,
                         help="learning-curve window")
     replay.add_argument("--seed", type=int, default=0, help="seed of the orders and fits")
     replay.add_argument("--no-ceiling", action="store_true",
@@ -192,24 +195,25 @@ def _export(args: argparse.Namespace) -> int:
 
 def _learning(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.decision.encoders.base import DIMENSION
-    from router.traces.learning import LearningState, read_observations
+    from router.decision.map_fit import fit_map
+    from router.traces.evidence import EvidenceStore
     from router.traces.store import TraceStore
 
     settings = load_settings(args.config)
-    metadata = settings.model_dir / "metadata.json"
-    model = json.loads(metadata.read_text()).get("router_version") if metadata.is_file() else None
     store = TraceStore(settings.store).open()
     try:
+        evidence = EvidenceStore(store, settings.learning)
+        reset_at = store.learning_reset_at()
         if args.reset:
-            print(f"learning state reset at {store.reset_learning():.3f}")
-        observations, revision, reset_at = read_observations(store, settings.learning, model)
+            reset_at = store.reset_learning()
+            evidence.clear()
+            print(f"learning state reset at {reset_at:.3f}")
+        learned = fit_map(evidence.read(settings.tier_names), settings.tier_names,
+                          settings.learning)
     finally:
         store.close()
-    state = LearningState(settings.learning, settings.tier_names, DIMENSION, model)
-    state.load(observations, revision)
     print(json.dumps({"enabled": settings.learning.enabled, "reset_at": reset_at,
-                      **state.snapshot()}, indent=2))
+                      **learned.snapshot()}, indent=2))
     return 0
 
 
@@ -250,9 +254,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.holdout_source:
         if args.data_dir is None:
             raise CliError("--holdout-source needs --data-dir")
+        held = "+".join(args.holdout_source).replace("/", "-")
         prior_dir = rp.holdout_prior(settings, args.data_dir, args.holdout_source, recipe,
-                                     args.work / f"prior-without-{args.holdout_source}", cache,
-                                     args.seed)
+                                     args.work / f"prior-without-{held}", cache, args.seed)
     served = rp.replay_settings(settings, tiers).model_copy(update={"model_dir": prior_dir})
     key = read_key(args.api_key_file)
     headers = {"Authorization": f"Bearer {key}"} if key else None
@@ -262,7 +266,7 @@ def _replay(args: argparse.Namespace) -> int:
             prior_version = http.get("/readyz").json()["router_version"]
             orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
                                    score=args.score, window=args.window, seed=args.seed,
-                                   headers=headers)
+                                   headers=headers, with_task=not args.no_task_names)
     except httpx.HTTPError as exc:
         raise CliError(f"the service at {args.url or 'the started service'} failed: "
                        f"{type(exc).__name__}: {exc}") from None
@@ -271,6 +275,7 @@ def _replay(args: argparse.Namespace) -> int:
         for o in orders]
     report = {"source": traffic.name, "url": url, "prior": prior_version, "tiers": tiers,
               "holdout_source": args.holdout_source, "learn": args.learn,
+              "with_task": not args.no_task_names,
               "score": args.score, "orders": orders, "ceilings": ceilings,
               "summary": rp.summarise(orders, ceilings)}
     if args.out is not None:

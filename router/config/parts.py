@@ -16,6 +16,8 @@ DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("tools", "json")
 Backend = Literal["torch", "onnx", "onnx-int8"]
 PromptStorage = Literal["full", "hash", "none"]
 FeatureStorage = Literal["embedding", "none"]
+CategoryField = Literal["role", "task", "step"]
+DEFAULT_CATEGORY_FIELDS: tuple[CategoryField, ...] = ("role", "task")
 
 
 class Section(BaseModel):
@@ -177,27 +179,53 @@ class RunsConfig(Section):
 
 
 class LearningConfig(Section):
-    """The online learning state (router/traces/learning.py): recalibration and neighbourhood
-    evidence from this deployment's labelled outcomes, applied before the policy."""
+    """The deployment's learned routing map (router/decision/learned_map.py): per (category,
+    tier) quality with uncertainty, learned from labelled outcomes, and the rule that reads it."""
 
     enabled: bool = True
-    capacity: int = Field(default=2048, ge=16, le=200_000,
-                          description="Newest labelled outcomes kept (bounds memory).")
-    neighbours: int = Field(default=32, ge=1, le=1024, description="Per tier, per call.")
-    bandwidth: float = Field(default=0.25, gt=0, le=10,
-                             description="Kernel exp((cos - 1) / bandwidth).")
-    min_similarity: float = Field(default=0.2, ge=-1, lt=1,
-                                  description="Cosine below which a neighbour is no evidence.")
-    prior_strength: float = Field(default=4.0, gt=0,
-                                  description="Evidence worth as much as the model's score.")
+    category_fields: list[CategoryField] = Field(
+        default_factory=lambda: list(DEFAULT_CATEGORY_FIELDS),
+        description="Request fields that make categories, coarse to fine; `step` only when "
+                    "named (many agents send a step number there, which is no category).")
+    cluster_bits: int = Field(default=4, ge=0, le=8, description="Embedding clusters, for "
+                              "calls with no signal or a sparse category: the model's own "
+                              "(its guard's centroids) when it has them, else 2^bits (0: none).")
+    max_categories: int = Field(default=2000, ge=1, le=100_000, description="Live categories "
+                                "kept (most evidence first); beyond it the coarser level.")
+    min_outcomes: int = Field(default=30, ge=1, description="Outcomes a category needs before "
+                              "its own estimate decides.")
+    prior_strength: float = Field(default=10.0, gt=0, description="Outcomes the model's "
+                                  "(recalibrated) score, or a parent category, is worth.")
+    bound: float = Field(default=0.9, ge=0.5, lt=1.0, description="One-sided level of the "
+                         "lower bound on a tier's quality relative to the strongest tier's.")
+    score_weight: float = Field(default=1.0, ge=0, le=2, description="How far a call's own "
+                                "score ratio, relative to its category's mean, shifts the bound.")
+    prior_confidence: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Without a category of min_outcomes, the model's scores decide alone "
+                    "where its confidence is at least this (0: always); below it, or unset, "
+                    "the strongest tier (or cold_tier).")
+    cold_tier: str | None = Field(
+        default=None, description="Where a call with no known category goes instead of the "
+                                  "strongest tier: savings from the first call, at the risk of "
+                                  "that tier's unmeasured quality on this traffic.")
+    share_across_keys: bool = Field(
+        default=False, description="Categories also learn from other keys' outcomes (no key "
+                                   "supplies more than half of a shared category's evidence).")
+    half_life_days: float = Field(default=30.0, ge=7, le=3650,
+                                  description="Evidence loses half its weight in this time.")
     calibration_strength: float = Field(default=30.0, ge=0,
                                         description="Pull of the identity map, in outcomes.")
     max_weight: float = Field(default=20.0, ge=1, description="Clip of 1/propensity.")
-    explore_floor: float = Field(default=0.25, ge=0, le=1,
-                                 description="Share of exploration_rate kept where evidence "
-                                 "is dense.")
+    explore_cost: float = Field(default=0.01, ge=0, le=1, description="Most a call's "
+                                "exploration may cost in expected quality, relative to the "
+                                "strongest tier's.")
+    probe_share: float = Field(default=0.02, ge=0, le=0.5, description="Calls of a category "
+                               "that moved below the strongest tier that probe it again.")
+    drift: float = Field(default=0.05, gt=0, le=1, description="A move of a category's "
+                         "relative quality between two rebuilds that the drift watch names.")
     refresh_s: float = Field(default=15.0, gt=0, le=3600,
-                             description="Reload from the store (replicas converge).")
+                             description="Rebuild from the store (replicas converge).")
 
 
 class PromotionConfig(Section):

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     model_dir: Path = Path("models/default")
-    quality_target: float = Field(default=0.9, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
+    quality_target: float = Field(default=0.95, ge=0.0, le=1.0, description=QUALITY_TARGET_DOC)
     fail_open: bool = True
     shadow: bool = Field(default=False, description="Every call a shadow call unless it says "
                          "otherwise: decide and record, never expect to be followed.")
@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     store: StoreConfig = StoreConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
     runs: RunsConfig = RunsConfig()
-    # On by default: without it no outcome ever says a cheaper tier would have done. The
-    # learning state scales it down where evidence is dense (learning.explore_floor).
+    # On by default: without it no outcome ever says a cheaper tier would have done. With the
+    # learned map it is the most a call may be explored; the map aims it where a cheaper tier's
+    # quality is unknown and caps its cost (learning.explore_cost).
     exploration_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
     exploration_seed: int | None = None
     drift_window_s: float = Field(default=3600.0, gt=0)
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"task rule '{task}' names unknown tier '{ref}'; tiers: {names}"
                     )
+        cold = self.learning.cold_tier
+        if cold is not None and cold not in names:
+            raise ValueError(f"learning.cold_tier '{cold}' is not one of the tiers {names}")
         budget_names = [b.name for b in self.budgets]
         if len(set(budget_names)) != len(budget_names):
             raise ValueError(f"budget names must be unique, got {budget_names}")

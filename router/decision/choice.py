@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from router.config import Settings, TaskRule, TierConfig
+from router.decision.learned_map import Verdict
 from router.schemas import Reason
 
 
@@ -32,6 +33,7 @@ class CallFacts:
     forced_tier: str | None = None
     max_cost_usd: float | None = None
     latency_sensitive: bool = False  # within the tier, the fastest observed model first
+    learned: Verdict | None = None  # the learned map's bounds and exploration for this call
 
     @property
     def tokens(self) -> int:

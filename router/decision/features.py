@@ -23,8 +23,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from router.schemas import ChatMessage, ToolSchema
 
@@ -65,6 +68,49 @@ class CallView:
     text: str
     numeric: tuple[float, ...]
     tokens_in: int
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a scorer reads: the embedding, then the cheap numbers named here (a subset of
+    `FEATURE_NAMES`, in that order). A model directory records it; training, selection and
+    serving all build a scorer's input with `assemble`."""
+
+    numeric: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.numeric if n not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"The 'numeric' parameter must name features of {FEATURE_NAMES}. "
+                             f"Got {unknown} instead.")
+        object.__setattr__(self, "numeric", tuple(n for n in FEATURE_NAMES
+                                                  if n in self.numeric))
+
+    @classmethod
+    def of(cls, numeric: bool) -> FeatureSpec:
+        """The embedding alone, or the embedding and every cheap number."""
+        return cls(FEATURE_NAMES if numeric else ())
+
+    @classmethod
+    def from_metadata(cls, features: Mapping[str, Any]) -> FeatureSpec:
+        return cls(tuple(features.get("numeric") or ()))
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"embedding": True, "numeric": list(self.numeric)}
+
+    def assemble(self, embeddings: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """(n, d + k) scorer input from (n, d) embeddings and (n, len(FEATURE_NAMES)) cheap
+        numbers (`numbers_of`)."""
+        if not self.numeric:
+            return embeddings
+        columns = [FEATURE_NAMES.index(n) for n in self.numeric]
+        return np.hstack([embeddings, np.asarray(numbers, dtype=np.float32)[:, columns]])
+
+
+def numbers_of(views: Sequence[CallView]) -> np.ndarray:
+    """(n, len(FEATURE_NAMES)) float32: every view's cheap numbers."""
+    return np.asarray([v.numeric for v in views], dtype=np.float32).reshape(
+        len(views), len(FEATURE_NAMES))
 
 
 def view_of(

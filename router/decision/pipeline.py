@@ -5,13 +5,13 @@
    (reason ``degraded``, the failure in ``detail``). Never explored.
 2. Otherwise `policy.decide` (forced tier, step 2's `TierPick`, task rules, context and
    capabilities, the caller's ceiling, ``max_cost_usd``); then a low budget's lower knob
-   (`policy.budget_step`); then exploration (`policy.explore_step`), at the rate scaled by
-   how thin the learning state's evidence is around the call; then model health
-   (`health.health_step`), which makes an explored decision it moved certain.
+   (`policy.budget_step`); then exploration (`policy.explore_step`), with the chances the
+   learned map's verdict gives each tier (`CallFacts.learned`); then model health
+   (`health_view.health_step`), which makes an explored decision it moved certain.
 3. A shadow call has no ceiling and is never explored, and when no model is healthy it is
    decided as if health were off: nobody follows it, so it is never refused for either.
 4. A call the model scored unlike its training data (`confidence` below `LOW_CONFIDENCE`)
-   says so in ``detail`` when the classifier chose its tier.
+   says so in ``detail`` (after the verdict's why) when the classifier chose its tier.
 5. A sticky run's call stays on its run's model unless a rule moves it (`sticky.stick`);
    kept there, it is certain (propensity 1 with exploration on).
 
@@ -32,10 +32,10 @@ from router.decision.policy import (
     ExplorationDraw,
     LowBudget,
     TierPick,
+    bound_pick,
     budget_step,
     decide,
     explore_step,
-    threshold_pick,
 )
 from router.decision.sticky import stick
 from router.errors import NoHealthyModel
@@ -51,7 +51,6 @@ class Reads:
     draw: Callable[[], ExplorationDraw] | None = None  # exploration on: the next draw
     health: HealthView | None = None
     pin: tuple[str | None, str | None] | None = None  # a sticky run's (tier, model) so far
-    thin: float = 1.0  # the share of the exploration rate the call gets
     confidence: float = math.nan  # the head's out-of-distribution guard; NaN: none
     failure: str | None = None  # why the scores are missing (then they are NaN)
     shadow: bool = False
@@ -63,7 +62,7 @@ def choose(
     quality_target: float,
     facts: CallFacts,
     reads: Reads = Reads(),
-    pick: TierPick = threshold_pick,
+    pick: TierPick = bound_pick,
 ) -> Choice:
     """The served decision for one call (steps 1-5 of the module docstring)."""
     if reads.shadow:
@@ -87,8 +86,6 @@ def _scored(
     reads: Reads, pick: TierPick,
 ) -> Choice:
     draw = reads.draw() if reads.draw is not None and not reads.shadow else None
-    if draw is not None and reads.thin < 1.0:  # explore where the evidence is thin
-        draw = replace(draw, rate=draw.rate * reads.thin)
     try:
         choice = steps(scores, table, quality_target, facts, reads.low, draw, reads.health, pick)
     except NoHealthyModel:
@@ -96,9 +93,9 @@ def _scored(
             raise
         choice = steps(scores, table, quality_target, facts, reads.low, draw, None, pick)
     if reads.confidence < LOW_CONFIDENCE and choice.reason == "classifier":
-        choice = replace(choice, detail=(
+        choice = choice.say(
             f"unlike the training data (confidence {reads.confidence:.2f}): scores pulled "
-            "toward each tier's pooled quality"))
+            "toward each tier's pooled quality")
     return choice
 
 
@@ -110,7 +107,7 @@ def steps(
     low: Callable[[], LowBudget | None] | None = None,
     draw: ExplorationDraw | None = None,
     health: HealthView | None = None,
-    pick: TierPick = threshold_pick,
+    pick: TierPick = bound_pick,
 ) -> Choice:
     """`decide`, the budget step, exploration and health, in that order. The propensity is
     None with exploration off; 1 when health moved the decision to another tier (certain,

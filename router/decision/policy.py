@@ -4,11 +4,14 @@ Pure functions, no heavy imports; the service and the offline evaluator both cal
 so what is evaluated offline is exactly what runs online. The steps, in this order:
 
 1. **forced**: a valid ``tier`` in the request wins outright (reason ``forced``).
-2. **classifier**: the cheapest tier whose predicted quality is at least ``quality_target``
-   times the best tier's predicted quality (reason ``classifier``). The knob is relative on
-   purpose: on traffic unlike the training data every tier's predicted quality sinks, and an
-   absolute bar then sits above all of them and sends everything to the dearest tier; the ratio
-   between tiers is what carries across domains. Ties go to the cheaper tier.
+2. **classifier**: the cheapest tier whose lower bound of quality relative to the strongest
+   tier, from the learned map (router/decision/learned_map.py: the call's category, its own
+   score, the cold rule), is at least ``quality_target``; without a map's verdict, the cheapest
+   tier whose predicted quality is at least ``quality_target`` times the best tier's (reason
+   ``classifier``). The knob is relative on purpose: on traffic unlike the training data every
+   tier's predicted quality sinks, and an absolute bar then sits above all of them and sends
+   everything to the dearest tier; the ratio between tiers is what carries across domains.
+   Ties go to the cheaper tier.
 3. **task rules**: the config maps an agent's ``task`` to a fixed tier or a floor tier
    (reason ``task_rule`` when it changed the choice).
 4. **eligibility**: tiers whose context window cannot hold the estimated input plus the
@@ -20,8 +23,9 @@ so what is evaluated offline is exactly what runs online. The steps, in this ord
    fits, the cheapest eligible tier, saying so. The caller's cap is explicit, so it wins over
    task rules.
 
-Step 2 is one strategy, `threshold_pick` (any `TierPick` can stand in for it): scores and
-the tier table in, (tier index, reason, detail) out. A call whose ceiling (the caller's own
+Step 2 is one strategy, `bound_pick` (any `TierPick` can stand in for it): scores, the tier
+table and the call's facts (with the learned map's verdict) in, (tier index, reason, detail)
+out. A call whose ceiling (the caller's own
 model's tier) and the tiers below it cannot serve it is refused (`RequestLimitError` on
 ``model``, naming the capability or the context and the ceiling): the caller's model is never
 exceeded.
@@ -74,8 +78,20 @@ def threshold_choice(scores: Sequence[float], quality_target: float) -> int:
 
 def threshold_pick(scores: Sequence[float], table: TierTable, quality_target: float,
                    facts: CallFacts) -> Pick:
-    """The shipped step 2: `threshold_choice`, reason ``classifier``."""
+    """Step 2 on the scores alone: `threshold_choice`, reason ``classifier``."""
     return threshold_choice(scores, quality_target), "classifier", None
+
+
+def bound_pick(scores: Sequence[float], table: TierTable, quality_target: float,
+               facts: CallFacts) -> Pick:
+    """The shipped step 2: the learned map's verdict on the call (`facts.learned`,
+    router/decision/learned_map.py), the cheapest tier whose lower bound of quality relative to
+    the strongest tier is at least ``quality_target``, saying which category decided (or that
+    none could yet); without a verdict, `threshold_pick`."""
+    learned = facts.learned
+    if learned is None:
+        return threshold_pick(scores, table, quality_target, facts)
+    return threshold_choice(learned.bounds, quality_target), "classifier", learned.detail
 
 
 def decide(
@@ -83,7 +99,7 @@ def decide(
     table: TierTable,
     quality_target: float,
     facts: CallFacts,
-    pick: TierPick = threshold_pick,
+    pick: TierPick = bound_pick,
 ) -> Choice:
     """Apply steps 1-5 of the module docstring."""
     names = table.names
@@ -171,11 +187,11 @@ class LowBudget:
 
 @dataclass(frozen=True)
 class ExplorationDraw:
-    """Two uniform [0, 1) numbers from the service's seeded generator, and the rate."""
+    """A uniform [0, 1) number from the service's seeded generator, and the most a call may
+    be explored (`exploration_rate`, the cap of the learned map's chances)."""
 
     rate: float
-    explore: float  # < rate: explore
-    pick: float  # which alternative
+    explore: float  # below the chances' running total: that tier
 
 
 NOT_EXPLORED: frozenset[Reason] = frozenset({"forced", "degraded", "budget"})
@@ -183,7 +199,7 @@ NOT_EXPLORED: frozenset[Reason] = frozenset({"forced", "degraded", "budget"})
 
 def budget_step(
     choice: Choice, low: LowBudget, scores: Mapping[str, float], table: TierTable,
-    quality_target: float, facts: CallFacts, pick: TierPick = threshold_pick,
+    quality_target: float, facts: CallFacts, pick: TierPick = bound_pick,
 ) -> Choice:
     """Re-decide with the budget's lower knob; keep it (reason `budget`) if it is cheaper."""
     knob = min(quality_target, low.budget.low_quality_target)
@@ -199,23 +215,28 @@ def budget_step(
 def explore_step(
     choice: Choice, facts: CallFacts, table: TierTable, draw: ExplorationDraw
 ) -> Choice:
-    """With probability ``draw.rate`` another allowed tier, uniformly; and its propensity.
+    """Another allowed tier, with the probability the learned map's verdict gives it (Thompson
+    sampling where a cheaper tier's bound is near the target, capped in expected quality cost,
+    and probes of the strongest tier where a category moved below it), and its propensity.
 
     A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
-    tier would have done; the propensity lets retraining and off-policy estimates weight each
-    outcome by 1/propensity. Never explored: forced tiers, fixed task rules, degraded and
-    budget decisions. Never explored to: a tier below a task rule's minimum, one that cannot
-    hold the call (context, tools), one over the call's ``max_cost_usd``.
+    tier would have done; the propensity lets learning, retraining and off-policy estimates
+    weight each outcome by 1/propensity. Never explored: a call without a verdict, forced
+    tiers, fixed task rules, degraded and budget decisions. Never explored to: a tier below a
+    task rule's minimum, one that cannot hold the call (context, tools), one over the call's
+    ``max_cost_usd``.
     """
-    others = [] if choice.reason in NOT_EXPLORED else alternatives(choice, facts, table)
-    if not others:
+    learned = facts.learned
+    if learned is None or choice.reason in NOT_EXPLORED:
         return replace(choice, propensity=1.0)
-    if draw.explore >= draw.rate:
-        return replace(choice, propensity=1.0 - draw.rate)
-    tier = others[min(int(draw.pick * len(others)), len(others) - 1)]
-    detail = f"exploring: {tier} instead of {choice.tier} (rate {draw.rate})"
-    return replace(force(table, tier, "explore", facts, detail),
-                   propensity=draw.rate / len(others))
+    edge = 0.0
+    for tier in alternatives(choice, facts, table):
+        chance = learned.explore[table.index(tier)]
+        edge += chance
+        if chance > 0 and draw.explore < edge:
+            detail = f"exploring: {tier} instead of {choice.tier} (probability {chance:.3g})"
+            return replace(force(table, tier, "explore", facts, detail), propensity=chance)
+    return replace(choice, propensity=1.0 - edge)
 
 
 def alternatives(choice: Choice, facts: CallFacts, table: TierTable) -> list[str]:

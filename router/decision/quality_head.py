@@ -5,7 +5,7 @@ Why this shape (each choice measured leave-one-dataset-out; the study's tables a
 model card and the issue-10 closing note):
 
 - One logistic model per tier of "this tier answers well" on the sentence embedding, fitted on
-  fractional labels (each row once as a success with weight y, once as a failure with 1 - y).
+  fractional labels (`decision.logistic.fractional_rows`).
   Held out, nothing tried ranked reliably better (gap models, cluster priors, kNN, regex request
   forms, IRT, within-source ridge all sat within the +-0.02 noise of this head or below it).
 - ``anchor_levels``: no data set has every tier with every other, so each tier's head is fitted
@@ -30,6 +30,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
+
+from router.decision.logistic import fractional_rows, logit, sigmoid
+from router.decision.scorer import check_fitted
 
 
 class TierQualityRouter(BaseEstimator):
@@ -107,19 +110,18 @@ class TierQualityRouter(BaseEstimator):
                 continue
             wb = w[both]
             gap = np.average(Y[both, t + 1] - Y[both, t], weights=wb)
-            above = np.average(_sigmoid(logits[both, t + 1]), weights=wb)
+            above = np.average(sigmoid(logits[both, t + 1]), weights=wb)
             shift = _solve_shift(logits[both, t], wb, above - gap)
             self.intercept_[t] += shift
             logits[:, t] += shift
 
     def predict_with_confidence(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, T) predicted quality per tier and (n,) guard confidence, from one pass."""
-        if not hasattr(self, "coef_"):
-            raise AttributeError("This TierQualityRouter is not fitted yet; call 'fit' first.")
+        check_fitted(self, "coef_")
         X = _normalise(np.asarray(X, dtype=np.float64))
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns. Got {X.shape}.")
-        head = _sigmoid(X @ self.coef_.T + self.intercept_)
+        head = sigmoid(X @ self.coef_.T + self.intercept_)
         conf = self._confidence(X)
         return conf[:, None] * head + (1.0 - conf[:, None]) * self.pooled_, conf
 
@@ -139,10 +141,6 @@ class TierQualityRouter(BaseEstimator):
         return np.clip((best - self.ood_low) / span, 0.0, 1.0)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def _normalise(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), 1e-12)
 
@@ -153,7 +151,7 @@ def _solve_shift(logits: np.ndarray, w: np.ndarray, target: float) -> float:
     lo, hi = -20.0, 20.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        if np.average(_sigmoid(logits + mid), weights=w) < target:
+        if np.average(sigmoid(logits + mid), weights=w) < target:
             lo = mid
         else:
             hi = mid
@@ -175,15 +173,11 @@ def _pooled_levels(Y: np.ndarray, seen: np.ndarray, w: np.ndarray) -> np.ndarray
 def _fit_fractional(
     Z: np.ndarray, y: np.ndarray, w: np.ndarray, C: float, prior: float
 ) -> tuple[np.ndarray, float]:
-    """Logistic regression on labels in [0, 1] (success weight w*y, failure weight w*(1-y));
-    a constant at the prior when every label is the same."""
-    rows = np.concatenate([Z, Z])
-    labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
-    weights = np.concatenate([w * y, w * (1.0 - y)])
-    keep = weights > 0
-    if len(np.unique(labels[keep])) < 2:
-        p = float(np.clip(prior, 1e-4, 1 - 1e-4))
-        return np.zeros(Z.shape[1]), float(np.log(p / (1 - p)))
+    """Logistic regression on labels in [0, 1] (`fractional_rows`); a constant at the prior
+    when every label is the same."""
+    rows, labels, weights = fractional_rows(Z, y, w)
+    if len(np.unique(labels)) < 2:
+        return np.zeros(Z.shape[1]), float(logit(prior, eps=1e-4))
     model = LogisticRegression(C=C, max_iter=2000)
-    model.fit(rows[keep], labels[keep], sample_weight=weights[keep])
+    model.fit(rows, labels, sample_weight=weights)
     return model.coef_[0], float(model.intercept_[0])

@@ -110,8 +110,8 @@ class TraceRecord(_Labelled):
     step: Id | None = None
     user: Id | None = None
     decision_id: Id | None = None
-    propensity: Annotated[float, JsonNumber] | None = Field(default=None, gt=0.0, le=1.0,
-                                                            allow_inf_nan=False)
+    propensity: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False),
+                          JsonNumber] | None = None
     source: Id | None = None
     timestamp: AwareDatetime | None = None
 
@@ -170,7 +170,9 @@ class ShadowReport(BaseModel):
 class SpendReport(BaseModel):
     by: str
     since: float | None
-    rows: list[SpendRow]
+    rows: list[SpendRow] = Field(description="One page: the costliest first.")
+    next_offset: int | None = Field(
+        default=None, description="The `offset` of the next page; null: this is the last.")
     shadow: ShadowReport | None = Field(
         default=None, description="What shadow decisions would have saved; absent: none.")
     escalations: EscalationReport | None = Field(

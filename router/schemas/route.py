@@ -23,9 +23,12 @@ from router.schemas.numbers import JsonNumber
 # drift gauge, model metadata): one sentence, one place.
 KNOB_MEANING = "relative"
 QUALITY_TARGET_DOC = (
-    "Route to the cheapest tier whose predicted quality is at least quality_target times the "
-    "best tier's predicted quality for this call (0 = always the cheapest allowed tier, "
-    "1 = the strongest tier; ties go to the cheaper tier)."
+    "Route to the cheapest tier whose quality relative to the strongest tier's is at least "
+    "quality_target, as a one-sided lower bound (90% by default) learned from this "
+    "deployment's outcomes in the call's category (its key, role, task) and shifted by the "
+    "call's own score; a call whose category has too few outcomes yet goes to the strongest "
+    "tier (0.95 = keep 95% of the strongest tier's quality; 0 = always the cheapest allowed "
+    "tier, 1 = always the strongest; ties go to the cheaper tier)."
 )
 
 Reason = Literal[

@@ -86,4 +86,8 @@ class RunSummary(BaseModel):
 
 
 class RunList(BaseModel):
+    """One page of the live runs, the latest call first."""
+
     runs: list[RunSummary]
+    next_offset: int | None = Field(
+        default=None, description="The `offset` of the next page; null: this is the last.")

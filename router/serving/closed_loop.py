@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
 from router.config import Settings
@@ -36,11 +37,11 @@ from router.schemas import (
     SpendReport,
     SpendRow,
 )
+from router.serving.learner import Learner
 from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
 from router.traces.escalations import escalation_report, period_calls
-from router.traces.learning import LearningState, observation_of, read_observations
 from router.traces.rows import Seen
 from router.traces.shadow import shadow_report
 from router.traces.store import StoreMetrics, TraceStore
@@ -48,7 +49,6 @@ from router.traces.store import StoreMetrics, TraceStore
 log = logging.getLogger(__name__)
 
 BUDGET_REFRESH_S = 15.0
-RECALIBRATE_EVERY = 50  # new outcomes before the learning state's final maps are refitted
 TICK_S = 0.5
 MAX_EVENTS = 200_000  # drift window: memory bound per deque, whatever the window
 
@@ -78,8 +78,7 @@ class ClosedLoop:
                 self.metrics.queue_depth.set_function(self.store.queue_depth)
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
-        self.learning: LearningState | None = None
-        self._learning_reset_at = 0.0
+        self.learning: Learner | None = None
 
     def start(self) -> ClosedLoop:
         if self.store is None:
@@ -125,66 +124,58 @@ class ClosedLoop:
         if self.store is not None:
             self.store.record(request, view, decision, seen)
 
-    def learning_for(
-        self, settings: Settings, dimension: int, model_version: str
-    ) -> LearningState | None:
-        """The learning state a service built from `settings` applies (None when off): kept
-        across reloads while its config, tiers and model stay, else rebuilt from the store (a
-        new model keeps the evidence, and calibrates its own scores afresh)."""
+    def learning_for(self, settings: Settings, dimension: int,
+                     centroids: np.ndarray | None = None, cut: str = "") -> Learner | None:
+        """The learned map a service built from `settings` reads (None when off or without a
+        store): kept across reloads while its config, tiers, dimension and the model's
+        clusters stay, else rebuilt from the store's evidence (which a new model keeps:
+        outcomes do not depend on it; its clusters, named by `cut`, are its own)."""
         config = settings.learning
         if not config.enabled or self.store is None:
             self.learning = None
             return None
-        state = self.learning
-        if state is None or state.config != config or state.tiers != settings.tier_names or (
-            state.dimension != dimension or state.model_version != model_version
-        ):
-            state = LearningState(config, settings.tier_names, dimension, model_version)
-            self.learning = state
-            self.reload_learning()
-        return state
+        learner = self.learning
+        bits = config.cluster_bits
+        expected = "" if not bits else (cut if centroids is not None else f"hash{bits}")
+        if learner is None or learner.config != config or (
+                learner.tiers != tuple(settings.tier_names) or learner.dimension != dimension
+                or learner.cut != expected):
+            learner = Learner(config, settings.tier_names, dimension, self.store,
+                              centroids=centroids, cut=cut).start()
+            self.learning = learner
+        return learner
 
     def reload_learning(self) -> None:
-        """Rebuild the learning state from the store (start, every refresh_s): what makes it
-        survive a restart and replicas on one database converge."""
-        state, store = self.learning, self.store
-        if state is None or store is None:
-            return
-        try:
-            observations, revision, reset_at = read_observations(store, state.config,
-                                                                 state.model_version)
-        except StoreError as exc:
-            log.warning("learning state refresh failed: %s", exc)
-            return
-        state.load(observations, revision, keep_recent=reset_at == self._learning_reset_at)
-        self._learning_reset_at = reset_at
+        """Rebuild the learned map from the store (start, after new outcomes, every
+        refresh_s): what makes it survive a restart and replicas on one database converge."""
+        if self.learning is not None:
+            self.learning.rebuild()
 
     def reset_learning(self) -> dict[str, Any]:
         """Forget every outcome so far, for learning (the store keeps them); every replica
-        follows at its next refresh."""
+        follows at its next rebuild."""
         store = self._require_store()
-        self._learning_reset_at = store.reset_learning()
+        store.reset_learning()
         if self.learning is not None:
             self.learning.reset()
         return self.learning_report()
 
     def learning_report(self) -> dict[str, Any]:
-        state = self.learning
-        if state is None:
+        learner = self.learning
+        if learner is None or self.store is None:
             return {"enabled": False}
-        return {"enabled": True, "reset_at": self._learning_reset_at, **state.snapshot()}
+        return {**learner.report(), "reset_at": self.store.learning_reset_at()}
 
     def learn(self, outcome: dict[str, Any], decision: dict[str, Any] | None) -> None:
         """Only a labelled outcome of a routed decision teaches; the store made it count once
         (the feedback service calls it once per stored label)."""
-        state = self.learning
-        if state is None or decision is None:
+        learner = self.learning
+        if learner is None or decision is None or outcome["quality"] is None:
             return
-        if outcome["quality"] is None:  # outcome-only: spend and health, never learning
-            return
-        obs = observation_of(outcome, decision, state.config.max_weight, state.model_version)
-        if obs is not None:
-            state.observe(obs)
+        try:
+            learner.observe(outcome, decision)
+        except StoreError as exc:  # the outcome is stored: a rebuild from it can follow
+            log.warning("learned map: could not add an outcome's evidence: %s", exc)
 
     def refresh_budgets(self) -> None:
         store = self.store
@@ -204,26 +195,27 @@ class ClosedLoop:
                 self.refresh_budgets()
                 last_budgets = now
             self.runs.tick()
-            state = self.learning
-            if state is None:
-                continue
-            if now - last_learning >= state.config.refresh_s:
-                self.reload_learning()  # refits the final maps too
+            learner = self.learning
+            if learner is not None and learner.due(now - last_learning):
+                learner.rebuild()
                 last_learning = now
-            elif state.stale >= RECALIBRATE_EVERY:
-                state.recalibrate()
 
     def _require_store(self) -> TraceStore:
         if self.store is None:
             raise StoreError("the trace store is disabled (store.enabled: false)")
         return self.store
 
-    def spend(self, by: str, since: float | None = None) -> SpendReport:
-        """Spend including this replica's queued decisions (waits up to one flush)."""
+    def spend(self, by: str, since: float | None = None, limit: int | None = None,
+              offset: int = 0) -> SpendReport:
+        """Spend including this replica's queued decisions (waits up to one flush); one page
+        of `limit` rows after `offset` (the costliest first)."""
         store = self._require_store()
         store.flush(timeout=2.0)
-        rows = store.spend(by, since)
+        rows = store.spend(by, since, limit=None if limit is None else limit + 1, offset=offset)
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
+                           next_offset=offset + len(rows) if more else None,
                            shadow=shadow_report(store, self.settings, since),
                            escalations=escalation_report(period_calls(store, since),
                                                          self.settings))
@@ -246,7 +238,7 @@ class Explorer:
 
     def draw(self) -> ExplorationDraw:
         with self._lock:
-            return ExplorationDraw(self.rate, self._rng.random(), self._rng.random())
+            return ExplorationDraw(self.rate, self._rng.random())
 
 
 def best_score(scores: Any) -> float:

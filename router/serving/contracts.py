@@ -2,21 +2,22 @@
 
 The service is built once and never changed (`router.serving.service`); the things that do
 change while it serves are objects it reads through these protocols: where decisions go
-(`Recorder`: the closed loop and the decision log), the online learning state (`Adapter`),
+(`Recorder`: the closed loop and the decision log), the learned map (`MapSource`),
 the exploration draws (`Explorer`) and model health (`Health`). Declared here so the service
 module reads as the path of one decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from router.decision.categories import Clusters
 from router.decision.features import CallView
 from router.decision.health_view import HealthView
+from router.decision.learned_map import LearnedMap
 from router.decision.policy import ExplorationDraw
 from router.schemas import RouteDecision, RouteRequest
 from router.traces.rows import Seen
@@ -29,29 +30,23 @@ class Recorder(Protocol):
                seen: Seen | None = None) -> None: ...
 
 
-class Adapter(Protocol):
-    """The online learning state as a decision reads it (`router.traces.learning`)."""
+class MapSource(Protocol):
+    """Where the current learned map is read (`router.serving.learner.Learner`): a frozen
+    object, replaced whole by a rebuild, read once per batch."""
 
-    @property
-    def revision(self) -> int: ...
-
-    def adapt(self, embeddings: np.ndarray, views: Sequence[CallView],
-              scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(adapted (n, T) scores, (n,) thinness in (0, 1]: the share of the exploration rate
-        a call gets)."""
-        ...
+    map: LearnedMap
+    clusters: Clusters | None
 
 
 @dataclass(frozen=True)
 class Scored:
-    """A batch's scores (after adaptation) and what they were made from; `failure` says why
-    the scores are NaN (then the rest is None)."""
+    """A batch's model scores and what they were made from; `failure` says why the scores
+    are NaN (then the rest is None)."""
 
     scores: np.ndarray
     failure: str | None = None
     embeddings: np.ndarray | None = None
-    prior: np.ndarray | None = None  # the model's own scores
-    thin: np.ndarray | None = None
+    clusters: np.ndarray | None = None  # each call's embedding cluster (-1: none)
     confidence: np.ndarray | None = None  # the head's out-of-distribution guard, if it has one
 
 

@@ -185,7 +185,8 @@ class ServiceHolder:
             explorer=loop.explorer(settings),
             health=loop.health if settings.health.enabled else None,
             runs=loop.runs.state,
-            learning=(loop.learning_for(settings, embedder.dimension, model.version)
+            learning=(loop.learning_for(settings, embedder.dimension, model.centroids,
+                                        model.cluster_cut)
                       if embedder is not None and model is not None else None),
             gate=(Gate(settings.auth.keys, loop.budgets if settings.budgets else None,
                        self.keyring.counters, clock=self.keyring.clock)

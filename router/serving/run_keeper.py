@@ -93,11 +93,11 @@ class RunKeeper:
         ledger.escalations = escalation_report(calls, self.settings)
         return ledger
 
-    def recent(self, owner: str | None, limit: int) -> RunList:
-        """The live runs `owner` may see, the latest call first."""
-        runs = self._records().recent(time.time(), self.settings.runs.expire_after_s, limit,
-                                      owner)
-        return RunList(runs=runs)
+    def recent(self, owner: str | None, limit: int, offset: int = 0) -> RunList:
+        """A page of the live runs `owner` may see, the latest call first."""
+        runs, more = self._records().recent(time.time(), self.settings.runs.expire_after_s,
+                                            limit, owner, offset)
+        return RunList(runs=runs, next_offset=offset + len(runs) if more else None)
 
     def _records(self) -> RunRecords:
         if self.records is None or self.store is None:

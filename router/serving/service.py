@@ -3,11 +3,12 @@
 This is what the HTTP handlers and the micro-batcher call. A `RouterService` is built complete
 by `serving.holder` and never changed: a reload builds a new one and swaps it in, so a request
 always sees one config and one model together. What does change while it serves (budget spend,
-the exploration random numbers, the trace store, the online learning state) lives in the state
-objects it holds, and the decision itself (`decision.pipeline.choose`) receives snapshots of them.
-The learning state is one score transform before the policy (`Adapter.adapt`), which also says
-how thin its evidence is around each call (exploration is scaled by it); the policy and the
-knob are untouched.
+the exploration random numbers, the trace store, the learned map) lives in the state objects
+it holds, and the decision itself (`decision.pipeline.choose`) receives snapshots of them. The
+learned map (`decision.learned_map`) is read once per batch, a frozen object a rebuild replaces
+whole: its verdict on each call (bounds of each tier's relative quality, exploration chances)
+is what the pipeline's step 2 and exploration read. Without learning (off, or no store) the
+same rule runs on an empty map: every call is cold.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ import numpy as np
 
 from router.config import Settings
 from router.decision.artifact import RouterModel
+from router.decision.categories import Signals
 from router.decision.choice import CallFacts, TierTable
 from router.decision.encoders.base import Embedder
 from router.decision.features import CallView, view_of
+from router.decision.learned_map import LearnedMap, Verdict
+from router.decision.map_fit import empty_map
 from router.decision.pipeline import Reads, choose
 from router.errors import RequestLimitError, ServiceUnavailable
 from router.guards.budgets import BudgetTracker
 from router.guards.gate import Admission, Gate
 from router.guards.run_spend import RunKey, RunSpend, check_run, run_cap, run_key
 from router.schemas import RouteDecision, RouteRequest, misspelt_field
-from router.serving.contracts import Adapter, Explorer, Health, Recorder, Scored
+from router.serving.contracts import Explorer, Health, MapSource, Recorder, Scored
 from router.traces.rows import Seen
 
 log = logging.getLogger(__name__)
@@ -47,16 +51,22 @@ class RouterService:
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
     explorer: Explorer | None = None  # None when exploration_rate is 0
-    learning: Adapter | None = None  # None when learning is off
+    learning: MapSource | None = None  # None when learning is off (or there is no store)
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/run_spend.py)
     health: Health | None = None  # None when health is off
     tier_names: tuple[str, ...] = field(init=False)
     table: TierTable = field(init=False, repr=False)  # what the decision reads of the config
+    cold_map: LearnedMap = field(init=False, repr=False)  # the map without learning
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier_names", tuple(self.settings.tier_names))
         object.__setattr__(self, "table", TierTable.of(self.settings))
+        object.__setattr__(self, "cold_map", empty_map(self.tier_names, self.settings.learning))
+
+    def learned_map(self) -> LearnedMap:
+        """The map this batch decides with: one read of a reference a rebuild replaces whole."""
+        return self.learning.map if self.learning is not None else self.cold_map
 
     @property
     def ready(self) -> bool:
@@ -109,11 +119,12 @@ class RouterService:
         """`route` for requests that already passed `admit` (the micro-batcher checks each):
         each decision carries its admission's id."""
         views = [view_of(r.chat(), r.tools) for r in requests]
+        learned = self.learned_map()
         version = self.version
-        if self.learning is not None and self.learning.revision:  # which state decides
-            version = f"{version}+s{self.learning.revision}"
+        if learned.revision:  # which map decides
+            version = f"{version}+s{learned.revision}"
         scored = self._scores(views)
-        thin = scored.thin if scored.thin is not None else np.ones(len(views))
+        clusters = scored.clusters if scored.clusters is not None else np.full(len(views), -1)
         trust = scored.confidence if scored.confidence is not None else np.full(len(views), np.nan)
         # Every decision is made before any is accounted: a call that raises (a forced tier with
         # no healthy model) fails the batch with no run spend counted, so the micro-batcher's
@@ -122,19 +133,19 @@ class RouterService:
         # calls of the same sticky run within the batch.
         pins: dict[RunKey, tuple[str | None, str | None]] = {}
         decisions = [
-            self._describe(request, view, row, scored.failure, version, float(rate), float(c),
-                           pins)
-            for request, view, row, rate, c in zip(requests, views, scored.scores, thin, trust,
-                                                   strict=True)
+            self._describe(request, view, row, scored.failure, version, learned, int(cluster),
+                           float(c), pins)
+            for request, view, row, cluster, c in zip(requests, views, scored.scores, clusters,
+                                                      trust, strict=True)
         ]
         for request, admission, decision in zip(requests, admissions, decisions, strict=True):
             decision.decision_id = admission.decision_id
             self._run_account(request, decision)
         for i, (request, view, decision) in enumerate(zip(requests, views, decisions, strict=True)):
             seen = None
-            if scored.embeddings is not None and scored.prior is not None and self.embedder:
+            if scored.embeddings is not None and scored.failure is None and self.embedder:
                 seen = Seen(scored.embeddings[i], self.embedder.name,
-                            dict(zip(self.tier_names, scored.prior[i].tolist(), strict=True)))
+                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)))
             for recorder in self.recorders:
                 recorder.record(request, view, decision, seen)
         return decisions
@@ -187,24 +198,22 @@ class RouterService:
                     f"configured tier has it (tiers offer: {sorted(offered)})", kind)
 
     def _scores(self, views: list[CallView]) -> Scored:
-        """(n, T) scores in config tier order after the learning state's transform, the
-        model's own before it; NaNs and why when the model failed."""
+        """(n, T) model scores in config tier order and each call's embedding cluster; NaNs
+        and why when the model failed."""
         if self.model is None or self.embedder is None:
             return self._fail(len(views), self.load_error or "model not loaded")
         try:
             embeddings = self.embedder.encode([v.text for v in views])
-            raw, confidence = self.model.scores_with_confidence(embeddings, views)
-            columns = [self.model.tiers.index(n) for n in self.tier_names]
-            prior = raw[:, columns]
-            scores, thin = prior, None
-            if self.learning is not None:
-                scores, thin = self.learning.adapt(embeddings, views, prior)
+            scores, confidence = self.model.scores_with_confidence(embeddings, views,
+                                                                   self.tier_names)
             if not np.all(np.isfinite(scores)):
                 raise ValueError("the classifier returned non-finite scores")
+            grouping = self.learning.clusters if self.learning is not None else None
+            clusters = grouping.of(embeddings) if grouping is not None else None
         except Exception as exc:  # noqa: BLE001 - any model fault degrades, never a 500
             log.exception("prediction failed")
             return self._fail(len(views), f"prediction failed: {type(exc).__name__}: {exc}")
-        return Scored(scores, None, embeddings, prior, thin, confidence)
+        return Scored(scores, None, embeddings, clusters, confidence)
 
     def _fail(self, n: int, why: str) -> Scored:
         if not self.settings.fail_open:
@@ -213,7 +222,7 @@ class RouterService:
 
     def _describe(
         self, request: RouteRequest, view: CallView, row: np.ndarray, failure: str | None,
-        version: str, thin: float = 1.0, confidence: float = math.nan,
+        version: str, learned: LearnedMap, cluster: int = -1, confidence: float = math.nan,
         pins: dict[RunKey, tuple[str | None, str | None]] | None = None,
     ) -> RouteDecision:
         """The decision for one call, not yet accounted (`route_admitted` does that, and gives
@@ -224,13 +233,21 @@ class RouterService:
         target = request.quality_target
         if target is None:
             target = self.settings.quality_target
-        budgets, explorer = self.budgets, self.explorer
+        budgets = self.budgets
+        # never explored: a dry run (nobody runs it), a shadow call (the pipeline: nobody
+        # follows the draw)
+        explorer = self.explorer if not request.dry_run else None
+        if failure is None:
+            rate = self.settings.exploration_rate if explorer and not shadow else 0.0
+            verdict = self._verdict(request, learned, row, cluster, confidence, target, rate)
+            scores = dict(zip(self.tier_names, verdict.quality, strict=True))
+            facts = replace(facts, learned=verdict)
         reads = Reads(
             low=(lambda: budgets.low(request.role, request.api_key)) if budgets else None,
             draw=explorer.draw if explorer is not None else None,
             health=self.health.decision_view() if self.health is not None else None,
             pin=self._pin(request, pins) if self._sticky(request) else None,
-            thin=thin, confidence=confidence, failure=failure, shadow=shadow,
+            confidence=confidence, failure=failure, shadow=shadow,
         )
         choice = choose(scores, self.table, target, facts, reads)
         escalating = request.escalating
@@ -264,6 +281,14 @@ class RouterService:
     def facts_of(self, request: RouteRequest) -> CallFacts:
         """What the decision knows of a call besides its scores (an escalation's limits)."""
         return self._facts(request, view_of(request.chat(), request.tools))
+
+    def _verdict(self, request: RouteRequest, learned: LearnedMap, row: np.ndarray,
+                 cluster: int, confidence: float, target: float, rate: float) -> Verdict:
+        """The learned map's verdict on one call: its category from what the caller says."""
+        signals = Signals(request.api_key, request.role, request.task, request.step)
+        grouping = self.learning.clusters if self.learning is not None else None
+        path = grouping.path(cluster) if grouping is not None else None
+        return learned.assess(signals, path, row.tolist(), confidence, target, rate)
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""

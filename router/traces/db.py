@@ -9,6 +9,8 @@ PostgreSQL. Two kinds of connection:
   last commits.
 * ``durable``: feedback and synchronous reads. SQLite with ``synchronous=FULL``, so a commit is
   on disk before the HTTP answer; PostgreSQL's default ``synchronous_commit=on`` is the same.
+* ``reader``: the reports' (``GET /runs``, ``/spend``): read-only, its own lock, so a long report
+  never holds the connection feedback commits on (SQLite WAL readers do not block the writers).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from router.errors import ConfigError, StoreError
 #    (the request's own `model`: in shadow mode the one it followed).
 # 5: outcomes.api_key (the key that posted an outcome without a decision: it counts toward
 #    that key's own budgets only).
-# 6: the escalations table (which decision each was escalated to, why; written before the
+# 6: learning_evidence, the learned map's per-(key, category, tier) sums (router.traces.evidence);
+#    an older store's are summed from its outcomes once, at the first start.
+# 7: the escalations table (which decision each was escalated to, why; written before the
 #    escalated decision, so a decision is escalated from once, across restarts and replicas),
 #    the verifications table (a cheap answer's confidence and check result, POST /verify) and
 #    decisions.max_cost_usd (the call's own cap, which its escalation keeps).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -44,7 +48,7 @@ ADDED_COLUMNS = (
     (3, "prior_scores", "TEXT"),
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
     (4, "requested_model", "TEXT"),
-    (6, "max_cost_usd", "DOUBLE PRECISION"),
+    (7, "max_cost_usd", "DOUBLE PRECISION"),
 )
 
 _DECISIONS = """
@@ -147,11 +151,32 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS verifications_created ON verifications (created_at)",
 )
 
+_EVIDENCE = """
+CREATE TABLE IF NOT EXISTS learning_evidence (
+    api_key TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    w DOUBLE PRECISION NOT NULL,
+    wy DOUBLE PRECISION NOT NULL,
+    w2 DOUBLE PRECISION NOT NULL,
+    n DOUBLE PRECISION NOT NULL,
+    y DOUBLE PRECISION NOT NULL,
+    p DOUBLE PRECISION NOT NULL,
+    s DOUBLE PRECISION NOT NULL,
+    sn DOUBLE PRECISION NOT NULL,
+    total DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (api_key, category, tier)
+)"""
+
+# Indexes on columns a migration may add: made after it (one key's live runs, GET /runs).
+_LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS decisions_key ON decisions (api_key, created_at)",)
+
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
 # posted without a decision. `est` is 1 where the cost is an estimate. A shadow decision's call
 # is the caller's own model's (its estimate is that model's, see RouteDecision.spend_estimate_usd).
+# Two parameters: the calls since when (epoch seconds), once per branch (each branch's index).
 CALLS_SQL = """
     SELECT d.role AS role, d.run_id AS run_id, d.step AS step, d.user_id AS user_id,
            d.api_key AS api_key, 1 AS routed,
@@ -162,16 +187,17 @@ CALLS_SQL = """
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END AS est,
            d.created_at AS t
     FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    WHERE d.created_at >= ?
     UNION ALL
     SELECT o.role, o.run_id, o.step, o.user_id, o.api_key, 0, o.tier, o.model_used,
            COALESCE(o.cost_usd, 0),
            CASE WHEN o.cost_usd IS NULL THEN 1 ELSE o.cost_estimated END, o.received_at
-    FROM outcomes o WHERE o.decision_id IS NULL"""
+    FROM outcomes o WHERE o.decision_id IS NULL AND o.received_at >= ?"""
 
-# What the online learning state reads (router.traces.learning): routed, labelled outcomes.
+# What the learned map sums from an older store (router.traces.evidence): routed, labelled outcomes.
 LEARNING_ROWS_SQL = """
     SELECT o.feedback_id, o.tier, o.quality, o.received_at, d.reason, d.propensity,
-           d.prior_scores, d.embedding, d.router_version
+           d.prior_scores, d.embedding, d.router_version, d.api_key, d.role, d.task, d.step
     FROM outcomes o JOIN decisions d ON d.decision_id = o.decision_id
     WHERE o.received_at > ? AND d.reason <> 'degraded' AND o.quality IS NOT NULL
     ORDER BY o.received_at DESC, o.feedback_id DESC LIMIT ?"""
@@ -221,7 +247,7 @@ JOINED_SQL = """
            d.feature_version, d.prior_scores
     FROM outcomes o LEFT JOIN decisions d ON d.decision_id = o.decision_id"""
 
-Kind = Literal["writer", "durable"]
+Kind = Literal["writer", "durable", "reader"]
 
 
 @dataclass(frozen=True)
@@ -269,6 +295,8 @@ class Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if kind == 'durable' else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=10000")
+        if kind == "reader":
+            conn.execute("PRAGMA query_only=ON")
         return conn
 
     def _postgres(self) -> Any:
@@ -308,8 +336,8 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _ESCALATIONS,
-                          _VERIFICATIONS, _META,
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE,
+                          _ESCALATIONS, _VERIFICATIONS, _META,
                           *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
@@ -328,6 +356,8 @@ class Database:
         elif int(row[0]) < SCHEMA_VERSION:
             conn.commit()
             self._migrate(conn)
+        for statement in _LATE_INDEXES:
+            cur.execute(statement)
         conn.commit()
 
     def _migrate(self, conn: Any) -> None:

@@ -123,6 +123,6 @@ _CALLS = """
 
 def period_calls(store: TraceStore, since: float | None) -> list[CallCost]:
     """The routed calls decided since `since` (every one when None)."""
-    rows = store.query(_CALLS, (since if since is not None else 0.0,))
+    rows = store.read(_CALLS, (since if since is not None else 0.0,))
     return [CallCost(float(r["cost"]), int(r["tokens_in"] or 0), r["tokens_out"],
                      r["escalated_to"] is not None, r["escalated_from"] is None) for r in rows]

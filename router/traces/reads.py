@@ -1,6 +1,7 @@
 """The trace store's reads for reports: spend, the rows export and retraining read, the audit,
 and what the online learning state reads. Each is one SQL query through `query` (the durable
-connection); `TraceStore` has them as methods. Nothing here writes."""
+connection) or, for what clients may poll (spend), `read` (the reports' own connection);
+`TraceStore` has them as methods. Nothing here writes."""
 
 from __future__ import annotations
 
@@ -28,19 +29,25 @@ class StoreReads:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def read(self, sql: str, params: tuple[Any, ...] = (),
+             rows: int | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
     def spend(
         self, by: str, since: float | None = None, only: str | None = None,
-        keyed_traces: bool = True,
+        keyed_traces: bool = True, limit: int | None = None, offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Cost per `by` key (only the `only` value of it, if given): feedback cost where it
-        came back, else estimated (and counted). `keyed_traces` False leaves out outcomes a
-        key posted without a decision (they count toward that key's own budget only)."""
+        came back, else estimated (and counted); the costliest first (ties by key), at most
+        `limit` rows after the first `offset`. `keyed_traces` False leaves out outcomes a key
+        posted without a decision (they count toward that key's own budget only)."""
         if by not in SPEND_KEYS:
             raise StoreError(f"The 'by' parameter must be one of {sorted(SPEND_KEYS)}. "
                              f"Got {by!r} instead.")
         key = SPEND_KEYS[by]
-        where = ["t >= ?"]
-        params: list[Any] = [since if since is not None else 0.0]
+        start = since if since is not None else 0.0
+        where = ["1 = 1"]
+        params: list[Any] = [start, start]  # CALLS_SQL's own: since, per branch
         if only is not None:
             where.append(f"{key} = ?")
             params.append(only)
@@ -52,8 +59,11 @@ class StoreReads:
                    SUM(CASE WHEN est = 1 THEN cost ELSE 0 END) AS estimated_usd,
                    SUM(est) AS estimated_calls
             FROM ({CALLS_SQL}) calls WHERE {' AND '.join(where)}
-            GROUP BY {key} ORDER BY SUM(cost) DESC"""
-        rows = self.query(sql, tuple(params))
+            GROUP BY {key} ORDER BY SUM(cost) DESC, {key}"""
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        rows = self.read(sql, tuple(params))
         for row in rows:
             row["actual_usd"] = float(row["actual_usd"] or 0.0)
             row["estimated_usd"] = float(row["estimated_usd"] or 0.0)

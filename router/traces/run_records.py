@@ -6,7 +6,11 @@ key's for an admin), in time order. It ends after ``runs.expire_after_s`` withou
 later call with the same ``run_id`` starts a new run, so a ledger holds only the calls after
 the last such gap. The rows stay in the store until retention or ``forget`` deletes them.
 
-The SQL is this module's own, read through `TraceStore.query`.
+The SQL is this module's own, read through `TraceStore.read` (the reports' own connection:
+clients poll these, and must never hold the connection feedback commits on). The live runs are
+paged: the newest calls are read through the ``created_at`` index (``api_key, created_at`` for
+one key's) until the page's runs are found, and only those runs' rows are read, so a page costs
+the same with 30 or 30,000 live runs.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ _STEPS = """
     LEFT JOIN escalations ef ON ef.from_decision_id = d.decision_id
     LEFT JOIN escalations et ON et.to_decision_id = d.decision_id"""
 _OWNER = " AND d.api_key = ?"
+_NEWEST = """
+    SELECT api_key, run_id FROM decisions
+    WHERE created_at >= ? AND run_id IS NOT NULL{owner}
+    ORDER BY created_at DESC"""  # the index's order: no sort of the window
 
 
 def _step(row: dict[str, Any]) -> RunStep:
@@ -87,7 +95,7 @@ class RunRecords:
         """The run's ledger; None when the caller has no call in it, or it has expired."""
         sql = f"{_STEPS} WHERE d.run_id = ?{_OWNER if owner is not None else ''} " \
               "ORDER BY d.created_at, d.decision_id"
-        rows = self.store.query(sql, (run_id, owner) if owner is not None else (run_id,))
+        rows = self.store.read(sql, (run_id, owner) if owner is not None else (run_id,))
         rows = live_part(rows, expire_after_s)
         if not rows or now - float(rows[-1]["created_at"]) > expire_after_s:
             return None
@@ -112,16 +120,48 @@ class RunRecords:
         return out
 
     def recent(self, now: float, expire_after_s: float, limit: int = 50,
-               owner: str | None = None) -> list[RunSummary]:
-        """The live runs (a call within `expire_after_s`), the latest call first."""
-        runs = self.live(now - expire_after_s, expire_after_s, owner)
-        summaries = [
-            RunSummary(run_id=run_id, api_key=key or None, calls=len(rows),
-                       total_usd=round(sum(_step(r).cost_usd for r in rows), 8),
-                       last_call_at=float(rows[-1]["created_at"]))
-            for (key, run_id), rows in runs.items()]
-        summaries.sort(key=lambda s: -s.last_call_at)
-        return summaries[:limit]
+               owner: str | None = None, offset: int = 0) -> tuple[list[RunSummary], bool]:
+        """One page of the live runs (a call within `expire_after_s`), the latest call first:
+        at most `limit` after the first `offset`, and whether
+        more follow."""
+        page = self._newest_runs(now - expire_after_s, owner, offset + limit + 1)
+        more = len(page) > offset + limit
+        page = page[offset:offset + limit]
+        if not page:
+            return [], more
+        # the page's runs by their run_id index alone (a key filter here would lead the planner
+        # to the key's index, every call of the key); other keys' calls are left out below
+        ids = tuple(dict.fromkeys(run_id for _, run_id in page))
+        sql = (f"{_STEPS} WHERE d.run_id IN ({', '.join('?' for _ in ids)}) "
+               "ORDER BY d.created_at, d.decision_id")
+        rows = self.store.read(sql, ids)
+        runs: dict[RunKey, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            runs[(row["api_key"] or "", row["run_id"])].append(row)
+        summaries = []
+        for key in page:
+            part = live_part(runs[key], expire_after_s)
+            if not part:  # deleted since the page was read (retention, forget)
+                continue
+            summaries.append(RunSummary(
+                run_id=key[1], api_key=key[0] or None, calls=len(part),
+                total_usd=round(sum(_step(r).cost_usd for r in part), 8),
+                last_call_at=float(part[-1]["created_at"])))
+        return summaries, more
+
+    def _newest_runs(self, since: float, owner: str | None, wanted: int) -> list[RunKey]:
+        """The first `wanted` distinct runs among the calls since `since`, newest call first:
+        reads the newest calls in growing slices, never more than the page needs (and a
+        run's own calls)."""
+        sql = _NEWEST.format(owner=" AND api_key = ?" if owner is not None else "")
+        params = (since, owner) if owner is not None else (since,)
+        rows_wanted = 4 * wanted
+        while True:
+            rows = self.store.read(sql, params, rows=rows_wanted)
+            found = list(dict.fromkeys((r["api_key"] or "", r["run_id"]) for r in rows))
+            if len(found) >= wanted or len(rows) < rows_wanted:
+                return found[:wanted]
+            rows_wanted *= 4
 
     def live_totals(self, now: float, expire_after_s: float) -> dict[RunKey, dict[str, Any]]:
         """What the run state holds of each live run (RunView's fields), from the store: a

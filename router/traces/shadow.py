@@ -24,7 +24,7 @@ from router.traces.store import TraceStore
 def shadow_report(store: TraceStore, settings: Settings, since: float | None = None
                   ) -> ShadowReport | None:
     """The summary of the shadow decisions since `since`; None when there were none."""
-    rows = store.query(SHADOW_SQL, (since if since is not None else 0.0,))
+    rows = store.read(SHADOW_SQL, (since if since is not None else 0.0,))
     return summarise(rows, settings) if rows else None
 
 

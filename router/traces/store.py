@@ -85,6 +85,8 @@ class TraceStore(StoreReads):
         self._pending: dict[str, PendingDecision] = {}
         self._pending_lock = threading.Lock()
         self._conn: Any = None  # the durable connection: feedback and reads
+        self._reader: Any = None  # the reports' connection (`read`), opened when first needed
+        self._reader_lock = threading.Lock()
         self._opened = False  # open() ran and close() did not: a lost connection is replaced
         self._conn_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -127,6 +129,10 @@ class TraceStore(StoreReads):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     # The hot path
 
@@ -277,6 +283,49 @@ class TraceStore(StoreReads):
                 self._recover()
                 raise StoreError(f"trace store write failed: {exc}") from exc
         return changed
+
+    def execute(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run each (portable SQL, rows of parameters; `[()]` runs it once without any) in
+        one committed transaction on the durable connection; for the modules that own a write
+        of their own (`traces.evidence`)."""
+        with self._conn_lock:
+            conn = self._require()
+            cur = conn.cursor()
+            try:
+                for sql, params in statements:
+                    if params:
+                        cur.executemany(self.db.sql(sql), params)
+                conn.commit()
+            except self.db.errors() as exc:
+                self._recover()
+                raise StoreError(f"trace store write failed: {exc}") from exc
+
+    def read(self, sql: str, params: tuple[Any, ...] = (),
+             rows: int | None = None) -> list[dict[str, Any]]:
+        """Rows of one report query (``GET /runs``, ``/spend``) on the reader connection, never
+        the one feedback commits on: a long report cannot make a /feedback wait. `rows`: at
+        most that many (fetched as needed, the rest never read)."""
+        with self._reader_lock:
+            if self._reader is None:
+                if not self._opened:
+                    raise StoreError("the trace store is not open")
+                self._reader = self.db.connect("reader")
+            conn = self._reader
+            cur = conn.cursor()
+            try:
+                cur.execute(self.db.sql(sql), params)
+                names = [c[0] for c in cur.description]
+                fetched = cur.fetchall() if rows is None else cur.fetchmany(rows)
+                out = [dict(zip(names, row, strict=True)) for row in fetched]
+                conn.rollback()  # end the read transaction: the next read sees new commits
+            except self.db.errors() as exc:
+                try:
+                    conn.close()
+                except self.db.errors():
+                    pass
+                self._reader = None  # a new one on the next read
+                raise StoreError(f"trace store read failed: {exc}") from exc
+        return out
 
     def _require(self) -> Any:
         """The durable connection; a new one when the last was lost (a database restart)."""

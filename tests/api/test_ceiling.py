@@ -102,3 +102,18 @@ def test_a_shadow_call_is_never_refused_for_its_ceiling(client: TestClient) -> N
     answer = client.post("/route", json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["tier"] == "large" and answer.json()["shadow"] is True
+
+
+def test_a_refused_call_gives_its_token_charge_back(settings: Settings) -> None:
+    """A key with 2,000 tokens a minute sends five ~1,000-token calls its ceiling cannot
+    serve: each is refused, none keeps its charge, so a served call still fits."""
+    from tests.api.test_limits import AGENT, with_limits
+
+    body = {"model": "gpt-4.1-mini", "max_tokens": 600,
+            "messages": [{"role": "user", "content": [TEXT, IMAGE]}]}
+    for client in client_for(with_limits(settings)):
+        for _ in range(5):
+            r = client.post("/route", json=body, headers=AGENT)
+            assert r.status_code == 422 and r.json()["detail"][0]["field"] == "model", r.text
+        served = client.post("/route", json={**body, "model": "gpt-4.1"}, headers=AGENT)
+        assert served.status_code == 200, served.text

@@ -79,7 +79,7 @@ def test_an_open_service_refuses_cross_site_requests(
         assert r.json()["detail"][0]["field"] == "headers.origin"
     r = open_client.get("/tiers", headers={"Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
-    assert open_client.get("/admin/learning").json()["size"] == 0
+    assert open_client.get("/admin/learning").json()["revision"] == 0
 
 
 def test_the_same_origin_is_not_cross_site(open_client: TestClient) -> None:

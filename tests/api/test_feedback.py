@@ -220,23 +220,6 @@ def test_a_key_budget_refuses_that_key_only_and_spend_groups_by_key(settings: Se
         assert by_key["team-a"]["actual_usd"] == 0.6 and by_key["team-b"]["calls"] == 1
 
 
-def test_exploration_records_propensity_and_respects_rules(settings: Settings) -> None:
-    with client_for(settings.model_copy(update={"exploration_rate": 0.5,
-                                                "exploration_seed": 7})) as c:
-        decisions = [route(c) for _ in range(60)]
-        explored = [d for d in decisions if d["reason"] == "explore"]
-        kept = [d for d in decisions if d["reason"] != "explore"]
-        assert 10 < len(explored) < 50
-        assert all(d["tier"] != "small" and d["propensity"] == 0.25 for d in explored)
-        assert all(d["tier"] == "small" and d["propensity"] == 0.5 for d in kept)
-        planned = [route(c, task="plan") for _ in range(20)]  # min_tier large: nowhere to go
-        assert all(d["tier"] == "large" and d["propensity"] == 1.0 for d in planned)
-        capped = [route(c, max_cost_usd=0.00001) for _ in range(20)]
-        assert all(d["tier"] == "small" for d in capped)
-        forced = [route(c, tier="medium") for _ in range(10)]
-        assert all(d["reason"] == "forced" and d["propensity"] == 1.0 for d in forced)
-
-
 def test_drift_gauges_in_metrics(settings: Settings) -> None:
     # learning off: each feedback would otherwise move the next decision's tier (a race)
     with client_for(settings.model_copy(update={"learning": settings.learning.model_copy(

@@ -16,11 +16,14 @@ from tests.conftest import JSON, LOOPBACK, FakeEmbedder
 def write_config(path: Path, model_dir: Path, **changes) -> Path:
     """The shipped config with `changes`, its trace store beside it unless `store` is given
     (the shipped ./traces.db would land in the checkout), and no exploration unless asked
-    (a seeded-by-time draw would make a test's expected reason a coin toss)."""
+    (a seeded-by-time draw would make a test's expected reason a coin toss). As the
+    `settings` fixture: the synthetic model decides a call with no learned category, at 0.9."""
     raw = yaml.safe_load(default_config_path().read_text())
     raw["model_dir"] = str(model_dir)
     raw["store"] = {**raw.get("store", {}), "url": f"sqlite:///{path.parent / 'traces.db'}"}
     raw["exploration_rate"] = 0.0
+    raw["quality_target"] = 0.9
+    raw["learning"] = {**raw.get("learning", {}), "prior_confidence": 0.0}
     raw.update(changes)
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -166,7 +166,7 @@ def test_a_run_is_visible_to_its_key_and_to_admin_only(settings: Settings) -> No
         assert c.get("/runs/r1", headers=key("ops")).status_code == 200  # admin, no route scope
         other = c.get("/runs/r1", headers=key("b"))
         assert other.status_code == 404 and other.json()["error"] == "unknown run"
-        assert c.get("/runs", headers=key("b")).json() == {"runs": []}
+        assert c.get("/runs", headers=key("b")).json() == {"runs": [], "next_offset": None}
         assert [r["run_id"] for r in c.get("/runs", headers=key("ops")).json()["runs"]] == ["r1"]
         assert c.get("/runs/r1").status_code == 401
     only_feedback = keyed(settings).auth.keys + [ApiKeyConfig(
@@ -324,3 +324,35 @@ def test_the_service_deletes_rows_past_retention_and_logs_it(
         assert "retention: deleted 1 decisions and 0 outcomes older than 2 days" in caplog.text
         assert c.get("/runs/new").json()["steps"][0]["decision_id"] == fresh["decision_id"]
         assert c.get("/runs/old").status_code == 404
+
+
+def test_runs_and_spend_are_paged(client: TestClient) -> None:
+    for i in range(5):
+        route(client, run_id=f"page-{i}")
+    first = client.get("/runs", params={"limit": 2}).json()
+    assert [r["run_id"] for r in first["runs"]] == ["page-4", "page-3"]
+    assert first["next_offset"] == 2
+    rest = client.get("/runs", params={"limit": 10, "offset": first["next_offset"]}).json()
+    assert [r["run_id"] for r in rest["runs"]] == ["page-2", "page-1", "page-0"]
+    assert rest["next_offset"] is None
+    spend = client.get("/spend", params={"by": "run_id", "limit": 4}).json()
+    assert len(spend["rows"]) == 4 and spend["next_offset"] == 4
+    tail = client.get("/spend", params={"by": "run_id", "limit": 4, "offset": 4}).json()
+    assert len(tail["rows"]) == 1 and tail["next_offset"] is None
+    assert client.get("/runs", params={"limit": 1001}).status_code == 422
+
+
+def test_reports_never_wait_for_the_connection_feedback_commits_on(
+    client: TestClient,
+) -> None:
+    """While the durable connection is held (a long feedback commit), /runs and /spend still
+    answer: they read on the reports' own connection."""
+    route(client, run_id="held")
+    store = client.app.state.holder.loop.store  # type: ignore[attr-defined]
+    with store._conn_lock:
+        started = time.monotonic()
+        runs = client.get("/runs")
+        spend = client.get("/spend", params={"by": "run_id"})
+        waited = time.monotonic() - started
+    assert runs.status_code == 200 and [r["run_id"] for r in runs.json()["runs"]] == ["held"]
+    assert spend.status_code == 200 and waited < 5

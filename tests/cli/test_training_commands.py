@@ -48,6 +48,15 @@ def test_train_passes_every_flag_with_its_default(monkeypatch: pytest.MonkeyPatc
                     "traces": [Path("a.jsonl")], "seed": 0, "strict": False, "backend": "onnx"}
 
 
+def test_train_selection_groups_are_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _spy(monkeypatch, training.train, "train", Path("m"))
+    assert main(["train", "--traces", "a.jsonl", "--out", "m", "--selection-groups", "x/a",
+                 "y"]) == 0
+    assert seen["selection_groups"] == ("x/a", "y")
+    assert main(["train", "--traces", "a.jsonl", "--out", "m", "--selection-groups", "all"]) == 0
+    assert seen["selection_groups"] is None
+
+
 def test_evaluate_passes_every_flag_and_prints_the_summary(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -66,6 +66,7 @@ def test_route_feedback_retrain_promote(loop_dir: Path) -> None:
         store={"url": f"sqlite:///{loop_dir / 'traces.db'}", "prompt_storage": "full"},
         embedder={"backend": "torch", "threads": 2}, exploration_rate=0.2, exploration_seed=0,
         quality_target=0.7,  # where the policy mixes tiers on these benchmarks
+        learning={"prior_confidence": 0.0},  # the model decides cold calls: tiers mix at once
         promotion={"holdout_fraction": 0.3, "min_holdout": 50, "quality_margin": 0.01,
                    "cost_margin": 0.05},
     )

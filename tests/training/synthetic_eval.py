@@ -18,9 +18,9 @@ import pandas as pd
 
 from router.config import load_settings
 from router.decision.artifact import save_model
-from router.decision.classifier import TierClassifier
 from router.decision.encoders.base import DIMENSION
-from router.decision.features import CallView, view_of_prompt
+from router.decision.features import CallView, FeatureSpec, view_of_prompt
+from router.decision.quality_head import TierQualityRouter
 from training.labels import PromptTable
 
 TIERS = ["small", "medium", "large"]
@@ -88,14 +88,16 @@ def write_traces(path: Path, n: int, seed: int = 0) -> Path:
 
 
 def save_tiny_model(model_dir: Path, seed: int = 0) -> Path:
-    """A logistic-regression head on fake embeddings, saved as a real model directory."""
+    """The shipped kind of head on random embeddings, saved as a real model directory."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(120, DIMENSION)).astype(np.float32)
     y = (rng.uniform(size=(120, 3)) < [0.6, 0.8, 0.95]).astype(float)
-    classifier = TierClassifier(tiers=TIERS, head="logreg", C=0.05, calibration=None).fit(x, y)
+    recipe = {"C": 0.05, "anchor_levels": True, "n_clusters": 8, "ood_low": None,
+              "ood_high": None}
+    head = TierQualityRouter(tiers=TIERS, **recipe).fit(x, y)
     return save_model(
-        model_dir, classifier, numeric=False, router_version="tiny-test-model",
-        head={"name": "logreg", "head": "logreg", "C": 0.05, "calibration": None},
+        model_dir, head, FeatureSpec(), router_version="tiny-test-model",
+        head={"name": "tqr", "head": "tqr", **recipe},
         embedder_backend=FakeEmbedder.name, seed=seed,
     )
 

@@ -84,7 +84,7 @@ def test_a_small_train_run_is_traced_through_its_steps(tmp_path: Path) -> None:
     with threadpool_limits(1):  # small matrices: BLAS threads only fight each other here
         modules = modules_entered(lambda: train(
             settings=settings, out=out, cache_dir=tmp_path / "cache", traces=[traces], seed=0,
-            embedder=FakeEmbedder(),
+            embedder=FakeEmbedder(), selection_groups=("synthetic/a", "synthetic/b"),
         ))
     print(f"\n{len(modules)} project modules entered by one train run:\n  "
           + "\n  ".join(modules))

@@ -85,7 +85,21 @@ def test_public_frame_has_the_outcome_columns(public: pd.DataFrame) -> None:
         "routerbench", "llmrouter", "openmodels7", "alpacaeval", "routerarena",
     }  # fmt: skip
     assert set(public["split"]) == {"train", "test"}
-    assert public["messages"].isna().all() and public["task"].isna().all()
+    assert public["messages"].isna().all()
+
+
+@needs_data
+def test_every_public_prompt_carries_its_data_sets_category_as_task(public: pd.DataFrame) -> None:
+    no_cluster = (public["dataset"] == "llmrouter") & (public["split"] == "test")
+    assert public.loc[~no_cluster, "task"].notna().all()  # llmrouter's test.json has no cluster_id
+    assert public["task"].str.len().max() <= 64  # what /route accepts as a task
+    tasks = public[~no_cluster].groupby("dataset")["task"].unique()
+    assert set(tasks["routerbench"]) == {"arc-challenge", "mbpp", "winogrande"}
+    assert set(tasks["llmrouter"]) == {"cluster-0", "cluster-1", "cluster-2"}
+    assert "MATH_prealgebra" in set(tasks["openmodels7"])
+    assert "GSM8K" in set(tasks["routerarena"]) and "MMLUPro_math" in set(tasks["routerarena"])
+    assert set(tasks["alpacaeval"]) == {"helpful_base", "koala", "oasst", "selfinstruct",
+                                        "vicuna"}
 
 
 @needs_data

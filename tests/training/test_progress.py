@@ -55,4 +55,4 @@ def test_a_big_step_logs_once_and_minutes_read_as_such(caplog: pytest.LogCapture
     clock.now = 90.0
     bar.update(35)  # crosses three tenths: one line, not three
     assert [r.getMessage() for r in caplog.records] == [
-        "x: 35/100 items (35%), 0.4/s, 1m30s elapsed, ETA 2m47s"]
+        "x: 35/100 items (35%), 23.3/min, 1m30s elapsed, ETA 2m47s"]  # slow: per minute

@@ -21,7 +21,7 @@ from router.decision.features import CallView
 from training.embed_cache import EmbeddingCache
 from training.ingest import load_outcomes
 from training.labels import tier_table, views_of
-from training.scoring import decide_tiers, policy_choices, tier_costs, tier_scores
+from training.scoring import decide_tiers, policy_choices, tier_costs
 from training.selection import pair_apgrs
 from training.traffic.offpolicy import paired_dr_ci, policy_value, tier_means
 
@@ -89,7 +89,7 @@ def offpolicy_report(
     cost = tier_costs([f.tokens_in for f in facts], settings)
     knob = np.asarray(targets, dtype=float)[None, :]
     picks = {
-        who: decide_tiers(tier_scores(model, embeddings, views, names), facts, knob, settings)[0]
+        who: decide_tiers(model.scores(embeddings, views, names), facts, knob, settings)[0]
         for who, model in (("serving", serving), ("candidate", candidate))
     }
     mean, low, high = paired_dr_ci(reward, logged, picks["serving"], picks["candidate"],
@@ -127,7 +127,7 @@ def public_report(
     rows = np.arange(len(test))
     out: dict[str, Any] = {"prompts": int(len(test))}
     for who, model in (("serving", serving), ("candidate", candidate)):
-        scores = tier_scores(model, embeddings, views, settings.tier_names)
+        scores = model.scores(embeddings, views, settings.tier_names)
         (pick,) = policy_choices(scores, views, list(test.prompts["task"]), settings,
                                  np.array([settings.quality_target]))
         apgrs = pair_apgrs(scores, test.labels, settings.tier_names)

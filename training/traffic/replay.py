@@ -1,26 +1,26 @@
 """`tier-router replay`: labelled traffic through a live service, as an agent sends it.
 
-For each shuffled order of one labelled source (a shared data set through its adapter, or a
-TRACES.md file): reset the service's learning state (``POST /admin/learning/reset``), route
-the scored prompts once with the prior alone, then stream the learning prompts: ``POST
-/route``, then ``POST /feedback`` with the real outcome of the chosen tier's model on that
-prompt (the representative label `training.labels` gives), exactly as an agent would, over
-HTTP only. After ``learn`` outcomes the state is frozen (no more feedback), its final maps are
-waited for, and the scored prompts are routed again. The scores and tiers the service
-returned are judged against every tier's known outcome:
+The traffic is one or several labelled sources mixed (shared data sets through their adapters,
+their train split only, or a TRACES.md file); each call carries its data set's own category as
+its `task` (RouterBench's eval_name, a file name, LLMRouter's cluster id, RouterArena's
+benchmark, AlpacaEval's subset), as an agent step names itself, unless the names are withheld.
+For each shuffled order: reset the service's learning state (``POST /admin/learning/reset``),
+sweep the scored calls with the prior alone, then stream the learning calls: ``POST /route``,
+then ``POST /feedback`` with the real outcome of the chosen tier's model on that prompt (the
+representative label `training.labels` gives), over HTTP only. After ``learn`` outcomes the
+state is frozen (no more feedback), its final maps are waited for, and the scored calls are
+swept again. A sweep routes every scored call ``dry_run`` at the config's knob and at every
+``quality_target`` of `training.traffic.replay_metrics.KNOBS`. What the service answered is judged
+against every tier's known outcome (`training.traffic.replay_metrics`): per window of the learning
+phase, the realised quality and the cost as shares of always-strongest's; per sweep, APGR,
+savings at 95% of always-strongest's quality, the default point's quality, cost and
+calibration, beside the length rule and a random mixture at the same cost; per source where
+several are mixed.
 
-* **APGR**: the mean over tier pairs of the area under the quality-versus-strong-share curve
-  when the knob sweeps the returned scores (`training.selection.pair_apgrs`, as `evaluate`);
-* **savings at 95% of large** over the same sweep (`training.report.curve_savings`);
-* **tier shares** of the decisions the service made at the configured knob;
-* **predicted vs realised** success of the chosen tier (its returned score vs its outcome).
-
-The learning phase is reported per window of ``window`` outcomes (the learning curve). With
-a data set source, the stream is its train split (scored prompts included), and the ceiling
-beside the result is the serving recipe fitted with full information (every tier's label) on
-that train split minus the scored prompts, scored on them offline. `holdout_prior` fits the
-serving recipe on every other source: the prior of a new deployment that never saw this kind
-of traffic.
+With a data set source, the ceiling beside the result is the serving recipe fitted with full
+information (every tier's label) on the train split minus the scored prompts, scored on them
+offline. `holdout_prior` fits the serving recipe without the named sources: the prior of a new
+deployment that never saw this kind of traffic.
 """
 
 from __future__ import annotations
@@ -45,20 +45,21 @@ import yaml
 
 from router.config import Settings
 from router.decision.artifact import save_model
-from router.decision.choice import CallFacts
 from router.errors import RouterError
 from training.embed_cache import EmbeddingCache, Featurised, featurise
 from training.ingest import load_outcomes, read_traces
 from training.labels import PromptTable, tier_table
-from training.report import curve_savings
-from training.scoring import decide_tiers, tier_costs
 from training.selection import Candidate, pair_apgrs
+from training.traffic.replay_metrics import (
+    KNOBS,
+    format_replay,
+    summarise,
+    sweep_stats,
+    window_stats,
+)
 from training.train import fit_final
 
 log = logging.getLogger(__name__)
-
-T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-
 
 class Http(Protocol):
     """What the replay needs of an HTTP client (httpx.Client; a TestClient in tests)."""
@@ -70,37 +71,47 @@ class Http(Protocol):
 
 @dataclass(frozen=True)
 class Traffic:
-    """A labelled source: prompts (with `messages` where they are chats) and every tier's label."""
+    """Labelled calls: prompts (with `messages` where they are chats), each call's category
+    (the data set's own: RouterBench's eval_name, a file name, a cluster id) and every tier's
+    label."""
 
     table: PromptTable
     name: str
 
-    def body(self, i: int) -> dict[str, Any]:
+    def body(self, i: int, with_task: bool = True) -> dict[str, Any]:
         row = self.table.prompts.iloc[i]
         messages = row.get("messages")
-        if isinstance(messages, list) and messages:
-            return {"messages": messages}
-        return {"prompt": str(row["prompt"])}
+        body: dict[str, Any] = ({"messages": messages} if isinstance(messages, list) and messages
+                                else {"prompt": str(row["prompt"])})
+        task = row.get("task")
+        if with_task and isinstance(task, str) and task:
+            body["task"] = task[:64]
+        return body
 
 
 def load_traffic(
-    settings: Settings, data_dir: Path | None, source: str | None, traces: Path | None
+    settings: Settings, data_dir: Path | None, sources: Sequence[str] | str | None,
+    traces: Path | None,
 ) -> Traffic:
-    """One source's prompts with tier labels, in the config's tier order (train split for a
-    shared data set: the test split stays out of every replay)."""
+    """The sources' prompts with tier labels, mixed, in the config's tier order (train split
+    of a shared data set: the test split stays out of every replay)."""
     if traces is not None:
         frame, errors = read_traces(traces)
         if errors:
             log.warning("%d bad trace lines skipped (first: %s)", len(errors), errors[0])
         return Traffic(tier_table(frame, settings), traces.stem)
-    if data_dir is None or source is None:
+    if data_dir is None or not sources:
         raise RouterError("replay needs --traces FILE, or --data-dir and --source")
-    outcomes, _ = load_outcomes(data_dir, [], sources=[source])
+    names = [sources] if isinstance(sources, str) else list(sources)
+    outcomes, _ = load_outcomes(data_dir, [], sources=sorted({s.split("/")[0] for s in names}))
     table = tier_table(outcomes, settings)
-    table = table.subset((table.prompts["split"] == "train").to_numpy())
+    source = table.prompts["source"].astype(str)
+    keep = (table.prompts["split"] == "train") & np.logical_or.reduce(
+        [(source == s) | source.str.startswith(s + "/") for s in names])
+    table = table.subset(keep.to_numpy())
     if len(table) == 0:
-        raise RouterError(f"source {source!r} has no train split in {data_dir}")
-    return Traffic(table, source)
+        raise RouterError(f"sources {names} have no train split in {data_dir}")
+    return Traffic(table, "+".join(names))
 
 
 def observed_tiers(table: PromptTable) -> list[str]:
@@ -125,21 +136,23 @@ def replay_settings(settings: Settings, tiers: Sequence[str]) -> Settings:
 
 
 def holdout_prior(
-    settings: Settings, data_dir: Path, source: str, recipe: Candidate, out: Path,
-    cache: EmbeddingCache, seed: int = 0,
+    settings: Settings, data_dir: Path, source: Sequence[str] | str, recipe: Candidate,
+    out: Path, cache: EmbeddingCache, seed: int = 0,
 ) -> Path:
     """The serving recipe fitted on every other source's train split, saved at `out`."""
+    names = [source] if isinstance(source, str) else list(source)
     outcomes, files = load_outcomes(data_dir, [])
     table = tier_table(outcomes, settings)
     sources = table.prompts["source"].astype(str)
-    keep = ((table.prompts["split"] == "train") & ~sources.str.startswith(source)).to_numpy()
+    held = np.logical_or.reduce([sources.str.startswith(s).to_numpy() for s in names])
+    keep = (table.prompts["split"] == "train").to_numpy() & ~held
     rows = table.subset(keep)
     data, _ = featurise(rows, cache)
     model = fit_final(data, recipe, seed)
-    save_model(out, model.classifier, model.numeric_features,
-               router_version=f"lodo-{source}-{recipe.name}-seed{seed}",
+    save_model(out, model.head, model.features,
+               router_version=f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
                head=recipe.as_metadata(), embedder_backend=cache.embedder.name, seed=seed,
-               data=files, training_prompts=int(len(rows)), held_out_source=source,
+               data=files, training_prompts=int(len(rows)), held_out_source="+".join(names),
                training_prompts_by_source=rows.prompts["source"].value_counts().to_dict())
     return out
 
@@ -164,46 +177,19 @@ def mean_apgr(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> f
     return float(np.mean(list(apgrs.values()))) if apgrs else math.nan
 
 
-def window_stats(
-    decisions: Sequence[dict[str, Any]], labels: np.ndarray, settings: Settings
-) -> dict[str, Any]:
-    """The window's numbers from what the service answered and every tier's known outcome."""
-    tiers = settings.tier_names
-    scores = np.array([[d["scores"][t] for t in tiers] for d in decisions], dtype=float)
-    chosen = np.array([tiers.index(d["tier"]) for d in decisions])
-    rows = np.arange(len(decisions))
-    realised = labels[rows, chosen]
-    known = ~np.isnan(realised)
-    full = ~np.isnan(labels).any(axis=1)
-    savings = math.nan
-    if full.sum() >= 20:
-        facts = [CallFacts(tokens_in=int(d["estimated_tokens_in"]),
-                           expected_tokens_out=settings.expected_output_tokens)
-                 for d, f in zip(decisions, full, strict=True) if f]
-        knobs = np.round(np.linspace(0, 1, 101), 2)[:, None].repeat(int(full.sum()), axis=1)
-        picks = decide_tiers(scores[full], facts, knobs, settings)
-        cost = tier_costs([f.tokens_in for f in facts], settings)
-        savings = curve_savings(labels[full], cost, picks.T)
-    return {
-        "n": len(decisions),
-        "apgr": mean_apgr(scores, labels, tiers),
-        "savings_at_95": float(savings),
-        "share": {t: float(np.mean(chosen == i)) for i, t in enumerate(tiers)},
-        "predicted": float(scores[rows, chosen][known].mean()) if known.any() else math.nan,
-        "realised": float(realised[known].mean()) if known.any() else math.nan,
-        "explored": float(np.mean([d["reason"] == "explore" for d in decisions])),
-    }
-
-
 class Replay:
-    """One live service, one labelled source: orders of (reset, prior, learn, freeze, score)."""
+    """One live service, one labelled traffic: orders of (reset, prior sweep, learn, freeze,
+    frozen sweep). `with_task` sends each call's category as its `task`."""
 
     def __init__(self, http: Http, traffic: Traffic, settings: Settings,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, with_task: bool = True,
+                 knobs: Sequence[float] = KNOBS):
         self.http = http
         self.traffic = traffic
         self.settings = settings
         self.headers = headers or {}
+        self.with_task = with_task
+        self.knobs = tuple(knobs)
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # every POST is JSON to the router, a bodyless one too
@@ -213,9 +199,10 @@ class Replay:
             raise RouterError(f"{path} answered {r.status_code}: {r.text[:300]}")
         return dict(r.json())
 
-    def route(self, indices: np.ndarray, tag: str) -> list[dict[str, Any]]:
-        return [self._post("/route", {**self.traffic.body(int(i)), "role": "replay",
-                                      "run_id": tag}) for i in indices]
+    def route(self, indices: np.ndarray, tag: str, **extra: Any) -> list[dict[str, Any]]:
+        return [self._post("/route", {**self.traffic.body(int(i), self.with_task),
+                                      "role": "replay", "run_id": tag, **extra})
+                for i in indices]
 
     def teach(self, decision: dict[str, Any], i: int) -> bool:
         """Post the outcome of the chosen tier's model; False when the source has none."""
@@ -237,6 +224,25 @@ class Replay:
                 return state
             time.sleep(0.5)
 
+    def sweep(self, indices: np.ndarray, tag: str) -> dict[str, Any]:
+        """The state's decisions on `indices` at the config's knob and at every knob of the
+        sweep, all `dry_run` (nothing explored, nothing learned), judged overall and per
+        source."""
+        tiers = self.settings.tier_names
+        default = self.route(indices, tag, dry_run=True)
+        picks = np.array([[tiers.index(d["tier"])
+                           for d in self.route(indices, tag, dry_run=True, quality_target=k)]
+                          for k in self.knobs])
+        labels = self.traffic.table.labels[indices]
+        sources = self.traffic.table.prompts["source"].to_numpy()[indices]
+        out = sweep_stats(picks, default, labels, self.settings)
+        out["by_source"] = {
+            str(s): sweep_stats(picks[:, sources == s], [d for d, x in zip(default, sources,
+                                                                          strict=True) if x == s],
+                                labels[sources == s], self.settings)
+            for s in np.unique(sources)} if len(np.unique(sources)) > 1 else {}
+        return out
+
     def order(self, seed: int, learn: int, score: int, window: int) -> dict[str, Any]:
         n = len(self.traffic.table)
         rng = np.random.default_rng(seed)
@@ -247,80 +253,24 @@ class Replay:
         learning, scored = perm[:learn], perm[learn:learn + score]
         labels = self.traffic.table.labels
         self._post("/admin/learning/reset")
-        prior = window_stats(self.route(scored, f"replay-{seed}-prior"), labels[scored],
-                             self.settings)
-        curve, batch, batch_rows, taught = [], [], [], 0
+        prior = self.sweep(scored, f"replay-{seed}-prior")
+        curve, decisions, batch, taught = [], [], [], 0
         for i in learning:
             (decision,) = self.route(np.array([i]), f"replay-{seed}-learn")
             taught += self.teach(decision, int(i))
+            decisions.append(decision)
             batch.append(decision)
-            batch_rows.append(i)
             if len(batch) == window:
+                rows = learning[len(decisions) - window:len(decisions)]
                 curve.append({"outcomes": taught,
-                              **window_stats(batch, labels[batch_rows], self.settings)})
-                batch, batch_rows = [], []
+                              **window_stats(batch, labels[rows], self.settings)})
+                batch = []
         state = self.wait_for_state()
-        after = window_stats(self.route(scored, f"replay-{seed}-frozen"), labels[scored],
-                             self.settings)
+        frozen = self.sweep(scored, f"replay-{seed}-frozen")
         return {"seed": seed, "outcomes": taught, "prior": prior, "curve": curve,
-                "frozen": after, "state_revision": state.get("revision"),
+                "learning": window_stats(decisions, labels[learning], self.settings),
+                "frozen": frozen, "state_revision": state.get("revision"),
                 "scored": scored.tolist()}
-
-
-def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> dict[str, Any]:
-    """Means over orders, and the APGR gain's 95% t-interval."""
-    gains = np.array([o["frozen"]["apgr"] - o["prior"]["apgr"] for o in orders])
-    k = len(gains)
-    half = T_975.get(k - 1, 1.96) * gains.std(ddof=1) / math.sqrt(k) if k > 1 else math.nan
-
-    def mean(where: str, key: str) -> float:  # NaN-aware: savings are NaN where 95% is unmet
-        values = np.array([o[where][key] for o in orders], dtype=float)
-        return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
-
-    strongest = next(iter(reversed(orders[0]["prior"]["share"])))
-    return {
-        "orders": k,
-        "apgr_prior": mean("prior", "apgr"), "apgr_frozen": mean("frozen", "apgr"),
-        "apgr_gain": float(gains.mean()), "apgr_gain_ci": [float(gains.mean() - half),
-                                                           float(gains.mean() + half)],
-        "ceiling_apgr": float(np.mean(ceilings)) if ceilings else math.nan,
-        "savings_prior": mean("prior", "savings_at_95"),
-        "savings_frozen": mean("frozen", "savings_at_95"),
-        "gap_prior": mean("prior", "predicted") - mean("prior", "realised"),
-        "gap_frozen": mean("frozen", "predicted") - mean("frozen", "realised"),
-        "predicted_frozen": mean("frozen", "predicted"),
-        "realised_frozen": mean("frozen", "realised"),
-        "strongest": strongest,
-        "strongest_share_prior": float(np.mean([o["prior"]["share"][strongest] for o in orders])),
-        "strongest_share_frozen": float(np.mean([o["frozen"]["share"][strongest]
-                                                 for o in orders])),
-    }
-
-
-def format_replay(report: dict[str, Any]) -> str:
-    """The learning curve of the first order and the frozen-vs-prior table, as printed."""
-    lines = [f"replay of {report['source']} through {report['url']} (prior "
-             f"{report['prior']}, tiers {', '.join(report['tiers'])})"]
-    first = report["orders"][0]
-    lines.append("learning curve (order 1): outcomes  APGR  savings@95  pred  real  shares")
-    for w in [{"outcomes": 0, **first["prior"]}, *first["curve"]]:
-        shares = " ".join(f"{t}:{v:.2f}" for t, v in w["share"].items())
-        lines.append(f"  {w['outcomes']:>6}  {w['apgr']:.3f}  {w['savings_at_95']:+.3f}  "
-                     f"{w['predicted']:.3f}  {w['realised']:.3f}  {shares}")
-    s = report["summary"]
-    lines += [
-        f"over {s['orders']} orders, scored on {report['score']} held-back prompts after "
-        f"{report['learn']} outcomes:",
-        f"  APGR prior {s['apgr_prior']:.3f} -> frozen {s['apgr_frozen']:.3f}: gain "
-        f"{s['apgr_gain']:+.3f} (95% CI {s['apgr_gain_ci'][0]:+.3f} .. "
-        f"{s['apgr_gain_ci'][1]:+.3f}); full-information ceiling {s['ceiling_apgr']:.3f}",
-        f"  chosen tier predicted - realised: prior {s['gap_prior']:+.3f}, frozen "
-        f"{s['gap_frozen']:+.3f} ({s['predicted_frozen']:.3f} vs {s['realised_frozen']:.3f})",
-        f"  {s['strongest']} share: prior {s['strongest_share_prior']:.3f}, frozen "
-        f"{s['strongest_share_frozen']:.3f}; savings@95 prior {s['savings_prior']:+.3f}, "
-        f"frozen {s['savings_frozen']:+.3f}",
-    ]
-    return "\n".join(lines)
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
@@ -371,20 +321,21 @@ def live_service(settings: Settings, workdir: Path, timeout: float = 300) -> Ite
 
 def run_orders(
     http: Http, traffic: Traffic, settings: Settings, *, orders: int, learn: int, score: int,
-    window: int, seed: int, headers: dict[str, str] | None = None,
+    window: int, seed: int, headers: dict[str, str] | None = None, with_task: bool = True,
 ) -> list[dict[str, Any]]:
-    replay = Replay(http, traffic, settings, headers)
+    replay = Replay(http, traffic, settings, headers, with_task)
     results = []
     for k in range(orders):
         started = time.monotonic()
         results.append(replay.order(seed + k, learn, score, window))
         o = results[-1]
-        log.info("order %d: APGR %.3f -> %.3f, predicted %.3f realised %.3f (%.0f s)", k + 1,
-                 o["prior"]["apgr"], o["frozen"]["apgr"], o["frozen"]["predicted"],
-                 o["frozen"]["realised"], time.monotonic() - started)
+        log.info("order %d: APGR %.3f -> %.3f, learning %.3f of strongest's quality at %.3f "
+                 "of its cost (%.0f s)", k + 1, o["prior"]["apgr"], o["frozen"]["apgr"],
+                 o["learning"]["quality_vs_strongest"], o["learning"]["cost_vs_strongest"],
+                 time.monotonic() - started)
     return results
 
 
-__all__ = ["Replay", "Traffic", "ceiling_apgr", "format_replay", "holdout_prior", "restrict_tiers",
-           "live_service", "load_traffic", "observed_tiers", "replay_settings", "run_orders",
+__all__ = ["Replay", "Traffic", "ceiling_apgr", "format_replay", "holdout_prior", "live_service",
+           "load_traffic", "observed_tiers", "replay_settings", "restrict_tiers", "run_orders",
            "summarise", "write_report"]

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from router.config import Settings
-from router.decision.artifact import assemble_features, load_model, save_model
+from router.decision.artifact import load_model, save_model
 from router.decision.encoders.base import DIMENSION, MODEL_NAME, Embedder
+from router.decision.features import numbers_of
 from router.errors import RouterError
 from router.traces.rows import stored_features
 from router.traces.store import TraceStore
@@ -100,7 +101,7 @@ def retrain(
     fitted = fit_final(data, candidate_recipe, seed)
     version = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{candidate_recipe.name}"
     save_model(
-        out, fitted.classifier, fitted.numeric_features, router_version=version,
+        out, fitted.head, fitted.features, router_version=version,
         head=candidate_recipe.as_metadata(),
         embedder_backend=cache.embedder.name, seed=seed,
         parent_router_version=serving.version,
@@ -199,7 +200,7 @@ def stored_table(calls: pd.DataFrame, settings: Settings) -> Featurised | None:
     rows = [order[k] for k in table.prompts["prompt_id"]]
     embeddings = np.stack([calls["stored_embedding"].iloc[i] for i in rows]).astype(np.float32)
     views = [calls["stored_view"].iloc[i] for i in rows]
-    numeric = assemble_features(np.empty((len(views), 0), np.float32), views, numeric=True)
+    numeric = numbers_of(views)
     return Featurised(table, embeddings, numeric)
 
 

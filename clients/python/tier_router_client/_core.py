@@ -41,7 +41,9 @@ class Options:
             raise ValueError(f"The 'retries' parameter must be >= 0. Got {self.retries} instead.")
 
     def headers(self) -> dict[str, str]:
-        out = {"User-Agent": f"tier-router-client/{__version__}"}
+        # every POST to the router is JSON (it refuses others with 415)
+        out = {"User-Agent": f"tier-router-client/{__version__}",
+               "Content-Type": "application/json"}
         if self.api_key:
             out["Authorization"] = f"Bearer {self.api_key}"
         return out

@@ -129,6 +129,10 @@ async def spend(
     _: AdminCaller,
     by: Annotated[SpendKey, Query(description="Attribution key to group by.")] = "role",
     since: Annotated[float | None, Query(ge=0, description="Epoch seconds.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Skip this many rows (the "
+                                 "previous page's next_offset).")] = 0,
 ) -> SpendReport:
-    """Cost per role, run, step, tier, model, user or API key; estimates where no cost came back."""
-    return await run_in_threadpool(loop.spend, by, since)
+    """Cost per role, run, step, tier, model, user or API key; estimates where no cost came
+    back. One page at a time, the costliest first (`next_offset` says where the next starts)."""
+    return await run_in_threadpool(loop.spend, by, since, limit, offset)

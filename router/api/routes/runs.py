@@ -44,6 +44,9 @@ async def run_ledger(
 async def live_runs(
     loop: LoopDep, caller: RunCaller,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Skip this many runs (the "
+                                 "previous page's next_offset).")] = 0,
 ) -> RunList:
-    """The live runs (a call within runs.expire_after_s) the caller may see, latest first."""
-    return await run_in_threadpool(loop.runs.recent, owner_of(caller), limit)
+    """The live runs (a call within runs.expire_after_s) the caller may see, latest first,
+    one page at a time (`next_offset` says where the next one starts)."""
+    return await run_in_threadpool(loop.runs.recent, owner_of(caller), limit, offset)

@@ -25,22 +25,25 @@ from training.traffic.replay import (
     restrict_tiers,
     summarise,
 )
+from training.traffic.replay_metrics import KNOBS, baselines_at, curve_stats, shares, window_stats
 
 
-def synthetic_traffic(n: int = 120) -> Traffic:
+def synthetic_traffic(n: int = 120, tasks: bool = False) -> Traffic:
     rng = np.random.default_rng(0)
     prompts = [f"{rng.choice(HARD if i % 2 else EASY)} case {i}" for i in range(n)]
     hard = np.array([i % 2 for i in range(n)], float)
     labels = np.stack([1 - hard, 1 - 0.5 * hard, np.ones(n)], axis=1)
     frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(n)], "prompt": prompts,
                           "messages": [None] * n, "source": "synthetic", "dataset": "synthetic",
-                          "split": "train", "task": None})
+                          "split": "train",
+                          "task": [("proof" if i % 2 else "chat") if tasks else None
+                                   for i in range(n)]})
     return Traffic(PromptTable(frame, labels, np.ones(n), ["small", "medium", "large"]),
                    "synthetic")
 
 
-def test_one_order_resets_learns_freezes_and_scores_over_http(settings: Settings) -> None:
-    traffic = synthetic_traffic()
+def test_one_order_resets_learns_freezes_and_sweeps_over_http(settings: Settings) -> None:
+    traffic = synthetic_traffic(tasks=True)
     exploring = settings.model_copy(update={"exploration_rate": 0.3, "exploration_seed": 1})
     app = create_app(settings=exploring, embedder_factory=lambda cfg: FakeEmbedder())
     with TestClient(app, client=LOOPBACK) as http:
@@ -52,15 +55,97 @@ def test_one_order_resets_learns_freezes_and_scores_over_http(settings: Settings
         assert order["outcomes"] == 60 and len(order["curve"]) == 3
         assert order["state_revision"] == 60  # reset between orders: one order's outcomes
         assert order["prior"]["n"] == order["frozen"]["n"] == 30
-        for window in (order["prior"], order["frozen"], *order["curve"]):
+        assert order["learning"]["n"] == 60
+        for window in (order["prior"], order["frozen"], order["learning"], *order["curve"]):
             assert sum(window["share"].values()) == pytest.approx(1.0)
             assert 0.0 <= window["realised"] <= 1.0
+            assert 0.0 < window["cost_vs_strongest"] <= 1.0
+        for sweep in (order["prior"], order["frozen"]):
+            assert 0.0 <= sweep["apgr"] <= 1.0 and sweep["by_source"] == {}
+            assert sweep["length_quality"] <= 1.0 and sweep["random_quality"] <= 1.0
     assert state["revision"] == 60
     report = {"source": "synthetic", "url": "test", "prior": "synthetic-test",
               "tiers": exploring.tier_names, "learn": 60, "score": 30,
               "orders": [first, second], "summary": summarise([first, second], [0.6, 0.6])}
     text = format_replay(report)
-    assert "learning curve" in text and "full-information ceiling 0.600" in text
+    assert "while learning" in text and "full-information ceiling 0.600" in text
+
+
+class Recorder:
+    """An HTTP client that records the /route bodies and answers from the given tier."""
+
+    def __init__(self, tier: str):
+        self.tier, self.bodies = tier, []
+
+    def post(self, url: str, json: dict, headers: dict) -> object:
+        self.bodies.append(json)
+        answer = {"tier": self.tier, "scores": {"medium": 0.5, "large": 0.6},
+                  "estimated_tokens_in": 10, "reason": "classifier", "decision_id": "d",
+                  "model": "m"}
+        return type("R", (), {"status_code": 200, "json": lambda self: answer})()
+
+
+@pytest.mark.parametrize("with_task", [True, False])
+def test_a_sweep_sends_every_knob_dry_run_and_the_task_only_when_asked(
+    settings: Settings, with_task: bool
+) -> None:
+    traffic = restrict_tiers(synthetic_traffic(40, tasks=True), ["medium", "large"])
+    two = replay_settings(settings, ["medium", "large"])
+    http = Recorder("large")
+    out = Replay(http, traffic, two, with_task=with_task).sweep(np.arange(30), "t")
+    assert len(http.bodies) == 30 * (1 + len(KNOBS))
+    assert all(b["dry_run"] is True for b in http.bodies)
+    assert sorted({b.get("quality_target") for b in http.bodies} - {None}) == sorted(KNOBS)
+    assert all(("task" in b) == with_task for b in http.bodies)
+    assert {b.get("task") for b in http.bodies} == ({"proof", "chat"} if with_task else {None})
+    assert out["quality_vs_strongest"] == 1.0 and out["cost_vs_strongest"] == 1.0
+    assert out["share"] == {"medium": 0.0, "large": 1.0}
+
+
+# Synthetic labels below: the numbers are worked out by hand.
+
+
+def test_shares_are_of_always_strongests_quality_and_cost() -> None:
+    labels = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0], [np.nan, 1.0]])
+    cost = np.array([[1.0, 5.0], [1.0, 5.0], [2.0, 10.0], [1.0, 5.0]])
+    quality, spend = shares(np.array([1, 0, 0, 0]), labels, cost)
+    assert quality == pytest.approx(1.0)  # the unlabelled call is left out of quality
+    assert spend == pytest.approx((5 + 1 + 2 + 1) / 25)
+
+
+def test_a_window_reports_quality_and_cost_against_strongest(settings: Settings) -> None:
+    two = replay_settings(settings, ["medium", "large"])
+    decisions = [{"tier": t, "scores": {"medium": 0.8, "large": 0.9}, "reason": r,
+                  "estimated_tokens_in": 100} for t, r in
+                 [("medium", "classifier"), ("large", "explore"), ("medium", "classifier"),
+                  ("large", "classifier")]]
+    labels = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    w = window_stats(decisions, labels, two)
+    assert w["quality_vs_strongest"] == pytest.approx(2 / 3)
+    ratio = two.tiers[0].estimate_cost(100, two.expected_output_tokens) / two.tiers[
+        1].estimate_cost(100, two.expected_output_tokens)
+    assert w["cost_vs_strongest"] == pytest.approx((2 * ratio + 2) / 4)
+    assert w["explored"] == 0.25 and w["share"] == {"medium": 0.5, "large": 0.5}
+    assert w["predicted"] == pytest.approx(0.85) and w["realised"] == pytest.approx(0.5)
+
+
+def test_a_perfect_sweep_recovers_the_whole_gap_and_the_baselines_sit_below_it() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    needs_large = rng.random(n) < 0.5
+    labels = np.stack([(~needs_large).astype(float), np.ones(n)], axis=1)
+    cost = np.tile([1.0, 5.0], (n, 1))
+    knobs = np.linspace(0, 1, 11)
+    order = np.argsort(~needs_large, kind="stable")  # the calls that need large go first
+    picks = np.zeros((len(knobs), n), np.intp)
+    for k, share in enumerate(knobs):
+        picks[k, order[: int(round(share * n))]] = 1
+    stats = curve_stats(picks, labels, cost)
+    assert stats["apgr"] > 0.7 and stats["savings_at_95"] > 0.3
+    base = baselines_at(0.6, labels, cost, rng.integers(10, 100, n))
+    # cost 0.6 of always-large's (3 of 5) is half the calls on each tier
+    assert base["random_quality"] == pytest.approx(0.5 * labels[:, 0].mean() + 0.5)
+    assert 0.3 < base["length_apgr"] < 0.7  # length carries no signal here
 
 
 def test_a_replay_serves_only_the_tiers_the_source_has_outcomes_for(settings: Settings) -> None:
@@ -76,14 +161,18 @@ def test_a_replay_serves_only_the_tiers_the_source_has_outcomes_for(settings: Se
     assert "plan" not in only_small.task_rules and only_small.safe_tier == "medium"
 
 
-def test_summarise_gives_the_gain_and_its_interval() -> None:
-    def order(prior: float, frozen: float) -> dict:
+def test_summarise_gives_the_gain_its_interval_and_the_worst_window() -> None:
+    def order(prior: float, frozen: float, worst: float) -> dict:
         window = {"apgr": 0.0, "savings_at_95": 0.1, "predicted": 0.7, "realised": 0.8,
-                  "share": {"small": 0.2, "large": 0.8}}
-        return {"prior": {**window, "apgr": prior}, "frozen": {**window, "apgr": frozen}}
+                  "quality_vs_strongest": 0.97, "cost_vs_strongest": 0.6}
+        return {"prior": {**window, "apgr": prior, "by_source": {}},
+                "frozen": {**window, "apgr": frozen, "by_source": {}}, "learning": window,
+                "curve": [window, {**window, "quality_vs_strongest": worst}]}
 
-    s = summarise([order(0.5, 0.56), order(0.5, 0.58), order(0.5, 0.54)], [0.6])
+    s = summarise([order(0.5, 0.56, 0.95), order(0.5, 0.58, 0.91), order(0.5, 0.54, 0.99)],
+                  [0.6])
     assert s["apgr_gain"] == pytest.approx(0.06)
     low, high = s["apgr_gain_ci"]
     assert low < 0.06 < high and low == pytest.approx(0.06 - 4.30 * 0.02 / np.sqrt(3))
-    assert s["strongest"] == "large" and s["strongest_share_prior"] == pytest.approx(0.8)
+    assert s["worst_window_quality"] == pytest.approx(0.91)
+    assert s["learning"]["cost_vs_strongest"] == pytest.approx(0.6)

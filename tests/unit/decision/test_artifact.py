@@ -10,6 +10,7 @@ import joblib
 import pytest
 
 from router.decision.artifact import load_model, save_model
+from router.decision.features import FeatureSpec
 from router.errors import ArtifactError
 
 
@@ -80,9 +81,9 @@ def test_wrongly_typed_metadata_field_is_an_artifact_error(model_dir: Path, tmp_
 
 
 def test_a_head_that_cannot_predict_is_refused_at_load(model_dir: Path, tmp_path: Path) -> None:
-    """E.g. pickled by an older TierClassifier: it unpickles, then fails on every request."""
-    clf = joblib.load(model_dir / "head.joblib")
-    del clf.monotone  # an attribute today's predict_proba reads
-    stale = save_model(tmp_path / "stale", clf, numeric=False, router_version="stale")
+    """E.g. pickled by older code: it unpickles, then fails on every request."""
+    head = joblib.load(model_dir / "head.joblib")
+    del head.pooled_  # an attribute today's predict_proba reads
+    stale = save_model(tmp_path / "stale", head, FeatureSpec(), router_version="stale")
     with pytest.raises(ArtifactError, match="loads but cannot predict .*AttributeError"):
         load_model(stale)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from router.config import Settings, TaskRule, TierConfig
 from router.decision.choice import CallFacts, TierTable
 from router.decision.health_view import HealthView, ModelState, health_step
+from router.decision.learned_map import Verdict
 from router.decision.pipeline import steps
 from router.decision.policy import ExplorationDraw
 from router.errors import NoHealthyModel
@@ -137,8 +140,11 @@ def test_latency_sensitive_puts_the_fastest_measured_model_first() -> None:
 
 
 def test_health_moving_an_explored_decision_makes_it_certain() -> None:
-    explore = ExplorationDraw(rate=0.5, explore=0.0, pick=0.0)  # explores to medium
-    choice = steps(SMALL, TABLE, 0.9, facts(), draw=explore, health=view(m1=OPEN))
+    explore = ExplorationDraw(rate=0.5, explore=0.0)  # the map's chances: medium
+    verdict = Verdict(bounds=(1.0, 0.0, 1.0), quality=(0.9, 0.5, 0.9), explore=(0.0, 0.3, 0.0),
+                      category=None, detail="")
+    choice = steps(SMALL, TABLE, 0.9, replace(facts(), learned=verdict), draw=explore,
+                   health=view(m1=OPEN))
     assert (choice.tier, choice.reason, choice.propensity) == ("large", "health_upgrade", 1.0)
 
 

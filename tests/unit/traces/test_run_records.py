@@ -144,12 +144,36 @@ def test_recent_lists_live_runs_latest_first(store: TraceStore, conn: SideConnec
     add_decision(conn, NOW - 2 * HOUR, run_id="over")
     add_decision(conn, NOW - 5, run_id=None)
     records = RunRecords(store)
-    listing = records.recent(NOW, HOUR)
+    listing, more = records.recent(NOW, HOUR)
     assert [(r.run_id, r.api_key, r.calls) for r in listing] == [("b", "team-b", 1),
                                                                   ("a", "team-a", 1)]
-    assert listing[0].total_usd == 0.5
-    assert [r.run_id for r in records.recent(NOW, HOUR, owner="team-a")] == ["a"]
-    assert len(records.recent(NOW, HOUR, limit=1)) == 1
+    assert listing[0].total_usd == 0.5 and not more
+    assert [r.run_id for r in records.recent(NOW, HOUR, owner="team-a")[0]] == ["a"]
+    first, more = records.recent(NOW, HOUR, limit=1)
+    assert [r.run_id for r in first] == ["b"] and more
+    second, more = records.recent(NOW, HOUR, limit=1, offset=1)
+    assert [r.run_id for r in second] == ["a"] and not more
+
+
+def test_a_page_of_live_runs_reads_only_its_runs(store: TraceStore,
+                                                 conn: SideConnection) -> None:
+    """Many live runs: a page of two is the two latest, each with all its live calls, and
+    reads a bounded number of rows (the reader never fetches the whole window)."""
+    for i in range(300):
+        add_decision(conn, NOW - 600 + i, run_id=f"r{i % 100}", cost=0.01)
+    reads: list[int | None] = []
+    real_read = store.read
+
+    def counted(sql: str, params: tuple = (), rows: int | None = None) -> list:
+        out = real_read(sql, params, rows)
+        reads.append(len(out))
+        return out
+
+    store.read = counted  # type: ignore[method-assign]
+    page, more = RunRecords(store).recent(NOW, HOUR, limit=2)
+    assert [(r.run_id, r.calls) for r in page] == [("r99", 3), ("r98", 3)] and more
+    assert page[0].total_usd == pytest.approx(0.03)
+    assert sum(n or 0 for n in reads) <= 12 + 6
 
 
 def test_retention_deletes_old_decisions_with_their_outcomes(

@@ -1,10 +1,14 @@
-"""Per-tier calibrated probability that a tier answers a call well, scikit-learn style.
+"""Candidate scorers measured against the shipped head in model selection, and the kNN baseline.
 
-Labels are an (n, T) matrix of outcomes in [0, 1] with NaN where a tier was not tried, so
-full-information benchmarks (every tier on every prompt) and partial-information logs (one
-tier per prompt, with inverse-propensity weights) train the same estimator. Fractional labels
-(tier means, judge scores) are fitted exactly by giving each row twice, as a success with
-weight y and as a failure with weight 1 - y.
+A `TierClassifier` is a `router.decision.scorer.Scorer`: per-tier calibrated probability that
+a tier answers a call well. Labels are an (n, T) matrix of outcomes in [0, 1] with NaN where a
+tier was not tried, so full-information benchmarks (every tier on every prompt) and
+partial-information logs (one tier per prompt, with inverse-propensity weights) train the same
+estimator; fractional labels are fitted by `router.decision.logistic.fractional_rows`.
+
+Not served: its per-tier levels are fitted on different source mixes and are not comparable
+across tiers, which a relative ``quality_target`` needs (see `router.decision.quality_head`);
+held out it ranked within noise of the shipped head (`training.selection`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import has_fit_parameter
 
-from router.errors import NotFittedError
+from router.decision.logistic import fractional_rows
+from router.decision.scorer import check_fitted
 
 HEADS = ("logreg", "knn", "mlp", "irt")
 
@@ -147,11 +152,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     def _fit_one(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> BaseEstimator | float:
         if len(y) == 0:
             raise ValueError("every tier needs at least one labelled row; one tier has none")
-        rows = np.concatenate([X, X])
-        labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
-        weights = np.concatenate([w * y, w * (1 - y)])
-        keep = weights > 0
-        rows, labels, weights = rows[keep], labels[keep], weights[keep]
+        rows, labels, weights = fractional_rows(X, y, w)
         if len(np.unique(labels)) < 2:
             return float(labels[0])  # a tier that always (never) succeeded: a constant
         base = make_head(self.head, self.random_state, self.C, self.k)
@@ -164,9 +165,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         scores = self._raw_proba(X)
         return np.maximum.accumulate(scores, axis=1) if self.monotone else scores
 
+    def predict_with_confidence(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        """The scores; no out-of-distribution guard, so no confidence."""
+        return self.predict_proba(X), None
+
     def _raw_proba(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "estimators_"):
-            raise NotFittedError("This TierClassifier is not fitted yet; call 'fit' first.")
+        check_fitted(self, "estimators_")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(

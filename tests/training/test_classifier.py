@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.decision.classifier import HEADS, TierClassifier, make_head
 from router.errors import NotFittedError
+from training.classifier import HEADS, TierClassifier, make_head
 
 
 def synthetic(n: int = 400, seed: int = 0, missing: float = 0.0):

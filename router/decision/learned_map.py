@@ -1,0 +1,290 @@
+"""The deployment's learned routing map: each category's quality per tier, with uncertainty, and
+the rule that turns it into a tier. Pure and frozen: `fit_map` builds a `LearnedMap` from
+evidence aggregates; the serving layer swaps the whole object when it rebuilds one.
+
+**Evidence.** For each (key namespace, category, tier) the store keeps sums over labelled
+outcomes (`COLUMNS`), decayed to the instant of the fit (router/traces/evidence.py): the
+served tier's weights w = 1/propensity (clipped), w x label and w^2, and unweighted counts,
+labels and the model's score of the served tier (for recalibration), and the model's score of
+every tier over every outcome of the category (the category's mean score).
+
+**Posterior.** Per category and tier, a Beta whose mean is the inverse-propensity-weighted
+success rate with the effective number of outcomes (sum w)^2 / sum w^2, and whose prior is
+worth ``prior_strength`` outcomes: at a key's root, the model's recalibrated mean score of the
+category; below it, the parent's posterior moved by the model's own difference between the two
+(a sparse fine category borrows from its parent, the parent from the prior). The lower bound is
+the ``1 - bound`` quantile of the posterior's ratio to the strongest tier (Monte Carlo, seeded).
+
+**The rule** (`assess`): the call's finest category with at least ``min_outcomes`` outcomes
+decides: each tier's bound, shifted by the call's own score ratio minus the category's mean
+ratio (``score_weight``); `policy.decide` then takes the cheapest tier whose bound is at least
+``quality_target``. Without such a category the model's scores decide alone only where its
+confidence is at least ``prior_confidence``; else the call goes to the strongest tier (or
+``cold_tier``). **Exploration** is Thompson sampling on the same posterior: the share of draws
+in which a cheaper tier would pass is its probability of being tried, so it goes where a
+cheaper tier's bound is near the target and nowhere it is clearly below; its expected quality
+loss under the posterior (so an unknown tier counts as costly) is capped at ``explore_cost``
+of the strongest tier's quality per call, and a category
+decided below the strongest tier sends ``probe_share`` of its calls back there, so a change of
+model or traffic shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from router.config import LearningConfig
+from router.decision.categories import SHARED, Signals, key_name, lookup_paths
+
+# The evidence columns of one (namespace, category, tier), in this order.
+W, WY, W2, N, Y, P, S, SN, TOTAL = range(9)
+COLUMNS = ("w", "wy", "w2", "n", "y", "p", "s", "sn", "total")
+EXPLORE_DRAWS = 64  # posterior ratio draws per tier kept for exploration
+OFFSET = 4.0  # tier t's sorted draws sit at t x OFFSET in one array (ratios are below 2)
+EPS = 1e-4
+CategoryKey = tuple[str, str]  # (key namespace, category path)
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """One category's posterior, per tier (cheapest first)."""
+
+    outcomes: float  # decayed labelled outcomes, every tier
+    quality: tuple[float, ...]  # posterior mean quality
+    ratio: tuple[float, ...]  # posterior mean quality over the strongest tier's
+    bound: tuple[float, ...]  # lower bound of that ratio (the strongest tier: 1)
+    score: tuple[float, ...]  # the model's recalibrated mean score in the category
+    score_ratio: tuple[float, ...]
+    evidence: tuple[float, ...]  # effective outcomes per tier
+    draws: np.ndarray  # (T x EXPLORE_DRAWS,) each tier's ratio draws sorted, + t x OFFSET
+    sums: np.ndarray  # running sums of the draws (without the offsets) in that order, from 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the map says about one call: the policy reads `bounds` and `explore`."""
+
+    bounds: tuple[float, ...]  # lower bound of each tier's quality relative to the strongest
+    quality: tuple[float, ...]  # each tier's predicted quality for this call
+    explore: tuple[float, ...]  # probability of trying each tier instead
+    category: str | None  # the category that decided; None: cold
+    detail: str | None  # why, unless the model's scores decided alone
+
+
+@dataclass(frozen=True)
+class LearnedMap:
+    """Every live category's posterior and the recalibration of the model's scores."""
+
+    tiers: tuple[str, ...]
+    config: LearningConfig
+    entries: Mapping[CategoryKey, Entry] = field(default_factory=dict)
+    calibration: tuple[float, ...] = ()  # logit shift per tier
+    revision: int = 0  # labelled outcomes learned since the last reset
+    dropped: int = 0  # categories beyond max_categories (their calls use a coarser one)
+    moved: tuple[str, ...] = ()  # categories whose relative quality moved at this rebuild
+    totals: np.ndarray = field(default_factory=lambda: np.zeros((0, len(COLUMNS))))  # roots
+
+    def calibrate(self, scores: Sequence[float]) -> list[float]:
+        """Each tier's score through its recalibration (a shift in logit space)."""
+        shifts = self.calibration or (0.0,) * len(scores)
+        return [_sigmoid(_logit(float(s)) + a) for s, a in zip(scores, shifts, strict=True)]
+
+    def namespaces(self, key: str | None) -> tuple[str, ...]:
+        own = key_name(key)
+        return (own, SHARED) if self.config.share_across_keys else (own,)
+
+    def find(self, signals: Signals, cluster: str | None
+             ) -> tuple[Entry | None, str | None, Entry | None]:
+        """(the deciding entry, its name, the finest entry with any evidence)."""
+        sparse = None
+        for path in lookup_paths(signals, self.config.category_fields, cluster):
+            for namespace in self.namespaces(signals.key):
+                entry = self.entries.get((namespace, path))
+                if entry is None:
+                    continue
+                if entry.outcomes >= self.config.min_outcomes:
+                    return entry, _name(namespace, path), sparse or entry
+                sparse = sparse or entry
+        return None, None, sparse
+
+    def assess(self, signals: Signals, cluster: str | None, scores: Sequence[float],
+               confidence: float, target: float, explore_rate: float = 0.0) -> Verdict:
+        """The map's verdict on one call (module docstring); `explore_rate` 0: no exploration
+        (a dry run, a shadow call, exploration off). Plain floats: T is small and this runs
+        on every /route call."""
+        p = [min(max(v, EPS), 1 - EPS) for v in self.calibrate(scores)]
+        top = len(p) - 1
+        call_ratio = [v / p[top] for v in p]
+        entry, name, sparse = self.find(signals, cluster)
+        source = entry or sparse
+        shift = [0.0] * len(p)
+        if source is not None:
+            weight = self.config.score_weight
+            shift = [weight * (c - r) for c, r in zip(call_ratio, source.score_ratio,
+                                                      strict=True)]
+            shift[top] = 0.0
+        if entry is not None:
+            bounds = [min(b + s, 1.0) for b, s in zip(entry.bound, shift, strict=True)]
+            weight = self.config.score_weight
+            quality = [min(max(q + weight * (v - m), 0.0), 1.0)
+                       for q, v, m in zip(entry.quality, p, entry.score, strict=True)]
+            detail: str | None = (
+                f"category '{name}' ({entry.outcomes:.0f} outcomes): lower bounds "
+                f"{_fmt(bounds)} of the strongest tier's quality")
+        else:
+            quality = p
+            bounds, detail = self._cold(call_ratio, confidence)
+        bounds[top] = 1.0
+        explore = (self._explore(bounds, source, shift, call_ratio, p, target, explore_rate)
+                   if explore_rate > 0 and target < 1.0 else (0.0,) * len(p))
+        return Verdict(tuple(bounds), tuple(quality), explore, name, detail)
+
+    def _cold(self, call_ratio: list[float], confidence: float
+              ) -> tuple[list[float], str | None]:
+        """Bounds without a category of min_outcomes: the prior where it is confident, else
+        the strongest tier (or cold_tier)."""
+        config = self.config
+        threshold = config.prior_confidence
+        if threshold is not None and (threshold <= 0 or confidence >= threshold):
+            return [min(r, 1.0) for r in call_ratio], None  # the model's scores decide
+        tier = config.cold_tier or self.tiers[-1]
+        bounds = [1.0 if name == tier else 0.0 for name in self.tiers]
+        why = ("" if threshold is None else
+               f"; the model's confidence {_conf(confidence)} < prior_confidence {threshold}")
+        return bounds, (f"no category has {config.min_outcomes} outcomes yet{why}: "
+                        f"{'cold_tier' if config.cold_tier else 'the strongest tier'} '{tier}'")
+
+    def _explore(self, bounds: list[float], source: Entry | None, shift: list[float],
+                 call_ratio: list[float], p: list[float], target: float, rate: float
+                 ) -> tuple[float, ...]:
+        """Per tier, the probability of trying it instead of the bounds' choice: how often the
+        posterior puts it first among the tiers that pass (Thompson sampling; a stronger tier
+        where the chosen one might not pass), the cheaper tiers scaled so their expected loss
+        stays within explore_cost; probes of the strongest tier; at most `rate` in all."""
+        n, top = len(bounds), len(bounds) - 1
+        chosen = next(i for i, b in enumerate(bounds) if b >= target - 1e-9)
+        passing, loss = self._chances(source, shift, call_ratio, p, target, chosen)
+        passing.append(1.0)  # the strongest tier is the bar itself
+        first, fails = [0.0] * n, 1.0
+        for t in range(n):
+            first[t] = passing[t] * fails
+            fails *= 1.0 - passing[t]
+        down = first[:chosen]
+        cost = sum(e * c for e, c in zip(down, loss, strict=True))
+        if cost > self.config.explore_cost:
+            down = [e * self.config.explore_cost / cost for e in down]
+        up = first[chosen + 1:]
+        if chosen < top:
+            up[-1] = max(up[-1], self.config.probe_share)
+        explore = [*down, 0.0, *up]
+        total = sum(explore)
+        if total > rate:
+            explore = [e * rate / total for e in explore]
+        return tuple(round(e, 6) for e in explore)  # the propensities logged, as drawn
+
+    def _chances(self, source: Entry | None, shift: list[float], call_ratio: list[float],
+                 p: list[float], target: float, chosen: int) -> tuple[list[float], list[float]]:
+        """For each tier below the strongest, the posterior probability that its ratio passes
+        the target; for each below `chosen`, its expected loss against the chosen tier
+        (E[max(0, chosen - it)])."""
+        top = len(p) - 1
+        if source is not None:
+            x = 1.0 if chosen == top else source.ratio[chosen] + shift[chosen]
+            k = EXPLORE_DRAWS
+            marks = [target - shift[t] + OFFSET * t for t in range(top)]
+            marks += [x - shift[t] + OFFSET * t for t in range(chosen)]
+            at = np.searchsorted(source.draws, marks).tolist()
+            sums = source.sums
+            passing = [1.0 - (at[t] - t * k) / k for t in range(top)]
+            loss = []
+            for t in range(chosen):
+                i, below = at[top + t], at[top + t] - t * k
+                loss.append((below * (x - shift[t]) - float(sums[i] - sums[t * k])) / k)
+            return passing, loss
+        # no evidence at all: the prior as a normal worth prior_strength outcomes
+        x = 1.0 if chosen == top else call_ratio[chosen]
+        m = self.config.prior_strength
+        passing, loss = [], []
+        for t in range(top):
+            mu = call_ratio[t]
+            sd = max(math.sqrt(p[t] * (1 - p[t]) / (m + 1)) / p[top], EPS)
+            passing.append(1.0 - _phi((target - mu) / sd))
+            if t < chosen:
+                z = (x - mu) / sd
+                loss.append((x - mu) * _phi(z)
+                            + sd * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+        return passing, loss
+
+    def snapshot(self, limit: int = 50) -> dict[str, object]:
+        """What an operator inspects: the busiest categories' estimates, each tier's outcomes
+        and recalibration, the categories that moved."""
+        busiest = sorted(self.entries.items(), key=lambda kv: -kv[1].outcomes)[:limit]
+        tiers = {}
+        for t, name in enumerate(self.tiers):
+            row = self.totals[t] if len(self.totals) else np.zeros(len(COLUMNS))
+            n = float(row[N])
+            tiers[name] = {"outcomes": int(round(float(row[TOTAL]))),
+                           "realised": round(float(row[Y] / n), 4) if n > 0 else None,
+                           "predicted": round(float(row[P] / n), 4) if n > 0 else None,
+                           "calibration": round(self.calibration[t], 4)
+                           if self.calibration else 0.0}
+        return {
+            "revision": self.revision,
+            "categories": len(self.entries),
+            "dropped_categories": self.dropped,
+            "moved": list(self.moved),
+            "tiers": tiers,
+            "top": [{"category": _name(*key), "outcomes": round(e.outcomes, 2),
+                     "quality": _round(e.quality), "ratio": _round(e.ratio),
+                     "lower_bound": _round(e.bound), "evidence": _round(e.evidence)}
+                    for key, e in busiest],
+        }
+
+
+def moved_categories(before: LearnedMap, after: LearnedMap) -> tuple[str, ...]:
+    """The categories (with min_outcomes in both maps) whose ratio of some tier to the
+    strongest moved by more than ``drift`` between two rebuilds: the drift watch."""
+    least, moved = after.config.min_outcomes, []
+    for key, entry in after.entries.items():
+        old = before.entries.get(key)
+        if old is None or old.outcomes < least or entry.outcomes < least:
+            continue
+        if len(old.ratio) == len(entry.ratio) and max(
+                abs(a - b) for a, b in zip(entry.ratio, old.ratio, strict=True)) > (
+                after.config.drift):
+            moved.append(_name(*key))
+    return tuple(sorted(moved))
+
+
+def _name(namespace: str, path: str) -> str:
+    return f"{namespace or '-'}/{path}" if path else f"{namespace or '-'}"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _phi(z: float) -> float:
+    """The standard normal's distribution function."""
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
+
+
+def _round(values: Sequence[float]) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def _conf(confidence: float) -> str:
+    return "unknown" if math.isnan(confidence) else f"{confidence:.2f}"

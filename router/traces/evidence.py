@@ -1,0 +1,168 @@
+"""The learned map's evidence, kept with the outcomes: sums per (key, category, tier).
+
+Every labelled outcome of a routed decision adds, for each category the call fell in (its
+signal path, its embedding cluster, its key's root; router/decision/categories.py), one row of
+increments per tier (the columns of `router.decision.learned_map.COLUMNS`). The sums live in
+the store's ``learning_evidence`` table, updated by an atomic add (``ON CONFLICT DO UPDATE``), so
+replicas on one store add into the same rows and a rebuild reads a few rows per category, never
+the outcomes themselves: its cost follows the number of categories, not of outcomes.
+
+**Forgetting.** Evidence loses half its weight every ``half_life_days``. So that an update is a
+plain addition, each increment is stored multiplied by ``2^((t - epoch) / half_life)`` (w^2 by
+its square), with ``epoch`` fixed when the store first learns; reading multiplies back by
+``2^(-(now - epoch) / half_life)``. A row's values so stay exact sums of decayed outcomes.
+(The scale of a w^2 sum reaches float64's range after about 500 half-lives: 40 years at the
+default 30 days, 9.5 at the shortest allowed, 7.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from router.config import LearningConfig
+from router.decision.categories import ROOT as ROOT_PATH
+from router.decision.categories import Clusters, Signals, key_name, signal_path
+from router.decision.learned_map import COLUMNS, SN, TOTAL, W2, WY, CategoryKey, N, P, S, W, Y
+from router.traces.rows import decode_embedding
+from router.traces.store import TraceStore
+
+EPOCH_KEY = "learning_epoch"  # the store_meta key of the decay's reference instant
+DAY_S = 86400.0
+EPS = 1e-4
+
+_UPSERT = (
+    f"INSERT INTO learning_evidence (api_key, category, tier, {', '.join(COLUMNS)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' for _ in COLUMNS)}) "
+    "ON CONFLICT (api_key, category, tier) DO UPDATE SET "
+    + ", ".join(f"{c} = learning_evidence.{c} + excluded.{c}" for c in COLUMNS)
+)
+_READ = f"SELECT api_key, category, tier, {', '.join(COLUMNS)} FROM learning_evidence"
+
+Increment = tuple[str, str, str, tuple[float, ...]]  # (namespace, category, tier, columns)
+
+
+def categories_of(row: Mapping[str, Any], config: LearningConfig,
+                  clusters: Clusters | None) -> list[str]:
+    """The categories a stored decision row falls in (signal path, cluster, root)."""
+    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
+    paths = signal_path(signals, config.category_fields)
+    embedding = decode_embedding(row.get("embedding"))
+    if clusters is not None and embedding is not None:
+        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
+        if cluster is not None:
+            paths.append(cluster)
+    return [*paths, ROOT_PATH]
+
+
+def increments(outcome: Mapping[str, Any], decision: Mapping[str, Any], tiers: Sequence[str],
+               config: LearningConfig, clusters: Clusters | None) -> list[Increment]:
+    """What one outcome adds (nothing when it cannot teach: no label, not a routed decision,
+    a tier this config does not have)."""
+    tier, label = outcome.get("tier"), outcome.get("quality")
+    if label is None or tier not in tiers or decision.get("reason") == "degraded":
+        return []
+    raw = decision.get("prior_scores")
+    priors = json.loads(raw) if isinstance(raw, str) and raw else {}
+    w = min(1.0 / max(float(decision.get("propensity") or 1.0), EPS), config.max_weight)
+    y = float(label)
+    rows = []
+    namespace = key_name(decision.get("api_key"))
+    for path in categories_of(decision, config, clusters):
+        for name in tiers:
+            values = [0.0] * len(COLUMNS)
+            score = priors.get(name)
+            if score is not None:
+                values[S], values[SN] = float(score), 1.0
+            if name == tier:
+                values[W], values[WY], values[W2] = w, w * y, w * w
+                values[N], values[Y], values[TOTAL] = 1.0, y, 1.0
+                values[P] = float(score) if score is not None else y
+            if any(values):
+                rows.append((namespace, path, name, tuple(values)))
+    return rows
+
+
+class EvidenceStore:
+    """The evidence table of one trace store, read and added to with the decay's scale."""
+
+    def __init__(self, store: TraceStore, config: LearningConfig):
+        self.store = store
+        self.config = config
+        self._epoch: float | None = None
+
+    @property
+    def half_life_s(self) -> float:
+        return self.config.half_life_days * DAY_S
+
+    def epoch(self, now: float) -> float:
+        """The decay's reference instant: set once, by the first replica to learn."""
+        if self._epoch is None:
+            self.store.execute([("INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                                 "ON CONFLICT (key) DO NOTHING", [(EPOCH_KEY, repr(now))])])
+            rows = self.store.query("SELECT value FROM store_meta WHERE key = ?", (EPOCH_KEY,))
+            self._epoch = float(rows[0]["value"])
+        return self._epoch
+
+    def add(self, rows: Iterable[Increment], at: float | None = None) -> int:
+        """Add increments observed at `at` (now); returns how many rows it touched."""
+        at = time.time() if at is None else at
+        return self.add_at((row, at) for row in rows)
+
+    def add_at(self, items: Iterable[tuple[Increment, float]]) -> int:
+        """Add (increment, the instant it was observed) pairs, in one transaction."""
+        params = []
+        for (namespace, path, tier, values), at in items:
+            scale = 2.0 ** ((at - self.epoch(at)) / self.half_life_s)
+            scaled = [v * scale for v in values]
+            scaled[W2] = values[W2] * scale * scale
+            scaled[TOTAL] = values[TOTAL]
+            params.append((namespace, path, tier, *scaled))
+        self.store.execute([(_UPSERT, params)])
+        return len(params)
+
+    def read(self, tiers: Sequence[str], now: float | None = None
+             ) -> dict[CategoryKey, np.ndarray]:
+        """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order."""
+        now = time.time() if now is None else now
+        rows = self.store.query(_READ)
+        if not rows:
+            return {}
+        decay = 2.0 ** (-(now - self.epoch(now)) / self.half_life_s)
+        factors = np.full(len(COLUMNS), decay)
+        factors[W2], factors[TOTAL] = decay * decay, 1.0
+        index = {t: i for i, t in enumerate(tiers)}
+        out: dict[CategoryKey, np.ndarray] = {}
+        for row in rows:
+            t = index.get(row["tier"])
+            if t is None:
+                continue
+            key = (row["api_key"], row["category"])
+            values = out.get(key)
+            if values is None:
+                values = out[key] = np.zeros((len(tiers), len(COLUMNS)))
+            values[t] = [float(row[c]) for c in COLUMNS]
+        for values in out.values():
+            values *= factors
+        return out
+
+    def clear(self) -> None:
+        """Forget every category's sums (a learning reset)."""
+        self.store.execute([("DELETE FROM learning_evidence", [()])])
+
+    def is_empty(self) -> bool:
+        return not self.store.query("SELECT 1 AS one FROM learning_evidence LIMIT 1")
+
+    def backfill(self, tiers: Sequence[str], clusters: Clusters | None,
+                 since: float = 0.0, chunk: int = 5000) -> int:
+        """Sum the learned outcomes received after `since` into the table (a store written
+        before it had one); returns how many outcomes were read."""
+        rows = self.store.learning_rows(10**9, since)
+        for start in range(0, len(rows), chunk):
+            self.add_at((inc, float(row["received_at"])) for row in rows[start:start + chunk]
+                        for inc in increments(row, row, tiers, self.config, clusters))
+        return len(rows)

@@ -1,0 +1,135 @@
+"""The learner: one frozen map, swapped whole by rebuilds from the store; decisions made while
+it rebuilds see a whole map, before or after, never a partial one. Synthetic outcomes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.config import LearningConfig, StoreConfig
+from router.decision.categories import Signals
+from router.decision.map_fit import empty_map, fit_map
+from router.serving.learner import Learner
+from router.traces.evidence import increments
+from router.traces.store import TraceStore
+
+TIERS = ("medium", "large")
+CONFIG = LearningConfig(cluster_bits=0, min_outcomes=20)
+NOW = 1_800_000_000.0
+CALL = Signals("team", "agent", "extract")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[TraceStore]:
+    s = TraceStore(StoreConfig(url=f"sqlite:///{tmp_path / 'traces.db'}")).start()
+    yield s
+    s.close()
+
+
+def decision(task: str = "extract") -> dict[str, Any]:
+    return {"api_key": "team", "role": "agent", "task": task, "propensity": 1.0,
+            "reason": "classifier", "prior_scores": json.dumps({"medium": 0.7, "large": 0.8})}
+
+
+def teach(learner: Learner, medium: float, n: int = 150) -> None:
+    rows = []
+    for i in range(n):
+        for tier, q in (("medium", medium), ("large", 0.97)):
+            label = 1.0 if (i % 100) < q * 100 else 0.0
+            rows += increments({"tier": tier, "quality": label}, decision(), TIERS, CONFIG, None)
+    learner.evidence.add(rows, NOW)
+
+
+def test_a_rebuild_makes_outcomes_move_the_map_and_a_restart_keeps_it(store: TraceStore) -> None:
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()
+    cold = learner.map.assess(CALL, None, (0.7, 0.8), 1.0, 0.95)
+    assert cold.category is None and cold.bounds == (0.0, 1.0)
+    assert learner.observe({"tier": "medium", "quality": 1.0}, decision())
+    assert not learner.observe({"tier": "medium", "quality": None}, decision())
+    assert learner.stale == 1 and learner.due(1.0) and not learner.due(0.5)
+    teach(learner, medium=0.99)
+    learner.rebuild()
+    warm = learner.map.assess(CALL, None, (0.7, 0.8), 1.0, 0.95)
+    assert warm.category == "team/role:agent/task:extract" and warm.bounds[0] >= 0.95
+    again = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()  # a restart
+    assert again.map.revision == learner.map.revision == 301
+    assert again.map.assess(CALL, None, (0.7, 0.8), 1.0, 0.95).bounds == warm.bounds
+    learner.reset()
+    assert learner.map.revision == 0 and learner.report()["categories"] == 0
+
+
+def test_decisions_during_rebuilds_always_see_one_whole_map(store: TraceStore) -> None:
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()
+    # the only maps that may ever be served: empty, after good outcomes, after bad ones
+    teach(learner, medium=0.99)
+    good = learner.rebuild()
+    learner.evidence.clear()
+    teach(learner, medium=0.5)
+    bad = learner.rebuild()
+    whole = {m.assess(CALL, None, (0.7, 0.8), 1.0, 0.95).bounds
+             for m in (empty_map(TIERS, CONFIG), good, bad)}
+    assert len(whole) == 3
+    # fit is pure: the store's evidence fitted again gives the map the learner serves
+    assert bad.assess(CALL, None, (0.7, 0.8), 1.0, 0.95).bounds == fit_map(
+        learner.evidence.read(TIERS, NOW), TIERS, CONFIG).assess(
+        CALL, None, (0.7, 0.8), 1.0, 0.95).bounds
+
+    stop = threading.Event()
+    seen: set[tuple[float, ...]] = set()
+    errors: list[BaseException] = []
+
+    def rebuild_forever() -> None:
+        medium = 0.99
+        while not stop.is_set():
+            learner.evidence.clear()
+            teach(learner, medium)
+            learner.rebuild()
+            medium = 0.5 if medium == 0.99 else 0.99
+
+    def decide_forever() -> None:
+        try:
+            while not stop.is_set():
+                learned = learner.map  # what the service reads once per batch
+                seen.add(learned.assess(CALL, None, (0.7, 0.8), 1.0, 0.95).bounds)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rebuild_forever)]
+    threads += [threading.Thread(target=decide_forever) for _ in range(3)]
+    for t in threads:
+        t.start()
+    stop.wait(3.0)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert seen <= whole and len(seen) >= 2  # several maps served, each of them whole
+
+
+def test_a_category_that_goes_quiet_goes_sparse_and_its_coarser_level_decides(
+    store: TraceStore,
+) -> None:
+    """Forgetting: outcomes lose half their weight every half_life_days; a task with no new
+    outcomes falls below min_outcomes and its parent (still fed by another task) decides."""
+    now = [NOW]
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: now[0]).start()
+    teach(learner, medium=0.99)  # task extract, at NOW
+    assert learner.rebuild().assess(CALL, None, (0.7, 0.8), 1.0, 0.95).category == (
+        "team/role:agent/task:extract")
+    later = NOW + 4 * CONFIG.half_life_days * 86400.0  # 300 outcomes weigh 18.75 now
+    rows = []
+    for _ in range(100):  # another task keeps the role's category fed
+        for tier in TIERS:
+            rows += increments({"tier": tier, "quality": 1.0}, decision("summarise"), TIERS,
+                               CONFIG, None)
+    learner.evidence.add(rows, later)
+    now[0] = later
+    verdict = learner.rebuild().assess(CALL, None, (0.7, 0.8), 1.0, 0.95)
+    assert verdict.category == "team/role:agent"
+    assert learner.map.entries[("team", "role:agent/task:extract")].outcomes == (
+        pytest.approx(300 / 16))
