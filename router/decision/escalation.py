@@ -5,13 +5,15 @@ stronger than the failed one (so a call climbs at most once per tier: no loop ca
 everything the first decision was held to: the tiers that can serve the call (context,
 capabilities), its ceiling (the caller's own model's tier) and its ``max_cost_usd``. Which
 stronger tier: the next one, or the strongest allowed one when the evidence says the next one
-fails this kind of call too (`straight_to_strongest`, read from the learned map when one is
-present). Pure: no store, no serving state.
+fails this kind of call too (`middle_fails_too`, read from the learned map: the call's category's
+lower bound for that tier is below the quality target). Pure: no store, no serving state.
 """
 
 from __future__ import annotations
 
+from router.decision.categories import Signals
 from router.decision.choice import CallFacts, TierTable, cost
+from router.decision.learned_map import LearnedMap
 from router.errors import EscalationRefused
 
 
@@ -56,3 +58,15 @@ def next_tier(table: TierTable, facts: CallFacts, failed_tier: str,
                 limit=facts.max_cost_usd)
         can = fits
     return can[-1] if straight_to_strongest else can[0]
+
+
+def middle_fails_too(learned: LearnedMap, signals: Signals, next_index: int,
+                     quality_target: float) -> bool:
+    """Does the learned map say the next stronger tier fails this kind of call too? True when
+    the call's finest category with enough evidence puts that tier's lower bound of quality
+    relative to the strongest below the target (then the escalation goes straight to the
+    strongest allowed tier); False without such a category, or for the strongest tier."""
+    if next_index >= len(learned.tiers) - 1:
+        return False
+    entry, _, _ = learned.find(signals, None)
+    return entry is not None and entry.bound[next_index] < quality_target

@@ -9,8 +9,8 @@ keyed by the decision escalated from, written before the new decision, so a seco
 (here or on another replica, before or after a restart) is a 409 naming where the first went.
 The chain climbs a tier at a time at least, so a call escalates at most once per tier.
 
-Which stronger tier: the next one, unless `StrongestFirst` (the learned map, when present)
-says the next one fails this kind of call too; then the strongest one allowed.
+Which stronger tier: the next one, unless the learned map says the next one fails this kind
+of call too (`decision.escalation.middle_fails_too`); then the strongest one allowed.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from router.decision.escalation import next_tier
+from router.decision.categories import Signals
+from router.decision.escalation import middle_fails_too, next_tier
 from router.errors import EscalationRefused, FeedbackConflict, RequestLimitError, StoreError
 from router.guards.auth import Principal
 from router.guards.run_spend import check_owner
@@ -34,21 +35,12 @@ log = logging.getLogger(__name__)
 FAILED = 0.0  # the quality an escalation records for the answer it escalates from
 
 
-class StrongestFirst(Protocol):
-    """The learned map's word on an escalation: does the next stronger tier fail this kind
-    of call too, so that it should go straight to the strongest? The hook the learned
-    per-category map plugs into; without one, an escalation goes to the next stronger tier."""
-
-    def straight_to_strongest(self, decision: Mapping[str, Any], next_tier: str) -> bool: ...
-
-
 @dataclass(frozen=True)
 class EscalationService:
     """The escalation path: the feedback path it records failures through, and the table."""
 
     feedback: FeedbackService
     records: EscalationRecords | None
-    strongest_first: StrongestFirst | None = None
 
     def escalate(self, request: RouteRequest, service: RouterService,
                  caller: Principal) -> RouteDecision:
@@ -70,8 +62,10 @@ class EscalationService:
         facts = service.facts_of(request)
         failed = str(origin["tier"])
         nxt = next_tier(service.table, facts, failed)
-        if self.strongest_first is not None and self.strongest_first.straight_to_strongest(
-                origin, service.table.names[nxt]):
+        signals = Signals(request.api_key, request.role, request.task, request.step)
+        target = origin.get("quality_target")
+        if middle_fails_too(service.learned_map(), signals, nxt, float(
+                target if target is not None else service.settings.quality_target)):
             nxt = next_tier(service.table, facts, failed, straight_to_strongest=True)
         attempt = records.attempt_of(request.escalate_from) + 1
         request.escalate_as(service.table.names[nxt], request.escalate_from, attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from router.config import load_settings
@@ -49,3 +50,32 @@ def test_limits_are_named() -> None:
 def test_a_cap_that_fits_only_the_middle_tier_keeps_it_even_when_told_to_skip() -> None:
     facts = CallFacts(100, 100, max_cost_usd=0.0003)
     assert TABLE.names[next_tier(TABLE, facts, "small", straight_to_strongest=True)] == "medium"
+
+
+def test_the_learned_map_sends_an_escalation_past_a_middle_tier_that_fails_the_category() -> None:
+    """Synthetic outcomes: in task 'code' medium realises 0.5 of large's 0.9; in 'chat' 0.95
+    of 0.96. From small, 'code' goes straight to large, 'chat' to medium; cold: medium."""
+    from router.config import LearningConfig
+    from router.decision.categories import Signals
+    from router.decision.escalation import middle_fails_too
+    from router.decision.map_fit import empty_map, fit_map
+
+    tiers = ("small", "medium", "large")
+    scores = (0.5, 0.7, 0.8)
+
+    def sums(per_tier: dict[str, tuple[int, float]]) -> np.ndarray:
+        total = sum(n for n, _ in per_tier.values())
+        return np.array([[n, n * q, n, n, n * q, n * s, total * s, total, n]
+                         for (n, q), s in ((per_tier.get(t, (0, 0.0)), s)
+                                           for t, s in zip(tiers, scores, strict=True))],
+                        dtype=float)
+
+    cfg = LearningConfig(min_outcomes=30, cluster_bits=0)
+    code = sums({"small": (200, 0.2), "medium": (200, 0.5), "large": (200, 0.9)})
+    chat = sums({"small": (200, 0.6), "medium": (200, 0.95), "large": (200, 0.96)})
+    learned = fit_map({("k", ""): code + chat, ("k", "task:code"): code,
+                       ("k", "task:chat"): chat}, tiers, cfg)
+    assert middle_fails_too(learned, Signals("k", task="code"), 1, 0.9)
+    assert not middle_fails_too(learned, Signals("k", task="chat"), 1, 0.9)
+    assert not middle_fails_too(empty_map(tiers, cfg), Signals("k", task="code"), 1, 0.9)
+    assert not middle_fails_too(learned, Signals("k", task="code"), 2, 0.9)  # the strongest
