@@ -11,10 +11,14 @@ lower bound for that tier is below the quality target). Pure: no store, no servi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from router.decision.categories import Signals
-from router.decision.choice import CallFacts, TierTable, cost
+from router.decision.choice import CallFacts, Choice, TierTable, at_tier, cost
 from router.decision.learned_map import LearnedMap
 from router.errors import EscalationRefused
+from router.schemas import Reason
 
 
 def next_tier(table: TierTable, facts: CallFacts, failed_tier: str,
@@ -70,3 +74,40 @@ def middle_fails_too(learned: LearnedMap, signals: Signals, next_index: int,
         return False
     entry, _, _ = learned.find(signals, None)
     return entry is not None and entry.bound[next_index] < quality_target
+
+
+# The decisions a verifiable call may turn into a cheap-first plan: the scores' (or the map's)
+# own pick, or a move up for context or a task floor; never a forced, fixed, explored, sticky,
+# budget, health or degraded decision, which say which tier on purpose.
+PLANNED: frozenset[Reason] = frozenset({"classifier", "context_upgrade", "task_rule", "ceiling"})
+
+
+def cheap_first(choice: Choice, table: TierTable, facts: CallFacts,
+                quality: Sequence[float]) -> Choice | None:
+    """For a verifiable call (the caller checks the answer and escalates on a failure): the
+    cheaper tier to try first when its expected cost, the wasted call included, is below the
+    decided tier's: cost(c) + (1 - quality[c]) x cost(decided) < cost(decided), with
+    `quality[c]` the map's predicted quality of tier c for the call (its check pass rate, where
+    check results taught it). With an exact check the plan is at least as good as the decided
+    tier on every call (a passing answer is kept, a failing one escalates to it), so the
+    safety rule that chose the decided tier holds; None: go direct."""
+    if choice.reason not in PLANNED or table.fixed(facts.task) is not None:
+        return None
+    decided = table.index(choice.tier)
+    direct = choice.estimated_cost_usd
+    floor = table.floor(facts.task)
+    top = table.index(facts.ceiling_tier) if facts.ceiling_tier else len(table.tiers) - 1
+    best: tuple[float, int] | None = None
+    for c in table.serving(facts, within_cap=True):
+        if floor <= c < decided and c <= top:
+            expected = cost(table.tiers[c], facts) + (1.0 - quality[c]) * direct
+            if expected < direct and (best is None or expected < best[0]):
+                best = (expected, c)
+    if best is None:
+        return None
+    expected, c = best
+    chosen = at_tier(table, c, choice.reason, facts, None, table.serving(facts))
+    return replace(chosen, propensity=choice.propensity).say(
+        f"verifiable: try '{table.names[c]}' first (predicted quality {quality[c]:.2f}), "
+        f"escalate on a failed check (up to '{choice.tier}'): expected {expected:.6f} USD with the "
+        f"wasted call, against {direct:.6f} direct")

@@ -170,6 +170,12 @@ class RouteRequest(BaseModel):
         default=None, description="'run': stay on the model of the run's earlier calls unless "
                                   "this call needs a stronger tier or a budget or the model's "
                                   "health forces a change. Absent: the config's runs.sticky.")
+    verifiable: bool = Field(
+        default=False, strict=True,
+        description="The caller checks the answer (it parses, the tests pass, ...) and "
+                    "escalates on a failure (escalate_from): the router may answer a cheaper "
+                    "tier to try first when that costs less on average, the wasted call "
+                    "included (plan: try_cheap_first), and says which plan it chose.")
     escalate_from: Id | None = Field(
         default=None,
         description="The decision_id whose answer failed (with `escalation` saying how): that "
@@ -331,6 +337,10 @@ class RouteDecision(BaseModel):
                                   "(reported costs where feedback came back); with a run_id.")
     run_max_cost_usd: float | None = Field(
         default=None, description="The cap the run's spend is held to, when one applies.")
+    plan: Literal["direct", "try_cheap_first"] | None = Field(
+        default=None,
+        description="For a verifiable call: try_cheap_first (check the answer, escalate on a "
+                    "failure) or direct; absent for other calls.")
     attempt: int | None = Field(
         default=None, ge=2,
         description="An escalation's place in its call's chain: 2 for the first escalation, "

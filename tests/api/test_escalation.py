@@ -201,3 +201,16 @@ def test_spend_and_the_run_ledger_count_the_wasted_call_and_the_net_saving(
     assert whole["escalations"] == 1 and whole["calls"] == 3
     assert whole["always_strongest_usd"] == pytest.approx(always + plain_always)
     assert whole["spent_usd"] == pytest.approx(spent + plain["estimated_cost_usd"])
+
+
+def test_a_verifiable_call_says_its_plan_and_a_plain_one_does_not(client: TestClient) -> None:
+    plain = route(client)
+    assert "plan" not in plain
+    verifiable = route(client, verifiable=True, tier=None)
+    assert verifiable["plan"] in ("direct", "try_cheap_first")
+    if verifiable["plan"] == "try_cheap_first":
+        assert "verifiable: try" in verifiable["detail"]
+        up = escalate(client, verifiable["decision_id"])
+        assert up["attempt"] == 2 and "plan" not in up
+    forced = route(client, verifiable=True, tier="large")
+    assert (forced["tier"], forced["plan"]) == ("large", "direct")

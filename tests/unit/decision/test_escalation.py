@@ -79,3 +79,18 @@ def test_the_learned_map_sends_an_escalation_past_a_middle_tier_that_fails_the_c
     assert not middle_fails_too(learned, Signals("k", task="chat"), 1, 0.9)
     assert not middle_fails_too(empty_map(tiers, cfg), Signals("k", task="code"), 1, 0.9)
     assert not middle_fails_too(learned, Signals("k", task="code"), 2, 0.9)  # the strongest
+
+
+def test_a_verifiable_call_tries_a_cheaper_tier_first_only_when_it_pays_with_the_waste() -> None:
+    from router.decision.escalation import cheap_first
+    from router.decision.policy import decide
+
+    decided = decide({"small": 0.5, "medium": 0.6, "large": 0.9}, TABLE, 0.95, CALL)
+    assert decided.tier == "large"
+    plan = cheap_first(decided, TABLE, CALL, [0.5, 0.6, 0.9])
+    assert plan is not None and plan.tier == "small" and "try 'small' first" in plan.detail
+    # a cheap tier that almost never passes wastes more than it saves: direct
+    assert cheap_first(decided, TABLE, CALL, [0.001, 0.002, 0.9]) is None
+    forced = decide({"small": 0.5, "medium": 0.6, "large": 0.9}, TABLE, 0.95,
+                    CallFacts(100, 100, forced_tier="large"))
+    assert cheap_first(forced, TABLE, CALL, [0.5, 0.6, 0.9]) is None  # forced means forced
