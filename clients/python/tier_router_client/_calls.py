@@ -19,7 +19,7 @@ log = logging.getLogger("tier_router_client")
 
 # /route fields that are not the LLM API's: they go to the router only.
 ROUTE_ONLY = ("task", "run_id", "role", "step", "quality_target", "max_cost_usd", "tier",
-              "dry_run")
+              "dry_run", "verifiable")
 # Fields of the LLM request the router reads too (never keys, bases or other secrets).
 SHARED = ("messages", "tools", "tool_choice", "response_format", "max_tokens",
           "max_completion_tokens", "model", "metadata", "user")

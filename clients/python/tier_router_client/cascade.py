@@ -93,7 +93,9 @@ def _answer(result: Any) -> Answer:
 def complete(router: RouterClient, body: Mapping[str, Any] | None = None, /, *,
              call: Callable[[Decision], Any], check: Callable[[Any], Any],
              **fields: Any) -> Completed:
-    """Route, `call(decision)`, `check(response)`, escalate on a failure, report (sync)."""
+    """Route (as a `verifiable` call: the router may plan a cheaper tier first), `call`,
+    `check`, escalate on a failure, report (sync)."""
+    fields = {"verifiable": True, **fields}
     decision = router.route(body, **fields)
     tried: list[Decision] = []
     receipts: list[Receipt | None] = []
@@ -125,6 +127,7 @@ async def acomplete(router: AsyncRouterClient, body: Mapping[str, Any] | None = 
                     call: Callable[[Decision], Any], check: Callable[[Any], Any],
                     **fields: Any) -> Completed:
     """`complete` for asyncio: `call` (and `check`, if it likes) may be coroutines."""
+    fields = {"verifiable": True, **fields}
     decision = await router.route(body, **fields)
     tried: list[Decision] = []
     receipts: list[Receipt | None] = []

@@ -31,6 +31,7 @@ class Decision:
     confidence: float | None = None
     requested_model: str | None = None
     ignored_fields: list[str] | None = None
+    plan: str | None = None  # a verifiable call's: "direct" or "try_cheap_first"
     attempt: int | None = None
     escalated_from: str | None = None
     fail_open: bool = False

@@ -85,6 +85,7 @@ def test_a_failed_check_escalates_once_per_tier_until_an_answer_passes() -> None
     escalation = [b for p, b in fake.bodies if p == "/route" and "escalate_from" in b][0]
     assert escalation["escalation"] == {"reason": "invalid_json", "logprob_mean": -1.7}
     assert escalation["prompt"] == "give json" and escalation["run_id"] == "r1"
+    assert fake.bodies[0][1]["verifiable"] is True  # the router may plan cheap first
     reports = [b for p, b in fake.bodies if p == "/feedback"]
     # the failed call: outcome only (the escalation is its label); the passing one: success
     assert reports == [{"decision_id": "d0", "tokens_out": 7},
