@@ -28,8 +28,9 @@ class Escalation(BaseModel):
         description="What failed: the caller's own check (check_failed, invalid_json, "
                     "schema_mismatch, tool_error, tests_failed, refusal), the answer's "
                     "confidence (low_confidence), a person or a judge (rejected), or other.")
-    logprob_mean: Annotated[float, JsonNumber] | None = Field(
-        default=None, le=0.0, allow_inf_nan=False,
+    logprob_mean: Annotated[float, Field(le=0.0, ge=-1000.0, allow_inf_nan=False),
+                            JsonNumber] | None = Field(
+        default=None,
         description="The failed answer's mean token log-probability (<= 0), when the "
                     "provider returned log-probabilities.")
     detail: str | None = Field(default=None, max_length=1000,

@@ -41,7 +41,7 @@ ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients
      "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
     {"required": ["prompt"],
      "properties": {"prompt": {"type": "string"}, "messages": {"type": "null"}}},
-]}
+], "dependentRequired": {"escalate_from": ["escalation"], "escalation": ["escalate_from"]}}
 
 
 # Request fields of the APIs agents already call (OpenAI chat completions and Responses,

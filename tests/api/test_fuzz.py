@@ -36,7 +36,8 @@ SERVER_ERRORS_ONLY: dict[str, str] = {}
 # and a report is bounded by its model's context window and prices (the config's, not the
 # schema's).
 CROSS_FIELD_RULES = {
-    "POST /route": ("did you mean",), "POST /route/batch": ("did you mean",),
+    "POST /route": ("did you mean", "go together"),
+    "POST /route/batch": ("did you mean", "go together", "send it to POST /route on its own"),
     "POST /feedback": ("cached input tokens are part of the input", "limits.report_slack",
                        "no configured tier's model"),
 }
