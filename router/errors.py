@@ -68,6 +68,18 @@ class FeedbackConflict(RouterError):
     """Feedback for a decision that already has a different outcome stored (-> 409)."""
 
 
+class EscalationRefused(RouterError):
+    """An escalation that cannot be made (-> 409): the decision was escalated from already
+    (`escalated_to` names where it went), it is on the strongest tier, or no stronger tier
+    fits the call's limits (`limit` names which)."""
+
+    def __init__(self, message: str, *, escalated_to: str | None = None,
+                 limit: object = None):
+        self.escalated_to = escalated_to
+        self.limit = limit
+        super().__init__(message)
+
+
 class BudgetExhausted(RouterError):
     """A role's budget is spent for the current period (-> 402, naming it and its reset)."""
 
@@ -94,6 +106,10 @@ class RunCeilingReached(RouterError):
             f"run '{run_id}' has spent {spent_usd:.6f} USD, reaching its cap of {cap_usd:.6f} "
             f"USD ({source}); a new run_id starts a new run"
         )
+
+
+class FeatureOff(RouterError):
+    """An endpoint whose config switch is off (-> 404, naming the switch)."""
 
 
 class UnknownRun(RouterError):

@@ -18,7 +18,7 @@ from router.api.docs import add_offline_docs
 from router.api.errors import add_error_handlers
 from router.api.middleware import BodySizeLimit, RequestTimeLimit
 from router.api.openapi import configured_openapi
-from router.api.routes import feedback, ops, route, runs
+from router.api.routes import feedback, ops, route, runs, verify
 from router.config import EmbedderConfig, Settings
 from router.decision.encoders.backends import make_embedder
 from router.decision.encoders.base import Embedder
@@ -61,7 +61,7 @@ def create_app(
                        on_timeout=metrics.errors.labels("timeout").inc)
     app.add_middleware(RequestChecks, holder=holder)  # outermost: the cheapest refusals first
     add_error_handlers(app, metrics)
-    for module in (route, feedback, ops, runs):
+    for module in (route, feedback, ops, runs, verify):
         app.include_router(module.router)
     add_offline_docs(app)
     return app

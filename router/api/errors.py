@@ -24,6 +24,8 @@ from router.errors import (
     AuthError,
     BudgetExhausted,
     ConfigError,
+    EscalationRefused,
+    FeatureOff,
     FeedbackConflict,
     Forbidden,
     NoHealthyModel,
@@ -62,6 +64,16 @@ def _run_body(exc: Exception) -> dict[str, Any]:
             "run_max_cost_usd": exc.cap_usd, "cap": exc.source}
 
 
+def _escalation_body(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, EscalationRefused)
+    body: dict[str, Any] = {}
+    if exc.escalated_to is not None:
+        body["escalated_to"] = exc.escalated_to
+    if exc.limit is not None:
+        body["limit"] = exc.limit
+    return body
+
+
 def _retry_after(exc: Exception) -> dict[str, str]:
     assert isinstance(exc, RateLimited | NoHealthyModel | UnknownDecision)
     return {"Retry-After": str(exc.retry_after)}
@@ -92,7 +104,10 @@ ERRORS: dict[type[RouterError], Answer] = {
     RunCeilingReached: Answer(402, "run cap reached", "run_cap", body=_run_body),
     UnknownDecision: Answer(404, "unknown decision", "unknown_decision", headers=_retry_after),
     UnknownRun: Answer(404, "unknown run", "unknown_run"),
+    FeatureOff: Answer(404, "not enabled", "feature_off"),
     FeedbackConflict: Answer(409, "feedback conflict", "feedback_conflict"),
+    EscalationRefused: Answer(409, "escalation refused", "escalation_refused",
+                              body=_escalation_body),
     ConfigError: Answer(409, "reload refused", "reload_refused"),
     RateLimited: Answer(429, "rate limited", "rate_limited", headers=_retry_after),
     SharedStateUnavailable: Answer(429, "shared limits unavailable", "shared_state",

@@ -24,11 +24,12 @@ from router.config.parts import (
 )
 from router.config.settings import API_KEYS_ENV, Settings, default_config_path, load_settings
 from router.config.shared import OnUnavailable, SharedStateConfig
+from router.config.verify import VerifyConfig
 
 __all__ = [
     "API_KEYS_ENV", "DEFAULT_CAPABILITIES", "ApiKeyConfig", "AuthConfig", "Backend", "BudgetConfig",
     "Capability", "EmbedderConfig", "FeatureStorage", "LearningConfig", "LimitsConfig",
     "OnUnavailable", "PromotionConfig", "PromptStorage", "RunsConfig", "Scope", "Settings",
     "Pin", "SharedStateConfig", "StoreConfig", "TaskRule", "TierConfig", "default_config_path",
-    "load_settings", "HealthConfig",
+    "load_settings", "HealthConfig", "VerifyConfig",
 ]

@@ -34,6 +34,7 @@ from router.config.parts import (
 )
 from router.config.prices import fill_prices
 from router.config.shared import SharedStateConfig
+from router.config.verify import VerifyConfig
 from router.errors import ConfigError
 from router.schemas import QUALITY_TARGET_DOC
 
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     drift_window_s: float = Field(default=3600.0, gt=0)
     promotion: PromotionConfig = PromotionConfig()
     learning: LearningConfig = LearningConfig()
+    verify: VerifyConfig = VerifyConfig()
     health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
     shared_state: SharedStateConfig | None = None  # None: limits and spend counted per process

@@ -16,6 +16,7 @@ from router.schemas.chat import (
     ToolSchema,
     exactly_one_input,
 )
+from router.schemas.escalation import Escalation, EscalationReason, EscalationReport
 from router.schemas.feedback import (
     OBSERVED,
     Feedback,
@@ -67,17 +68,19 @@ from router.schemas.runs import (
     RunStep,
     RunSummary,
 )
+from router.schemas.verify import VerifyAnswer, VerifyRequest
 
 __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
     "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
+    "Escalation", "EscalationReason", "EscalationReport",
     "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
     "Readiness", "Reason", "RouteDecision",
     "RouteRequest", "RunCosts", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
     "RunOutcomeReceipt", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",
-    "with_suggestions",
+    "with_suggestions", "VerifyAnswer", "VerifyRequest",
     "ERROR_KINDS", "HEALTH_ERRORS", "Attempt", "CircuitState", "ErrorKind", "ModelHealthInfo",
 ]

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
+from router.schemas.escalation import EscalationReport
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 from router.schemas.numbers import Cost, Count, JsonNumber, Unit
 from router.schemas.route import misspelt_field
@@ -128,6 +129,11 @@ class FeedbackReceipt(BaseModel):
     feedback_id: str
     decision_id: str | None
     status: Literal["stored", "duplicate", "completed"]
+    ignored_fields: list[str] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="Fields of the report that were not used, and `detail` says why (a label "
+                    "for a decision escalated from: the escalation recorded its failure).")
+    detail: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class SpendRow(BaseModel):
@@ -172,6 +178,9 @@ class SpendReport(BaseModel):
         default=None, description="What shadow decisions would have saved; absent: none.")
     runs: RunCosts | None = Field(
         default=None, description="Cost per run and per successful run; absent: no runs.")
+    escalations: EscalationReport | None = Field(
+        default=None, description="Escalations in the period, what the calls escalated from "
+                                  "cost, and the saving net of them against always-strongest.")
 
 
 def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:

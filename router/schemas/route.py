@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from router.schemas.chat import ChatMessage, ContentPart, Id, ToolSchema, exactly_one_input
+from router.schemas.escalation import Escalation
 from router.schemas.numbers import JsonNumber
 
 # What `quality_target` means, wherever it appears (request, config default, budgets' low knob,
@@ -32,7 +33,7 @@ QUALITY_TARGET_DOC = (
 
 Reason = Literal[
     "classifier", "task_rule", "context_upgrade", "forced", "budget", "degraded", "explore",
-    "ceiling", "context_downgrade", "sticky", "health_upgrade",
+    "ceiling", "context_downgrade", "sticky", "health_upgrade", "escalation",
 ]
 
 ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients and fuzzers see it
@@ -40,7 +41,7 @@ ONE_INPUT: JsonDict = {"anyOf": [  # the schema form of `_one_input`, so clients
      "properties": {"messages": {"type": "array"}, "prompt": {"type": "null"}}},
     {"required": ["prompt"],
      "properties": {"prompt": {"type": "string"}, "messages": {"type": "null"}}},
-]}
+], "dependentRequired": {"escalate_from": ["escalation"], "escalation": ["escalate_from"]}}
 
 
 # Request fields of the APIs agents already call (OpenAI chat completions and Responses,
@@ -169,15 +170,37 @@ class RouteRequest(BaseModel):
         default=None, description="'run': stay on the model of the run's earlier calls unless "
                                   "this call needs a stronger tier or a budget or the model's "
                                   "health forces a change. Absent: the config's runs.sticky.")
+    verifiable: bool = Field(
+        default=False, strict=True,
+        description="The caller checks the answer (it parses, the tests pass, ...) and "
+                    "escalates on a failure (escalate_from): the router may answer a cheaper "
+                    "tier to try first when that costs less on average, the wasted call "
+                    "included (plan: try_cheap_first), and says which plan it chose.")
+    escalate_from: Id | None = Field(
+        default=None,
+        description="The decision_id whose answer failed (with `escalation` saying how): that "
+                    "answer counts as a failure of its tier for this call, and the answer is "
+                    "a stronger tier for the same call, in the same run, within the first "
+                    "decision's ceiling (model) and max_cost_usd. Each decision can be "
+                    "escalated from once (409 after that, naming the decision it went to); "
+                    "from the strongest tier, or when no stronger tier fits: 409.")
+    escalation: Escalation | None = Field(
+        default=None, description="Why the answer of `escalate_from` failed; required with it.")
 
     # Set by the server after authentication, never by the client: which key made the call,
     # for per-key budgets and spend. None when the service runs without keys.
     _api_key: str | None = PrivateAttr(default=None)
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
+    # Set by the server for an escalation it admitted: (decision escalated from, attempt).
+    _escalating: tuple[str, int] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
         exactly_one_input(self)
+        if (self.escalate_from is None) != (self.escalation is None):
+            missing = "escalation" if self.escalation is None else "escalate_from"
+            raise ValueError(f"'escalate_from' and 'escalation' go together: {missing!r} is "
+                             "missing")
         ids = self.metadata or {}
         for key in METADATA_IDS:
             value = ids.get(key)
@@ -193,6 +216,18 @@ class RouteRequest(BaseModel):
     def attribute_to(self, api_key: str | None) -> RouteRequest:
         """Record the authenticated key's name on the request; returns it for chaining."""
         self._api_key = api_key
+        return self
+
+    @property
+    def escalating(self) -> tuple[str, int] | None:
+        """(the decision escalated from, this call's attempt), once the server admitted the
+        escalation; None for every other call."""
+        return self._escalating
+
+    def escalate_as(self, tier: str, from_decision: str, attempt: int) -> RouteRequest:
+        """Mark the request as the admitted escalation to `tier`; returns it for chaining."""
+        self.tier = tier
+        self._escalating = (from_decision, attempt)
         return self
 
     def chat(self) -> list[ChatMessage]:
@@ -302,6 +337,16 @@ class RouteDecision(BaseModel):
                                   "(reported costs where feedback came back); with a run_id.")
     run_max_cost_usd: float | None = Field(
         default=None, description="The cap the run's spend is held to, when one applies.")
+    plan: Literal["direct", "try_cheap_first"] | None = Field(
+        default=None,
+        description="For a verifiable call: try_cheap_first (check the answer, escalate on a "
+                    "failure) or direct; absent for other calls.")
+    attempt: int | None = Field(
+        default=None, ge=2,
+        description="An escalation's place in its call's chain: 2 for the first escalation, "
+                    "3 for the next; absent on a first decision.")
+    escalated_from: str | None = Field(
+        default=None, description="The decision this one escalates from; absent otherwise.")
 
     @property
     def spend_estimate_usd(self) -> float:

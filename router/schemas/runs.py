@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from router.schemas.escalation import EscalationReport
+
 
 def iso_utc(epoch: float) -> str:
     """Epoch seconds as ISO 8601 in UTC, to the millisecond: 2026-12-04T20:33:28.123Z."""
@@ -53,6 +55,13 @@ class RunStep(BaseModel):
     cost_estimated_usd: float = Field(description="The decision's estimate.")
     cost_reported_usd: float | None = Field(description="The cost feedback reported.")
     cost_usd: float = Field(description="Reported where it came back, else estimated.")
+    attempt: int = Field(default=1, description="The call's place in its escalation chain: 1 "
+                                                "for a first decision.")
+    escalated_from: str | None = Field(
+        default=None, description="The decision this call escalates from.")
+    escalated_to: str | None = Field(
+        default=None, description="The decision this call was escalated to: its answer "
+                                  "failed, its cost was wasted.")
 
 
 class RunOutcome(BaseModel):
@@ -103,6 +112,9 @@ class RunLedger(BaseModel):
     most_expensive: RunStep
     outcome: RunOutcomeInfo | None = Field(default=None, description="The run's final "
                                            "outcome, once POST /runs/{run_id}/outcome gave it.")
+    escalations: EscalationReport | None = Field(
+        default=None, description="The run's escalations, what its calls escalated from "
+                                  "cost, and its saving net of them against always-strongest.")
 
 
 class RunSummary(BaseModel):

@@ -46,6 +46,7 @@ from router.serving.learner import Learner
 from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
+from router.traces.escalations import escalation_report, period_calls
 from router.traces.evidence import call_counts
 from router.traces.rows import Seen
 from router.traces.run_records import run_costs
@@ -300,7 +301,9 @@ class ClosedLoop:
         return SpendReport(by=by, since=since, rows=[SpendRow(**r) for r in rows],
                            next_offset=offset + len(rows) if more else None,
                            shadow=shadow_report(store, self.settings, since),
-                           runs=run_costs(store, since))
+                           runs=run_costs(store, since),
+                           escalations=escalation_report(period_calls(store, since),
+                                                         self.settings))
 
 
 def _spend_rows(store: TraceStore, by: str, since: float,

@@ -29,6 +29,7 @@ from router.serving.closed_loop import DriftWindow, best_score
 from router.serving.model_health import ModelHealth, check_attempts
 from router.serving.run_keeper import RunKeeper
 from router.serving.service import RouterService
+from router.traces.escalations import EscalationRecords
 from router.traces.feedback import check_plausible, completion, decision_outcome, trace_outcome
 from router.traces.rows import Written
 from router.traces.store import StoreMetrics, TraceStore
@@ -47,17 +48,23 @@ class FeedbackService:
     drift: DriftWindow
     learn: Learn
     metrics: StoreMetrics | None = None
+    escalations: EscalationRecords | None = None  # which decisions were escalated from
 
     def feedback(self, item: Feedback | TraceRecord, service: RouterService,
-                 caller: Principal) -> FeedbackReceipt:
+                 caller: Principal, escalation: bool = False) -> FeedbackReceipt:
         """Store one outcome durably (blocking), then count it; 404 for an unknown decision,
-        403 for one another key made, 422 for a report beyond what the call could cost."""
+        403 for one another key made, 422 for a report beyond what the call could cost.
+        `escalation`: the failure an escalation records (`serving.escalation`); any other label
+        on a decision escalated from is ignored, the receipt saying so (it taught once)."""
         store = self._require_store()
         settings = service.settings
         decision, pending = None, None
+        ignored: list[str] = []
         if item.decision_id is not None:
             decision, pending = self._find(store, item.decision_id)
             check_owner(decision, caller)
+            if isinstance(item, Feedback) and not escalation:
+                item, ignored = self._label_of_escalated(item)
             if isinstance(item, Feedback) and item.attempts:
                 check_attempts(item.attempts, decision, settings)
         check_plausible(item, settings, decision)
@@ -83,8 +90,25 @@ class FeedbackService:
                 decision.get("api_key"), item.decision_id,
                 None if item.tokens_in is None else max(item.tokens_in, measured),
                 item.tokens_out)
-        return FeedbackReceipt(feedback_id=outcome["feedback_id"],
-                               decision_id=outcome["decision_id"], status=written.status)
+        return FeedbackReceipt(
+            feedback_id=outcome["feedback_id"], decision_id=outcome["decision_id"],
+            status=written.status, ignored_fields=ignored or None,
+            detail=(f"decision {item.decision_id!r} was escalated from: the escalation "
+                    "recorded its answer as a failure of its tier, so a label here is "
+                    "ignored (cost, tokens, latency and errors count)") if ignored else None)
+
+    def find(self, decision_id: str) -> tuple[dict[str, Any], Any]:
+        """The decision (404 when unknown), as a /feedback report on it would find it."""
+        return self._find(self._require_store(), decision_id)
+
+    def _label_of_escalated(self, item: Feedback) -> tuple[Feedback, list[str]]:
+        """The report without its label when its decision was escalated from (the
+        escalation's failure taught learning once), and the label fields it dropped."""
+        if item.label() is None or self.escalations is None or (
+                self.escalations.escalated_to(item.decision_id) is None):
+            return item, []
+        dropped = [f for f in ("quality", "success") if getattr(item, f) is not None]
+        return item.model_copy(update=dict.fromkeys(dropped)), dropped
 
     def _require_store(self) -> TraceStore:
         if self.store is None:

@@ -26,10 +26,14 @@ from router.guards.gate import Gate
 from router.guards.shared import SharedCounters
 from router.serving.batcher import MicroBatcher
 from router.serving.closed_loop import ClosedLoop
+from router.serving.escalation import EscalationService
 from router.serving.feedback import FeedbackService
 from router.serving.logs import DecisionLog, adopt_library_loggers
 from router.serving.prometheus import Metrics
 from router.serving.service import RouterService
+from router.serving.verify import VerifyService
+from router.traces.escalations import EscalationRecords
+from router.traces.verifications import VerificationRecords
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class ServiceHolder:
         self.current: RouterService | None = None
         self.loop: ClosedLoop | None = None
         self.feedback: FeedbackService | None = None  # the /feedback path, built with the loop
+        self.escalations: EscalationService | None = None  # /route's escalate_from path
+        self.verify: VerifyService | None = None  # POST /verify
         # /route calls are batched against whichever service is current when a batch runs.
         self.batcher = MicroBatcher(self)
         self.keyring = KeyRing()  # rate windows: state that outlives a reload
@@ -84,8 +90,12 @@ class ServiceHolder:
             # one set of counters: the per-minute limits and budget spend, read in one take
             loop = self.loop = ClosedLoop(settings, self.metrics.registry, self.shared,
                                           self.keyring.counters)
+            records = EscalationRecords(loop.store) if loop.store is not None else None
             self.feedback = FeedbackService(loop.store, loop.health, loop.budgets, loop.runs,
-                                            loop.drift, loop.learn, loop.metrics)
+                                            loop.drift, loop.learn, loop.metrics, records)
+            self.escalations = EscalationService(self.feedback, records)
+            self.verify = VerifyService(self.escalations, VerificationRecords(loop.store)
+                                        if loop.store is not None else None)
             loop.start()
         try:
             service = self._build(settings, previous=None)

@@ -24,6 +24,7 @@ from router.schemas import (
     RunOutcomeInfo,
     RunOutcomeReceipt,
 )
+from router.traces.escalations import CallCost, escalation_report
 from router.traces.retention import RetentionJob, SideConnection
 from router.traces.run_records import RunRecords
 from router.traces.store import TraceStore
@@ -96,6 +97,10 @@ class RunKeeper:
             raise UnknownRun(f"no live run {run_id!r} of this API key (a run is visible to the "
                              f"key that made its calls and to admin keys, and expires "
                              f"{expire:g} s after its last call: runs.expire_after_s)")
+        calls = [CallCost(s.cost_usd, s.tokens_in or s.tokens_in_estimated, s.tokens_out,
+                          s.escalated_to is not None, s.escalated_from is None)
+                 for s in ledger.steps if not s.shadow]
+        ledger.escalations = escalation_report(calls, self.settings)
         return ledger
 
     def record_outcome(self, run_id: str, owner: str | None, key: str | None,

@@ -17,6 +17,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from router.decision.artifact import RouterModel
 from router.decision.categories import Signals
 from router.decision.choice import CallFacts, TierTable
 from router.decision.encoders.base import Embedder
+from router.decision.escalation import cheap_first
 from router.decision.features import CallView, view_of
 from router.decision.learned_map import LearnedMap, Verdict
 from router.decision.map_fit import empty_map
@@ -250,6 +252,14 @@ class RouterService:
             confidence=confidence, failure=failure, shadow=shadow,
         )
         choice = choose(scores, self.table, target, facts, reads)
+        plan: Literal["direct", "try_cheap_first"] | None = None
+        if request.verifiable and request.escalate_from is None:
+            cheaper = cheap_first(choice, self.table, facts, list(scores.values()))
+            choice, plan = (cheaper, "try_cheap_first") if cheaper else (choice, "direct")
+        escalating = request.escalating
+        if escalating is not None:  # the admitted escalation: its tier was forced
+            choice = replace(choice, reason="escalation").say(
+                f"escalated from {escalating[0]} (tier {choice.tier}, attempt {escalating[1]})")
         decision = RouteDecision(
             decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,
@@ -267,10 +277,17 @@ class RouterService:
             ignored_fields=request.ignored_fields() or None,
             shadow=shadow,
             followed_cost_usd=self._followed_cost(request, facts) if shadow else None,
+            plan=plan,
+            attempt=escalating[1] if escalating is not None else None,
+            escalated_from=escalating[0] if escalating is not None else None,
         )
         if pins is not None and request.run_id is not None and not request.dry_run:
             pins[run_key(request.api_key, request.run_id)] = self._pinned_as(request, decision)
         return decision
+
+    def facts_of(self, request: RouteRequest) -> CallFacts:
+        """What the decision knows of a call besides its scores (an escalation's limits)."""
+        return self._facts(request, view_of(request.chat(), request.tools))
 
     def _verdict(self, request: RouteRequest, learned: LearnedMap, row: np.ndarray,
                  cluster: int, confidence: float, target: float, rate: float) -> Verdict:

@@ -32,7 +32,11 @@ from router.errors import ConfigError, StoreError
 #    that key's own budgets only).
 # 6: learning_evidence, the learned map's per-(key, category, tier) sums (router.traces.evidence);
 #    an older store's are summed from its outcomes once, at the first start.
-SCHEMA_VERSION = 6
+# 7: the escalations table (which decision each was escalated to, why; written before the
+#    escalated decision, so a decision is escalated from once, across restarts and replicas),
+#    the verifications table (a cheap answer's confidence and check result, POST /verify) and
+#    decisions.max_cost_usd (the call's own cap, which its escalation keeps).
+SCHEMA_VERSION = 7
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -44,6 +48,7 @@ ADDED_COLUMNS = (
     (3, "prior_scores", "TEXT"),
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
     (4, "requested_model", "TEXT"),
+    (7, "max_cost_usd", "DOUBLE PRECISION"),
 )
 
 _DECISIONS = """
@@ -75,7 +80,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     feature_version TEXT,
     prior_scores TEXT,
     shadow INTEGER NOT NULL DEFAULT 0,
-    requested_model TEXT
+    requested_model TEXT,
+    max_cost_usd DOUBLE PRECISION
 )"""
 
 _OUTCOMES = """
@@ -108,12 +114,41 @@ CREATE TABLE IF NOT EXISTS outcomes (
     api_key TEXT
 )"""
 
+# One row per escalation, keyed by the decision escalated from: the insert is the claim.
+_ESCALATIONS = """
+CREATE TABLE IF NOT EXISTS escalations (
+    from_decision_id TEXT PRIMARY KEY,
+    to_decision_id TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    attempt INTEGER NOT NULL,
+    from_tier TEXT NOT NULL,
+    to_tier TEXT,
+    reason TEXT NOT NULL,
+    logprob_mean DOUBLE PRECISION,
+    detail TEXT,
+    api_key TEXT,
+    run_id TEXT
+)"""
+
+# One row per verified answer: its confidence, whether its checks passed (NULL: none sent).
+_VERIFICATIONS = """
+CREATE TABLE IF NOT EXISTS verifications (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    category TEXT NOT NULL,
+    logprob_mean DOUBLE PRECISION NOT NULL,
+    passed INTEGER,
+    action TEXT NOT NULL
+)"""
+
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_role ON decisions (role, created_at)",
     "CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id, created_at)",
     "CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id)",
     "CREATE INDEX IF NOT EXISTS outcomes_received ON outcomes (received_at)",
+    "CREATE INDEX IF NOT EXISTS escalations_to ON escalations (to_decision_id)",
+    "CREATE INDEX IF NOT EXISTS verifications_created ON verifications (created_at)",
 )
 
 _EVIDENCE = """
@@ -312,8 +347,8 @@ class Database:
     def create_schema(self, conn: Any) -> None:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
-        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE, _META,
-                          _RUN_OUTCOMES, *_INDEXES):
+        for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE,
+                          _ESCALATIONS, _VERIFICATIONS, _META, _RUN_OUTCOMES, *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()

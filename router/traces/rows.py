@@ -29,6 +29,7 @@ DECISION_COLUMNS = (
     "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
     "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages", "api_key",
     "embedding", "embedder", "feature_version", "prior_scores", "shadow", "requested_model",
+    "max_cost_usd",
 )
 OUTCOME_COLUMNS = (
     "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
@@ -79,6 +80,7 @@ class PendingDecision:
                 "propensity": d.propensity or 1.0, "prompt_hash": None,
                 "router_version": d.router_version, "scores": json.dumps(d.scores),
                 "reason": d.reason, "shadow": int(d.shadow), "requested_model": r.model,
+                "max_cost_usd": r.max_cost_usd,
                 "features": self._cheap_features(),
                 **self._seen_columns(config.feature_storage == "embedding")}
 
@@ -121,7 +123,7 @@ class PendingDecision:
             None if storage == "none" else prompt_hash(request.chat()), prompt, messages,
             request.api_key,
             *self._seen_columns(config.feature_storage == "embedding").values(),
-            int(decision.shadow), request.model,
+            int(decision.shadow), request.model, request.max_cost_usd,
         )
 
 

@@ -30,8 +30,12 @@ _STEPS = """
            COALESCE(o.model_used, CASE WHEN d.shadow = 1 THEN d.requested_model
                                        ELSE d.model END) AS model,
            d.tokens_in AS tokens_in_estimated, o.tokens_in, o.tokens_out,
-           d.estimated_cost_usd, o.cost_usd, o.cost_estimated
-    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id"""
+           d.estimated_cost_usd, o.cost_usd, o.cost_estimated,
+           ef.to_decision_id AS escalated_to, et.from_decision_id AS escalated_from,
+           et.attempt
+    FROM decisions d LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+    LEFT JOIN escalations ef ON ef.from_decision_id = d.decision_id
+    LEFT JOIN escalations et ON et.to_decision_id = d.decision_id"""
 _OWNER = " AND d.api_key = ?"
 _NEWEST = """
     SELECT api_key, run_id FROM decisions
@@ -51,6 +55,8 @@ def _step(row: dict[str, Any]) -> RunStep:
         tokens_out=row["tokens_out"],
         cost_estimated_usd=float(row["estimated_cost_usd"]),
         cost_reported_usd=None if reported is None else float(reported), cost_usd=float(cost),
+        attempt=int(row["attempt"] or 1), escalated_from=row["escalated_from"],
+        escalated_to=row["escalated_to"],
     )
 
 

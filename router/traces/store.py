@@ -269,6 +269,21 @@ class TraceStore(StoreReads):
                 raise StoreError(f"trace store read failed: {exc}") from exc
         return rows
 
+    def write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """One durable write (committed before it returns); how many rows it changed. For the
+        modules that own a table of their own (e.g. `traces.escalations`)."""
+        with self._conn_lock:
+            conn = self._require()
+            try:
+                cur = conn.cursor()
+                cur.execute(self.db.sql(sql), params)
+                changed = int(cur.rowcount)
+                conn.commit()
+            except self.db.errors() as exc:
+                self._recover()
+                raise StoreError(f"trace store write failed: {exc}") from exc
+        return changed
+
     def execute(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         """Run each (portable SQL, rows of parameters; `[()]` runs it once without any) in
         one committed transaction on the durable connection; for the modules that own a write

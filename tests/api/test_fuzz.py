@@ -37,7 +37,8 @@ SERVER_ERRORS_ONLY: dict[str, str] = {}
 # schema's); a run's outcome needs one of two fields; the map's tier filter names a configured
 # tier, and a category to forget must be one the map has evidence of (the store's, at the time).
 CROSS_FIELD_RULES = {
-    "POST /route": ("did you mean",), "POST /route/batch": ("did you mean",),
+    "POST /route": ("did you mean", "go together"),
+    "POST /route/batch": ("did you mean", "go together", "send it to POST /route on its own"),
     "POST /feedback": ("cached input tokens are part of the input", "limits.report_slack",
                        "no configured tier's model"),
     "POST /runs/{run_id}/outcome": ("give 'success', 'quality' or both",),

@@ -48,8 +48,8 @@ def test_schema_follows_a_reload(model_dir: Path, tmp_path: Path) -> None:
 
 def test_error_answers_are_declared(settings: Settings) -> None:
     paths = create_app(settings=settings).openapi()["paths"]
-    assert set(paths["/route"]["post"]["responses"]) == {
-        "200", "400", "401", "402", "403", "408", "415", "422", "429", "503"}
+    assert set(paths["/route"]["post"]["responses"]) == {  # 404, 409: escalate_from's
+        "200", "400", "401", "402", "403", "404", "408", "409", "415", "422", "429", "503"}
     assert set(paths["/admin/reload"]["post"]["responses"]) >= {"401", "403", "409", "429"}
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     retry = paths["/route"]["post"]["responses"]["429"]["headers"]["Retry-After"]

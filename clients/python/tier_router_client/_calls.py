@@ -19,7 +19,7 @@ log = logging.getLogger("tier_router_client")
 
 # /route fields that are not the LLM API's: they go to the router only.
 ROUTE_ONLY = ("task", "run_id", "role", "step", "quality_target", "max_cost_usd", "tier",
-              "dry_run")
+              "dry_run", "verifiable")
 # Fields of the LLM request the router reads too (never keys, bases or other secrets).
 SHARED = ("messages", "tools", "tool_choice", "response_format", "max_tokens",
           "max_completion_tokens", "model", "metadata", "user")
@@ -36,12 +36,25 @@ class AllModelsFailed(TierRouterError):
 @dataclass(frozen=True)
 class RoutedCall:
     """An LLM response with the decision that chose its model and the feedback receipt
-    (None when nothing was posted: a fail-open decision, or the router was unreachable)."""
+    (None when nothing was posted: a fail-open decision, or the router was unreachable).
+    With a `check`: whether the answer passed it, and every decision tried in order (the
+    escalated-from ones first)."""
 
     response: Any
     decision: Decision
     model_used: str
     receipt: Receipt | None
+    passed: bool | None = None
+    tried: tuple[Decision, ...] = ()
+
+
+def logprob_mean(response: Any) -> float | None:
+    """The mean token log-probability of a chat completion's first choice, when the provider
+    returned log-probabilities (the call asked with ``logprobs=True``); else None."""
+    choices = getattr(response, "choices", None) or []
+    content = getattr(getattr(choices[0], "logprobs", None), "content", None) if choices else None
+    values = [float(t.logprob) for t in content or [] if getattr(t, "logprob", None) is not None]
+    return min(0.0, sum(values) / len(values)) if values else None
 
 
 def split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

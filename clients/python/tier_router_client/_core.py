@@ -102,6 +102,28 @@ def route_payload(body: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> 
     return {k: v for k, v in payload.items() if v is not None}
 
 
+# The reasons /route takes in `escalation.reason`.
+ESCALATION_REASONS = ("check_failed", "invalid_json", "schema_mismatch", "tool_error",
+                      "tests_failed", "refusal", "low_confidence", "rejected", "other")
+
+
+def escalation_payload(decision: Decision | str, body: Mapping[str, Any] | None,
+                       fields: Mapping[str, Any], reason: str, logprob_mean: float | None,
+                       detail: str | None) -> dict[str, Any]:
+    """The /route body of an escalation: the same call, `escalate_from` the failed decision."""
+    decision_id = decision if isinstance(decision, str) else decision.decision_id
+    if not decision_id:
+        raise ValueError("escalation needs a decision_id (a fail-open decision has none)")
+    if reason not in ESCALATION_REASONS:
+        raise ValueError(f"The 'reason' parameter must be one of {ESCALATION_REASONS}. "
+                         f"Got {reason!r} instead.")
+    why = {k: v for k, v in (("reason", reason), ("logprob_mean", logprob_mean),
+                             ("detail", detail)) if v is not None}
+    payload = route_payload(body, {**fields, "escalate_from": decision_id, "escalation": why})
+    payload.pop("tier", None)  # it forced the first decision; an escalation picks its own
+    return payload
+
+
 def feedback_payload(decision: Decision | str, outcome: Mapping[str, Any]) -> dict[str, Any]:
     decision_id = decision if isinstance(decision, str) else decision.decision_id
     if not decision_id:

@@ -53,6 +53,25 @@ class RouterClient:
             return [_core.fail_open(self.options, exc) for _ in requests]
         return _core.decisions_of(self.options, response)
 
+    def escalate(self, decision: Decision | str, body: Mapping[str, Any] | None = None, /,
+                 *, reason: str = "check_failed", logprob_mean: float | None = None,
+                 detail: str | None = None, **fields: Any) -> Decision:
+        """The next decision for a call whose answer from `decision` failed a check: the same
+        `body` and `fields` as its /route call, `reason` one of `ESCALATION_REASONS`. The
+        router records the failure (a label posted later for `decision` is ignored) and
+        answers a stronger tier; `RouterRefused` (409) when there is none, or the decision was
+        escalated from already. Never fails open: a failed cheap answer has no default."""
+        payload = _core.escalation_payload(decision, body, fields, reason, logprob_mean, detail)
+        return _core.decision_of(self.options, self._send("/route", payload))
+
+    def complete(self, body: Mapping[str, Any] | None = None, /, *, call: Any,
+                 check: Any, **fields: Any) -> Any:
+        """Route, call, check, escalate on a failed check, report: see
+        `tier_router_client.cascade.complete`."""
+        from tier_router_client import cascade
+
+        return cascade.complete(self, body, call=call, check=check, **fields)
+
     def feedback(self, decision: Decision | str, *, quality: float | None = None,
                  success: bool | None = None, model_used: str | None = None,
                  cost_usd: float | None = None, tokens_in: int | None = None,

@@ -16,14 +16,25 @@ decision's cross-model fallbacks or report the outcome; in the proxy the pre-cal
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import litellm
 import openai
 
-from tier_router_client._calls import AllModelsFailed, Attempts, RoutedCall, areport, report, split
+from tier_router_client._calls import (
+    AllModelsFailed,
+    Attempts,
+    RoutedCall,
+    areport,
+    logprob_mean,
+    report,
+    split,
+)
 from tier_router_client.aclient import AsyncRouterClient
+from tier_router_client.cascade import Answer, acomplete, complete, routed_call
 from tier_router_client.client import RouterClient
+from tier_router_client.types import Decision
 
 __all__ = ["AllModelsFailed", "RoutedCall", "acompletion", "completion", "litellm_cost"]
 log = logging.getLogger("tier_router_client")
@@ -42,11 +53,18 @@ def litellm_cost(response: Any) -> float | None:
 
 
 def completion(router: RouterClient, *, llm: litellm.Router | None = None,
-               **kwargs: Any) -> RoutedCall:
+               check: Callable[[Any], Any] | None = None, **kwargs: Any) -> RoutedCall:
     """Route, call through LiteLLM (with fallbacks), report. `kwargs` are LiteLLM's
     `completion` arguments plus /route fields (task, run_id, role, step, quality_target,
-    max_cost_usd, tier, dry_run)."""
+    max_cost_usd, tier, dry_run). With `check`: try cheap, check, escalate
+    (`tier_router_client.cascade`); ``logprobs=True`` asks the provider for log-probabilities
+    and sends the failed answer's mean with its escalation."""
     route, llm_kwargs = split(kwargs)
+    if check is not None:
+        def call(decision: Decision) -> Answer:
+            return _answer(router, decision, llm, llm_kwargs)
+
+        return routed_call(complete(router, route, call=call, check=check))
     decision = router.route(route)
     tries = Attempts(decision)
     for model in decision.models:
@@ -62,9 +80,14 @@ def completion(router: RouterClient, *, llm: litellm.Router | None = None,
 
 
 async def acompletion(router: AsyncRouterClient, *, llm: litellm.Router | None = None,
-                      **kwargs: Any) -> RoutedCall:
+                      check: Callable[[Any], Any] | None = None, **kwargs: Any) -> RoutedCall:
     """`completion` for asyncio: the same steps with `litellm.acompletion`."""
     route, llm_kwargs = split(kwargs)
+    if check is not None:
+        async def call(decision: Decision) -> Answer:
+            return await _aanswer(router, decision, llm, llm_kwargs)
+
+        return routed_call(await acomplete(router, route, call=call, check=check))
     decision = await router.route(route)
     tries = Attempts(decision)
     for model in decision.models:
@@ -77,3 +100,36 @@ async def acompletion(router: AsyncRouterClient, *, llm: litellm.Router | None =
         return RoutedCall(response, decision, model, await areport(router, decision, fields))
     await areport(router, decision, tries.failure())
     raise tries.all_failed()
+
+
+def _answer(router: RouterClient, decision: Decision, llm: litellm.Router | None,
+            llm_kwargs: dict[str, Any]) -> Answer:
+    """One decision's call (its models in order) as the cascade reads it; every model failing
+    is reported and raised, as without a check."""
+    tries = Attempts(decision)
+    for model in decision.models:
+        try:
+            response = (llm or litellm).completion(model=model, **llm_kwargs)
+        except openai.APIError as exc:
+            tries.failed(model, exc)
+            continue
+        return Answer(response, tries.outcome(response, model, litellm_cost(response)),
+                      logprob_mean(response) if llm_kwargs.get("logprobs") else None)
+    report(router, decision, tries.failure())
+    raise tries.all_failed()
+
+
+async def _aanswer(router: AsyncRouterClient, decision: Decision, llm: litellm.Router | None,
+                   llm_kwargs: dict[str, Any]) -> Answer:
+    tries = Attempts(decision)
+    for model in decision.models:
+        try:
+            response = await (llm or litellm).acompletion(model=model, **llm_kwargs)
+        except openai.APIError as exc:
+            tries.failed(model, exc)
+            continue
+        return Answer(response, tries.outcome(response, model, litellm_cost(response)),
+                      logprob_mean(response) if llm_kwargs.get("logprobs") else None)
+    await areport(router, decision, tries.failure())
+    raise tries.all_failed()
+

@@ -8,21 +8,50 @@ at the tier's prices.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai
 
-from tier_router_client._calls import AllModelsFailed, Attempts, RoutedCall, areport, report, split
+from tier_router_client._calls import (
+    AllModelsFailed,
+    Attempts,
+    RoutedCall,
+    areport,
+    logprob_mean,
+    report,
+    split,
+)
 from tier_router_client.aclient import AsyncRouterClient
+from tier_router_client.cascade import Answer, acomplete, complete, routed_call
 from tier_router_client.client import RouterClient
+from tier_router_client.types import Decision
 
 __all__ = ["AllModelsFailed", "RoutedCall", "acreate", "create"]
 
 
-def create(router: RouterClient, client: openai.OpenAI, **kwargs: Any) -> RoutedCall:
+def create(router: RouterClient, client: openai.OpenAI, *,
+           check: Callable[[Any], Any] | None = None, **kwargs: Any) -> RoutedCall:
     """`client.chat.completions.create(**kwargs)` on the routed model; /route fields (task,
-    run_id, role, step, quality_target, max_cost_usd, tier, dry_run) go to the router only."""
+    run_id, role, step, quality_target, max_cost_usd, tier, dry_run) go to the router only.
+    With `check`: try cheap, check, escalate (`tier_router_client.cascade`); ``logprobs=True``
+    asks the provider for log-probabilities and sends the failed answer's mean with its
+    escalation."""
     route, llm_kwargs = split(kwargs)
+    if check is not None:
+        def call(decision: Decision) -> Answer:
+            tries = Attempts(decision)
+            for model in decision.models:
+                try:
+                    response = client.chat.completions.create(model=model, **llm_kwargs)
+                except openai.APIError as exc:
+                    tries.failed(model, exc)
+                    continue
+                return _answer(response, model, tries, llm_kwargs)
+            report(router, decision, tries.failure())
+            raise tries.all_failed()
+
+        return routed_call(complete(router, route, call=call, check=check))
     decision = router.route(route)
     tries = Attempts(decision)
     for model in decision.models:
@@ -37,10 +66,24 @@ def create(router: RouterClient, client: openai.OpenAI, **kwargs: Any) -> Routed
     raise tries.all_failed()
 
 
-async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI,
-                  **kwargs: Any) -> RoutedCall:
+async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI, *,
+                  check: Callable[[Any], Any] | None = None, **kwargs: Any) -> RoutedCall:
     """`create` for asyncio, with an `AsyncOpenAI` client."""
     route, llm_kwargs = split(kwargs)
+    if check is not None:
+        async def call(decision: Decision) -> Answer:
+            tries = Attempts(decision)
+            for model in decision.models:
+                try:
+                    response = await client.chat.completions.create(model=model, **llm_kwargs)
+                except openai.APIError as exc:
+                    tries.failed(model, exc)
+                    continue
+                return _answer(response, model, tries, llm_kwargs)
+            await areport(router, decision, tries.failure())
+            raise tries.all_failed()
+
+        return routed_call(await acomplete(router, route, call=call, check=check))
     decision = await router.route(route)
     tries = Attempts(decision)
     for model in decision.models:
@@ -53,3 +96,9 @@ async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI,
         return RoutedCall(response, decision, model, await areport(router, decision, fields))
     await areport(router, decision, tries.failure())
     raise tries.all_failed()
+
+
+def _answer(response: Any, model: str, tries: Attempts, llm_kwargs: dict[str, Any]) -> Answer:
+    """A response as the cascade reads it: its outcome fields and, if asked, its confidence."""
+    return Answer(response, tries.outcome(response, model, None),
+                  logprob_mean(response) if llm_kwargs.get("logprobs") else None)

@@ -31,6 +31,9 @@ class Decision:
     confidence: float | None = None
     requested_model: str | None = None
     ignored_fields: list[str] | None = None
+    plan: str | None = None  # a verifiable call's: "direct" or "try_cheap_first"
+    attempt: int | None = None
+    escalated_from: str | None = None
     fail_open: bool = False
 
     @classmethod
@@ -47,13 +50,17 @@ class Decision:
 
 @dataclass(frozen=True)
 class Receipt:
-    """The service's receipt for an outcome: `stored` the first time, `duplicate` after."""
+    """The service's receipt for an outcome: `stored` the first time, `duplicate` when it
+    adds nothing, `completed` when it added to the stored outcome."""
 
     feedback_id: str
     decision_id: str | None
-    status: Literal["stored", "duplicate"]
+    status: Literal["stored", "duplicate", "completed"]
+    ignored_fields: list[str] | None = None  # a label for a decision escalated from
+    detail: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Receipt:
         return cls(feedback_id=data["feedback_id"], decision_id=data.get("decision_id"),
-                   status=data["status"])
+                   status=data["status"], ignored_fields=data.get("ignored_fields"),
+                   detail=data.get("detail"))

@@ -12,29 +12,44 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from router.api.deps import AdmittedCaller, HolderDep, MetricsDep, ServiceDep
-from router.errors import RequestLimitError
+from router.errors import RequestLimitError, ServiceNotStarted
+from router.guards.auth import Principal
 from router.schemas import (
     BatchRouteRequest,
     BatchRouteResponse,
+    ErrorBody,
     RouteDecision,
     RouteRequest,
     error_responses,
 )
+from router.serving.holder import ServiceHolder
 from router.serving.prometheus import MAX_ROLES, NO_ROLE, OTHER_ROLES, Metrics, label_text
 
 router = APIRouter()
 
 ROUTE_ERRORS = error_responses(400, 401, 402, 403, 408, 415, 422, 429, 503)
+ESCALATION_ERRORS = {
+    **ROUTE_ERRORS,
+    403: {"model": ErrorBody, "description": "The API key lacks the route scope, or "
+          "escalate_from names a decision another key made."},
+    404: {"model": ErrorBody, "description": "escalate_from names an unknown decision."},
+    409: {"model": ErrorBody, "description": "escalate_from was escalated from already "
+          "(escalated_to names where it went), is on the strongest tier, or no stronger tier "
+          "fits the call's ceiling, capabilities or max_cost_usd (limit names it)."},
+}
 
 
 @router.post("/route", response_model=RouteDecision, response_model_exclude_none=True,
-             responses=ROUTE_ERRORS)
+             responses=ESCALATION_ERRORS)
 async def route(
     body: RouteRequest, holder: HolderDep, metrics: MetricsDep, caller: AdmittedCaller
 ) -> Response:
     started = time.perf_counter()
     request = body.attribute_to(caller.key_name)
-    decision = await holder.batcher.route(request)
+    if request.escalate_from is None:
+        decision = await holder.batcher.route(request)
+    else:  # rare, and it reads the store: off the batcher, in a thread of its own
+        decision = await run_in_threadpool(_escalate, holder, request, caller)
     count(metrics, [request], [decision], started)
     # serialised straight from the model: FastAPI would validate the response model again
     return Response(decision.model_dump_json(exclude_none=True), media_type="application/json")
@@ -51,11 +66,21 @@ async def route_batch(
             "requests", f"{len(body.requests)} requests exceed the limit of {limit}", limit
         )
     started = time.perf_counter()
-    for item in body.requests:
+    for index, item in enumerate(body.requests):
         item.attribute_to(caller.key_name)
+        if item.escalate_from is not None:
+            raise RequestLimitError(f"requests.{index}.escalate_from", "an escalation is one "
+                                    "call: send it to POST /route on its own", None)
     decisions = await run_in_threadpool(service.route, body.requests)
     count(metrics, body.requests, decisions, started)
     return BatchRouteResponse(decisions=decisions)
+
+
+def _escalate(holder: ServiceHolder, request: RouteRequest, caller: Principal
+              ) -> RouteDecision:
+    if holder.escalations is None:
+        raise ServiceNotStarted("the service has not started")
+    return holder.escalations.escalate(request, holder.service, caller)
 
 
 def count(metrics: Metrics, requests: list[RouteRequest], decisions: list[RouteDecision],

@@ -49,6 +49,8 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
     _sql(store_url,  # as a version-3 router left it, its rows in place
          "ALTER TABLE decisions DROP COLUMN shadow",
          "ALTER TABLE decisions DROP COLUMN requested_model",
+         "ALTER TABLE decisions DROP COLUMN max_cost_usd", "DROP TABLE escalations",
+         "DROP TABLE verifications",
          "ALTER TABLE outcomes RENAME TO outcomes_v4", V3_OUTCOMES,
          "INSERT INTO outcomes SELECT * FROM outcomes_v4", "DROP TABLE outcomes_v4",
          "UPDATE store_meta SET value = '3' WHERE key = 'schema_version'")
@@ -71,5 +73,25 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
         assert upgraded.learned_count() == 1  # the unlabelled one never teaches
         old_decision, _ = upgraded.decision(decision.decision_id)
         assert old_decision is not None and old_decision["shadow"] == 0
+    finally:
+        upgraded.close()
+
+
+def test_a_version_6_store_gains_the_escalations_table_and_max_cost_usd(store_url: str) -> None:
+    store = make_store(store_url).start()
+    req, decision = routed("what is 2+2")
+    record(store, req, decision)
+    store.flush(5)
+    store.close()
+    _sql(store_url, "ALTER TABLE decisions DROP COLUMN max_cost_usd", "DROP TABLE escalations",
+         "DROP TABLE verifications",
+         "UPDATE store_meta SET value = '6' WHERE key = 'schema_version'")
+    upgraded = make_store(store_url).start()
+    try:
+        old, _ = upgraded.decision(decision.decision_id)
+        assert old is not None and old["max_cost_usd"] is None  # kept, the new column empty
+        assert upgraded.query("SELECT COUNT(*) AS n FROM escalations") == [{"n": 0}]
+        assert _sql(store_url, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [
+            ("7",)]
     finally:
         upgraded.close()
