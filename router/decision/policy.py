@@ -222,7 +222,9 @@ def explore_step(
     The learned map's fractional allowance (`Verdict.split`: a share of a category's calls to
     a cheaper tier whose bound is below the target) takes the same draw after exploration's
     chances: reason ``classifier``, the map's detail, and as propensity the tier's whole
-    probability (its share plus any exploration of it).
+    probability. It already tries that tier, so exploration of it counts only beyond the share
+    (the tier's probability is the larger of the two, not their sum): exploration's cost does
+    not stack on the allowance, which spends the target's whole margin.
 
     A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
     tier would have done; the propensity lets learning, retraining and off-policy estimates
@@ -235,21 +237,23 @@ def explore_step(
     if learned is None or choice.reason in NOT_EXPLORED:
         return replace(choice, propensity=1.0)
     others = alternatives(choice, facts, table)
-    edge = sum(learned.explore[table.index(tier)] for tier in others)
+    chances = {tier: learned.explore[table.index(tier)] for tier in others}
     cheap, share = _allowance(choice, learned.split, table, others)
-    kept = (1.0 - edge) * share  # the map's own share to the cheaper tier, after exploration's
-    reach = 0.0
+    kept = 0.0  # the map's own share to the cheaper tier
+    if cheap is not None:  # it already tries that tier: exploration is only what exceeds it
+        kept = (1.0 - sum(c for tier, c in chances.items() if tier != cheap)) * share
+        chances[cheap] = max(chances[cheap] - kept, 0.0)
+    edge, reach = sum(chances.values()), 0.0
     for tier in others:
-        chance = learned.explore[table.index(tier)]
+        chance = chances[tier]
         reach += chance
         if chance > 0 and draw.explore < reach:
             detail = f"exploring: {tier} instead of {choice.tier} (probability {chance:.3g})"
             total = chance + (kept if tier == cheap else 0.0)
             return replace(force(table, tier, "explore", facts, detail), propensity=total)
     if cheap is not None and draw.explore < edge + kept:
-        total = kept + learned.explore[table.index(cheap)]
         return replace(force(table, cheap, choice.reason, facts, choice.detail),
-                       propensity=total)
+                       propensity=kept + chances[cheap])
     return replace(choice, propensity=1.0 - edge - kept)
 
 

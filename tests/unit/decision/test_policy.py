@@ -155,19 +155,24 @@ def test_the_maps_allowance_is_a_logged_draw_with_its_propensity() -> None:
 
 
 def test_exploration_and_the_allowance_share_one_draw_and_sum_to_one() -> None:
-    """Exploration's chances come first; the allowance splits the rest; each served tier logs
-    its whole probability, so the propensities of the three outcomes sum to one."""
-    verdict = split_verdict(explore=(0.04, 0.02, 0.0))
-    rest = 1 - 0.06
-    seen = {}
-    for u in (0.01, 0.05, 0.06 + rest * 0.357 - 1e-6, 0.99):
-        choice = served(verdict, u)
-        seen[(choice.tier, choice.reason)] = choice.propensity
-    assert seen[("small", "explore")] == pytest.approx(0.04)
-    assert seen[("medium", "explore")] == pytest.approx(0.02 + rest * 0.357)
-    assert seen[("medium", "classifier")] == pytest.approx(0.02 + rest * 0.357)
-    assert seen[("large", "classifier")] == pytest.approx(rest * (1 - 0.357))
-    assert 0.04 + 0.02 + rest * 0.357 + rest * (1 - 0.357) == pytest.approx(1.0)
+    """Exploration of other tiers comes first; the allowance splits the rest; exploration of
+    the allowance's own tier counts only beyond its share (the larger, not the sum); each
+    served tier logs its whole probability, so the outcomes' propensities sum to one."""
+    rest = 1 - 0.04
+    for medium in (0.02, 0.5):  # exploration of medium below, then above the share
+        verdict = split_verdict(explore=(0.04, medium, 0.0))
+        to_medium = max(medium, rest * 0.357)
+        seen = {}
+        for u in (0.01, 0.05, 0.04 + to_medium - 1e-6, 0.99):
+            choice = served(verdict, u)
+            seen[(choice.tier, choice.reason)] = choice.propensity
+        assert seen[("small", "explore")] == pytest.approx(0.04)
+        assert seen[("medium", "classifier")] == pytest.approx(to_medium)
+        assert seen[("large", "classifier")] == pytest.approx(1 - 0.04 - to_medium)
+        explored = ("medium", "explore") in seen
+        assert explored == (medium > rest * 0.357)
+        if explored:
+            assert seen[("medium", "explore")] == pytest.approx(to_medium)
 
 
 def test_no_allowance_where_a_rule_moved_the_call_or_the_cheaper_tier_cannot_serve_it() -> None:
