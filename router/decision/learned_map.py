@@ -30,15 +30,14 @@ random draw (`Verdict.split`; `policy.explore_step` draws it from the service's 
 and logs its propensity, so the posterior learns from both tiers), never ranked by the call's
 own score. Only with exploration on (a draw); a dry run, a shadow call, or exploration off takes
 the base tier: the tier that is safe for every call, not a sample. Without a category of
-``min_outcomes`` the
-model's scores decide alone only where its confidence is at least ``prior_confidence``; else the
-call goes to the strongest tier (or ``cold_tier``). **Exploration** is Thompson sampling on the
-same posterior: the share of draws in which a cheaper tier would pass is its probability of
-being tried, so it goes where a cheaper tier's bound is near the target and nowhere it is
-clearly below; its expected quality loss under the posterior (so an unknown tier counts as
-costly) is capped at ``explore_cost`` of the strongest tier's quality per call, and a category
-decided below the strongest tier sends ``probe_share`` of its calls back there, so a change of
-model or traffic shows.
+``min_outcomes`` the model's scores decide alone only where its confidence is at least
+``prior_confidence``; else the call goes to the strongest tier (or ``cold_tier``).
+**Exploration** is Thompson sampling on the same posterior: the share of draws in which a
+cheaper tier would pass is its probability of being tried, so it goes where a cheaper tier's
+bound is near the target and nowhere it is clearly below; its expected quality loss under the
+posterior (so an unknown tier counts as costly) is capped at ``explore_cost`` of the strongest
+tier's quality per call, and a category decided below the strongest tier sends ``probe_share``
+of its calls back there, so a change of model or traffic shows.
 """
 
 from __future__ import annotations
