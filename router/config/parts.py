@@ -224,8 +224,10 @@ class LearningConfig(Section):
                                   "(recalibrated) score, or a parent category, is worth.")
     bound: float = Field(default=0.9, ge=0.5, lt=1.0, description="One-sided level of the "
                          "lower bound on a tier's quality relative to the strongest tier's.")
-    score_weight: float = Field(default=1.0, ge=0, le=2, description="How far a call's own "
-                                "score ratio, relative to its category's mean, shifts the bound.")
+    score_weight: float = Field(default=0.0, ge=0, le=2, description="How far a call's own "
+                                "score ratio, relative to its category's mean, shifts the bound "
+                                "(0: the category's bound alone; above 0 an unvalidated "
+                                "per-call score moves calls across the bar on its noise).")
     prior_confidence: float | None = Field(
         default=None, ge=0, le=1,
         description="Without a category of min_outcomes, the model's scores decide alone "

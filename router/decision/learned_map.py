@@ -17,16 +17,27 @@ the ``1 - bound`` quantile of the posterior's ratio to the strongest tier (Monte
 
 **The rule** (`assess`): the call's finest category with at least ``min_outcomes`` outcomes
 decides: each tier's bound, shifted by the call's own score ratio minus the category's mean
-ratio (``score_weight``); `policy.decide` then takes the cheapest tier whose bound is at least
-``quality_target``. Without such a category the model's scores decide alone only where its
-confidence is at least ``prior_confidence``; else the call goes to the strongest tier (or
-``cold_tier``). **Exploration** is Thompson sampling on the same posterior: the share of draws
-in which a cheaper tier would pass is its probability of being tried, so it goes where a
-cheaper tier's bound is near the target and nowhere it is clearly below; its expected quality
-loss under the posterior (so an unknown tier counts as costly) is capped at ``explore_cost``
-of the strongest tier's quality per call, and a category
-decided below the strongest tier sends ``probe_share`` of its calls back there, so a change of
-model or traffic shows.
+ratio (``score_weight``, 0 by default: held out, the model's per-call scores rank no better than
+length, so a shift would move calls across the bar on noise, the winner's curse);
+`policy.decide` then takes the cheapest tier whose bound is at least ``quality_target``, the
+base tier c.
+
+**The fractional allowance**: a category whose cheaper tier t has a bound b_t below the target q
+still spends its allowance: a share p = (b_c - q) / (b_c - b_t) of its calls goes to t, so the
+expected relative quality p x b_t + (1 - p) x b_c stays at q (b_c = 1 for the strongest tier);
+among several cheaper tiers, the one that saves most, p x (cost_c - cost_t). Which calls go is a
+random draw (`Verdict.split`; `policy.explore_step` draws it from the service's seeded generator
+and logs its propensity, so the posterior learns from both tiers), never ranked by the call's
+own score. Only with exploration on (a draw); a dry run, a shadow call, or exploration off takes
+the base tier: the tier that is safe for every call, not a sample. Without a category of
+``min_outcomes`` the model's scores decide alone only where its confidence is at least
+``prior_confidence``; else the call goes to the strongest tier (or ``cold_tier``).
+**Exploration** is Thompson sampling on the same posterior: the share of draws in which a
+cheaper tier would pass is its probability of being tried, so it goes where a cheaper tier's
+bound is near the target and nowhere it is clearly below; its expected quality loss under the
+posterior (so an unknown tier counts as costly) is capped at ``explore_cost`` of the strongest
+tier's quality per call, and a category decided below the strongest tier sends ``probe_share``
+of its calls back there, so a change of model or traffic shows.
 """
 
 from __future__ import annotations
@@ -75,6 +86,7 @@ class Verdict:
     explore: tuple[float, ...]  # probability of trying each tier instead
     category: str | None  # the category that decided; None: cold
     detail: str | None  # why, unless the model's scores decided alone
+    split: tuple[int, int, float] | None = None  # (base tier, cheaper tier, share sent to it)
 
 
 @dataclass(frozen=True)
@@ -114,10 +126,12 @@ class LearnedMap:
         return None, None, sparse
 
     def assess(self, signals: Signals, cluster: str | None, scores: Sequence[float],
-               confidence: float, target: float, explore_rate: float = 0.0) -> Verdict:
+               confidence: float, target: float, explore_rate: float = 0.0,
+               costs: Sequence[float] = ()) -> Verdict:
         """The map's verdict on one call (module docstring); `explore_rate` 0: no exploration
-        (a dry run, a shadow call, exploration off). Plain floats: T is small and this runs
-        on every /route call."""
+        (a dry run, a shadow call, exploration off); `costs`: each tier's estimated cost of the
+        call (default: its rank), which cheaper tier the allowance goes to. Plain floats: T is
+        small and this runs on every /route call."""
         p = [min(max(v, EPS), 1 - EPS) for v in self.calibrate(scores)]
         top = len(p) - 1
         call_ratio = [v / p[top] for v in p]
@@ -140,9 +154,33 @@ class LearnedMap:
             quality = p
             bounds, detail = self._cold(call_ratio, confidence)
         bounds[top] = 1.0
+        split = None
+        if entry is not None:
+            split = self._split(bounds, target, costs)
+            if split is not None:
+                _, cheap, share = split
+                detail = (f"{detail}; {share:.0%} of calls to {self.tiers[cheap]} (its "
+                          f"{self.config.bound:.0%} bound {bounds[cheap]:.2f}) keep {target:g}")
         explore = (self._explore(bounds, source, shift, call_ratio, p, target, explore_rate)
                    if explore_rate > 0 and target < 1.0 else (0.0,) * len(p))
-        return Verdict(tuple(bounds), tuple(quality), explore, name, detail)
+        return Verdict(tuple(bounds), tuple(quality), explore, name, detail, split)
+
+    def _split(self, bounds: list[float], target: float, costs: Sequence[float]
+               ) -> tuple[int, int, float] | None:
+        """The fractional allowance (module docstring): (base tier c, cheaper tier t, share p
+        of calls to t) with p x b_t + (1 - p) x b_c = target, the t saving most; None when no
+        cheaper tier can take a share."""
+        if target >= 1.0:
+            return None
+        base = next(i for i, b in enumerate(bounds) if b >= target - 1e-9)
+        price = list(costs) if costs else list(range(len(bounds)))
+        best, saving = None, 0.0
+        for t in range(base):
+            share = min(max((bounds[base] - target) / (bounds[base] - bounds[t]), 0.0), 1.0)
+            share = round(share, 6)  # the propensity logged, as drawn
+            if share > 0 and share * (price[base] - price[t]) > saving:
+                best, saving = (base, t, share), share * (price[base] - price[t])
+        return best
 
     def _evidence_detail(self, entry: Entry, name: str, bounds: list[float],
                          shift: list[float], target: float) -> str:

@@ -220,6 +220,13 @@ def explore_step(
     sampling where a cheaper tier's bound is near the target, capped in expected quality cost,
     and probes of the strongest tier where a category moved below it), and its propensity.
 
+    The learned map's fractional allowance (`Verdict.split`: a share of a category's calls to
+    a cheaper tier whose bound is below the target) takes the same draw after exploration's
+    chances: reason ``classifier``, the map's detail, and as propensity the tier's whole
+    probability. It already tries that tier, so exploration of it counts only beyond the share
+    (the tier's probability is the larger of the two, not their sum): exploration's cost does
+    not stack on the allowance, which spends the target's whole margin.
+
     A router that only sees the outcomes of the tiers it chose cannot learn that a cheaper
     tier would have done; the propensity lets learning, retraining and off-policy estimates
     weight each outcome by 1/propensity. Never explored: a call without a verdict, forced
@@ -230,14 +237,38 @@ def explore_step(
     learned = facts.learned
     if learned is None or choice.reason in NOT_EXPLORED:
         return replace(choice, propensity=1.0)
-    edge = 0.0
-    for tier in alternatives(choice, facts, table):
-        chance = learned.explore[table.index(tier)]
-        edge += chance
-        if chance > 0 and draw.explore < edge:
+    others = alternatives(choice, facts, table)
+    chances = {tier: learned.explore[table.index(tier)] for tier in others}
+    cheap, share = _allowance(choice, learned.split, table, others)
+    kept = 0.0  # the map's own share to the cheaper tier
+    if cheap is not None:  # it already tries that tier: exploration is only what exceeds it
+        kept = (1.0 - sum(c for tier, c in chances.items() if tier != cheap)) * share
+        chances[cheap] = max(chances[cheap] - kept, 0.0)
+    edge, reach = sum(chances.values()), 0.0
+    for tier in others:
+        chance = chances[tier]
+        reach += chance
+        if chance > 0 and draw.explore < reach:
             detail = f"exploring: {tier} instead of {choice.tier} (probability {chance:.3g})"
-            return replace(force(table, tier, "explore", facts, detail), propensity=chance)
-    return replace(choice, propensity=1.0 - edge)
+            total = chance + (kept if tier == cheap else 0.0)
+            return replace(force(table, tier, "explore", facts, detail), propensity=total)
+    if cheap is not None and draw.explore < edge + kept:
+        return replace(force(table, cheap, choice.reason, facts, choice.detail),
+                       propensity=kept + chances[cheap])
+    return replace(choice, propensity=1.0 - edge - kept)
+
+
+def _allowance(choice: Choice, split: tuple[int, int, float] | None, table: TierTable,
+               others: Sequence[str]) -> tuple[str | None, float]:
+    """The map's fractional allowance for this call, (cheaper tier, share), if the map's rule
+    chose its base tier and the call may go to the cheaper one; else (None, 0)."""
+    if split is None or choice.reason != "classifier":
+        return None, 0.0
+    base, cheap, share = split
+    name = table.names[cheap]
+    if table.index(choice.tier) != base or name not in others:
+        return None, 0.0
+    return name, share
 
 
 def alternatives(choice: Choice, facts: CallFacts, table: TierTable) -> list[str]:

@@ -25,10 +25,12 @@ KNOB_MEANING = "relative"
 QUALITY_TARGET_DOC = (
     "Route to the cheapest tier whose quality relative to the strongest tier's is at least "
     "quality_target, as a one-sided lower bound (90% by default) learned from this "
-    "deployment's outcomes in the call's category (its key, role, task) and shifted by the "
-    "call's own score; a call whose category has too few outcomes yet goes to the strongest "
-    "tier (0.95 = keep 95% of the strongest tier's quality; 0 = always the cheapest allowed "
-    "tier, 1 = always the strongest; ties go to the cheaper tier)."
+    "deployment's outcomes in the call's category (its key, role, task); where a cheaper "
+    "tier's bound is below it, a logged random share of the category's calls that keeps "
+    "quality_target in expectation goes there (never a dry run); a call whose category has too "
+    "few outcomes yet goes to the strongest tier (0.95 = keep 95% of the strongest tier's "
+    "quality; 0 = always the cheapest allowed tier, 1 = always the strongest; ties go to the "
+    "cheaper tier)."
 )
 
 Reason = Literal[

@@ -241,7 +241,8 @@ class RouterService:
         explorer = self.explorer if not request.dry_run else None
         if failure is None:
             rate = self.settings.exploration_rate if explorer and not shadow else 0.0
-            verdict = self._verdict(request, learned, row, cluster, confidence, target, rate)
+            verdict = self._verdict(request, learned, row, cluster, confidence, target, rate,
+                                    facts)
             scores = dict(zip(self.tier_names, verdict.quality, strict=True))
             facts = replace(facts, learned=verdict)
         reads = Reads(
@@ -290,12 +291,16 @@ class RouterService:
         return self._facts(request, view_of(request.chat(), request.tools))
 
     def _verdict(self, request: RouteRequest, learned: LearnedMap, row: np.ndarray,
-                 cluster: int, confidence: float, target: float, rate: float) -> Verdict:
-        """The learned map's verdict on one call: its category from what the caller says."""
+                 cluster: int, confidence: float, target: float, rate: float,
+                 facts: CallFacts) -> Verdict:
+        """The learned map's verdict on one call: its category from what the caller says, and
+        each tier's estimated cost of it (where the map's allowance saves most)."""
         signals = Signals(request.api_key, request.role, request.task, request.step)
         grouping = self.learning.clusters if self.learning is not None else None
         path = grouping.path(cluster) if grouping is not None else None
-        return learned.assess(signals, path, row.tolist(), confidence, target, rate)
+        costs = [tier.estimate_cost(facts.tokens_in, facts.expected_tokens_out)
+                 for tier in self.table.tiers]
+        return learned.assess(signals, path, row.tolist(), confidence, target, rate, costs)
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""

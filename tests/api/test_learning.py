@@ -56,16 +56,18 @@ def test_a_step_goes_to_the_strongest_tier_cold_and_moves_down_with_evidence(
         assert (cold["tier"], cold["reason"]) == ("large", "classifier")
         assert "no category has 30 outcomes" in cold["detail"]
         assert cold["router_version"] == "synthetic-test"
-        teach(c, 60, "greet")  # every tier answers greetings well
+        # every tier answers greetings well: enough outcomes for the category's bound alone
+        # (no per-call score shift) to pass 0.95
+        teach(c, 150, "greet")
         teach(c, 60, "solve", {"small": 0.0, "medium": 0.2, "large": 1.0})
         c.app.state.holder.loop.reload_learning()  # what the loop does after new outcomes
         greet = route(c, "hello there", task="greet")
         solve = route(c, "hello there", task="solve")
         assert greet["tier"] == "small" and greet["detail"].startswith("task greet: small ")
         assert solve["tier"] == "large"
-        assert greet["router_version"] == "synthetic-test+s360"
+        assert greet["router_version"] == "synthetic-test+s630"
         state = c.get("/admin/learning").json()
-        assert state["revision"] == 360 and state["tiers"]["small"]["outcomes"] == 120
+        assert state["revision"] == 630 and state["tiers"]["small"]["outcomes"] == 210
         assert {e["category"] for e in state["top"]} >= {"-", "-/task:greet", "-/task:solve"}
 
 
@@ -154,6 +156,31 @@ def test_exploration_is_logged_and_never_touches_a_dry_run(settings: Settings) -
         assert all(d["tier"] == "large" and d["propensity"] == 1.0 for d in planned)
         forced = [route(c, tier="medium") for _ in range(10)]
         assert all(d["reason"] == "forced" and d["propensity"] == 1.0 for d in forced)
+
+
+def test_a_category_below_the_target_sends_its_allowance_as_a_logged_draw(
+    settings: Settings,
+) -> None:
+    """`solve`: medium answers 60% as well as large, small never; at 0.95 a share of its calls
+    goes to medium (reason classifier, the share in the detail, the propensity logged) and a
+    dry run takes large."""
+    explored = shipped(settings).model_copy(update={"exploration_rate": 0.1,
+                                                    "exploration_seed": 5})
+    with client_for(explored) as c:
+        teach(c, 60, "solve", {"small": 0.0, "medium": 0.6, "large": 1.0})
+        c.app.state.holder.loop.reload_learning()
+        dry = [route(c, f"solve {i}", task="solve", dry_run=True) for i in range(20)]
+        assert all(d["tier"] == "large" and d["reason"] == "classifier" for d in dry)
+        assert "of calls to medium (its 90% bound" in dry[0]["detail"]
+        assert dry[0]["detail"].endswith("keep 0.95")
+        live = [route(c, f"solve {i}", task="solve") for i in range(200)]
+        shared = [d for d in live if d["reason"] == "classifier" and d["tier"] == "medium"]
+        kept = [d for d in live if d["reason"] == "classifier" and d["tier"] == "large"]
+        assert shared and kept
+        share = shared[0]["propensity"]
+        assert 0 < share < 0.5 and all(d["propensity"] == share for d in shared)
+        assert all(d["propensity"] == pytest.approx(1 - share, abs=0.1) for d in kept)
+        assert abs(len(shared) / len(live) - share) < 0.1  # drawn as often as logged
 
 
 @pytest.mark.parametrize(("field", "value"), [

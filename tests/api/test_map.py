@@ -68,7 +68,7 @@ def test_the_map_shows_each_categorys_evidence_choice_and_saving(settings: Setti
         assert "-/task:solve" in large and "-/task:greet" not in large
         assert page(c, key="other")["total"] == 0
         detail = route(c, "hello there", task="greet")["detail"]
-        assert detail.startswith("task greet: small 1.0") and "over 180 outcomes" in detail
+        assert detail.startswith("task greet: small 0.9") and "over 180 outcomes" in detail
 
 
 def test_paging_and_bad_filters_say_which_field(settings: Settings) -> None:

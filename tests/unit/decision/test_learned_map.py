@@ -97,8 +97,9 @@ def test_steps_go_to_large_cold_and_move_down_once_their_step_has_evidence() -> 
     assert verdict.category == "k/role:agent/task:plan"
     assert verdict.bounds[0] < 0.7 and verdict.quality[1] > verdict.quality[0]
     assert verdict.detail is not None and verdict.detail.startswith(
-        "task plan: medium 0.") and verdict.detail.endswith("over 400 outcomes, below the "
-                                                            "target 0.95")
+        "task plan: medium 0.") and "over 400 outcomes, below the target 0.95; " in (
+        verdict.detail) and verdict.detail.endswith("of calls to medium (its 90% bound 0.58) "
+                                                    "keep 0.95")
     easy = learned.assess(Signals("k", "agent", "greet"), None, SCORES, 1.0, 0.95)
     ratio, low, high = easy.detail.split(": medium ")[1].split(" of large ")[0], *(
         easy.detail.split("[")[1].split("]")[0].split(", "))
@@ -128,16 +129,17 @@ def test_a_sparse_category_borrows_the_coarser_level_and_its_parent() -> None:
     assert 0.5 < fine.quality[0] < parent.quality[0]
 
 
-def test_the_calls_own_score_shifts_its_categorys_bound() -> None:
+def test_the_calls_own_score_shifts_its_categorys_bound_only_when_score_weight_says() -> None:
     evidence = {("k", ""): sums({"medium": (300, 0.95), "large": (300, 0.97)})}
-    learned = fit_map(evidence, TIERS, config())
+    learned = fit_map(evidence, TIERS, config(score_weight=1.0))
     mean = learned.assess(Signals("k"), None, SCORES, 1.0, 0.95)
     easier = learned.assess(Signals("k"), None, (0.78, 0.8), 1.0, 0.95)
     harder = learned.assess(Signals("k"), None, (0.5, 0.8), 1.0, 0.95)
     assert harder.bounds[0] < mean.bounds[0] < easier.bounds[0]
-    unshifted = fit_map(evidence, TIERS, config(score_weight=0.0))
-    assert unshifted.assess(Signals("k"), None, (0.5, 0.8), 1.0, 0.95).bounds[0] == (
-        pytest.approx(mean.bounds[0]))
+    shipped = fit_map(evidence, TIERS, config())  # score_weight 0: the category's bound alone
+    for scores in ((0.5, 0.8), SCORES, (0.78, 0.8)):
+        verdict = shipped.assess(Signals("k"), None, scores, 1.0, 0.95)
+        assert verdict.bounds[0] == pytest.approx(mean.bounds[0])
 
 
 def test_ten_thousand_task_names_keep_the_live_categories_bounded() -> None:
@@ -214,3 +216,48 @@ def test_fit_is_pure_and_the_map_is_frozen() -> None:
     with pytest.raises(AttributeError):
         a.revision = 3  # type: ignore[misc]
     assert a.revision == 200
+
+
+def test_the_allowance_sends_a_share_whose_expected_quality_is_the_target() -> None:
+    """Synthetic posterior: medium's ratio to large about 0.89, its bound below 0.95. The
+    share p to medium makes p x bound + (1 - p) x 1 equal the target within rounding."""
+    arc = sums({"medium": (400, 0.80), "large": (400, 0.90)})
+    evidence = {("k", ""): arc, ("k", "task:arc"): arc}
+    learned = fit_map(evidence, TIERS, config())
+    verdict = learned.assess(Signals("k", None, "arc"), None, SCORES, 1.0, 0.95)
+    assert verdict.bounds[0] < 0.95 and verdict.bounds[1] == 1.0
+    assert verdict.split is not None
+    base, cheap, share = verdict.split
+    assert (base, cheap) == (1, 0) and 0.0 < share < 1.0
+    assert share * verdict.bounds[0] + (1 - share) * 1.0 == pytest.approx(0.95, abs=1e-6)
+    assert verdict.detail is not None
+    assert verdict.detail.endswith(f"{share:.0%} of calls to medium (its 90% bound "
+                                   f"{verdict.bounds[0]:.2f}) keep 0.95")
+    # a looser target spends more of the allowance; the strongest-only target none
+    looser = learned.assess(Signals("k", None, "arc"), None, SCORES, 1.0, 0.9).split
+    assert looser is not None and looser[2] > share
+    assert learned.assess(Signals("k", None, "arc"), None, SCORES, 1.0, 1.0).split is None
+
+
+def test_the_allowance_goes_to_the_cheaper_tier_that_saves_most() -> None:
+    """Synthetic three-tier posterior: small far below large, medium near it."""
+    tiers = ("small", "medium", "large")
+    rows = [(400, 0.45, 0.5), (400, 0.80, 0.7), (400, 0.90, 0.8)]
+    evidence = {("k", ""): np.array([tier_sums(n, q, s, 1200) for n, q, s in rows])}
+    learned = fit_map(evidence, tiers, config())
+    call = (Signals("k"), None, (0.5, 0.7, 0.8), 1.0, 0.95)
+    near = learned.assess(*call, costs=(1.0, 4.0, 20.0)).split
+    far = learned.assess(*call, costs=(0.1, 19.0, 20.0)).split
+    assert near is not None and far is not None
+    assert near[:2] == (2, 1) and far[:2] == (2, 0)
+    bounds = learned.assess(*call).bounds
+    for _, t, p in (near, far):
+        assert p * bounds[t] + (1 - p) * 1.0 == pytest.approx(0.95, abs=1e-6)
+
+
+def test_cold_and_sparse_categories_still_go_to_the_strongest_tier_whole() -> None:
+    sparse = {("k", ""): sums({"medium": (10, 0.80), "large": (10, 0.90)})}  # under 30
+    for learned in (empty_map(TIERS, config()), fit_map(sparse, TIERS, config())):
+        verdict = learned.assess(Signals("k", None, "arc"), None, SCORES, 1.0, 0.95, 0.1)
+        assert verdict.bounds == (0.0, 1.0) and verdict.split is None
+        assert verdict.category is None

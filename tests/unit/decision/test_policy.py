@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from router.config import Pin, TaskRule, TierConfig
-from router.decision.choice import CallFacts, TierTable
-from router.decision.policy import decide, threshold_choice
+from router.decision.choice import CallFacts, Choice, TierTable
+from router.decision.learned_map import Verdict
+from router.decision.pipeline import Reads, choose
+from router.decision.policy import ExplorationDraw, decide, threshold_choice
 from router.errors import RequestLimitError
 
 TIERS = [
@@ -142,3 +144,58 @@ def test_a_call_its_ceiling_cannot_serve_is_refused_naming_both() -> None:
     assert refused.value.field == "model" and refused.value.limit == "large"
     served = decide(SCORES, seeing, 0.1, facts(needs=frozenset({"vision"}), ceiling_tier="large"))
     assert served.tier == "large"
+
+
+def split_verdict(explore: tuple[float, ...] = (0.0, 0.0, 0.0)) -> Verdict:
+    """A synthetic verdict: medium's bound 0.86 < 0.95 <= large's; a share 0.357 of the
+    category's calls to medium keeps 0.95 in expectation."""
+    return Verdict(bounds=(0.0, 0.86, 1.0), quality=(0.5, 0.8, 0.9), explore=explore,
+                   category="k/task:arc", detail="the map's why", split=(2, 1, 0.357))
+
+
+def served(verdict: Verdict, u: float | None, table: TierTable | None = None, **kw) -> Choice:
+    draw = (lambda: ExplorationDraw(0.1, u)) if u is not None else None
+    return choose(SCORES, table or TierTable(TIERS), 0.95, facts(learned=verdict, **kw),
+                  Reads(draw=draw))
+
+
+def test_the_maps_allowance_is_a_logged_draw_with_its_propensity() -> None:
+    verdict = split_verdict()
+    cheap = served(verdict, 0.2)
+    assert (cheap.tier, cheap.reason, cheap.detail) == ("medium", "classifier", "the map's why")
+    assert cheap.propensity == pytest.approx(0.357)
+    base = served(verdict, 0.5)
+    assert (base.tier, base.reason) == ("large", "classifier")
+    assert base.propensity == pytest.approx(0.643)
+    dry = served(verdict, None)  # a dry run (no draw): the base tier, whatever the share
+    assert (dry.tier, dry.propensity) == ("large", None)
+
+
+def test_exploration_and_the_allowance_share_one_draw_and_sum_to_one() -> None:
+    """Exploration of other tiers comes first; the allowance splits the rest; exploration of
+    the allowance's own tier counts only beyond its share (the larger, not the sum); each
+    served tier logs its whole probability, so the outcomes' propensities sum to one."""
+    rest = 1 - 0.04
+    for medium in (0.02, 0.5):  # exploration of medium below, then above the share
+        verdict = split_verdict(explore=(0.04, medium, 0.0))
+        to_medium = max(medium, rest * 0.357)
+        seen = {}
+        for u in (0.01, 0.05, 0.04 + to_medium - 1e-6, 0.99):
+            choice = served(verdict, u)
+            seen[(choice.tier, choice.reason)] = choice.propensity
+        assert seen[("small", "explore")] == pytest.approx(0.04)
+        assert seen[("medium", "classifier")] == pytest.approx(to_medium)
+        assert seen[("large", "classifier")] == pytest.approx(1 - 0.04 - to_medium)
+        explored = ("medium", "explore") in seen
+        assert explored == (medium > rest * 0.357)
+        if explored:
+            assert seen[("medium", "explore")] == pytest.approx(to_medium)
+
+
+def test_no_allowance_where_a_rule_moved_the_call_or_the_cheaper_tier_cannot_serve_it() -> None:
+    verdict = split_verdict()
+    ruled = TierTable(TIERS, {"plan": TaskRule(min_tier="large")})
+    floored = served(verdict, 0.0, ruled, task="plan")
+    assert floored.tier == "large" and floored.propensity == pytest.approx(1.0)
+    too_long = served(verdict, 0.0, tokens_in=100_000)  # medium holds 32,000 tokens
+    assert too_long.tier == "large" and too_long.propensity == pytest.approx(1.0)
