@@ -44,6 +44,7 @@ CROSS_FIELD_RULES = {
     "POST /runs/{run_id}/outcome": ("give 'success', 'quality' or both",),
     "GET /map": ("is not one of the tiers",),
     "POST /admin/map/reset": ("in the learned map's evidence",),
+    "POST /verify": ("go together",),  # its `request` is a /route body, with /route's rules
 }
 
 
