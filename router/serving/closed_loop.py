@@ -261,6 +261,18 @@ class ClosedLoop:
         except StoreError as exc:  # the outcome is stored: a rebuild from it can follow
             log.warning("learned map: could not add an outcome's evidence: %s", exc)
 
+    def check(self, decision: dict[str, Any], passed: bool, label: float | None = None
+              ) -> None:
+        """A routed decision's answer was checked (an escalation for a failed check, /verify,
+        /feedback's check_passed): the learned map's check evidence hears it, once."""
+        learner = self.learning
+        if learner is None:
+            return
+        try:
+            learner.observe_check(decision, passed, label)
+        except StoreError as exc:
+            log.warning("learned map: could not add a check's evidence: %s", exc)
+
     def refresh_budgets(self) -> None:
         store = self.store
         if store is None or not self.budgets.budgets:

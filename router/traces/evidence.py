@@ -26,8 +26,21 @@ import numpy as np
 
 from router.config import LearningConfig
 from router.decision.categories import ROOT as ROOT_PATH
-from router.decision.categories import Clusters, Signals, key_name, signal_path
-from router.decision.learned_map import COLUMNS, SN, TOTAL, W2, WY, CategoryKey, N, P, S, W, Y
+from router.decision.categories import Clusters, Signals, key_name, lookup_paths, signal_path
+from router.decision.learned_map import (
+    COLUMNS,
+    SN,
+    TOTAL,
+    W2,
+    WY,
+    CategoryKey,
+    N,
+    P,
+    S,
+    W,
+    Y,
+    category_name,
+)
 from router.traces.rows import decode_embedding
 from router.traces.store import TraceStore
 
@@ -61,6 +74,20 @@ def categories_of(row: Mapping[str, Any], config: LearningConfig,
         if cluster is not None:
             paths.append(cluster)
     return [*paths, ROOT_PATH]
+
+
+def category_names(row: Mapping[str, Any], config: LearningConfig,
+                   clusters: Clusters | None) -> list[str]:
+    """The names of a stored decision row's categories in its key's namespace, finest first,
+    as the map looks them up and names them (``key/role:r/task:t``, ...)."""
+    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
+    cluster = None
+    embedding = decode_embedding(row.get("embedding"))
+    if clusters is not None and embedding is not None:
+        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
+    namespace = key_name(row.get("api_key"))
+    return [category_name(namespace, path)
+            for path in lookup_paths(signals, config.category_fields, cluster)]
 
 
 def increments(outcome: Mapping[str, Any], decision: Mapping[str, Any], tiers: Sequence[str],
@@ -129,9 +156,10 @@ class EvidenceStore:
         self.store.execute([(_UPSERT, params)])
         return len(params)
 
-    def read(self, tiers: Sequence[str], now: float | None = None
+    def read(self, tiers: Sequence[str], now: float | None = None, mark: str = ""
              ) -> dict[CategoryKey, np.ndarray]:
-        """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order."""
+        """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order;
+        `mark`: the rows of tier ``<mark><tier>`` instead (the check evidence's)."""
         now = time.time() if now is None else now
         rows = self.store.query(_READ)
         if not rows:
@@ -139,7 +167,7 @@ class EvidenceStore:
         decay = 2.0 ** (-(now - self.epoch(now)) / self.half_life_s)
         factors = np.full(len(COLUMNS), decay)
         factors[W2], factors[TOTAL] = decay * decay, 1.0
-        index = {t: i for i, t in enumerate(tiers)}
+        index = {mark + t: i for i, t in enumerate(tiers)}
         out: dict[CategoryKey, np.ndarray] = {}
         for row in rows:
             t = index.get(row["tier"])
