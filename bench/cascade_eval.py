@@ -3,14 +3,18 @@
 Learned from the train split only, reported on the test split, each net of wasted calls:
 always-large, a random mixture at 95% of large's quality, prompt-only routing (a logistic head
 per tier on the encoder's embeddings of train prompts, its knob picked on train by 5-fold
-out-of-fold scores to reach 95% of large's quality), the per-category map (its decision rule
-simulated: Beta posterior per tier, 90% lower bound relative to large >= 0.95), always-
-cheapest-first (every tier in order until the tests pass) and check-aware routing (the map's
-rule over plans: the chain of tiers with the least expected cost, wasted calls included, whose
-90% lower bound of quality relative to large is >= 0.95). One model per tier (a deployment);
-two deployments are reported.
+out-of-fold scores to reach 95% of large's quality), the service's learned map alone (its
+decision, not checked), always-cheapest-first (every tier in order until the tests pass) and
+check-aware routing (the service's plan for a verifiable call and its escalations). The map and
+its check evidence are the service's own code (`fit_map`, `fit_checks`, `choose`,
+`cheap_first`, `escalation_tier`), fitted from the train split's outcomes replayed as the
+service's evidence increments (`traces.evidence.increments`, `traces.checks.check_increments`):
+every train prompt as one call of key ``bench``, task ``mbpp``, on every tier (full
+information, propensity 1), its test result the label and the check. One model per tier (a
+deployment); two deployments are reported.
 
-    .venv/bin/python bench/cascade_eval.py --data-dir ../shared/data [--cache-dir DIR]
+    nice -n 10 .venv/bin/python bench/cascade_eval.py --data-dir ../shared/data \
+        [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -27,13 +31,8 @@ from sklearn.model_selection import KFold
 from router.config import load_settings
 from router.decision.policy import threshold_choice
 from training.answer_signals import leave_one_source_out
-from training.cascade import (
-    Realised,
-    check_aware_chain,
-    map_chain,
-    random_mixture,
-    realise,
-)
+from training.cascade import Realised, random_mixture, realise
+from training.cascade_replay import check_aware_chain, map_chain, replayed_map
 from training.classifier import TierClassifier
 from training.embed_cache import EmbeddingCache, training_embedder
 
@@ -100,8 +99,9 @@ def main() -> None:
         strongest = realise(q_test, c_test, [(2,)] * n)
         mix_share, mix_saving = random_mixture(q_test, c_test, TARGET)
         knob, prompt_plan = prompt_only(x_train, q_train, c_train, x_test)
-        mapped = map_chain(q_train, TARGET)
-        aware = check_aware_chain(q_train, c_train, TARGET)
+        learned, table = replayed_map(q_train, c_train)
+        mapped = map_chain(learned, table, TARGET)
+        aware = check_aware_chain(learned, table, TARGET)
         print(f"\n### {name} (test: {n} prompts; tier accuracy "
               f"{', '.join(f'{q:.3f}' for q in q_test.mean(axis=0))}; mean cost per call "
               f"{', '.join(f'{1e3 * c:.4f}' for c in c_test.mean(axis=0))} mUSD)\n")
@@ -113,11 +113,11 @@ def main() -> None:
               f"{100 * mix_saving:.1f}% | 0 | 0.00 |")
         print(row("prompt-only (logreg head)", realise(q_test, c_test, prompt_plan), strongest,
                   f"knob {knob}"))
-        print(row("per-category map", realise(q_test, c_test, [mapped] * n), strongest,
+        print(row("learned map alone", realise(q_test, c_test, [mapped] * n), strongest,
                   "->".join(("small", "medium", "large")[t] for t in mapped)))
         print(row("always-cheapest-first", realise(q_test, c_test, [(0, 1, 2)] * n),
                   strongest, "small->medium->large"))
-        print(row("check-aware (map over plans)", realise(q_test, c_test, [aware] * n),
+        print(row("check-aware (the map's plan)", realise(q_test, c_test, [aware] * n),
                   strongest, "->".join(("small", "medium", "large")[t] for t in aware)))
     transfer_table(args.data_dir)
 

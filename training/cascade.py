@@ -2,22 +2,18 @@
 
 Every router here picks, per call, a *plan*: a chain of tiers, cheapest first, tried in order
 until the call's check passes (an exact check: the answer's own label, e.g. MBPP's tests).
-Prompt-only routing and the per-category map are chains of one tier; always-cheapest-first is
-the chain of every tier; check-aware routing learns, per category, which chain to use. A chain
+Prompt-only routing and the learned map are chains of one tier; always-cheapest-first is the
+chain of every tier; check-aware routing's chain is the service's plan for a verifiable call
+(training/cascade_replay.py fits the service's map and reads its plans). A chain
 is charged every call it makes (the failed, wasted ones included), and realises the quality of
 the last answer it got. All of it is pure numpy over (n, T) quality and cost tables, tiers
 cheapest first, so the same functions run on any data set with every tier's outcome per prompt.
-
-The map's rule (simulated here as its issue states it): per category and tier, a Beta posterior
-of the tier's pass rate; the call goes to the cheapest tier (the plan: the cheapest chain) whose
-one-sided lower bound (90%) of quality relative to the strongest tier is at least the target.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 
@@ -37,11 +33,6 @@ class Realised:
     def share_of(self, strongest: Realised) -> tuple[float, float]:
         """(quality / strongest's, saving = 1 - cost / strongest's)."""
         return self.quality / strongest.quality, 1.0 - self.cost / strongest.cost
-
-
-def chains(n_tiers: int) -> list[Chain]:
-    """Every chain of tiers in increasing order (single tiers included)."""
-    return [c for k in range(1, n_tiers + 1) for c in combinations(range(n_tiers), k)]
 
 
 def run_chain(quality: np.ndarray, cost: np.ndarray, chain: Chain
@@ -78,48 +69,6 @@ def realise(quality: np.ndarray, cost: np.ndarray, plan: Sequence[Chain]) -> Rea
         q[rows], c[rows], w[rows], k[rows] = rq, rc, rw, rk
     return Realised(float(q.mean()), float(c.mean()), float(w.mean()), int(k.sum()),
                     int(len(quality) + k.sum()))
-
-
-def ratio_lower_bound(passes: float, n: int, strongest_passes: float, confidence: float = 0.9,
-                      draws: int = 20000, seed: int = 0) -> float:
-    """One-sided lower bound of (pass rate / the strongest tier's), from Beta(1 + passes,
-    1 + fails) posteriors of both, by sampling."""
-    rng = np.random.default_rng(seed)
-    mine = rng.beta(1 + passes, 1 + n - passes, draws)
-    best = rng.beta(1 + strongest_passes, 1 + n - strongest_passes, draws)
-    return float(np.quantile(mine / best, 1 - confidence))
-
-
-def map_chain(quality: np.ndarray, target: float = 0.95, confidence: float = 0.9) -> Chain:
-    """The per-category map's pick from a category's outcomes (every tier's, per call): the
-    cheapest tier whose lower bound of quality relative to the strongest is >= target."""
-    n, n_tiers = quality.shape
-    top = float(quality[:, -1].sum())
-    for tier in range(n_tiers - 1):
-        if ratio_lower_bound(float(quality[:, tier].sum()), n, top, confidence) >= target:
-            return (tier,)
-    return (n_tiers - 1,)
-
-
-def check_aware_chain(quality: np.ndarray, cost: np.ndarray, target: float = 0.95,
-                      confidence: float = 0.9, allowed: Sequence[Chain] | None = None,
-                      exact_check: bool = True) -> Chain:
-    """The check-aware plan for a category: of the safe chains, the one with the least
-    expected cost, wasted calls included (the strongest tier alone when none is safe). Safe:
-    with an exact check, a chain that ends on the strongest tier is at least as good as it on
-    every call (an answer that passes is right; one that fails goes up); any other chain is
-    safe when its lower bound of realised quality relative to the strongest tier's (the map's
-    rule) is >= target."""
-    n, n_tiers = quality.shape
-    top = float(quality[:, -1].sum())
-    best: tuple[float, Chain] = (float(cost[:, -1].mean()), (n_tiers - 1,))
-    for chain in allowed or chains(n_tiers):
-        realised, total, _, _ = run_chain(quality, cost, chain)
-        safe = (exact_check and chain[-1] == n_tiers - 1) or ratio_lower_bound(
-            float(realised.sum()), n, top, confidence) >= target
-        if safe:
-            best = min(best, (float(total.mean()), chain))
-    return best[1]
 
 
 def random_mixture(quality: np.ndarray, cost: np.ndarray, target: float = 0.95

@@ -1,19 +1,14 @@
-"""The offline cascade simulation on SYNTHETIC tables (made-up outcomes and prices): chains are
-charged every call they make and realise their last answer; the plan picks are safe."""
+"""The offline cascade evaluation on SYNTHETIC tables (made-up outcomes and prices): chains are
+charged every call they make and realise their last answer; the service's map and plans, fitted
+from the replayed outcomes, pick them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.cascade import (
-    chains,
-    check_aware_chain,
-    map_chain,
-    random_mixture,
-    realise,
-    run_chain,
-)
+from training.cascade import random_mixture, realise, run_chain
+from training.cascade_replay import check_aware_chain, map_chain, replayed_map
 
 Q = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=float)
 C = np.array([[1, 10, 100]] * 4, dtype=float)
@@ -29,24 +24,33 @@ def test_a_chain_stops_at_the_first_pass_and_pays_every_call_it_made() -> None:
     assert point.wasted_calls == 5 and point.calls == 9
 
 
-def test_chains_are_every_increasing_sequence() -> None:
-    assert len(chains(3)) == 7 and (0, 2) in chains(3) and (2, 1) not in chains(3)
-
-
-def test_the_map_needs_evidence_and_check_aware_plans_stay_safe() -> None:
+def test_the_services_map_keeps_large_and_its_plan_tries_cheap_tiers_first() -> None:
+    """Replayed through the service's own map and plan code: neither cheaper tier is close
+    enough to large for the map alone; with an exact check the plan tries both first, and
+    realises at least large's quality at a fraction of its cost."""
     rng = np.random.default_rng(0)
     n = 400
     large = (rng.random(n) < 0.7).astype(float)
     small = large * (rng.random(n) < 0.5)  # small solves half of what large solves
     quality = np.stack([small, large * (rng.random(n) < 0.9), large], axis=1)
     cost = np.tile([1.0, 5.0, 100.0], (n, 1))
-    assert map_chain(quality, 0.95) == (2,)  # neither cheaper tier is close enough
-    plan = check_aware_chain(quality, cost, 0.95)
-    assert plan[-1] == 2 and plan[0] == 0  # cheap first, the strongest last
+    learned, table = replayed_map(quality, cost)
+    assert map_chain(learned, table, 0.95) == (2,)
+    plan = check_aware_chain(learned, table, 0.95)
+    assert plan == (0, 1, 2)
     point, top = realise(quality, cost, [plan] * n), realise(quality, cost, [(2,)] * n)
     assert point.quality >= top.quality and point.cost < 0.7 * top.cost
-    weak = check_aware_chain(quality, cost, 0.95, exact_check=False)
-    assert weak == (2,) or realise(quality, cost, [weak] * n).quality >= 0.95 * top.quality
+
+
+def test_a_cheap_tier_as_good_as_large_is_the_maps_own_pick() -> None:
+    rng = np.random.default_rng(1)
+    n = 400
+    good = (rng.random(n) < 0.9).astype(float)
+    quality = np.stack([good * (rng.random(n) < 0.3), good, good], axis=1)
+    cost = np.tile([1.0, 5.0, 100.0], (n, 1))
+    learned, table = replayed_map(quality, cost)
+    assert map_chain(learned, table, 0.95) == (1,)  # medium is large's equal: the map says so
+    assert check_aware_chain(learned, table, 0.95)[-2:] == (1, 2)
 
 
 def test_a_random_mixture_reaches_the_target_at_least_cost() -> None:
