@@ -138,12 +138,12 @@ def _entry(values: np.ndarray, parent: CheckEntry | None, config: LearningConfig
     level = config.bound
     rate, upper, good, lower = [], [], [], []
     for t in range(tiers):
-        a = weight * pass_prior[t] + passed[t]
-        n = weight + runs[t]
+        a = weight * pass_prior[t] + float(passed[t])
+        n = weight + float(runs[t])
         rate.append(a / n)
         upper.append(1.0 - lower_bound(n - a, n, level))
-        qa = weight * quality_prior[t] + quality[t]
-        qn = weight + labelled[t]
+        qa = weight * quality_prior[t] + float(quality[t])
+        qn = weight + float(labelled[t])
         good.append(qa / qn)
         lower.append(lower_bound(qa, qn, level))
     return CheckEntry(runs=float(runs.sum()), tier_runs=tuple(float(r) for r in runs),

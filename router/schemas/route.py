@@ -175,9 +175,12 @@ class RouteRequest(BaseModel):
     verifiable: bool = Field(
         default=False, strict=True,
         description="The caller checks the answer (it parses, the tests pass, ...) and "
-                    "escalates on a failure (escalate_from): the router may answer a cheaper "
-                    "tier to try first when that costs less on average, the wasted call "
-                    "included (plan: try_cheap_first), and says which plan it chose.")
+                    "escalates on a failure (escalate_from): where the learned map's check "
+                    "evidence for the call's category says a cheaper tier's answers pass often "
+                    "and are good when they pass, the router answers that tier to try first "
+                    "(plan: try_cheap_first) when it costs less on average, the wasted calls "
+                    "included, and the plan's expected final quality keeps the quality target; "
+                    "else the map's tier (plan: direct). Its escalations plan the same way.")
     escalate_from: Id | None = Field(
         default=None,
         description="The decision_id whose answer failed (with `escalation` saying how): that "

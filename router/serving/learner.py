@@ -86,8 +86,8 @@ class Learner:
         rows = increments(outcome, decision, self.tiers, self.config, self.clusters)
         if not rows:
             return False
-        label = outcome.get("quality")
-        if label is not None and self.checked.label(str(decision["decision_id"])):
+        label, decision_id = outcome.get("quality"), decision.get("decision_id")
+        if label is not None and decision_id and self.checked.label(str(decision_id)):
             rows += label_increments(decision, float(label), self.tiers, self.config,
                                      self.clusters)
         self.evidence.add(rows, self.clock())
@@ -157,5 +157,6 @@ class Learner:
         """The map as an operator inspects it, rebuilt first if outcomes are waiting."""
         if self._new:
             self.rebuild()
-        return {"enabled": True, **self.map.snapshot(),
+        checks = self.map.checks.snapshot() if self.map.checks is not None else []
+        return {"enabled": True, **self.map.snapshot(), "checks": checks,
                 "stale": self._new, "categories_limit": self.config.max_categories}
