@@ -31,8 +31,8 @@ from sklearn.model_selection import KFold
 from router.config import load_settings
 from router.decision.policy import threshold_choice
 from training.answer_signals import leave_one_source_out
-from training.cascade import Realised, random_mixture, realise
-from training.cascade_replay import check_aware_chain, map_chain, replayed_map
+from training.cascade import Realised, mixed, random_mixture, realise
+from training.cascade_replay import check_aware_plans, map_plans, replayed_map
 from training.classifier import TierClassifier
 from training.embed_cache import EmbeddingCache, training_embedder
 
@@ -77,10 +77,24 @@ def prompt_only(x_train: np.ndarray, q_train: np.ndarray, c_train: np.ndarray,
     return best[1], knob_point(head.predict_proba(x_test), best[1])
 
 
+def drawn(quality: np.ndarray, cost: np.ndarray, plans: list[tuple[tuple[int, ...], float]]
+          ) -> Realised:
+    """Every call on each plan, weighted by the plan's probability (the map's allowance)."""
+    return mixed([(realise(quality, cost, [chain] * len(quality)), w) for chain, w in plans])
+
+
+def described(plans: list[tuple[tuple[int, ...], float]]) -> str:
+    names = ("small", "medium", "large")
+    return " or ".join("->".join(names[t] for t in chain)
+                       + (f" ({100 * w:.0f}%)" if len(plans) > 1 else "")
+                       for chain, w in plans)
+
+
 def row(name: str, point: Realised, strongest: Realised, plan: str) -> str:
     share, saving = point.share_of(strongest)
     return (f"| {name} | {plan} | {100 * share:.1f}% | {100 * saving:.1f}% | "
-            f"{point.wasted_calls} | {1e3 * point.wasted_cost * 128:.2f} |")
+            f"{point.wasted_calls:.0f} | "
+            f"{1e3 * point.wasted_cost * (point.calls - point.wasted_calls):.2f} |")
 
 
 def main() -> None:
@@ -100,8 +114,8 @@ def main() -> None:
         mix_share, mix_saving = random_mixture(q_test, c_test, TARGET)
         knob, prompt_plan = prompt_only(x_train, q_train, c_train, x_test)
         learned, table = replayed_map(q_train, c_train)
-        mapped = map_chain(learned, table, TARGET)
-        aware = check_aware_chain(learned, table, TARGET)
+        mapped = map_plans(learned, table, TARGET)
+        aware = check_aware_plans(learned, table, TARGET)
         print(f"\n### {name} (test: {n} prompts; tier accuracy "
               f"{', '.join(f'{q:.3f}' for q in q_test.mean(axis=0))}; mean cost per call "
               f"{', '.join(f'{1e3 * c:.4f}' for c in c_test.mean(axis=0))} mUSD)\n")
@@ -113,12 +127,12 @@ def main() -> None:
               f"{100 * mix_saving:.1f}% | 0 | 0.00 |")
         print(row("prompt-only (logreg head)", realise(q_test, c_test, prompt_plan), strongest,
                   f"knob {knob}"))
-        print(row("learned map alone", realise(q_test, c_test, [mapped] * n), strongest,
-                  "->".join(("small", "medium", "large")[t] for t in mapped)))
+        print(row("learned map alone", drawn(q_test, c_test, mapped), strongest,
+                  described(mapped)))
         print(row("always-cheapest-first", realise(q_test, c_test, [(0, 1, 2)] * n),
                   strongest, "small->medium->large"))
-        print(row("check-aware (the map's plan)", realise(q_test, c_test, [aware] * n),
-                  strongest, "->".join(("small", "medium", "large")[t] for t in aware)))
+        print(row("check-aware (the map's plan)", drawn(q_test, c_test, aware), strongest,
+                  described(aware)))
     transfer_table(args.data_dir)
 
 

@@ -27,8 +27,8 @@ class Realised:
     quality: float
     cost: float
     wasted_cost: float
-    wasted_calls: int
-    calls: int
+    wasted_calls: float  # expected, where the plan is a random draw (`mixed`)
+    calls: float
 
     def share_of(self, strongest: Realised) -> tuple[float, float]:
         """(quality / strongest's, saving = 1 - cost / strongest's)."""
@@ -69,6 +69,14 @@ def realise(quality: np.ndarray, cost: np.ndarray, plan: Sequence[Chain]) -> Rea
         q[rows], c[rows], w[rows], k[rows] = rq, rc, rw, rk
     return Realised(float(q.mean()), float(c.mean()), float(w.mean()), int(k.sum()),
                     int(len(quality) + k.sum()))
+
+
+def mixed(parts: Sequence[tuple[Realised, float]]) -> Realised:
+    """The expected point of a random draw among plans, each with its probability (the
+    learned map's allowance sends a share of a category's calls to a cheaper tier)."""
+    total = sum(w for _, w in parts)
+    return Realised(*(sum(getattr(p, name) * w for p, w in parts) / total
+                      for name in ("quality", "cost", "wasted_cost", "wasted_calls", "calls")))
 
 
 def random_mixture(quality: np.ndarray, cost: np.ndarray, target: float = 0.95

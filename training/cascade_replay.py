@@ -89,23 +89,33 @@ def _call(learned: LearnedMap, table: TierTable, target: float, task: str
     return facts, signals, choose(scores, table, target, facts)
 
 
-def map_chain(learned: LearnedMap, table: TierTable, target: float, task: str = TASK
-              ) -> tuple[int, ...]:
-    """The map's decision for a call of the task that is not checked: one tier."""
-    _, _, choice = _call(learned, table, target, task)
-    return (table.index(choice.tier),)
+def map_plans(learned: LearnedMap, table: TierTable, target: float, task: str = TASK
+              ) -> list[tuple[tuple[int, ...], float]]:
+    """The map's decision for a call of the task that is not checked, with its probability:
+    one tier, or the base tier and the cheaper tier its fractional allowance draws."""
+    facts, _, choice = _call(learned, table, target, task)
+    split = facts.learned.split if facts.learned is not None else None
+    if split is not None and choice.tier == TIERS[split[0]]:
+        base, cheap, share = split
+        return [((base,), 1.0 - share), ((cheap,), share)]
+    return [((table.index(choice.tier),), 1.0)]
 
 
-def check_aware_chain(learned: LearnedMap, table: TierTable, target: float,
-                      task: str = TASK) -> tuple[int, ...]:
+def check_aware_plans(learned: LearnedMap, table: TierTable, target: float,
+                      task: str = TASK) -> list[tuple[tuple[int, ...], float]]:
     """The tiers a verifiable call of the task tries, in order, when every answer fails its
-    check: the plan's first tier, then each escalation's (`escalation_tier`), up to the
-    strongest."""
+    check, with their probability: the plan's first tier (else the map's, drawn as for any
+    call), then each escalation's (`escalation_tier`), up to the strongest."""
     facts, signals, choice = _call(learned, table, target, task)
     checks = learned.checks.find(signals, None)[0] if learned.checks is not None else None
-    planned = cheap_first(choice, table, facts, checks, target) or choice
-    chain = [table.index(planned.tier)]
-    while chain[-1] < len(TIERS) - 1:
-        chain.append(escalation_tier(table, facts, TIERS[chain[-1]], learned, signals, target,
-                                     verifiable=True))
-    return tuple(chain)
+    planned = cheap_first(choice, table, facts, checks, target)
+    firsts = ([(table.index(planned.tier), 1.0)] if planned is not None
+              else [(chain[0], w) for chain, w in map_plans(learned, table, target, task)])
+    plans = []
+    for first, weight in firsts:
+        chain = [first]
+        while chain[-1] < len(TIERS) - 1:
+            chain.append(escalation_tier(table, facts, TIERS[chain[-1]], learned, signals,
+                                         target, verifiable=True))
+        plans.append((tuple(chain), weight))
+    return plans

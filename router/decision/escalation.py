@@ -145,34 +145,47 @@ def cheap_first(choice: Choice, table: TierTable, facts: CallFacts,
     """For a verifiable call (the caller checks the answer and escalates on a failure): the
     cheaper tier to try first, when `best_plan` over the call's category's check evidence
     finds one; None: go direct (always without check evidence, or without the map's verdict).
+
+    Where the map spends its fractional allowance (`Verdict.split`: a logged share of the
+    category's calls drawn to a cheaper tier), the plan weighs itself against that allowance,
+    from its base tier with the whole margin, and replaces it for this call when its expected
+    cost is lower (whichever tier the draw gave): the margin is spent once, by one of them. The
+    plan's tier is then certain given the evidence (propensity 1, exploration aside).
     """
     verdict = facts.learned
     if (choice.reason not in PLANNED or checks is None or verdict is None
             or table.fixed(facts.task, facts.role, facts.key) is not None):
         return None
     decided = table.index(choice.tier)
-    floor = table.floor(facts.task, facts.role, facts.key)
     costs = [cost(t, facts) for t in table.tiers]
+    direct, propensity = choice.estimated_cost_usd, choice.propensity
+    split = verdict.split
+    if split is not None and decided in split[:2]:
+        base, cheap, share = split
+        decided, propensity = base, 1.0
+        direct = share * costs[cheap] + (1.0 - share) * costs[base]
+    floor = table.floor(facts.task, facts.role, facts.key)
     cheaper = [c for c in allowed(table, facts) if floor <= c < decided]
     plan = best_plan(cheaper, decided, verdict.bounds[decided], verdict.quality[-1], checks,
                      costs, target)
-    if len(plan.chain) == 1:
+    if len(plan.chain) == 1 or plan.cost >= direct:
         return None
-    chosen = at_tier(table, plan.chain[0], choice.reason, facts, None, table.serving(facts))
-    return replace(chosen, propensity=choice.propensity).say(describe(table, plan, checks,
-                                                                      choice))
+    chosen = at_tier(table, plan.chain[0], choice.reason, facts, choice.detail,
+                     table.serving(facts))
+    return replace(chosen, propensity=propensity).say(describe(table, plan, checks, direct,
+                                                               table.names[decided]))
 
 
-def describe(table: TierTable, plan: Plan, checks: CheckEntry, choice: Choice) -> str:
+def describe(table: TierTable, plan: Plan, checks: CheckEntry, direct: float, up_to: str
+             ) -> str:
     """A plan in words: what each tier tried passes, the expected cost and quality."""
     names = table.names
     tried = ", then ".join(
         f"'{names[c]}' (passes {checks.pass_rate[c]:.2f} of {checks.tier_runs[c]:.0f} checks, "
         f"passed answers' quality >= {checks.passed_lower[c]:.2f})" for c in plan.chain[:-1])
-    return (f"verifiable: try {tried}, escalate on a failed check (up to '{choice.tier}'): "
-            f"expected {plan.cost:.6f} USD with the wasted calls, against "
-            f"{choice.estimated_cost_usd:.6f} direct; expected quality >= {plan.bound:.2f} of "
-            f"the strongest tier's")
+    return (f"verifiable: try {tried}, escalate on a failed check (up to '{up_to}'): "
+            f"expected {plan.cost:.6f} USD with the wasted calls, against {direct:.6f} "
+            f"without a plan; expected quality >= {plan.bound:.2f} of the strongest tier's")
 
 
 def escalation_tier(table: TierTable, facts: CallFacts, failed_tier: str, learned: LearnedMap,

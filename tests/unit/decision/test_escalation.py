@@ -9,7 +9,7 @@ import pytest
 
 from router.config import LearningConfig, load_settings
 from router.decision.checks import LABELLED, PASSED, PASSED_QUALITY, RUNS, CheckEntry
-from router.decision.choice import CallFacts, TierTable
+from router.decision.choice import CallFacts, TierTable, force
 from router.decision.escalation import next_tier
 from router.decision.learned_map import COLUMNS, LearnedMap, Verdict
 from router.decision.learned_map import TOTAL as TOTAL_COLUMN
@@ -112,6 +112,25 @@ def test_a_cheap_tier_that_fails_its_checks_often_sends_the_call_direct() -> Non
 
     decided = decide({"small": 0.5, "medium": 0.6, "large": 0.9}, TABLE, 0.95, LEARNED)
     assert cheap_first(decided, TABLE, LEARNED, exact(0.001), 0.95) is None
+
+
+def test_a_plan_replaces_the_maps_allowance_when_it_costs_less_and_spends_the_margin_once(
+) -> None:
+    """Synthetic: the map sends 30% of the category's calls to medium (its allowance) and the
+    rest to large; a verifiable call whose exact check passes often on small plans from large
+    with the whole margin, whichever tier the draw gave, with propensity 1; a weak check
+    leaves the draw as it was."""
+    from router.decision.escalation import cheap_first
+
+    verdict = replace(LEARNED.learned, split=(2, 1, 0.3))
+    facts = replace(LEARNED, learned=verdict)
+    base = decide({"small": 0.5, "medium": 0.6, "large": 0.9}, TABLE, 0.95, facts)
+    drawn = replace(force(TABLE, "medium", "classifier", facts), propensity=0.3)
+    for choice in (base, drawn):
+        plan = cheap_first(choice, TABLE, facts, exact(0.6), 0.95)
+        assert plan is not None and plan.tier == "small" and plan.propensity == 1.0
+        assert "up to 'large'" in (plan.detail or "")
+    assert cheap_first(drawn, TABLE, facts, entry(0.9, 0.6), 0.95) is None
 
 
 def test_a_weak_check_whose_passed_answers_are_poor_breaks_the_safety_rule() -> None:
