@@ -30,7 +30,7 @@ from sklearn.model_selection import KFold
 
 from router.config import load_settings
 from router.decision.policy import threshold_choice
-from training.answer_signals import leave_one_source_out
+from training.answer_signals import SIGNALS, leave_one_source_out, signals
 from training.cascade import Realised, mixed, random_mixture, realise
 from training.cascade_replay import check_aware_plans, map_plans, replayed_map
 from training.classifier import TierClassifier
@@ -77,10 +77,11 @@ def prompt_only(x_train: np.ndarray, q_train: np.ndarray, c_train: np.ndarray,
     return best[1], knob_point(head.predict_proba(x_test), best[1])
 
 
-def drawn(quality: np.ndarray, cost: np.ndarray, plans: list[tuple[tuple[int, ...], float]]
-          ) -> Realised:
+def drawn(quality: np.ndarray, cost: np.ndarray, plans: list[tuple[tuple[int, ...], float]],
+          passes: np.ndarray | None = None) -> Realised:
     """Every call on each plan, weighted by the plan's probability (the map's allowance)."""
-    return mixed([(realise(quality, cost, [chain] * len(quality)), w) for chain, w in plans])
+    return mixed([(realise(quality, cost, [chain] * len(quality), passes), w)
+                  for chain, w in plans])
 
 
 def described(plans: list[tuple[tuple[int, ...], float]]) -> str:
@@ -133,6 +134,7 @@ def main() -> None:
                   strongest, "small->medium->large"))
         print(row("check-aware (the map's plan)", drawn(q_test, c_test, aware), strongest,
                   described(aware)))
+    weak_check_table(args.data_dir)
     transfer_table(args.data_dir)
 
 
@@ -143,6 +145,53 @@ def answer_texts(data_dir: Path, source: str, split: str, model: str
     texts = ["\n".join(ast.literal_eval(t)) if isinstance(t, str) and t.startswith("[")
              else str(t) for t in frame[f"{model}|model_response"]]
     return texts, frame[model].to_numpy(dtype=float)
+
+
+def load_weak(data_dir: Path, split: str, models: tuple[str, ...]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ARC-Challenge: (quality, cost, the format check's result) per prompt and tier, on the
+    prompts every tier answered. The check passes an answer that starts with an option
+    letter, right or wrong: a weak check."""
+    frame = pd.read_csv(data_dir / "routerbench" / f"arc_challenge_{split}.csv")
+    frame = frame[frame[list(models)].notna().all(axis=1)]
+    quality = frame[list(models)].to_numpy(dtype=float)
+    cost = frame[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float)
+    fmt = SIGNALS.index("format_ok")
+    passes = np.array([[signals(_text(frame[f"{m}|model_response"].iloc[i]))[fmt]
+                        for m in models] for i in range(len(frame))])
+    return quality, cost, passes
+
+
+def _text(response: object) -> str:
+    if isinstance(response, str) and response.startswith("["):
+        return "\n".join(ast.literal_eval(response))
+    return "" if response is None or response != response else str(response)
+
+
+def weak_check_table(data_dir: Path) -> None:
+    """The same routers on ARC-Challenge with a format check: the plan must not trust it."""
+    for name, models in DEPLOYMENTS.items():
+        q_train, c_train, p_train = load_weak(data_dir, "train", models)
+        q_test, c_test, p_test = load_weak(data_dir, "test", models)
+        learned, table = replayed_map(q_train, c_train, "arc_challenge", passes=p_train)
+        mapped = map_plans(learned, table, TARGET, "arc_challenge")
+        aware = check_aware_plans(learned, table, TARGET, "arc_challenge")
+        n = len(q_test)
+        strongest = realise(q_test, c_test, [(2,)] * n)
+        print(f"\n### ARC-Challenge, a weak check (the answer starts with an option letter), "
+              f"{name} (test: {n} prompts; tier accuracy "
+              f"{', '.join(f'{q:.3f}' for q in q_test.mean(axis=0))}; the check passes "
+              f"{', '.join(f'{p:.3f}' for p in p_test.mean(axis=0))})\n")
+        print("| router | plan (learned on train) | quality vs large | saving vs always-large "
+              "| wasted calls | wasted mUSD |")
+        print("|---|---|---|---|---|---|")
+        print(row("always-large", strongest, strongest, "large"))
+        print(row("learned map alone", drawn(q_test, c_test, mapped), strongest,
+                  described(mapped)))
+        print(row("always-cheapest-first", realise(q_test, c_test, [(0, 1, 2)] * n, p_test),
+                  strongest, "small->medium->large"))
+        print(row("check-aware (the map's plan)", drawn(q_test, c_test, aware, p_test),
+                  strongest, described(aware)))
 
 
 def transfer_table(data_dir: Path) -> None:

@@ -35,11 +35,13 @@ class Realised:
         return self.quality / strongest.quality, 1.0 - self.cost / strongest.cost
 
 
-def run_chain(quality: np.ndarray, cost: np.ndarray, chain: Chain
+def run_chain(quality: np.ndarray, cost: np.ndarray, chain: Chain,
+              passes: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per call: (realised quality, total cost, wasted cost, wasted calls) of `chain` with an
-    exact check: a tier whose answer passes (quality 1) ends the chain; a failed answer that
-    is not the chain's last is escalated from (its cost wasted)."""
+    """Per call: (realised quality, total cost, wasted cost, wasted calls) of `chain`: a tier
+    whose answer passes the check ends the chain; a failed answer that is not the chain's last
+    is escalated from (its cost wasted). `passes` (n, T): the check's result per answer (a weak
+    check passes wrong answers too); None: an exact check (quality 1 passes)."""
     n = len(quality)
     done = np.zeros(n, dtype=bool)
     realised = np.zeros(n)
@@ -49,7 +51,8 @@ def run_chain(quality: np.ndarray, cost: np.ndarray, chain: Chain
     for position, tier in enumerate(chain):
         active = ~done
         total[active] += cost[active, tier]
-        passed = active & (quality[:, tier] >= 1.0)
+        ok = quality[:, tier] >= 1.0 if passes is None else passes[:, tier].astype(bool)
+        passed = active & ok
         last = position == len(chain) - 1
         realised[active] = quality[active, tier]
         if not last:
@@ -60,12 +63,14 @@ def run_chain(quality: np.ndarray, cost: np.ndarray, chain: Chain
     return realised, total, wasted, wasted_calls
 
 
-def realise(quality: np.ndarray, cost: np.ndarray, plan: Sequence[Chain]) -> Realised:
-    """Run each call's own chain (`plan[i]` for call i)."""
+def realise(quality: np.ndarray, cost: np.ndarray, plan: Sequence[Chain],
+            passes: np.ndarray | None = None) -> Realised:
+    """Run each call's own chain (`plan[i]` for call i), with `run_chain`'s check."""
     q, c, w, k = (np.zeros(len(quality)) for _ in range(4))
     for chain in set(plan):
         rows = np.array([p == chain for p in plan])
-        rq, rc, rw, rk = run_chain(quality[rows], cost[rows], chain)
+        rq, rc, rw, rk = run_chain(quality[rows], cost[rows], chain,
+                                   None if passes is None else passes[rows])
         q[rows], c[rows], w[rows], k[rows] = rq, rc, rw, rk
     return Realised(float(q.mean()), float(c.mean()), float(w.mean()), int(k.sum()),
                     int(len(quality) + k.sum()))

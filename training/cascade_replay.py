@@ -36,10 +36,12 @@ NOMINAL_TOKENS = 1000  # the nominal call's input; its price is the tier's mean 
 
 
 def replayed_map(quality: np.ndarray, cost: np.ndarray, task: str = TASK,
-                 config: LearningConfig | None = None) -> tuple[LearnedMap, TierTable]:
+                 config: LearningConfig | None = None, passes: np.ndarray | None = None
+                 ) -> tuple[LearnedMap, TierTable]:
     """The map (with its check evidence) the service learns from these outcomes, and a tier
-    table priced at each tier's mean cost per call. `quality` (n, T) labels in [0, 1], an
-    answer passing its check when its label is 1; `cost` (n, T) USD."""
+    table priced at each tier's mean cost per call. `quality` (n, T) labels in [0, 1]; `cost`
+    (n, T) USD; `passes` (n, T) each answer's check result (None: an exact check, an answer
+    passes when its label is 1)."""
     config = config or LearningConfig(cluster_bits=0)
     evidence: dict[CategoryKey, np.ndarray] = {}
     checks: dict[CategoryKey, np.ndarray] = {}
@@ -50,7 +52,7 @@ def replayed_map(quality: np.ndarray, cost: np.ndarray, task: str = TASK,
             label = float(labels[t])
             _add(evidence, increments({"tier": tier, "quality": label}, decision, TIERS,
                                       config, None), "")
-            passed = label >= 1.0
+            passed = label >= 1.0 if passes is None else bool(passes[i, t])
             _add(checks, check_increments(decision, passed, label if passed else None, TIERS,
                                           config, None), CHECK_MARK)
     learned = fit_map(evidence, TIERS, config)

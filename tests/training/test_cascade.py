@@ -55,6 +55,25 @@ def test_a_cheap_tier_as_good_as_large_is_the_maps_own_pick() -> None:
     assert all(chain[-2:] == (1, 2) for chain, _ in check_aware_plans(learned, table, 0.95))
 
 
+def test_a_weak_check_keeps_a_wrong_answer_that_passes() -> None:
+    passes = np.ones_like(Q)  # a format check: every answer passes
+    quality, cost, wasted, calls = run_chain(Q, C, (0, 1, 2), passes)
+    assert quality.tolist() == [1, 0, 0, 0] and cost.tolist() == [1, 1, 1, 1]
+    assert wasted.tolist() == [0, 0, 0, 0] and calls.tolist() == [0, 0, 0, 0]
+
+
+def test_the_plan_does_not_trust_a_check_that_passes_wrong_answers() -> None:
+    """Replayed: small is right 40% of the time and its every answer passes the check."""
+    rng = np.random.default_rng(2)
+    n = 400
+    quality = np.stack([(rng.random(n) < 0.4), (rng.random(n) < 0.6), np.ones(n)],
+                       axis=1).astype(float)
+    cost = np.tile([1.0, 5.0, 100.0], (n, 1))
+    learned, table = replayed_map(quality, cost, passes=np.ones_like(quality))
+    firsts = [(chain[0], w) for chain, w in check_aware_plans(learned, table, 0.95)]
+    assert firsts == [(chain[0], w) for chain, w in map_plans(learned, table, 0.95)]
+
+
 def test_a_draw_among_plans_realises_their_weighted_mean() -> None:
     a, b = Realised(1.0, 10.0, 0.0, 0, 4), Realised(0.5, 2.0, 1.0, 2, 6)
     point = mixed([(a, 0.75), (b, 0.25)])
