@@ -11,7 +11,9 @@ its check evidence are the service's own code (`fit_map`, `fit_checks`, `choose`
 service's evidence increments (`traces.evidence.increments`, `traces.checks.check_increments`):
 every train prompt as one call of key ``bench``, task ``mbpp``, on every tier (full
 information, propensity 1), its test result the label and the check. One model per tier (a
-deployment); two deployments are reported.
+deployment); two deployments are reported. The same routers then run on ARC-Challenge with a
+weak check (the answer starts with an option letter: every answer does), where a plan must not
+trust the check.
 
     nice -n 10 .venv/bin/python bench/cascade_eval.py --data-dir ../shared/data \
         [--cache-dir DIR]
