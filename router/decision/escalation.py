@@ -190,23 +190,33 @@ def describe(table: TierTable, plan: Plan, checks: CheckEntry, direct: float, up
 
 def escalation_tier(table: TierTable, facts: CallFacts, failed_tier: str, learned: LearnedMap,
                     signals: Signals, target: float, verifiable: bool = False) -> int:
-    """The tier an escalation goes to: the next stronger one, or the strongest allowed when
-    the map says the next fails this kind of call too (`middle_fails_too`); for a verifiable
-    call, a tier between the failed one and that one first when `best_plan` over the
-    category's check evidence says trying it saves (the escalation is itself checked)."""
+    """The tier an escalation goes to (`escalation_plan`'s)."""
+    return escalation_plan(table, facts, failed_tier, learned, signals, target, verifiable)[0]
+
+
+def escalation_plan(table: TierTable, facts: CallFacts, failed_tier: str, learned: LearnedMap,
+                    signals: Signals, target: float, verifiable: bool = False
+                    ) -> tuple[int, str | None]:
+    """The tier an escalation goes to, and why when a plan put it there: the next stronger
+    one, or the strongest allowed when the map says the next fails this kind of call too
+    (`middle_fails_too`); for a verifiable call, a tier between the failed one and that one
+    first when `best_plan` over the category's check evidence says trying it saves (the
+    escalation is itself checked)."""
     nxt = next_tier(table, facts, failed_tier)
     if middle_fails_too(learned, signals, nxt, target):
         nxt = next_tier(table, facts, failed_tier, straight_to_strongest=True)
     if not verifiable or learned.checks is None:
-        return nxt
+        return nxt, None
     checks, _ = learned.checks.find(signals, None)
     entry, _, _ = learned.find(signals, None)
     if checks is None or entry is None:
-        return nxt
+        return nxt, None
     failed = table.index(failed_tier)
     top = len(table.tiers) - 1
     bound = 1.0 if nxt == top else entry.bound[nxt]
     cheaper = [c for c in allowed(table, facts) if failed < c < nxt]
     costs = [cost(t, facts) for t in table.tiers]
     plan = best_plan(cheaper, nxt, bound, entry.quality[top], checks, costs, target)
-    return plan.chain[0]
+    if len(plan.chain) == 1:
+        return nxt, None
+    return plan.chain[0], describe(table, plan, checks, costs[nxt], table.names[nxt])

@@ -198,6 +198,7 @@ class RouteRequest(BaseModel):
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
     # Set by the server for an escalation it admitted: (decision escalated from, attempt).
     _escalating: tuple[str, int] | None = PrivateAttr(default=None)
+    _escalation_plan: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -229,10 +230,18 @@ class RouteRequest(BaseModel):
         escalation; None for every other call."""
         return self._escalating
 
-    def escalate_as(self, tier: str, from_decision: str, attempt: int) -> RouteRequest:
-        """Mark the request as the admitted escalation to `tier`; returns it for chaining."""
+    @property
+    def escalation_plan(self) -> str | None:
+        """Why a verifiable call's escalation tries the tier it does, when a plan chose it."""
+        return self._escalation_plan
+
+    def escalate_as(self, tier: str, from_decision: str, attempt: int,
+                    plan: str | None = None) -> RouteRequest:
+        """Mark the request as the admitted escalation to `tier` (`plan`: why, when a plan put
+        it there); returns it for chaining."""
         self.tier = tier
         self._escalating = (from_decision, attempt)
+        self._escalation_plan = plan
         return self
 
     def chat(self) -> list[ChatMessage]:

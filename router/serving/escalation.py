@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.decision.categories import Signals
-from router.decision.escalation import escalation_tier
+from router.decision.escalation import escalation_plan
 from router.errors import EscalationRefused, FeedbackConflict, RequestLimitError, StoreError
 from router.guards.auth import Principal
 from router.guards.run_spend import check_owner
@@ -70,12 +70,12 @@ class EscalationService:
         failed = str(origin["tier"])
         signals = Signals(request.api_key, request.role, request.task, request.step)
         target = origin.get("quality_target")
-        nxt = escalation_tier(service.table, facts, failed, service.learned_map(), signals,
-                              float(target if target is not None
-                                    else service.settings.quality_target),
-                              bool(request.verifiable))
+        nxt, plan = escalation_plan(service.table, facts, failed, service.learned_map(),
+                                    signals, float(target if target is not None
+                                                   else service.settings.quality_target),
+                                    bool(request.verifiable))
         attempt = records.attempt_of(request.escalate_from) + 1
-        request.escalate_as(service.table.names[nxt], request.escalate_from, attempt)
+        request.escalate_as(service.table.names[nxt], request.escalate_from, attempt, plan)
         admission = service.admit(request)  # 402, 429 like any call; counts in budgets, run
         row = EscalationRow(
             from_decision_id=request.escalate_from, to_decision_id=admission.decision_id,

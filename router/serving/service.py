@@ -263,6 +263,8 @@ class RouterService:
         if escalating is not None:  # the admitted escalation: its tier was forced
             choice = replace(choice, reason="escalation").say(
                 f"escalated from {escalating[0]} (tier {choice.tier}, attempt {escalating[1]})")
+            if request.escalation_plan is not None:
+                choice = choice.say(request.escalation_plan)
         decision = RouteDecision(
             decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,

@@ -153,7 +153,7 @@ def test_a_verifiable_escalation_tries_a_middle_tier_whose_checks_pass() -> None
     verifiable escalation tries it before large."""
     from router.decision.categories import Signals
     from router.decision.checks import fit_checks
-    from router.decision.escalation import escalation_tier
+    from router.decision.escalation import escalation_plan, escalation_tier
 
     learned = code_map()
     signals = Signals("k", task="code")
@@ -165,6 +165,9 @@ def test_a_verifiable_escalation_tries_a_middle_tier_whose_checks_pass() -> None
                                        verifiable=True)] == "medium"
     assert TABLE.names[escalation_tier(TABLE, CALL, "medium", learned, signals, 0.9,
                                        verifiable=True)] == "large"
+    _, why = escalation_plan(TABLE, CALL, "small", learned, signals, 0.9, verifiable=True)
+    assert why is not None and why.startswith("verifiable: try 'medium' (passes 0.70")
+    assert escalation_plan(TABLE, CALL, "small", learned, signals, 0.9)[1] is None
 
 
 def code_map() -> LearnedMap:
