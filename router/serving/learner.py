@@ -114,9 +114,8 @@ class Learner:
         with self._rebuilding:
             self._new = 0
             try:
-                now = self.clock()
-                evidence = self.evidence.read(self.tiers, now)
-                checks = self.evidence.read(self.tiers, now, mark=CHECK_MARK)
+                evidence, checks = self.evidence.read_marked(self.tiers, self.clock(),
+                                                             ("", CHECK_MARK))
             except StoreError as exc:
                 log.warning("learned map refresh failed: %s", exc)
                 return self.map

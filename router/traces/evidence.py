@@ -164,31 +164,38 @@ class EvidenceStore:
             scaled[TOTAL] = values[TOTAL]
             yield (namespace, path, tier, *scaled)
 
-    def read(self, tiers: Sequence[str], now: float | None = None, mark: str = ""
+    def read(self, tiers: Sequence[str], now: float | None = None
              ) -> dict[CategoryKey, np.ndarray]:
-        """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order;
-        `mark`: the rows of tier ``<mark><tier>`` instead (the check evidence's)."""
+        """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order."""
+        return self.read_marked(tiers, now, ("",))[0]
+
+    def read_marked(self, tiers: Sequence[str], now: float | None, marks: Sequence[str]
+                    ) -> list[dict[CategoryKey, np.ndarray]]:
+        """`read` for each mark in one pass over the table: the rows whose tier is
+        ``<mark><tier>`` (``""``: the map's own, ``check:``: the check evidence's)."""
         now = time.time() if now is None else now
+        outs: list[dict[CategoryKey, np.ndarray]] = [{} for _ in marks]
         rows = self.store.query(_READ)
         if not rows:
-            return {}
+            return outs
         decay = 2.0 ** (-(now - self.epoch(now)) / self.half_life_s)
         factors = np.full(len(COLUMNS), decay)
         factors[W2], factors[TOTAL] = decay * decay, 1.0
-        index = {mark + t: i for i, t in enumerate(tiers)}
-        out: dict[CategoryKey, np.ndarray] = {}
+        index = {mark + t: (m, i) for m, mark in enumerate(marks) for i, t in enumerate(tiers)}
         for row in rows:
-            t = index.get(row["tier"])
-            if t is None:
+            where = index.get(row["tier"])
+            if where is None:
                 continue
+            out, t = outs[where[0]], where[1]
             key = (row["api_key"], row["category"])
             values = out.get(key)
             if values is None:
                 values = out[key] = np.zeros((len(tiers), len(COLUMNS)))
             values[t] = [float(row[c]) for c in COLUMNS]
-        for values in out.values():
-            values *= factors
-        return out
+        for out in outs:
+            for values in out.values():
+                values *= factors
+        return outs
 
     def forget(self, namespace: str, path: str, at: float | None = None) -> int:
         """Forget one category of one key and every finer one under it (its coarser
