@@ -95,15 +95,16 @@ def empty_checks(tiers: Sequence[str], config: LearningConfig) -> CheckMap:
 
 def fit_checks(evidence: Mapping[CategoryKey, np.ndarray], tiers: Sequence[str],
                config: LearningConfig) -> CheckMap:
-    """The check posteriors of `evidence` ((T, len(COLUMNS)) per category, check columns).
-    Pure: the same evidence, the same map."""
+    """The check posteriors of `evidence` ((T, len(COLUMNS)) per category, check columns):
+    every key's root and the ``max_categories`` categories with most checks (a dropped one's
+    calls use a coarser one). Pure: the same evidence, the same map."""
     evidence = {k: np.asarray(v, dtype=float) for k, v in evidence.items()}
     if config.share_across_keys:
         evidence.update(shared_evidence(evidence))
     entries: dict[CategoryKey, CheckEntry] = {}
     keys = sorted(evidence, key=lambda k: (depth_of(k[1]), k))
-    kept = sorted(keys, key=lambda k: -evidence[k][:, RUNS].sum())[:config.max_categories]
-    live = set(kept) | {k for k in keys if k[1] == ROOT}
+    busiest = sorted((k for k in keys if k[1] != ROOT), key=lambda k: -evidence[k][:, RUNS].sum())
+    live = set(busiest[:config.max_categories]) | {k for k in keys if k[1] == ROOT}
     for key in keys:  # coarse to fine: a parent is fitted before its children
         if key not in live:
             continue

@@ -54,3 +54,12 @@ def test_one_key_cannot_carry_a_shared_category_alone() -> None:
     entry, name = both.find(Signals("b", task="x"), None)
     assert name == "*/task:x" and entry is not None
     assert both.find(Signals("a", task="x"), None)[1] == "a/task:x"  # its own first
+
+
+def test_beyond_max_categories_the_busiest_stay_and_a_dropped_one_uses_its_parent() -> None:
+    bounded = LearningConfig(min_outcomes=30, cluster_bits=0, max_categories=1)
+    busy, quiet = check_sums([(90, 80), (0, 0), (0, 0)]), check_sums([(40, 4), (0, 0), (0, 0)])
+    fitted = fit_checks({("k", ""): busy + quiet, ("k", "task:busy"): busy,
+                         ("k", "task:quiet"): quiet}, TIERS, bounded)
+    assert set(fitted.entries) == {("k", ""), ("k", "task:busy")}
+    assert fitted.find(Signals("k", task="quiet"), None)[1] == "k"
