@@ -257,12 +257,14 @@ def revision_bands(revisions: Sequence[int], bands: int = MAX_REVISION_BANDS) ->
     ordered = sorted(counts)
     if len(ordered) <= bands:
         return [range(r, r + 1) for r in ordered]
-    out, start, filled, total = [], ordered[0], 0, len(revisions)
+    out, start, filled, left = [], ordered[0], 0, len(revisions)
     for i, revision in enumerate(ordered):
         filled += counts[revision]
         last = i == len(ordered) - 1
-        if last or filled >= total * (len(out) + 1) / bands:
+        if last or filled >= left / (bands - len(out)):  # its share of the runs still left
             out.append(range(start, revision + 1))
+            left -= filled
+            filled = 0
             if not last:
                 start = ordered[i + 1]
     return out

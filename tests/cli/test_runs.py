@@ -78,3 +78,21 @@ def test_forget_deletes_a_users_rows_and_says_how_many(
     store = TraceStore(load_settings(config).store).open()
     assert store.counts() == {"decisions": 1, "outcomes": 0}
     store.close()
+
+
+def test_spend_prints_cost_per_run_by_map_revision(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with TestClient(create_app(config, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        assert c.post("/runs/run-7/outcome", json={"success": True}).status_code == 200
+    assert main(["spend", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("runs by map rev."))
+    every, *groups = lines[start + 1:-1]
+    assert every.split()[:3] == ["all", "2", "4"]  # runs, calls
+    assert every.split()[5:7] == ["1", "1"]  # one with an outcome, a success
+    assert [g.split()[:3] for g in groups] == [["0", "2", "4"]]  # a map with nothing learned
+    assert lines[-1].startswith("a run's map revision: its first call's")
+    assert main(["spend", "--json", "--config", str(config)]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert runs["by_revision"][0]["revision_from"] == 0 and runs["successful"] == 1
