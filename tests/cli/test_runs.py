@@ -41,7 +41,8 @@ def test_runs_prints_a_runs_ledger(config: Path, capsys: pytest.CaptureFixture[s
     lines = out.splitlines()
     assert len([line for line in lines if " solver " in line]) == 3
     assert "321" in lines[3] and "0.750000" in lines[3]  # step 1: its reported tokens and cost
-    assert lines[-1].startswith("most expensive: step 1 (")
+    assert lines[-2].startswith("most expensive: step 1 (")
+    assert lines[-1] == "outcome: not reported (POST /runs/{run_id}/outcome)"
     total = float(out.split(" calls, ")[1].split()[0])
     counted = [float(line.split()[-1]) for line in lines[2:5]]
     assert sum(counted) == pytest.approx(total, abs=3e-6)  # the rows add up to the total
@@ -85,6 +86,9 @@ def test_spend_prints_cost_per_run_by_map_revision(
 ) -> None:
     with TestClient(create_app(config, embedder_factory=lambda cfg: FakeEmbedder())) as c:
         assert c.post("/runs/run-7/outcome", json={"success": True}).status_code == 200
+    assert main(["runs", "run-7", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "outcome: success True, quality None (reported by None at ")
     assert main(["spend", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("runs by map rev."))
