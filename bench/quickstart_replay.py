@@ -45,10 +45,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from router.cli.traffic import format_runs  # noqa: E402
 from router.config import Settings, load_settings  # noqa: E402
 from router.decision.artifact import load_model  # noqa: E402
 from router.schemas import RunCosts  # noqa: E402
+from router.traces.run_records import format_run_costs  # noqa: E402
 from training.embed_cache import (  # noqa: E402
     EmbeddingCache,
     embedding_backend,
@@ -165,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="routerbench")
     parser.add_argument("--tiers", nargs="+", default=["medium", "large"])
     parser.add_argument("--shadow-calls", type=int, default=1500)
-    parser.add_argument("--follow-calls", type=int, default=1000)
+    parser.add_argument("--follow-calls", type=int, default=1000,
+                        help="at most (the train split's fully labelled prompts after the "
+                             "shadow calls)")
     parser.add_argument("--window", type=int, default=250)
     parser.add_argument("--run-length", type=int, default=5)
     parser.add_argument("--own-cheap-share", type=float, default=0.3,
                         help="share of its calls the team already sends to the cheapest tier")
+    parser.add_argument("--quality-target", type=float, default=None,
+                        help="the service's quality_target (default: the config's)")
     parser.add_argument("--no-holdout", dest="holdout", action="store_false",
                         help="serve the shipped model (trained on the source) as the prior")
     parser.add_argument("--config", type=Path, default=None, help="default: the shipped one")
@@ -186,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--tiers {missing}: {args.source} has no outcomes for them")
     traffic = restrict_tiers(traffic, args.tiers)
     served = replay_settings(settings, args.tiers).model_copy(update={"shadow": True})
+    if args.quality_target is not None:
+        served = served.model_copy(update={"quality_target": args.quality_target})
     if args.holdout:
         served = served.model_copy(update={"model_dir": prior_without(settings, args)})
     full = np.flatnonzero(~np.isnan(traffic.table.labels).any(axis=1))
     rng = np.random.default_rng(args.seed)
     calls = rng.permutation(full)[:args.shadow_calls + args.follow_calls]
-    workdir = args.work / f"service-{args.own_cheap_share:g}"
+    workdir = args.work / f"service-{args.own_cheap_share:g}-{served.quality_target:g}"
     if (workdir / "traces.db").exists():
         for f in workdir.glob("traces.db*"):
             f.unlink()  # a fresh store: the replay starts cold
@@ -206,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                               str(workdir / "replay_config.yaml"), "--role", "agent"],
                              capture_output=True, text=True, check=True).stdout
     report = {"source": args.source, "tiers": args.tiers, "holdout": args.holdout,
+              "quality_target": served.quality_target, "calls": len(calls),
               "own_cheap_share": args.own_cheap_share, "seed": args.seed,
               "cold": {k: cold[k] for k in ("tier", "detail")}, "windows": shadow + follow,
               "shadow_spend": shadow_spend, "runs": runs, "map": printed}
@@ -217,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def format_report(report: dict[str, Any]) -> str:
     cold = report["cold"]
-    lines = [f"quickstart replay of {report['source']} on tiers {report['tiers']} (prior "
+    lines = [f"quickstart replay of {report['source']} on tiers {report['tiers']} at "
+             f"quality_target {report['quality_target']:g}, {report['calls']} calls (prior "
              f"{'without' if report['holdout'] else 'trained on'} it; the team already sends "
              f"{report['own_cheap_share']:.0%} of its calls to {report['tiers'][0]})",
              f"cold: {cold['tier']} ({cold['detail']})",
@@ -236,7 +244,7 @@ def format_report(report: dict[str, Any]) -> str:
                  f"{s['followed_usd']:.4f} USD, the router's picks {s['routed_usd']:.4f} USD: "
                  f"following would save {s['saved_fraction']:.1%}")
     lines.append("/spend's runs after both phases (as `tier-router spend` prints them):")
-    lines.append(format_runs(RunCosts.model_validate(report["runs"])))
+    lines.append(format_run_costs(RunCosts.model_validate(report["runs"])))
     lines.append("tier-router map --role agent, after the replay:")
     lines.append(report["map"].rstrip())
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from router.cli.args import (
     when,
 )
 from router.cli.args import url as http_url
-from router.schemas import RunCostFigures, RunCosts, SpendKey
+from router.schemas import SpendKey
 
 SPEND_KEYS = get_args(SpendKey)
 
@@ -134,7 +134,7 @@ def add_traffic_commands(sub: Any) -> None:
 
 def _spend(args: argparse.Namespace) -> int:
     from router.config import load_settings
-    from router.traces.run_records import run_costs
+    from router.traces.run_records import format_run_costs, run_costs
     from router.traces.shadow import shadow_report
     from router.traces.store import TraceStore
 
@@ -163,29 +163,8 @@ def _spend(args: argparse.Namespace) -> int:
               f"{shadow.followed_usd:.6f} USD, the router's picks {shadow.routed_usd:.6f} USD: "
               f"following it would save {saved}")
     if runs is not None:
-        print(format_runs(runs))
+        print(format_run_costs(runs))
     return 0
-
-
-def format_runs(runs: RunCosts) -> str:
-    """The runs part of the spend report: cost per call, per run and per successful run,
-    overall and by the map revision of each run's first call."""
-    def line(name: str, g: RunCostFigures) -> str:
-        per_win = ("-" if g.cost_per_successful_run_usd is None
-                   else f"{g.cost_per_successful_run_usd:.6f}")
-        return (f"{name:<16} {g.runs:>6} {g.calls:>7} {g.cost_per_call_usd:>10.6f} "
-                f"{g.cost_per_run_usd:>10.6f} {g.with_outcome:>8} {g.successful:>10} "
-                f"{per_win:>12}")
-
-    out = [f"{'runs by map rev.':<16} {'runs':>6} {'calls':>7} {'usd/call':>10} {'usd/run':>10} "
-           f"{'outcome':>8} {'successful':>10} {'usd/success':>12}", line("all", runs)]
-    for g in runs.by_revision:
-        name = ("no map" if g.revision_from is None else f"{g.revision_from}" if
-                g.revision_from == g.revision_to else f"{g.revision_from}-{g.revision_to}")
-        out.append(line(name, g))
-    out.append("a run's map revision: its first call's (labelled outcomes the learned map had "
-               "learned); usd/success: what the runs with an outcome cost, over the successful")
-    return "\n".join(out)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 from router.errors import StoreError
 from router.schemas import (
     RevisionRunCosts,
+    RunCostFigures,
     RunCosts,
     RunKey,
     RunLedger,
@@ -257,7 +258,8 @@ def revision_bands(revisions: Sequence[int], bands: int = MAX_REVISION_BANDS) ->
     ordered = sorted(counts)
     if len(ordered) <= bands:
         return [range(r, r + 1) for r in ordered]
-    out, start, filled, left = [], ordered[0], 0, len(revisions)
+    out: list[range] = []
+    start, filled, left = ordered[0], 0, len(revisions)
     for i, revision in enumerate(ordered):
         filled += counts[revision]
         last = i == len(ordered) - 1
@@ -287,3 +289,24 @@ def run_costs(store: TraceStore, since: float | None) -> RunCosts | None:
         groups.append(RevisionRunCosts(revision_from=band.start, revision_to=band.stop - 1,
                                        **_costs(members)))
     return RunCosts(**_costs(rows), by_revision=groups)
+
+
+def format_run_costs(runs: RunCosts) -> str:
+    """The runs part of the spend report as `tier-router spend` prints it: cost per call, per
+    run and per successful run, overall and by the map revision of each run's first call."""
+    def line(name: str, g: RunCostFigures) -> str:
+        per_win = ("-" if g.cost_per_successful_run_usd is None
+                   else f"{g.cost_per_successful_run_usd:.6f}")
+        return (f"{name:<16} {g.runs:>6} {g.calls:>7} {g.cost_per_call_usd:>10.6f} "
+                f"{g.cost_per_run_usd:>10.6f} {g.with_outcome:>8} {g.successful:>10} "
+                f"{per_win:>12}")
+
+    out = [f"{'runs by map rev.':<16} {'runs':>6} {'calls':>7} {'usd/call':>10} {'usd/run':>10} "
+           f"{'outcome':>8} {'successful':>10} {'usd/success':>12}", line("all", runs)]
+    for g in runs.by_revision:
+        name = ("no map" if g.revision_from is None else f"{g.revision_from}" if
+                g.revision_from == g.revision_to else f"{g.revision_from}-{g.revision_to}")
+        out.append(line(name, g))
+    out.append("a run's map revision: its first call's (labelled outcomes the learned map had "
+               "learned); usd/success: what the runs with an outcome cost, over the successful")
+    return "\n".join(out)
