@@ -316,7 +316,9 @@ class RouteDecision(BaseModel):
     router_version: str
     detail: str | None = None
     propensity: float | None = Field(
-        default=None, description="P(this tier) under exploration; absent when it was certain."
+        default=None, description="P(this tier) under the logged draw (exploration, the "
+        "learned map's allowance); absent when the service draws nothing (no exploration, no "
+        "learning)."
     )
     requested_model: str | None = Field(
         default=None, description="The request's own `model`, echoed.")

@@ -118,9 +118,13 @@ class ClosedLoop:
         self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:
-        """A fresh seeded explorer for a service built from `settings`; None when off."""
+        """A fresh seeded explorer for a service built from `settings`; None when neither
+        exploration nor the learned map draws (the map's fractional allowance sends a share of
+        a category's calls to a cheaper tier by the same logged draw, exploration or not)."""
         rate = settings.exploration_rate
-        return Explorer(rate, settings.exploration_seed) if rate else None
+        if not rate and not settings.learning.enabled:
+            return None
+        return Explorer(rate, settings.exploration_seed)
 
     def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
                seen: Seen | None = None) -> None:

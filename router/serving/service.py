@@ -52,7 +52,7 @@ class RouterService:
     load_error: str | None = None
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
-    explorer: Explorer | None = None  # None when exploration_rate is 0
+    explorer: Explorer | None = None  # None without exploration and without learning
     learning: MapSource | None = None  # None when learning is off (or there is no store)
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/run_spend.py)
