@@ -148,7 +148,8 @@ class RouterService:
             seen = None
             if scored.embeddings is not None and scored.failure is None and self.embedder:
                 seen = Seen(scored.embeddings[i], self.embedder.name,
-                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)))
+                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)),
+                            learned.revision if self.learning is not None else None)
             for recorder in self.recorders:
                 recorder.record(request, view, decision, seen)
         return decisions
