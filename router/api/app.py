@@ -6,9 +6,10 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -32,10 +33,13 @@ def create_app(
     config_path: Path | None = None,
     settings: Settings | None = None,
     embedder_factory: Callable[[EmbedderConfig], Embedder] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the app; the model loads in the lifespan, never at import."""
+    """Build the app; the model loads in the lifespan, never at import. `overrides`: top-level
+    settings the command line sets over the file's, kept across reloads."""
     metrics = Metrics()
-    holder = ServiceHolder(config_path, metrics, settings, embedder_factory or make_embedder)
+    holder = ServiceHolder(config_path, metrics, settings, embedder_factory or make_embedder,
+                           overrides)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", default="json", choices=["json", "text"],
                        help="json: one JSON object per line on stderr, library loggers "
                             "included (default); text: plain lines for a terminal")
+    serve.add_argument("--shadow", action="store_true",
+                       help="every call a shadow call (the config's `shadow: true`): decide and "
+                            "record, the agent keeps its own model; to measure before following")
     serve.set_defaults(func=_serve)
 
     hash_key = sub.add_parser(
@@ -170,7 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, json_lines=args.log_format == "json")
     log = logging.getLogger("router.cli.main")
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, **_serve_overrides(args))
     except ConfigError as exc:
         log.error("refusing to start: %s", exc, extra={"event": "start", "outcome": "refused",
                                                         "reason": str(exc)})
@@ -197,13 +200,21 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         log.warning("no API keys configured: the service is open, so it binds to loopback "
                     "(%s) only", host, extra={"event": "auth", "keys": 0, "host": host})
-    app = create_app(args.config)
+    if settings.shadow:
+        log.info("shadow mode: every call is decided and recorded, the agent keeps its model",
+                 extra={"event": "shadow"})
+    app = create_app(args.config, overrides=_serve_overrides(args))
     limit_native_threads()  # after the imports that load the libraries: router/serving/threads.py
     # a port taken between the check above and this bind: one uvicorn log line, exit status 3
     uvicorn.run(app, host=host, port=port, workers=1, log_level=args.log_level.lower(),
                 access_log=False, log_config=None,
                 http=header_limited(settings.limits.max_header_bytes))
     return 0
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings `serve`'s options set over the config file's."""
+    return {"shadow": True} if args.shadow else {}
 
 
 def port_in_use(host: str, port: int) -> str | None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from router.config import EmbedderConfig, Settings, load_settings
 from router.decision.artifact import RouterModel, check_model_fits, load_model
@@ -47,8 +48,10 @@ class ServiceHolder:
         metrics: Metrics,
         settings: Settings | None = None,
         embedder_factory: Callable[[EmbedderConfig], Embedder] = make_embedder,
+        overrides: Mapping[str, Any] | None = None,
     ):
         self.config_path = config_path
+        self.overrides = dict(overrides or {})  # the command line's, over every (re)load
         self.metrics = metrics
         self.embedder_factory = embedder_factory
         self._initial = settings
@@ -80,7 +83,7 @@ class ServiceHolder:
 
     def start(self) -> None:
         """First load. A bad model still starts the service (degraded or 503, per fail_open)."""
-        settings = self._initial or load_settings(self.config_path)
+        settings = self._initial or load_settings(self.config_path, **self.overrides)
         self._initial = settings
         if self.loop is None:
             if settings.shared_state is not None:  # read once, like the store's URL
@@ -115,7 +118,8 @@ class ServiceHolder:
         with self._lock:
             previous = self.current.version if self.current is not None else None
             try:
-                settings = load_settings(self.config_path) if self.config_path else self.settings
+                settings = (load_settings(self.config_path, **self.overrides) if self.config_path
+                            else self.settings)
                 service = self._build(settings, previous=self.current)
             except RouterError as exc:
                 self.metrics.reloads.labels("refused").inc()

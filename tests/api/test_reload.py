@@ -77,3 +77,19 @@ def test_reload_with_unknown_tier_in_config_is_refused(model_dir: Path, tmp_path
         config.write_text(yaml.safe_dump(raw))
         r = client.post("/admin/reload", headers=JSON)
         assert r.status_code == 409 and "['xl'] are not in the model" in r.json()["detail"]
+
+
+def test_the_command_lines_shadow_holds_across_a_reload(model_dir: Path, tmp_path: Path) -> None:
+    """`tier-router serve --shadow`: every call a shadow call, the file saying nothing of it,
+    and a reload of the file keeps it."""
+    config = write_config(tmp_path / "c.yaml", model_dir)
+    app = create_app(config, embedder_factory=lambda cfg: FakeEmbedder(),
+                     overrides={"shadow": True})
+    with TestClient(app, client=LOOPBACK) as client:
+        body = {"prompt": "say hello", "model": "my-own-model"}
+        assert client.post("/route", json=body).json()["shadow"] is True
+        assert client.post("/admin/reload", headers=JSON).json()["status"] == "reloaded"
+        assert client.post("/route", json=body).json()["shadow"] is True
+    plain = create_app(config, embedder_factory=lambda cfg: FakeEmbedder())
+    with TestClient(plain, client=LOOPBACK) as client:
+        assert client.post("/route", json={"prompt": "say hello"}).json()["shadow"] is False
