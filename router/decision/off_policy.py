@@ -17,6 +17,13 @@ Always-strongest is itself a policy the log only partly saw: its value is estima
 way (weight [logged tier = strongest] / propensity) and the map's figures are ratios of the two,
 quality and cost alike, with the same resampled calls in numerator and denominator.
 
+**No overlap.** Where the log took a tier with certainty (propensity 1) the target's
+probability of any other tier is known to be unsupported: its share of the target's choices
+(``unsupported``, a lower bound where the log also randomised) above ``max_unsupported``
+withholds IPS and SNIPS, which would count those choices as worth nothing (IPS) or as the
+supported calls' average (SNIPS), both with intervals that look tight; DR stays, saying that
+it rests on the direct model for that share, which its interval does not cover.
+
 **Evidence.** The effective number of calls of a weighting is (sum w)^2 / sum w^2; a figure
 whose map or always-strongest weighting has fewer than ``min_effective`` is "not enough
 evidence", never a number (against what was served, which the log saw whole, the map's alone
@@ -38,8 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # The per-call columns whose sums every figure is a function of, in this order.
-ONE, W, WY, WC, DQ, DC, W2, V, VY, VC, EQ, EC, V2, Y, C = range(15)
-N_COLUMNS = 15
+ONE, W, WY, WC, DQ, DC, W2, V, VY, VC, EQ, EC, V2, Y, C, GAP = range(16)
+N_COLUMNS = 16
 ESTIMATORS = ("ips", "snips", "dr")
 BLOCK = 4096  # rows per block of the bootstrap's matrix product
 
@@ -79,7 +86,8 @@ class Logged:
 
 def columns(logged: Logged) -> np.ndarray:
     """(n, N_COLUMNS) per-call terms: the map's weight w and always-strongest's v, each with
-    its weighted label and cost, doubly robust terms and squares; the label and cost."""
+    its weighted label and cost, doubly robust terms and squares; the label and cost; the
+    target's probability of other tiers where the log took its tier with certainty (GAP)."""
     n = len(logged)
     rows = np.arange(n)
     top = logged.target.shape[1] - 1
@@ -98,6 +106,7 @@ def columns(logged: Logged) -> np.ndarray:
     out[:, EQ] = q[:, top] + v * (y - q_logged)
     out[:, EC] = k[:, top] + v * (c - k_logged)
     out[:, Y], out[:, C] = y, c
+    out[:, GAP] = np.where(p >= 1.0, 1.0 - logged.target[rows, logged.tier], 0.0)
     return out
 
 
@@ -126,6 +135,7 @@ def figures(sums: np.ndarray) -> dict[str, np.ndarray]:
         "effective": ratio(s[..., W] ** 2, s[..., W2]),
         "strongest_effective": ratio(s[..., V] ** 2, s[..., V2]),
         "overlap": ratio(s[..., W], s[..., ONE]),
+        "unsupported": ratio(s[..., GAP], s[..., ONE]),
     }
 
 
@@ -146,6 +156,7 @@ class Estimate:
     effective_calls: float  # of the map's weighting
     strongest_effective_calls: float  # of always-strongest's
     overlap: float  # mean weight: the share of the map's choices the log could have made
+    unsupported: float  # the share of the map's choices the log certainly could not have made
     enough: bool
     note: str | None
     quality: dict[str, Interval] = field(default_factory=dict)  # relative to always-strongest
@@ -158,7 +169,7 @@ class Estimate:
 
 def estimate(logged: Logged, groups: np.ndarray | None = None, n_groups: int = 0,
              resamples: int = 200, level: float = 0.95, min_effective: float = 10.0,
-             seed: int = 0) -> tuple[Estimate, list[Estimate]]:
+             seed: int = 0, max_unsupported: float = 0.05) -> tuple[Estimate, list[Estimate]]:
     """(every call's estimate, one per group 0..n_groups-1 of `groups`); calls of a group
     outside that range count overall only. `resamples` 0: no intervals."""
     if resamples < 0:
@@ -174,8 +185,8 @@ def estimate(logged: Logged, groups: np.ndarray | None = None, n_groups: int = 0
     inside = (g >= 0) & (g < n_groups)
     np.add.at(sums, g[inside] + 1, x[inside])
     boot = bootstrap_sums(x, g, n_groups, resamples, seed) if resamples else None
-    out = [_summarise(sums[i], None if boot is None else boot[i], level, min_effective)
-           for i in range(n_groups + 1)]
+    out = [_summarise(sums[i], None if boot is None else boot[i], level, min_effective,
+                      max_unsupported) for i in range(n_groups + 1)]
     return out[0], out[1:]
 
 
@@ -196,19 +207,25 @@ def bootstrap_sums(x: np.ndarray, groups: np.ndarray, n_groups: int, resamples: 
 
 
 def _summarise(sums: np.ndarray, boot: np.ndarray | None, level: float,
-               min_effective: float) -> Estimate:
+               min_effective: float, max_unsupported: float) -> Estimate:
     point = {k: float(v) for k, v in figures(sums).items()}
     spread = figures(boot) if boot is not None else None
     n = int(round(sums[ONE]))
     effective = _finite(point["effective"])
     strongest = _finite(point["strongest_effective"])
+    unsupported = _finite(point["unsupported"])
     enough = n > 0 and min(effective, strongest) >= min_effective
+    weighted = enough and unsupported <= max_unsupported  # IPS and SNIPS are sound
     note = None
     if n == 0:
         note = "no labelled decisions"
     elif not enough:
         note = (f"not enough evidence: {effective:.1f} effective calls for the map and "
                 f"{strongest:.1f} for always-strongest (at least {min_effective:g} needed)")
+    elif not weighted:
+        note = (f"no overlap on {unsupported:.0%} of the map's choices (the log took another "
+                "tier with certainty): IPS and SNIPS withheld; DR rests on the map's own "
+                "estimate there, which its interval does not cover")
 
     def interval(name: str, known: bool = enough) -> Interval:
         if not known or not math.isfinite(point[name]):
@@ -221,8 +238,10 @@ def _summarise(sums: np.ndarray, boot: np.ndarray | None, level: float,
     return Estimate(
         calls=n, effective_calls=round(effective, 2), strongest_effective_calls=round(strongest, 2),
         overlap=round(_finite(point["overlap"]), 4), enough=enough, note=note,
-        quality={e: interval(f"quality_{e}") for e in ESTIMATORS},
-        cost={e: interval(f"cost_{e}") for e in ESTIMATORS},
+        unsupported=round(unsupported, 4),
+        quality={e: interval(f"quality_{e}", weighted if e != "dr" else enough)
+                 for e in ESTIMATORS},
+        cost={e: interval(f"cost_{e}", weighted if e != "dr" else enough) for e in ESTIMATORS},
         served_quality=round(sums[Y] / n, 4) if n else None,
         served_cost_usd=round(sums[C] / n, 8) if n else None,
         quality_vs_served=interval("quality_vs_served", n > 0 and effective >= min_effective),

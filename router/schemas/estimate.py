@@ -37,6 +37,11 @@ class PolicyEstimate(BaseModel):
     overlap: float = Field(description="Mean weight: the share of the map's choices the logged "
                                        "policy could have made (1: full overlap; the rest only "
                                        "DR's direct model speaks for).")
+    unsupported: float = Field(description="The share of the map's choices the logged policy "
+                                           "certainly could not have made (it took another "
+                                           "tier with propensity 1); above 5%, IPS and SNIPS "
+                                           "are withheld and DR rests on the map's own "
+                                           "estimate for that share.")
     enough_evidence: bool
     note: str | None = Field(default=None, description="Why no figure, when there is none.")
     quality: Estimators = Field(description="The map's quality over always-strongest's.")

@@ -169,7 +169,7 @@ def summary(overall: Estimate, mode: str, target: float, level: float) -> str:
     if mode == "shadow":
         text += (f"; against the models followed now: {_say(overall.quality_vs_served)} of "
                  f"their quality at {_say(overall.cost_vs_served)} of their cost")
-    return text + "."
+    return text + (f"; {overall.note}." if overall.note else ".")
 
 
 def _say(interval: Interval | EstimateInterval) -> str:
@@ -204,6 +204,7 @@ def _policy(category: str | None, e: Estimate) -> PolicyEstimate:
     return PolicyEstimate(
         category=category, calls=e.calls, effective_calls=e.effective_calls,
         strongest_effective_calls=e.strongest_effective_calls, overlap=e.overlap,
+        unsupported=e.unsupported,
         enough_evidence=e.enough, note=e.note, quality=by_estimator(e.quality),
         cost=by_estimator(e.cost), served_quality=e.served_quality,
         served_cost_usd=e.served_cost_usd, quality_vs_served=interval(e.quality_vs_served),

@@ -91,7 +91,8 @@ def test_shadow_decisions_are_estimated_against_the_callers_own_models(
     assert overall["served_quality"] == 1.0
     # the map (small, by the synthetic scores) never agrees with the followed medium: no
     # overlap, so nothing but its own model speaks for it
-    assert overall["overlap"] == 0.0 and overall["quality_vs_served"]["value"] is None
+    assert overall["overlap"] == 0.0 and overall["unsupported"] == 1.0
+    assert overall["quality_vs_served"]["value"] is None
 
 
 def test_the_window_and_the_row_cap_bound_what_is_read(settings: Settings) -> None:

@@ -83,14 +83,16 @@ def test_calls_logged_with_propensity_1_to_another_tier_carry_no_weight_and_dr_u
     assert point["map_quality"] == pytest.approx(0.8)  # the direct model alone
     assert point["strongest_quality"] == pytest.approx(1.0)  # seen: the label corrects 0.9
     overall, _ = estimate(logged, resamples=20)
-    assert not overall.enough and overall.effective_calls == 0.0
+    assert not overall.enough and overall.effective_calls == 0.0 and overall.unsupported == 1.0
     assert "not enough evidence" in (overall.note or "")
     assert all(i.value is None for i in (*overall.quality.values(), *overall.cost.values()))
     assert overall.served_quality == 1.0 and overall.served_cost_usd == 10.0
 
 
-def test_half_the_calls_unsupported_shows_as_an_overlap_of_a_half() -> None:
-    # kind 0 logged cheap with certainty where the target takes the strongest: no support
+def test_half_the_choices_unsupported_withholds_ips_and_snips_and_dr_says_what_it_rests_on(
+) -> None:
+    # half the calls logged cheap with certainty where the target takes the strongest: no
+    # support; the other half logged at random (enough evidence on their own)
     n = 400
     rng = np.random.default_rng(0)
     unsupported = np.arange(n) < n // 2
@@ -99,8 +101,14 @@ def test_half_the_calls_unsupported_shows_as_an_overlap_of_a_half() -> None:
                     quality=rng.random(n), cost=np.ones(n),
                     target=np.tile([0.0, 1.0], (n, 1)),
                     predicted_quality=np.full((n, 2), 0.5), predicted_cost=np.ones((n, 2)))
-    overall, _ = estimate(logged, resamples=0)
+    overall, _ = estimate(logged, resamples=50)
     assert overall.overlap == pytest.approx(0.5, abs=0.08)
+    assert overall.unsupported == 0.5 and overall.enough
+    assert overall.quality["ips"].value is None and overall.cost["snips"].value is None
+    assert overall.quality["dr"].value is not None and overall.quality["dr"].low is not None
+    assert "no overlap on 50% of the map's choices" in (overall.note or "")
+    tolerant, _ = estimate(logged, resamples=0, max_unsupported=0.6)
+    assert tolerant.quality["ips"].value is not None and tolerant.note is None
 
 
 def test_an_empty_log_says_so() -> None:
