@@ -25,8 +25,10 @@ each call's *real* cost: the representative model's logged ``total_cost``). Per 
    and compute the **truth** from the full labels on the same calls: sum over calls of the
    target's probabilities times each tier's known label (cost), over always-strongest's.
 
-Prints, per seed, truth and each estimator's figure with its interval; then, per estimator,
-the mean absolute error and the share of seeds whose interval covers the truth.
+Prints, per seed, the truth (on the logged calls, and on every prompt of the source) and each
+estimator's figure with its interval ("not enough evidence" where the estimate withholds it),
+the effective calls, the overlap and the unsupported share; then, per estimator, the mean
+absolute and signed error and the share of seeds whose interval covers the truth.
 
     .venv/bin/python bench/off_policy_check.py --data-dir ../shared/data --seeds 10
 """
@@ -215,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{settings.quality_target}; {args.resamples} resamples, {args.level:.0%} intervals")
     print(f"{'seed':>4} {'figure':>7} {'truth':>6} {'all':>6}  " + "  ".join(
         f"{e.upper():<22}" for e in ESTIMATORS) + f"  {'eff.':>6} {'eff.top':>7} {'overlap':>7} "
-        f"{'cheap':>5}")
+        f"{'unsup.':>6} {'cheap':>5}")
     results: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         started = time.perf_counter()
@@ -231,11 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{seed:>4} {figure:>7} {truth[figure]:>6.3f} {truth[figure + '_all']:>6.3f}  "
                   f"{cells}  "
                   f"{e.effective_calls:>6.0f} {e.strongest_effective_calls:>7.0f} "
-                  f"{e.overlap:>7.2f} {truth['cheap_share']:>5.2f}")
+                  f"{e.overlap:>7.2f} {e.unsupported:>6.3f} {truth['cheap_share']:>5.2f}")
         results.append({"seed": seed, "truth": truth, "seconds": time.perf_counter() - started,
                         "effective": e.effective_calls,
                         "strongest_effective": e.strongest_effective_calls,
-                        "overlap": e.overlap, **{f"{figure}_{name}": vars(i) for figure in (
+                        "overlap": e.overlap, "unsupported": e.unsupported,
+                        **{f"{figure}_{name}": vars(i) for figure in (
                             "quality", "cost") for name, i in getattr(e, figure).items()}})
     print(summary(results))
     if args.out is not None:

@@ -111,8 +111,8 @@ def main() -> None:
             learned = synthetic_map(tiers, args.tasks, config, seed=0)
             clusters = Clusters(config.cluster_bits, DIM)
             print(f"map: {len(learned.entries):,} categories")
-            for rows, resamples, since in ((20_000, 200, None), (200_000, 200, None),
-                                           (200_000, 2000, None), (20_000, 200, now - 86400)):
+            for rows, resamples, since in ((10_000, 200, None), (100_000, 200, None),
+                                           (10_000, 2000, None), (10_000, 200, now - 3600)):
                 limits = EstimateLimits(max_rows=rows, resamples=resamples)
                 best, last = float("inf"), None
                 for _ in range(args.repeats):
@@ -120,7 +120,7 @@ def main() -> None:
                     last = spend_estimate(store, settings, learned, clusters, since, limits)
                     best = min(best, time.perf_counter() - t0)
                 assert last is not None
-                window = "all time" if since is None else "the last day"
+                window = "all time" if since is None else "the last hour"
                 print(f"estimate over {window}, at most {rows:,} rows, {resamples} resamples: "
                       f"{best:.2f} s (best of {args.repeats}); {last.overall.calls:,} calls "
                       f"used, skipped {last.skipped}")

@@ -18,13 +18,14 @@ def add_estimate_options(spend: argparse.ArgumentParser) -> None:
 
     spend.add_argument("--no-estimate", action="store_true",
                        help="leave out the learned map's off-policy estimate")
-    spend.add_argument("--estimate-rows", type=integer(100, MAX_ESTIMATE_ROWS), default=20_000,
+    spend.add_argument("--estimate-rows", type=integer(100, MAX_ESTIMATE_ROWS), default=10_000,
                        help="read at most this many labelled decisions for the estimate, the "
-                            "newest first (default 20000)")
+                            "newest first (default 10000)")
     spend.add_argument("--estimate-categories", type=integer(0, 100), default=10,
                        help="per-category figures for this many categories (default 10)")
     spend.add_argument("--estimate-resamples", type=integer(0, 2000), default=200,
-                       help="bootstrap resamples of the intervals (default 200; 0: none)")
+                       help="bootstrap resamples of the intervals (default 200; 0: none; "
+                            "resamples x rows at most 20,000,000)")
 
 
 def spend_estimate(args: argparse.Namespace, settings: Settings, store: Any

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from router.decision.categories import Signals
-from router.decision.choice import CallFacts, TierTable, cost
+from router.decision.choice import CallFacts, TierTable
 from router.decision.learned_map import LearnedMap
 from router.decision.policy import allowance, alternatives, decide
 
@@ -54,12 +54,12 @@ def target_choice(learned: LearnedMap, table: TierTable, call: LoggedCall, targe
     service with exploration off never draws the allowance). Raises `RequestLimitError` for a
     call its ceiling cannot serve (the service refused such calls)."""
     s = call.signals
+    costs = tuple(tier.estimate_cost(call.tokens_in, call.tokens_out) for tier in table.tiers)
+    verdict = learned.assess(s, call.cluster, list(call.scores), math.nan, target, 0.0, costs)
     facts = CallFacts(tokens_in=call.tokens_in, expected_tokens_out=call.tokens_out,
                       has_tools=call.has_tools, task=s.task, role=s.role, key=s.key,
-                      ceiling_tier=call.ceiling_tier, max_cost_usd=call.max_cost_usd)
-    costs = tuple(cost(tier, facts) for tier in table.tiers)
-    verdict = learned.assess(s, call.cluster, list(call.scores), math.nan, target, 0.0, costs)
-    facts = replace(facts, learned=verdict)
+                      ceiling_tier=call.ceiling_tier, max_cost_usd=call.max_cost_usd,
+                      learned=verdict)
     choice = decide(dict(zip(table.names, verdict.quality, strict=True)), table, target, facts)
     probabilities = [0.0] * len(table.names)
     chosen = table.index(choice.tier)

@@ -12,8 +12,9 @@ only DR's direct model speaks for the map there (the overlap says how often).
 
 **Bounded.** One query on the reports' connection, driven by the outcomes' time index: the
 newest ``max_rows`` labelled outcomes received since `since` (decided since then too), so a
-store of a million decisions is read no further than that; the bootstrap's cost is resamples x
-rows. Every skipped decision is counted by why.
+store of a million decisions is read no further than that; the map decides each row again
+(about 0.1 ms a row); the bootstrap's work, resamples x rows, is at most ``MAX_BOOTSTRAP``.
+Every skipped decision is counted by why.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from router.schemas.estimate import (
 from router.traces.rows import decode_embedding
 from router.traces.store import TraceStore
 
-MAX_ESTIMATE_ROWS = 200_000  # the most an estimate may read (GET /spend's bound)
+MAX_ESTIMATE_ROWS = 100_000  # the most an estimate may read (GET /spend's bound)
+MAX_BOOTSTRAP = 20_000_000  # resamples x rows: the bootstrap's work, bounded
 COLD = "cold"  # the group of calls no category of enough outcomes decides
 
 ESTIMATE_SQL = """
@@ -60,11 +62,18 @@ class EstimateLimits:
     """How much an estimate may read and compute (GET /spend's and the CLI's bounds)."""
 
     categories: int = 10  # per-category figures for the categories with most calls
-    max_rows: int = 20_000  # labelled decisions read, the newest first
+    max_rows: int = 10_000  # labelled decisions read, the newest first
     resamples: int = 200  # bootstrap resamples (0: no intervals)
     level: float = 0.95
     min_effective: float = 10.0  # effective calls below which a figure is withheld
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resamples * self.max_rows > MAX_BOOTSTRAP:
+            raise RequestLimitError(
+                "estimate_resamples", f"{self.resamples} resamples of {self.max_rows} rows "
+                f"exceed the bootstrap's bound of {MAX_BOOTSTRAP:,} (resamples x rows): fewer "
+                "resamples or estimate_rows", MAX_BOOTSTRAP // self.max_rows)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def test_the_window_and_the_row_cap_bound_what_is_read(settings: Settings) -> No
 
 
 @pytest.mark.parametrize(("field", "value", "limit"), [
-    ("estimate_rows", 99, 100), ("estimate_rows", 200_001, 200_000),
+    ("estimate_rows", 99, 100), ("estimate_rows", 100_001, 100_000),
     ("estimate_categories", 101, 100), ("estimate_resamples", 2001, 2000),
     ("estimate_resamples", -1, 0), ("estimate", "perhaps", None),
 ])
@@ -122,6 +122,18 @@ def test_an_estimate_bound_out_of_range_is_a_422_naming_it(
     assert detail["field"] == f"query.{field}"
     if limit is not None:
         assert detail["limit"] == limit
+
+
+def test_more_bootstrap_work_than_the_bound_is_a_422_naming_the_resamples(
+    settings: Settings,
+) -> None:
+    with client_for(settings) as c:
+        r = c.get("/spend", params={"estimate_rows": 100_000, "estimate_resamples": 201})
+        fits = c.get("/spend", params={"estimate_rows": 100_000, "estimate_resamples": 200})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["field"] == "estimate_resamples" and detail["limit"] == 200
+    assert "20,000,000" in detail["message"] and fits.status_code == 200
 
 
 def test_no_estimate_with_learning_off(settings: Settings) -> None:
