@@ -153,7 +153,7 @@ def _map_step(learned: LearnedMap, table: TierTable, calls: Calls, i: int, setti
 
 
 def check(calls: Calls, log: Log, settings: Settings, resamples: int, level: float,
-          seed: int) -> tuple[dict[str, float], Estimate]:
+          seed: int, max_unsupported: float = 0.05) -> tuple[dict[str, float], Estimate]:
     """(the truth, the estimate) of the final map's quality and cost over always-strongest's:
     the truth on the logged calls themselves, and (``*_all``) on every prompt of the source
     (the traffic the logged calls were drawn from, which the intervals are about)."""
@@ -171,7 +171,8 @@ def check(calls: Calls, log: Log, settings: Settings, resamples: int, level: flo
                     cost=costs[rows, log.tier], target=probabilities,
                     predicted_quality=np.array([target[i].quality for i in log.index]),
                     predicted_cost=np.array([target[i].costs for i in log.index]))
-    overall, _ = estimate(logged, resamples=resamples, level=level, seed=seed)
+    overall, _ = estimate(logged, resamples=resamples, level=level, seed=seed,
+                          max_unsupported=max_unsupported)
     truth = {"quality": _ratio(probabilities, labels), "cost": _ratio(probabilities, costs),
              "quality_all": _ratio(everywhere, calls.labels),
              "cost_all": _ratio(everywhere, calls.costs),
@@ -200,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--level", type=float, default=0.95)
+    parser.add_argument("--max-unsupported", type=float, default=0.05,
+                        help="the estimate's bound on the unsupported share above which IPS and "
+                             "SNIPS are withheld (GET /spend's: 0.05; 1: never withheld)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -227,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             other = np.random.default_rng(seed + 1000).permutation(len(calls.tasks))[:n]
             learned = log_calls(calls, other, settings, "map", args.refit, seed + 1000).learned
             log = Log(log.index, log.tier, log.propensity, learned)
-        truth, e = check(calls, log, settings, args.resamples, args.level, seed)
+        truth, e = check(calls, log, settings, args.resamples, args.level, seed,
+                         args.max_unsupported)
         for figure in ("quality", "cost"):
             cells = "  ".join(f"{_cell(getattr(e, figure)[name]):<22}" for name in ESTIMATORS)
             print(f"{seed:>4} {figure:>7} {truth[figure]:>6.3f} {truth[figure + '_all']:>6.3f}  "
@@ -250,7 +255,7 @@ def summary(results: list[dict[str, Any]]) -> str:
     """Per figure and estimator: mean absolute and signed error against the truth on the
     logged calls, interval coverage of it and of the truth on every prompt, mean width."""
     lines = [f"over {len(results)} seeds: estimator  mean |error|  mean error  coverage  "
-             "coverage(all)  mean width  (withheld: not enough evidence)"]
+             "coverage(all)  mean width  (withheld: no overlap or not enough evidence)"]
     for figure in ("quality", "cost"):
         for name in ESTIMATORS:
             got = [(r[f"{figure}_{name}"], r["truth"][figure], r["truth"][f"{figure}_all"])
@@ -275,7 +280,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 def _cell(i: Any) -> str:
     if i.value is None:
-        return "not enough evidence"
+        return "withheld"
     return f"{i.value:.3f} [{i.low:.3f},{i.high:.3f}]" if i.low is not None else f"{i.value:.3f}"
 
 
