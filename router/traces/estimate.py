@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -113,9 +113,7 @@ def spend_estimate(store: TraceStore, settings: Settings, learned: LearnedMap,
     groups, top = rank_groups(names, limits.categories)
     overall, per = estimate(_logged(kept, choices, len(table.names)), groups, len(top),
                             limits.resamples, limits.level, limits.min_effective, limits.seed)
-    shadows = sum(s.shadow for s in kept)
-    mode = ("none" if not kept else "shadow" if shadows == len(kept)
-            else "routed" if shadows == 0 else "mixed")
+    mode = _mode(kept)
     return SpendEstimate(
         quality_target=target, map_revision=learned.revision, mode=mode, since=since,
         max_rows=limits.max_rows, truncated=truncated, skipped=skipped,
@@ -165,6 +163,14 @@ def served_calls(rows: Sequence[Mapping[str, Any]], settings: Settings,
         out.append(Served(call, tiers.index(tier), 1.0 if shadow else float(
             row["propensity"] or 1.0), float(row["quality"]), cost, shadow))
     return out, skipped
+
+
+def _mode(kept: Sequence[Served]) -> Literal["routed", "shadow", "mixed", "none"]:
+    """Whether the decisions estimated from were followed, shadow, both, or none at all."""
+    shadows = sum(s.shadow for s in kept)
+    if not kept:
+        return "none"
+    return "shadow" if shadows == len(kept) else "routed" if shadows == 0 else "mixed"
 
 
 def summary(overall: Estimate, mode: str, target: float, level: float) -> str:
@@ -243,9 +249,8 @@ def _scores(raw: Any, tiers: Sequence[str]) -> tuple[float, ...] | None:
     except json.JSONDecodeError:
         return None
     values = [scores.get(t) for t in tiers]
-    if any(not isinstance(v, int | float) for v in values):
-        return None
-    return tuple(float(v) for v in values)
+    known = [float(v) for v in values if isinstance(v, int | float)]
+    return tuple(known) if len(known) == len(tiers) else None
 
 
 def _has_tools(features: Any) -> bool:
