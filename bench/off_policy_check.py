@@ -26,9 +26,10 @@ each call's *real* cost: the representative model's logged ``total_cost``). Per 
    target's probabilities times each tier's known label (cost), over always-strongest's.
 
 Prints, per seed, the truth (on the logged calls, and on every prompt of the source) and each
-estimator's figure with its interval ("not enough evidence" where the estimate withholds it),
-the effective calls, the overlap and the unsupported share; then, per estimator, the mean
-absolute and signed error and the share of seeds whose interval covers the truth.
+estimator's figure with its interval ("withheld" where the estimate withholds it), the
+effective calls, the overlap and the unsupported share; then, per estimator, the mean
+absolute and signed error and the share of seeds whose interval covers the truth, over every
+call and per category (task) as GET /spend reports them.
 
     .venv/bin/python bench/off_policy_check.py --data-dir ../shared/data --seeds 10
 """
@@ -51,7 +52,7 @@ from router.decision.categories import Signals
 from router.decision.choice import CallFacts, TierTable
 from router.decision.learned_map import COLUMNS, LearnedMap
 from router.decision.map_fit import empty_map, fit_map
-from router.decision.off_policy import ESTIMATORS, Estimate, Logged, estimate
+from router.decision.off_policy import ESTIMATORS, Estimate, Logged, estimate, rank_groups
 from router.decision.pipeline import Reads, choose
 from router.decision.policy import ExplorationDraw
 from router.decision.target_policy import LoggedCall, target_choice
@@ -153,10 +154,12 @@ def _map_step(learned: LearnedMap, table: TierTable, calls: Calls, i: int, setti
 
 
 def check(calls: Calls, log: Log, settings: Settings, resamples: int, level: float,
-          seed: int, max_unsupported: float = 0.05) -> tuple[dict[str, float], Estimate]:
-    """(the truth, the estimate) of the final map's quality and cost over always-strongest's:
-    the truth on the logged calls themselves, and (``*_all``) on every prompt of the source
-    (the traffic the logged calls were drawn from, which the intervals are about)."""
+          seed: int, max_unsupported: float = 0.05
+          ) -> list[tuple[str | None, dict[str, float], Estimate]]:
+    """(category, the truth, the estimate) of the final map's quality and cost over
+    always-strongest's, every call first (None), then per task as GET /spend groups them: the
+    truth on the logged calls themselves, and (``*_all``) on every prompt of the source (the
+    traffic the logged calls were drawn from, which the intervals are about)."""
     table = TierTable.of(settings)
     every = np.arange(len(calls.tasks))
     target = [target_choice(log.learned, table, LoggedCall(
@@ -171,13 +174,21 @@ def check(calls: Calls, log: Log, settings: Settings, resamples: int, level: flo
                     cost=costs[rows, log.tier], target=probabilities,
                     predicted_quality=np.array([target[i].quality for i in log.index]),
                     predicted_cost=np.array([target[i].costs for i in log.index]))
-    overall, _ = estimate(logged, resamples=resamples, level=level, seed=seed,
-                          max_unsupported=max_unsupported)
-    truth = {"quality": _ratio(probabilities, labels), "cost": _ratio(probabilities, costs),
-             "quality_all": _ratio(everywhere, calls.labels),
-             "cost_all": _ratio(everywhere, calls.costs),
-             "cheap_share": float(probabilities[:, 0].mean())}
-    return truth, overall
+    tasks = np.array(calls.tasks)
+    groups, names = rank_groups(list(tasks[log.index]), 10)
+    overall, per = estimate(logged, groups, len(names), resamples=resamples, level=level,
+                            seed=seed, max_unsupported=max_unsupported)
+    out: list[tuple[str | None, dict[str, float], Estimate]] = []
+    for name, e, mine, theirs in [(None, overall, np.full(len(rows), True), every >= 0)] + [
+            (name, e, groups == k, tasks == name) for k, (name, e) in enumerate(zip(
+                names, per, strict=True))]:
+        truth = {"quality": _ratio(probabilities[mine], labels[mine]),
+                 "cost": _ratio(probabilities[mine], costs[mine]),
+                 "quality_all": _ratio(everywhere[theirs], calls.labels[theirs]),
+                 "cost_all": _ratio(everywhere[theirs], calls.costs[theirs]),
+                 "cheap_share": float(probabilities[mine, 0].mean())}
+        out.append((name, truth, e))
+    return out
 
 
 def _ratio(probabilities: np.ndarray, values: np.ndarray) -> float:
@@ -222,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'seed':>4} {'figure':>7} {'truth':>6} {'all':>6}  " + "  ".join(
         f"{e.upper():<22}" for e in ESTIMATORS) + f"  {'eff.':>6} {'eff.top':>7} {'overlap':>7} "
         f"{'unsup.':>6} {'cheap':>5}")
-    results: list[dict[str, Any]] = []
+    results: dict[str | None, list[dict[str, Any]]] = {}
     for seed in range(args.seeds):
         started = time.perf_counter()
         order = np.random.default_rng(seed).permutation(len(calls.tasks))[:n]
@@ -231,23 +242,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             other = np.random.default_rng(seed + 1000).permutation(len(calls.tasks))[:n]
             learned = log_calls(calls, other, settings, "map", args.refit, seed + 1000).learned
             log = Log(log.index, log.tier, log.propensity, learned)
-        truth, e = check(calls, log, settings, args.resamples, args.level, seed,
-                         args.max_unsupported)
+        checked = check(calls, log, settings, args.resamples, args.level, seed,
+                        args.max_unsupported)
+        _, truth, e = checked[0]
         for figure in ("quality", "cost"):
             cells = "  ".join(f"{_cell(getattr(e, figure)[name]):<22}" for name in ESTIMATORS)
             print(f"{seed:>4} {figure:>7} {truth[figure]:>6.3f} {truth[figure + '_all']:>6.3f}  "
                   f"{cells}  "
                   f"{e.effective_calls:>6.0f} {e.strongest_effective_calls:>7.0f} "
                   f"{e.overlap:>7.2f} {e.unsupported:>6.3f} {truth['cheap_share']:>5.2f}")
-        results.append({"seed": seed, "truth": truth, "seconds": time.perf_counter() - started,
-                        "effective": e.effective_calls,
-                        "strongest_effective": e.strongest_effective_calls,
-                        "overlap": e.overlap, "unsupported": e.unsupported,
-                        **{f"{figure}_{name}": vars(i) for figure in (
-                            "quality", "cost") for name, i in getattr(e, figure).items()}})
-    print(summary(results))
+        seconds = time.perf_counter() - started
+        for name, truth, e in checked:
+            results.setdefault(name, []).append({
+                "seed": seed, "truth": truth, "seconds": seconds, "calls": e.calls,
+                "effective": e.effective_calls,
+                "strongest_effective": e.strongest_effective_calls,
+                "overlap": e.overlap, "unsupported": e.unsupported,
+                **{f"{figure}_{name}": vars(i) for figure in (
+                    "quality", "cost") for name, i in getattr(e, figure).items()}})
+    print(summary(results[None]))
+    for name in sorted(k for k in results if k is not None):
+        calls_per_seed = np.mean([r["calls"] for r in results[name]])
+        print(f"category task:{name} ({calls_per_seed:.0f} logged calls a seed):")
+        print(summary(results[name]).split("\n", 1)[1])
     if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=1))
+        args.out.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
     return 0
 
 
