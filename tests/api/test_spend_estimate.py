@@ -142,3 +142,18 @@ def test_no_estimate_with_learning_off(settings: Settings) -> None:
     with client_for(off) as c:
         labelled(c, 3)
         assert c.get("/spend").json()["estimate"] is None
+
+
+def test_the_estimate_reads_a_postgres_store_alike(settings: Settings, postgres: Any) -> None:
+    from router.config import StoreConfig
+
+    url = postgres.new_database("api_spend_estimate")
+    strongest = settings.model_copy(update={
+        "quality_target": 1.0, "store": StoreConfig(url=url, flush_interval_ms=5,
+                                                    feature_storage="embedding")})
+    with client_for(strongest) as c:
+        labelled(c, 12)
+        e = estimate_of(c, estimate_resamples=20)
+    overall = e["overall"]
+    assert (overall["calls"], e["skipped"]) == (12, {})  # embeddings read back from BYTEA
+    assert overall["quality"]["dr"] == {"value": 1.0, "low": 1.0, "high": 1.0}
