@@ -182,6 +182,16 @@ CREATE TABLE IF NOT EXISTS run_outcomes (
     received_at DOUBLE PRECISION NOT NULL
 )"""
 
+# Which decisions' answers were checked (router/traces/checks.py): additive, like run_outcomes.
+_CHECK_RESULTS = """
+CREATE TABLE IF NOT EXISTS check_results (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    tier TEXT,
+    passed INTEGER NOT NULL,
+    labelled INTEGER NOT NULL
+)"""
+
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 # One row per call: a decision (with its outcome's real cost when one came back), or an outcome
@@ -348,7 +358,8 @@ class Database:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
         for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE,
-                          _ESCALATIONS, _VERIFICATIONS, _META, _RUN_OUTCOMES, *_INDEXES):
+                          _ESCALATIONS, _VERIFICATIONS, _META, _RUN_OUTCOMES, _CHECK_RESULTS,
+                          *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()
