@@ -146,8 +146,8 @@ def _map_step(learned: LearnedMap, table: TierTable, calls: Calls, i: int, setti
                              [FLAT_SCORE] * len(table.names), math.nan,
                              settings.quality_target, settings.exploration_rate, costs)
     scores = dict(zip(table.names, verdict.quality, strict=True))
-    rate = settings.exploration_rate  # 0: no explorer, so no draw (the service's way)
-    reads = Reads(draw=(lambda: ExplorationDraw(rate, draw)) if rate > 0 else None)
+    rate = settings.exploration_rate  # 0: the map's allowance still draws (the service's way)
+    reads = Reads(draw=lambda: ExplorationDraw(rate, draw))
     choice = choose(scores, table, settings.quality_target, CallFacts(
         **{**facts.__dict__, "learned": verdict}), reads)
     return table.index(choice.tier), float(choice.propensity or 1.0)
@@ -164,8 +164,8 @@ def check(calls: Calls, log: Log, settings: Settings, resamples: int, level: flo
     every = np.arange(len(calls.tasks))
     target = [target_choice(log.learned, table, LoggedCall(
         Signals(task=calls.tasks[i]), None, [FLAT_SCORE] * len(table.names),
-        calls.tokens[i], settings.expected_output_tokens), settings.quality_target,
-        split=settings.exploration_rate > 0) for i in every]
+        calls.tokens[i], settings.expected_output_tokens), settings.quality_target)
+        for i in every]
     everywhere = np.array([t.probabilities for t in target])
     probabilities = everywhere[log.index]
     labels, costs = calls.labels[log.index], calls.costs[log.index]
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1500, help="logged calls per seed")
     parser.add_argument("--exploration", type=float, default=None,
                         help="exploration_rate of the logging map (default: the config's; 0: "
-                             "the map deterministic, propensity 1 everywhere)")
+                             "only the map's allowance draws)")
     parser.add_argument("--refit", type=int, default=50, help="outcomes between map rebuilds")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=500)

@@ -5,8 +5,8 @@ For each logged call, the map's verdict (`LearnedMap.assess`: the call's categor
 key, role, task, step and embedding cluster, as the service looks it up) and `policy.decide`
 (pins and task rules, context and tools, the caller's ceiling, ``max_cost_usd``) give the tier
 a dry run would get now at the quality target; where the map's fractional allowance splits a
-category (`Verdict.split`, only with exploration on, as the service draws it), the cheaper
-tier gets its share as a probability. Left out, because the log cannot say them: exploration
+category (`Verdict.split`, which the service draws whenever learning is on), the cheaper tier
+gets its share as a probability. Left out, because the log cannot say them: exploration
 itself (the target is the map's own choice), a low budget's knob, model health, sticky runs,
 and capabilities beyond tools; a call's confidence is not stored either, so with
 ``learning.prior_confidence`` above 0 a cold call is taken as below it.
@@ -50,9 +50,9 @@ class TargetChoice:
 
 def target_choice(learned: LearnedMap, table: TierTable, call: LoggedCall, target: float,
                   split: bool = True) -> TargetChoice:
-    """The map's choice for `call` at `target`; `split` False: the base tier alone (the
-    service with exploration off never draws the allowance). Raises `RequestLimitError` for a
-    call its ceiling cannot serve (the service refused such calls)."""
+    """The map's choice for `call` at `target`; `split` False: the base tier alone (what a
+    dry run or a shadow call gets). Raises `RequestLimitError` for a call its ceiling cannot
+    serve (the service refused such calls)."""
     s = call.signals
     costs = tuple(tier.estimate_cost(call.tokens_in, call.tokens_out) for tier in table.tiers)
     verdict = learned.assess(s, call.cluster, list(call.scores), math.nan, target, 0.0, costs)

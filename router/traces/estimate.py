@@ -98,12 +98,11 @@ def spend_estimate(store: TraceStore, settings: Settings, learned: LearnedMap,
     served, skipped = served_calls(rows[:limits.max_rows], settings, clusters)
     table = TierTable.of(settings)
     target = settings.quality_target
-    split = settings.exploration_rate > 0
     kept: list[Served] = []
     choices: list[TargetChoice] = []
     for item in served:
         try:
-            choices.append(target_choice(learned, table, item.call, target, split))
+            choices.append(target_choice(learned, table, item.call, target))
         except RequestLimitError:
             why = "its model's tier and those below it cannot serve it"
             skipped[why] = skipped.get(why, 0) + 1

@@ -51,7 +51,7 @@ def test_the_map_decides_a_logged_call_by_its_category_as_the_service_would() ->
     assert cold.probabilities == (0.0, 1.0) and cold.category is None
 
 
-def test_the_allowance_splits_a_category_into_probabilities_only_with_exploration_on() -> None:
+def test_the_allowance_splits_a_category_into_probabilities_unless_asked_for_the_base() -> None:
     m = learned()
     split = target_choice(m, TABLE, call("close"), 0.95)
     verdict = m.assess(Signals("team", None, "close"), None, [0.7, 0.8], math.nan, 0.95)
