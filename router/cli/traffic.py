@@ -24,6 +24,7 @@ from router.cli.args import (
     when,
 )
 from router.cli.args import url as http_url
+from router.cli.estimate import add_estimate_options, print_estimate, spend_estimate
 from router.schemas import SpendKey
 
 SPEND_KEYS = get_args(SpendKey)
@@ -38,6 +39,7 @@ def add_traffic_commands(sub: Any) -> None:
     spend.add_argument("--since", type=when, default=None,
                        help=f"only calls from this moment on: {WHEN_HELP}")
     spend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_estimate_options(spend)
     spend.set_defaults(func=_spend)
 
     export = sub.add_parser("export", help="write the trace store as TRACES.md JSONL/Parquet")
@@ -140,22 +142,31 @@ def _spend(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     store = TraceStore(settings.store).open()
+    estimate, note = None, None
     try:
         rows = store.spend(args.by, args.since)
         shadow = shadow_report(store, settings, args.since)
         runs = run_costs(store, args.since)
+        if not args.no_estimate:
+            estimate, note = spend_estimate(args, settings, store)
     finally:
         store.close()
     if args.json:
         print(json.dumps({"by": args.by, "since": args.since, "rows": rows,
                           "shadow": shadow.model_dump() if shadow else None,
-                          "runs": runs.model_dump() if runs else None}, indent=2))
+                          "runs": runs.model_dump() if runs else None,
+                          "estimate": estimate.model_dump() if estimate else None}, indent=2))
         return 0
     print(f"{args.by:<24} {'calls':>8} {'cost_usd':>12} {'actual':>12} {'estimated':>12} "
           f"{'est. calls':>10}")
     for r in rows:
         print(f"{str(r['key']):<24} {r['calls']:>8} {r['cost_usd']:>12.6f} "
               f"{r['actual_usd']:>12.6f} {r['estimated_usd']:>12.6f} {r['estimated_calls']:>10}")
+    if estimate is not None:
+        print()
+        print_estimate(estimate)
+    if note is not None:
+        print(note)
     if shadow is not None:
         saved = (f"{shadow.saved_usd:+.6f} USD ({shadow.saved_fraction:.1%})"
                  if shadow.saved_fraction is not None else f"{shadow.saved_usd:+.6f} USD")

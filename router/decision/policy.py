@@ -239,7 +239,7 @@ def explore_step(
         return replace(choice, propensity=1.0)
     others = alternatives(choice, facts, table)
     chances = {tier: learned.explore[table.index(tier)] for tier in others}
-    cheap, share = _allowance(choice, learned.split, table, others)
+    cheap, share = allowance(choice, learned.split, table, others)
     kept = 0.0  # the map's own share to the cheaper tier
     if cheap is not None:  # it already tries that tier: exploration is only what exceeds it
         kept = (1.0 - sum(c for tier, c in chances.items() if tier != cheap)) * share
@@ -258,10 +258,11 @@ def explore_step(
     return replace(choice, propensity=1.0 - edge - kept)
 
 
-def _allowance(choice: Choice, split: tuple[int, int, float] | None, table: TierTable,
-               others: Sequence[str]) -> tuple[str | None, float]:
+def allowance(choice: Choice, split: tuple[int, int, float] | None, table: TierTable,
+              others: Sequence[str]) -> tuple[str | None, float]:
     """The map's fractional allowance for this call, (cheaper tier, share), if the map's rule
-    chose its base tier and the call may go to the cheaper one; else (None, 0)."""
+    chose its base tier and the call may go to the cheaper one (one of `others`,
+    `alternatives`); else (None, 0). Off-policy estimates read it as the map's own split."""
     if split is None or choice.reason != "classifier":
         return None, 0.0
     base, cheap, share = split

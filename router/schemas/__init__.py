@@ -17,6 +17,12 @@ from router.schemas.chat import (
     exactly_one_input,
 )
 from router.schemas.escalation import Escalation, EscalationReason, EscalationReport
+from router.schemas.estimate import (
+    EstimateInterval,
+    Estimators,
+    PolicyEstimate,
+    SpendEstimate,
+)
 from router.schemas.feedback import (
     OBSERVED,
     Feedback,
@@ -76,7 +82,8 @@ __all__ = [
     "EMPTY_JSON_BODY", "FOREIGN_FIELDS", "KNOB_MEANING", "OBSERVED", "PART_CAPABILITY",
     "PART_TYPES", "QUALITY_TARGET_DOC",
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
-    "Escalation", "EscalationReason", "EscalationReport",
+    "Escalation", "EscalationReason", "EscalationReport", "EstimateInterval", "Estimators",
+    "PolicyEstimate", "SpendEstimate",
     "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
     "Readiness", "Reason", "RevisionRunCosts", "RouteDecision", "RouteRequest", "RunCostFigures",
     "RunCosts", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",

@@ -16,6 +16,7 @@ from pydantic import (
 
 from router.schemas.chat import ChatMessage, Id, exactly_one_input
 from router.schemas.escalation import EscalationReport
+from router.schemas.estimate import SpendEstimate
 from router.schemas.health import ATTEMPTS_DOC, ERROR_DOC, MAX_ATTEMPTS, Attempt, ErrorKind
 from router.schemas.numbers import Cost, Count, JsonNumber, Unit
 from router.schemas.route import misspelt_field
@@ -188,6 +189,11 @@ class SpendReport(BaseModel):
     escalations: EscalationReport | None = Field(
         default=None, description="Escalations in the period, what the calls escalated from "
                                   "cost, and the saving net of them against always-strongest.")
+    estimate: SpendEstimate | None = Field(
+        default=None, description="Off-policy: the current learned map's quality and cost "
+                                  "against always-strongest (and, in shadow mode, against the "
+                                  "models followed), overall and per category; absent: "
+                                  "learning is off or `estimate=false`.")
 
 
 def with_suggestions(errors: list[Any], model: type[BaseModel]) -> list[Any]:

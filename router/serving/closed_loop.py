@@ -39,6 +39,7 @@ from router.schemas import (
     MapPage,
     RouteDecision,
     RouteRequest,
+    SpendEstimate,
     SpendReport,
     SpendRow,
 )
@@ -47,6 +48,7 @@ from router.serving.model_health import ModelHealth
 from router.serving.model_health_redis import RedisHealth
 from router.serving.run_keeper import RunKeeper
 from router.traces.escalations import escalation_report, period_calls
+from router.traces.estimate import EstimateLimits, spend_estimate
 from router.traces.evidence import call_counts
 from router.traces.rows import Seen
 from router.traces.run_records import run_costs
@@ -306,9 +308,10 @@ class ClosedLoop:
         return self.store
 
     def spend(self, by: str, since: float | None = None, limit: int | None = None,
-              offset: int = 0) -> SpendReport:
+              offset: int = 0, estimate: EstimateLimits | None = None) -> SpendReport:
         """Spend including this replica's queued decisions (waits up to one flush); one page
-        of `limit` rows after `offset` (the costliest first)."""
+        of `limit` rows after `offset` (the costliest first); with `estimate`, the current
+        learned map's off-policy estimate within those limits (router/traces/estimate.py)."""
         store = self._require_store()
         store.flush(timeout=2.0)
         rows = store.spend(by, since, limit=None if limit is None else limit + 1, offset=offset)
@@ -319,7 +322,16 @@ class ClosedLoop:
                            shadow=shadow_report(store, self.settings, since),
                            runs=run_costs(store, since),
                            escalations=escalation_report(period_calls(store, since),
-                                                         self.settings))
+                                                         self.settings),
+                           estimate=self.estimate(since, estimate) if estimate else None)
+
+    def estimate(self, since: float | None, limits: EstimateLimits) -> SpendEstimate | None:
+        """The current map's off-policy estimate over the window (None when learning is off)."""
+        learner, store = self.learning, self._require_store()
+        if learner is None:
+            return None
+        return spend_estimate(store, self.settings, learner.current(), learner.clusters, since,
+                              limits)
 
 
 def _spend_rows(store: TraceStore, by: str, since: float,

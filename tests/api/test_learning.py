@@ -62,7 +62,9 @@ def test_a_step_goes_to_the_strongest_tier_cold_and_moves_down_with_evidence(
         teach(c, 60, "solve", {"small": 0.0, "medium": 0.2, "large": 1.0})
         c.app.state.holder.loop.reload_learning()  # what the loop does after new outcomes
         greet = route(c, "hello there", task="greet")
-        solve = route(c, "hello there", task="solve")
+        # a dry run takes the category's base tier: live, a logged share of solve's calls
+        # (its allowance, about 6%) may still go to medium
+        solve = route(c, "hello there", task="solve", dry_run=True)
         assert greet["tier"] == "small" and greet["detail"].startswith("task greet: small ")
         assert solve["tier"] == "large"
         assert greet["router_version"] == "synthetic-test+s630"

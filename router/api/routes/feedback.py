@@ -22,6 +22,7 @@ from router.schemas import (
     error_responses,
     with_suggestions,
 )
+from router.traces.estimate import MAX_ESTIMATE_ROWS, EstimateLimits
 from router.traces.feedback import feedback_model
 
 router = APIRouter()
@@ -132,7 +133,23 @@ async def spend(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Skip this many rows (the "
                                  "previous page's next_offset).")] = 0,
+    estimate: Annotated[bool, Query(description="Add the learned map's off-policy estimate "
+                                    "against always-strongest (`estimate`).")] = True,
+    estimate_rows: Annotated[int, Query(ge=100, le=MAX_ESTIMATE_ROWS, description="The "
+                                        "estimate reads at most this many labelled decisions "
+                                        "since `since`, the newest first.")] = 10_000,
+    estimate_categories: Annotated[int, Query(ge=0, le=100, description="Per-category figures "
+                                              "for this many categories, most calls first.")
+                                   ] = 10,
+    estimate_resamples: Annotated[int, Query(ge=0, le=2000, description="Bootstrap resamples "
+                                             "of the estimate's intervals (0: none; resamples "
+                                             "x estimate_rows at most 20,000,000).")] = 200,
 ) -> SpendReport:
     """Cost per role, run, step, tier, model, user or API key; estimates where no cost came
-    back. One page at a time, the costliest first (`next_offset` says where the next starts)."""
-    return await run_in_threadpool(loop.spend, by, since, limit, offset)
+    back. One page at a time, the costliest first (`next_offset` says where the next starts).
+    With `estimate` (default), what following the learned map buys against always-strongest,
+    estimated off-policy from the labelled decisions of the window (bounded by
+    `estimate_rows`)."""
+    limits = (EstimateLimits(categories=estimate_categories, max_rows=estimate_rows,
+                             resamples=estimate_resamples) if estimate else None)  # 422: bound
+    return await run_in_threadpool(loop.spend, by, since, limit, offset, limits)
