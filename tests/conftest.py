@@ -113,7 +113,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(model_dir: Path, tmp_path: Path) -> Settings:
     """The shipped config on the synthetic model, with a trace store of its own per test, and
-    exploration off (the shipped 0.1 would make exact-tier assertions random); the tests of
+    exploration off (the shipped 0.1 would make exact-tier assertions random) and the draw
+    seeded (the learned map's allowance draws with exploration off too); the tests of
     exploration turn it on themselves. The synthetic model's scores decide a call with no
     learned category (`learning.prior_confidence: 0`) at a target of 0.9, so the tests of the
     plumbing see cheap tiers; the tests of the learned map and its cold rule
@@ -122,7 +123,8 @@ def settings(model_dir: Path, tmp_path: Path) -> Settings:
     shipped = load_settings(None)
     learning = shipped.learning.model_copy(update={"prior_confidence": 0.0})
     return shipped.model_copy(update={"model_dir": model_dir, "store": store,
-                                      "exploration_rate": 0.0, "quality_target": 0.9,
+                                      "exploration_rate": 0.0, "exploration_seed": 0,
+                                      "quality_target": 0.9,
                                       "learning": learning})
 
 
