@@ -119,6 +119,13 @@ def add_traffic_commands(sub: Any) -> None:
                         help="write the report JSON here")
     replay.set_defaults(func=_replay)
 
+    tables = sub.add_parser("replay-report", help="the reports `replay --out` wrote, as "
+                                                  "markdown tables with each figure's range "
+                                                  "over orders and the targets")
+    tables.add_argument("reports", type=existing_file, nargs="+", metavar="REPORT",
+                        help="JSON reports of `tier-router replay --out`")
+    tables.set_defaults(func=_replay_report)
+
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
     config_option(promote)
     promote.add_argument("--candidate", type=existing_dir,
@@ -281,6 +288,16 @@ def _replay(args: argparse.Namespace) -> int:
     if args.out is not None:
         rp.write_report(report, args.out)
     print(rp.format_replay(report))
+    return 0
+
+
+def _replay_report(args: argparse.Namespace) -> int:
+    from training.traffic.replay_summary import markdown_tables, read_report
+
+    for path in args.reports:
+        print(f"<!-- {path} -->")
+        print(markdown_tables(read_report(path)))
+        print()
     return 0
 
 

@@ -44,19 +44,14 @@ import numpy as np
 import yaml
 
 from router.config import Settings
-from router.decision.artifact import save_model
-from router.errors import RouterError
+from router.decision.artifact import load_model, save_model
+from router.errors import ArtifactError, RouterError
 from training.embed_cache import EmbeddingCache, Featurised, featurise
 from training.ingest import load_outcomes, read_traces
 from training.labels import PromptTable, tier_table
 from training.selection import Candidate, pair_apgrs
-from training.traffic.replay_metrics import (
-    KNOBS,
-    format_replay,
-    summarise,
-    sweep_stats,
-    window_stats,
-)
+from training.traffic.replay_metrics import KNOBS, live_stats, sweep_stats, window_stats
+from training.traffic.replay_summary import format_replay, summarise
 from training.train import fit_final
 
 log = logging.getLogger(__name__)
@@ -139,9 +134,20 @@ def holdout_prior(
     settings: Settings, data_dir: Path, source: Sequence[str] | str, recipe: Candidate,
     out: Path, cache: EmbeddingCache, seed: int = 0,
 ) -> Path:
-    """The serving recipe fitted on every other source's train split, saved at `out`."""
+    """The serving recipe fitted on every other source's train split, saved at `out`; a prior
+    already at `out` from the same recipe, seed, data files, embedder and tier models is
+    reused (a fit takes minutes; the with- and without-names replays share one)."""
     names = [source] if isinstance(source, str) else list(source)
     outcomes, files = load_outcomes(data_dir, [])
+    fitted_from = {
+        "router_version": f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
+        "head": recipe.as_metadata(), "embedder_backend": cache.embedder.name, "seed": seed,
+        "data": files, "held_out_source": "+".join(names),
+        "tier_models": {t.name: list(t.training_models) for t in settings.tiers},
+    }
+    if _same_prior(out, fitted_from):
+        log.info("reusing the prior fitted without %s at %s", "+".join(names), out)
+        return out
     table = tier_table(outcomes, settings)
     sources = table.prompts["source"].astype(str)
     held = np.logical_or.reduce([sources.str.startswith(s).to_numpy() for s in names])
@@ -149,12 +155,21 @@ def holdout_prior(
     rows = table.subset(keep)
     data, _ = featurise(rows, cache)
     model = fit_final(data, recipe, seed)
-    save_model(out, model.head, model.features,
-               router_version=f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
-               head=recipe.as_metadata(), embedder_backend=cache.embedder.name, seed=seed,
-               data=files, training_prompts=int(len(rows)), held_out_source="+".join(names),
+    save_model(out, model.head, model.features, **fitted_from,
+               training_prompts=int(len(rows)),
                training_prompts_by_source=rows.prompts["source"].value_counts().to_dict())
     return out
+
+
+def _same_prior(out: Path, fitted_from: dict[str, Any]) -> bool:
+    """Whether `out` holds a loadable prior whose metadata says it was fitted from
+    `fitted_from` (compared as JSON, the form it was saved in)."""
+    try:
+        metadata = load_model(out).metadata
+    except ArtifactError:
+        return False
+    expected = json.loads(json.dumps(fitted_from, default=str))
+    return all(metadata.get(key) == value for key, value in expected.items())
 
 
 def ceiling_apgr(
@@ -243,6 +258,19 @@ class Replay:
             for s in np.unique(sources)} if len(np.unique(sources)) > 1 else {}
         return out
 
+    def judge(self, decisions: Sequence[dict[str, Any]], indices: np.ndarray) -> dict[str, Any]:
+        """Live decisions on `indices` judged overall and, where several sources are mixed,
+        per source, each beside the length rule and a random mixture at its cost."""
+        labels = self.traffic.table.labels[indices]
+        sources = self.traffic.table.prompts["source"].to_numpy()[indices]
+        names = np.unique(sources)
+        out = live_stats(decisions, labels, self.settings)
+        out["by_source"] = {
+            str(s): live_stats([d for d, x in zip(decisions, sources, strict=True) if x == s],
+                               labels[sources == s], self.settings)
+            for s in names} if len(names) > 1 else {}
+        return out
+
     def order(self, seed: int, learn: int, score: int, window: int) -> dict[str, Any]:
         n = len(self.traffic.table)
         rng = np.random.default_rng(seed)
@@ -268,7 +296,7 @@ class Replay:
         state = self.wait_for_state()
         frozen = self.sweep(scored, f"replay-{seed}-frozen")
         return {"seed": seed, "outcomes": taught, "prior": prior, "curve": curve,
-                "learning": window_stats(decisions, labels[learning], self.settings),
+                "learning": self.judge(decisions, learning),
                 "frozen": frozen, "state_revision": state.get("revision"),
                 "scored": scored.tolist()}
 

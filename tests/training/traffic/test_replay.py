@@ -7,6 +7,10 @@ data does that.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import Settings
-from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder
+from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder, synthetic_model
 from training.labels import PromptTable
+from training.selection import Candidate
+from training.traffic import replay as rp
 from training.traffic.replay import (
     Replay,
     Traffic,
@@ -176,3 +182,51 @@ def test_summarise_gives_the_gain_its_interval_and_the_worst_window() -> None:
     assert low < 0.06 < high and low == pytest.approx(0.06 - 4.30 * 0.02 / np.sqrt(3))
     assert s["worst_window_quality"] == pytest.approx(0.91)
     assert s["learning"]["cost_vs_strongest"] == pytest.approx(0.6)
+
+
+def test_mixed_sources_are_judged_per_source_beside_the_baselines(settings: Settings) -> None:
+    traffic = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    traffic.table.prompts["source"] = ["a" if i < 30 else "b" for i in range(40)]
+    two = replay_settings(settings, ["medium", "large"])
+    # hand-made decisions: medium on the easy calls (even), large on the hard ones
+    decisions = [{"tier": "large" if i % 2 else "medium", "scores": {"medium": 0.5, "large": 0.9},
+                  "estimated_tokens_in": 10 + i, "reason": "classifier"} for i in range(40)]
+    out = Replay(Recorder("large"), traffic, two).judge(decisions, np.arange(40))
+    assert set(out["by_source"]) == {"a", "b"}
+    assert out["by_source"]["a"]["n"] == 30 and out["by_source"]["b"]["n"] == 10
+    assert out["quality_vs_strongest"] == 1.0  # medium answers the easy calls as well
+    assert 0.0 < out["cost_vs_strongest"] < 1.0
+    assert out["by_source"]["a"]["length_quality"] <= 1.0
+    assert out["random_quality"] < 1.0  # a random mixture at that cost misses hard calls
+    alone = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    assert Replay(Recorder("large"), alone, two).judge(decisions, np.arange(40))[
+        "by_source"] == {}
+
+
+def test_a_holdout_prior_fitted_from_the_same_inputs_is_reused(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [{"path": "x/train.json", "sha256": "ab", "bytes": 3}]
+    monkeypatch.setattr(rp, "load_outcomes", lambda data_dir, extra: (pd.DataFrame(), files))
+
+    def refit(*args: object) -> None:
+        raise LookupError("fitted again")
+
+    monkeypatch.setattr(rp, "tier_table", refit)
+    recipe = Candidate("tqr", {"C": 1.0})
+    cache = SimpleNamespace(embedder=FakeEmbedder())
+    out = synthetic_model(tmp_path / "prior")
+    meta = json.loads((out / "metadata.json").read_text())
+    meta.update({"router_version": "lodo-x-tqr-seed0", "head": recipe.as_metadata(),
+                 "embedder_backend": "fake", "seed": 0, "data": files, "held_out_source": "x",
+                 "tier_models": {t.name: list(t.training_models) for t in settings.tiers}})
+    (out / "metadata.json").write_text(json.dumps(meta))
+    assert rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=0) == out
+    with pytest.raises(LookupError, match="fitted again"):  # another seed: not the same prior
+        rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=1)
+    with pytest.raises(LookupError, match="fitted again"):  # another data file
+        monkeypatch.setattr(rp, "load_outcomes", lambda data_dir, extra: (
+            pd.DataFrame(), [{**files[0], "sha256": "cd"}]))
+        rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=0)
+    with pytest.raises(LookupError, match="fitted again"):  # nothing there yet
+        rp.holdout_prior(settings, tmp_path, "x", recipe, tmp_path / "none", cache, seed=0)
