@@ -9,13 +9,15 @@ sweep the scored calls with the prior alone, then stream the learning calls: ``P
 then ``POST /feedback`` with the real outcome of the chosen tier's model on that prompt (the
 representative label `training.labels` gives), over HTTP only. After ``learn`` outcomes the
 state is frozen (no more feedback), its final maps are waited for, and the scored calls are
-swept again. A sweep routes every scored call ``dry_run`` at the config's knob and at every
-``quality_target`` of `training.traffic.replay_metrics.KNOBS`. What the service answered is judged
-against every tier's known outcome (`training.traffic.replay_metrics`): per window of the learning
-phase, the realised quality and the cost as shares of always-strongest's; per sweep, APGR,
-savings at 95% of always-strongest's quality, the default point's quality, cost and
-calibration, beside the length rule and a random mixture at the same cost; per source where
-several are mixed.
+swept again, then routed once more as live calls (the map's allowance drawn, no feedback): the
+default point a deployment realises after ``learn`` outcomes. A sweep routes every scored call
+``dry_run`` at the config's knob and at every ``quality_target`` of
+`training.traffic.replay_metrics.KNOBS`. What the service answered is judged against every
+tier's known outcome (`training.traffic.replay_metrics`): per window of the learning phase, the
+realised quality and the cost as shares of always-strongest's; for the learning phase and the
+live calls after it, the same beside the length rule and a random mixture at that cost; per
+sweep, APGR, savings at 95% of always-strongest's quality, the default point's quality, cost
+and calibration, beside the same baselines; per source where several are mixed.
 
 With a data set source, the ceiling beside the result is the serving recipe fitted with full
 information (every tier's label) on the train split minus the scored prompts, scored on them
@@ -295,10 +297,13 @@ class Replay:
                 batch = []
         state = self.wait_for_state()
         frozen = self.sweep(scored, f"replay-{seed}-frozen")
+        # the frozen state as live calls meet it (the allowance drawn, exploration on), with
+        # no feedback: a dry run takes each category's base tier, so only this shows the
+        # default point a deployment realises after `learn` outcomes
+        after = self.judge(self.route(scored, f"replay-{seed}-after"), scored)
         return {"seed": seed, "outcomes": taught, "prior": prior, "curve": curve,
-                "learning": self.judge(decisions, learning),
-                "frozen": frozen, "state_revision": state.get("revision"),
-                "scored": scored.tolist()}
+                "learning": self.judge(decisions, learning), "frozen": frozen, "after": after,
+                "state_revision": state.get("revision"), "scored": scored.tolist()}
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:

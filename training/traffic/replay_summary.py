@@ -83,6 +83,13 @@ def _windows(orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _live_by_source(orders: Sequence[dict[str, Any]], phase: str) -> dict[str, Any]:
+    """A live phase per source, where several are mixed: mean and range over orders."""
+    names = sorted(orders[0][phase].get("by_source", {}))
+    return {s: {"mean": _means([o[phase]["by_source"][s] for o in orders]),
+                "range": _ranges([o[phase]["by_source"][s] for o in orders])} for s in names}
+
+
 def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> dict[str, Any]:
     """Means over orders of the prior's and the frozen state's numbers (overall and per
     source), the learning phase's (overall and per source where several are mixed), each
@@ -92,9 +99,9 @@ def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> di
     k = len(gains)
     half = T_975.get(k - 1, 1.96) * gains.std(ddof=1) / math.sqrt(k) if k > 1 else math.nan
     sources = sorted(orders[0]["frozen"].get("by_source", {}))
-    learned_sources = sorted(orders[0]["learning"].get("by_source", {}))
     windows = [w["quality_vs_strongest"] for o in orders for w in o["curve"]]
-    phases = ("prior", "frozen", "learning")
+    live = ("learning", "after") if all("after" in o for o in orders) else ("learning",)
+    phases = ("prior", "frozen", *live)
     return {
         "orders": k,
         **{phase: _means([o[phase] for o in orders]) for phase in phases},
@@ -108,10 +115,7 @@ def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> di
                           for phase in ("prior", "frozen")} for s in sources},
         "by_source_ranges": {s: {phase: _ranges([o[phase]["by_source"][s] for o in orders])
                                  for phase in ("prior", "frozen")} for s in sources},
-        "learning_by_source": {
-            s: {"mean": _means([o["learning"]["by_source"][s] for o in orders]),
-                "range": _ranges([o["learning"]["by_source"][s] for o in orders])}
-            for s in learned_sources},
+        **{f"{phase}_by_source": _live_by_source(orders, phase) for phase in live},
         "apgr_gain": float(gains.mean()),
         "apgr_gain_ci": [float(gains.mean() - half), float(gains.mean() + half)],
         "ceiling_apgr": float(np.mean(ceilings)) if ceilings else math.nan,
@@ -164,15 +168,22 @@ def target_checks(summary: dict[str, Any], with_task: bool = True) -> list[dict[
             summary["worst_window_quality"] >= WINDOW_QUALITY,
             f"worst {summary['worst_window_quality']:.3f} (per order "
             + ", ".join(f"{w:.3f}" for w in summary["worst_window_by_order"]) + ")"),
-        row(f"frozen default >= {DEFAULT_QUALITY:.2f} of strongest's quality",
-            frozen["quality_vs_strongest"], frozen["quality_vs_strongest"] >= DEFAULT_QUALITY,
-            f"{frozen['quality_vs_strongest']:.3f}{spread('frozen', 'quality_vs_strongest')}"),
     ]
+    points = [("after", "after learning, live default")] if "after" in summary else []
+    for phase, name in [*points, ("frozen", "frozen dry-run default")]:
+        point = summary[phase]
+        rows.append(row(f"{name} >= {DEFAULT_QUALITY:.2f} of strongest's quality",
+                        point["quality_vs_strongest"],
+                        point["quality_vs_strongest"] >= DEFAULT_QUALITY,
+                        f"{point['quality_vs_strongest']:.3f}"
+                        f"{spread(phase, 'quality_vs_strongest')}"))
+        if with_task:
+            rows.append(row(f"{name} cost <= {DEFAULT_COST:.2f} of strongest's",
+                            point["cost_vs_strongest"],
+                            point["cost_vs_strongest"] <= DEFAULT_COST,
+                            f"{point['cost_vs_strongest']:.3f}"
+                            f"{spread(phase, 'cost_vs_strongest')}"))
     if with_task:
-        rows.append(row(f"frozen default cost <= {DEFAULT_COST:.2f} of strongest's",
-                        frozen["cost_vs_strongest"], frozen["cost_vs_strongest"] <= DEFAULT_COST,
-                        f"{frozen['cost_vs_strongest']:.3f}"
-                        f"{spread('frozen', 'cost_vs_strongest')}"))
         rows.append(row(f"frozen APGR >= prior's + {APGR_MARGIN:.2f}", frozen["apgr"] - prior,
                         frozen["apgr"] >= prior + APGR_MARGIN,
                         f"{frozen['apgr']:.3f}{spread('frozen', 'apgr')} vs {prior:.3f}"))
@@ -185,9 +196,11 @@ def target_checks(summary: dict[str, Any], with_task: bool = True) -> list[dict[
                         frozen["apgr"] - prior,
                         frozen["apgr"] >= prior - APGR_SLACK_WITHOUT_NAMES,
                         f"{frozen['apgr']:.3f}{spread('frozen', 'apgr')} vs {prior:.3f}"))
-    rows.append(row(f"frozen calibration within {CALIBRATION_GAP * 100:.0f} points",
-                    frozen["gap"], abs(frozen["gap"]) <= CALIBRATION_GAP,
-                    f"{frozen['gap'] * 100:+.1f}{_points(ranges['frozen']['gap'], summary)}"))
+    for phase, name in [*points, ("frozen", "frozen dry-run default")]:
+        gap = summary[phase]["gap"]
+        rows.append(row(f"{name} calibration within {CALIBRATION_GAP * 100:.0f} points", gap,
+                        abs(gap) <= CALIBRATION_GAP,
+                        f"{gap * 100:+.1f}{_points(ranges[phase]['gap'], summary)}"))
     return rows
 
 
@@ -240,6 +253,13 @@ def format_replay(report: dict[str, Any]) -> str:
         m = both["mean"]
         lines.append(f"  while learning, {source}: {m['quality_vs_strongest']:.3f} of "
                      f"always-strongest's quality at {m['cost_vs_strongest']:.3f} of its cost")
+    if "after" in s:
+        after = s["after"]
+        lines.append(f"after learning, the scored calls routed live (no feedback): "
+                     f"{after['quality_vs_strongest']:.3f} of always-strongest's quality at "
+                     f"{after['cost_vs_strongest']:.3f} of its cost (length "
+                     f"{after['length_quality']:.3f}, random {after['random_quality']:.3f} at "
+                     "that cost)")
     lines += [
         f"scored on {report['score']} held-back calls after {report['learn']} outcomes "
         "(quality, cost: shares of always-strongest's at the default knob; length, random: "
@@ -280,9 +300,9 @@ def _md_cell(mean: float, pair: Sequence[float], orders: int, fmt: str = ".3f") 
 
 
 def markdown_tables(report: dict[str, Any]) -> str:
-    """A report as the tables of a results page: every window, the prior and the frozen map
-    (overall and per source) beside the baselines, and the targets; each figure the mean over
-    orders with [lowest–highest] beside it."""
+    """A report as the tables of a results page: every window, the learning phase and the live
+    calls after it, the prior and the frozen map (overall and per source) beside the baselines,
+    and the targets; each figure the mean over orders with [lowest–highest] beside it."""
     s = report["summary"]
     k = s["orders"]
     names = "task names sent" if report.get("with_task", True) else "task names withheld"
@@ -297,6 +317,11 @@ def markdown_tables(report: dict[str, Any]) -> str:
     rows.append(("all", str(report["learn"]), s["learning"], s["ranges"]["learning"]))
     rows += [(source, "", both["mean"], both["range"])
              for source, both in s.get("learning_by_source", {}).items()]
+    if "after" in s:
+        rows.append(("after, live", f"{report['score']} scored", s["after"],
+                     s["ranges"]["after"]))
+        rows += [(f"after, {source}", "", both["mean"], both["range"])
+                 for source, both in s.get("after_by_source", {}).items()]
     for name, outcomes, m, r in rows:
         baselines = [_md_cell(m[key], r[key], k) if key in m else "-"
                      for key in ("length_quality", "random_quality")]

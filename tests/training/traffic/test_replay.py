@@ -62,6 +62,8 @@ def test_one_order_resets_learns_freezes_and_sweeps_over_http(settings: Settings
         assert order["state_revision"] == 60  # reset between orders: one order's outcomes
         assert order["prior"]["n"] == order["frozen"]["n"] == 30
         assert order["learning"]["n"] == 60
+        assert order["after"]["n"] == 30  # the scored calls once more, live
+        assert order["after"]["random_quality"] <= 1.0
         for window in (order["prior"], order["frozen"], order["learning"], *order["curve"]):
             assert sum(window["share"].values()) == pytest.approx(1.0)
             assert 0.0 <= window["realised"] <= 1.0
@@ -69,7 +71,7 @@ def test_one_order_resets_learns_freezes_and_sweeps_over_http(settings: Settings
         for sweep in (order["prior"], order["frozen"]):
             assert 0.0 <= sweep["apgr"] <= 1.0 and sweep["by_source"] == {}
             assert sweep["length_quality"] <= 1.0 and sweep["random_quality"] <= 1.0
-    assert state["revision"] == 60
+    assert state["revision"] == 60  # the live calls after the freeze taught nothing
     report = {"source": "synthetic", "url": "test", "prior": "synthetic-test",
               "tiers": exploring.tier_names, "learn": 60, "score": 30,
               "orders": [first, second], "summary": summarise([first, second], [0.6, 0.6])}

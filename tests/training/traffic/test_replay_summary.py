@@ -97,12 +97,30 @@ def test_targets_with_task_names_are_met_or_not_on_the_mean() -> None:
     got = verdicts(checks)
     assert got["while learning"] is True  # 0.96
     assert got["every window"] is False  # 0.91 in order 2
-    assert got["frozen default"] is True  # quality 1.0 ...
-    assert got["frozen default cost"] is False  # ... at always-strongest's cost
+    assert got["frozen dry-run default"] is True  # quality 1.0 ...
+    assert got["frozen dry-run default cost"] is False  # ... at always-strongest's cost
     assert got["frozen APGR"] is True  # 0.62 >= 0.55 + 0.05 (prior) and 0.45 + 0.05 (length)
-    assert got["frozen calibration"] is True  # +1 point
+    assert got["frozen dry-run default calibration"] is True  # +1 point
+    assert not any(c["target"].startswith("after") for c in checks)  # no live pass recorded
     apgr = next(c for c in checks if c["target"].startswith("frozen APGR >= prior"))
     assert apgr["figure"] == "0.620 [0.600, 0.640] vs 0.550"
+
+
+def test_the_live_default_after_learning_is_judged_beside_the_dry_run() -> None:
+    orders = three_orders()
+    for k, o in enumerate(orders):
+        o["after"] = {**window(0.95 + 0.01 * k, 0.72, 0), "length_quality": 0.94,
+                      "random_quality": 0.93, "by_source": {}}
+    s = summarise(orders, [])
+    got = verdicts(target_checks(s, with_task=True))
+    assert got["after learning, live default"] is True  # 0.96 of strongest's quality ...
+    assert got["after learning, live default cost"] is True  # ... at 0.72 of its cost
+    assert got["after learning, live default calibration"] is True  # +2 points
+    assert got["frozen dry-run default cost"] is False
+    assert s["ranges"]["after"]["quality_vs_strongest"] == pytest.approx([0.95, 0.97])
+    text = markdown_tables(report(orders))
+    assert "| after, live | 100 scored | 0.960 [0.950–0.970] | 0.720 [0.720–0.720] |" in text
+    assert "routed live (no feedback): 0.960" in format_replay(report(orders))
 
 
 def test_a_miscalibrated_map_and_a_weak_ranking_miss_their_targets() -> None:
@@ -110,7 +128,7 @@ def test_a_miscalibrated_map_and_a_weak_ranking_miss_their_targets() -> None:
     for o in orders:
         o["frozen"]["apgr"] = 0.58
     got = verdicts(target_checks(summarise(orders, []), with_task=True))
-    assert got["frozen calibration"] is False
+    assert got["frozen dry-run default calibration"] is False
     ranking = [c for c in target_checks(summarise(orders, []))
                if c["target"].startswith("frozen APGR")]
     assert [c["met"] for c in ranking] == [False, True]  # 0.58 < 0.60; 0.58 >= 0.50
