@@ -52,7 +52,13 @@ from training.embed_cache import EmbeddingCache, Featurised, featurise
 from training.ingest import load_outcomes, read_traces
 from training.labels import PromptTable, tier_table
 from training.selection import Candidate, pair_apgrs
-from training.traffic.replay_metrics import KNOBS, live_stats, sweep_stats, window_stats
+from training.traffic.replay_metrics import (
+    KNOBS,
+    category_ceiling,
+    live_stats,
+    sweep_stats,
+    window_stats,
+)
 from training.traffic.replay_summary import format_replay, summarise
 from training.train import fit_final
 
@@ -252,11 +258,16 @@ class Replay:
                           for k in self.knobs])
         labels = self.traffic.table.labels[indices]
         sources = self.traffic.table.prompts["source"].to_numpy()[indices]
+        tasks = self.traffic.table.prompts["task"].fillna("").to_numpy()[indices]
         out = sweep_stats(picks, default, labels, self.settings)
+        # the data's own categories, sent or withheld: what knowing them could rank
+        out["category_ceiling"] = category_ceiling(labels, tasks)
         out["by_source"] = {
-            str(s): sweep_stats(picks[:, sources == s], [d for d, x in zip(default, sources,
-                                                                          strict=True) if x == s],
-                                labels[sources == s], self.settings)
+            str(s): {**sweep_stats(picks[:, sources == s],
+                                   [d for d, x in zip(default, sources, strict=True) if x == s],
+                                   labels[sources == s], self.settings),
+                     "category_ceiling": category_ceiling(labels[sources == s],
+                                                          tasks[sources == s])}
             for s in np.unique(sources)} if len(np.unique(sources)) > 1 else {}
         return out
 

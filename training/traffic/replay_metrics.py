@@ -12,6 +12,8 @@ of `KNOBS` (``quality_target`` per call, ``dry_run`` so nothing is explored or l
   of the curve's points allowed (`training.metrics.savings_at_quality_fraction`);
 * **scores APGR**: the returned scores swept offline (each cheaper tier's score ranks the calls,
   `training.selection.pair_apgrs`): what the prior's scores alone would rank;
+* the **category ceiling**: the best ranking a map that knows only each call's category can
+  reach on these calls (`category_ceiling`);
 * the **length rule** (longer calls to stronger tiers, `training.baselines.length_choices`) and a
   **random mixture** of the tiers, each at the cost of the service's default point.
 """
@@ -90,6 +92,23 @@ def curve_stats(picks: np.ndarray, labels: np.ndarray, cost: np.ndarray) -> dict
     }
 
 
+def category_ceiling(labels: np.ndarray, categories: np.ndarray) -> float:
+    """The APGR of the best map that knows only each call's category: categories moved from
+    the cheapest to the strongest tier in order of their true gap between the two, measured on
+    these very calls (an in-sample bound on what any per-category map can rank)."""
+    full = ~np.isnan(labels).any(axis=1)
+    y, cats = labels[full], np.asarray(categories)[full].astype(str)
+    names = np.unique(cats)
+    if len(y) < 20 or len(names) == 0:
+        return math.nan
+    gap = {c: float((y[cats == c, -1] - y[cats == c, 0]).mean()) for c in names}
+    ranked = sorted(names, key=lambda c: -gap[c])
+    strongest = labels.shape[1] - 1
+    picks = np.array([np.where(np.isin(cats, ranked[:j]), strongest, 0)
+                      for j in range(len(ranked) + 1)])
+    return curve_stats(picks, y, np.ones_like(y))["apgr"]
+
+
 def baselines_at(
     cost_share: float, labels: np.ndarray, cost: np.ndarray, tokens: np.ndarray
 ) -> dict[str, float]:
@@ -142,5 +161,5 @@ def sweep_stats(
             **baselines_at(point["cost_vs_strongest"], labels, cost, tokens)}
 
 
-__all__ = ["KNOBS", "baselines_at", "curve_stats", "decision_costs", "live_stats", "shares",
-           "sweep_stats", "window_stats"]
+__all__ = ["KNOBS", "baselines_at", "category_ceiling", "curve_stats", "decision_costs",
+           "live_stats", "shares", "sweep_stats", "window_stats"]

@@ -24,7 +24,7 @@ from router.errors import RouterError
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 SUMMARY_KEYS = ("apgr", "scores_apgr", "savings_at_95", "quality_vs_strongest",
                 "cost_vs_strongest", "predicted", "realised", "length_apgr",
-                "length_savings_at_95", "length_quality", "random_quality")
+                "length_savings_at_95", "length_quality", "random_quality", "category_ceiling")
 WINDOW_KEYS = ("outcomes", "quality_vs_strongest", "cost_vs_strongest", "predicted", "realised",
                "explored")
 
@@ -328,8 +328,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {outcomes} | "
                      + " | ".join(_live_cells(m, r, k, _md_cell) + baselines) + " |")
     lines += ["", "| scored calls | state | APGR | scores APGR | default quality | default cost "
-              "| pred - real | length APGR | length quality | random quality |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| pred - real | length APGR | length quality | random quality | category ceiling |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = [("all", s["prior"], s["frozen"], s["ranges"]["prior"], s["ranges"]["frozen"])]
     groups += [(src, both["prior"], both["frozen"], s["by_source_ranges"][src]["prior"],
                 s["by_source_ranges"][src]["frozen"]) for src, both in s["by_source"].items()]
@@ -338,8 +338,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
             cells = [_md_cell(m[key], r[key], k) for key in
                      ("apgr", "scores_apgr", "quality_vs_strongest", "cost_vs_strongest")]
             cells.append(_md_cell(m["gap"], r["gap"], k, "+.3f"))
-            cells += [_md_cell(m[key], r[key], k) for key in
-                      ("length_apgr", "length_quality", "random_quality")]
+            cells += [_md_cell(m[key], r[key], k) if key in m else "-" for key in
+                      ("length_apgr", "length_quality", "random_quality", "category_ceiling")]
             lines.append(f"| {name} | {state} | " + " | ".join(cells) + " |")
     lines += ["", "| target | met | figure (mean [lowest, highest]) |", "|---|---|---|"]
     for check in target_checks(s, report.get("with_task", True)):

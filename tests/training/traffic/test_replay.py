@@ -31,7 +31,14 @@ from training.traffic.replay import (
     restrict_tiers,
     summarise,
 )
-from training.traffic.replay_metrics import KNOBS, baselines_at, curve_stats, shares, window_stats
+from training.traffic.replay_metrics import (
+    KNOBS,
+    baselines_at,
+    category_ceiling,
+    curve_stats,
+    shares,
+    window_stats,
+)
 
 
 def synthetic_traffic(n: int = 120, tasks: bool = False) -> Traffic:
@@ -70,6 +77,8 @@ def test_one_order_resets_learns_freezes_and_sweeps_over_http(settings: Settings
             assert 0.0 < window["cost_vs_strongest"] <= 1.0
         for sweep in (order["prior"], order["frozen"]):
             assert 0.0 <= sweep["apgr"] <= 1.0 and sweep["by_source"] == {}
+            # 'proof' calls fail on small, 'chat' calls never do (synthetic labels)
+            assert sweep["category_ceiling"] == pytest.approx(0.75, abs=0.1)
             assert sweep["length_quality"] <= 1.0 and sweep["random_quality"] <= 1.0
     assert state["revision"] == 60  # the live calls after the freeze taught nothing
     report = {"source": "synthetic", "url": "test", "prior": "synthetic-test",
@@ -135,6 +144,19 @@ def test_a_window_reports_quality_and_cost_against_strongest(settings: Settings)
     assert w["cost_vs_strongest"] == pytest.approx((2 * ratio + 2) / 4)
     assert w["explored"] == 0.25 and w["share"] == {"medium": 0.5, "large": 0.5}
     assert w["predicted"] == pytest.approx(0.85) and w["realised"] == pytest.approx(0.5)
+
+
+def test_the_category_ceiling_ranks_categories_by_their_true_gap() -> None:
+    # 'a' always needs large, 'b' never: moving 'a' first recovers the whole gap at half the
+    # calls on large, so the area is 0.25 (rising) + 0.5 (flat at 1) = 0.75
+    cats = np.array(["b"] * 50 + ["a"] * 50)
+    labels = np.stack([np.r_[np.ones(50), np.zeros(50)], np.ones(100)], axis=1)
+    assert category_ceiling(labels, cats) == pytest.approx(0.75)
+    # both categories need large on every other call: knowing the category ranks nothing
+    half = np.tile([0.0, 1.0], 50)
+    assert category_ceiling(np.stack([half, np.ones(100)], axis=1), cats) == pytest.approx(0.5)
+    unlabelled = np.vstack([labels, [[np.nan, 1.0]] * 10])  # calls missing a tier do not count
+    assert category_ceiling(unlabelled, np.r_[cats, ["c"] * 10]) == pytest.approx(0.75)
 
 
 def test_a_perfect_sweep_recovers_the_whole_gap_and_the_baselines_sit_below_it() -> None:
