@@ -92,6 +92,10 @@ def add_traffic_commands(sub: Any) -> None:
                         help="serve a prior fitted (serving recipe) without these data sets")
     replay.add_argument("--no-task-names", action="store_true",
                         help="withhold each call's category (its task) from the service")
+    replay.add_argument("--role", default=None,
+                        help="send this role with every call (default: none; one constant role "
+                             "is one category that decides every call before the embedding "
+                             "clusters)")
     replay.add_argument("--url", type=http_url, default=None,
                         help="an already running service (its tiers must be the source's); "
                              "default: start one with a fresh trace store in --work")
@@ -273,7 +277,8 @@ def _replay(args: argparse.Namespace) -> int:
             prior_version = http.get("/readyz").json()["router_version"]
             orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
                                    score=args.score, window=args.window, seed=args.seed,
-                                   headers=headers, with_task=not args.no_task_names)
+                                   headers=headers, with_task=not args.no_task_names,
+                                   role=args.role)
     except httpx.HTTPError as exc:
         raise CliError(f"the service at {args.url or 'the started service'} failed: "
                        f"{type(exc).__name__}: {exc}") from None
@@ -282,7 +287,7 @@ def _replay(args: argparse.Namespace) -> int:
         for o in orders]
     report = {"source": traffic.name, "url": url, "prior": prior_version, "tiers": tiers,
               "holdout_source": args.holdout_source, "learn": args.learn,
-              "with_task": not args.no_task_names,
+              "with_task": not args.no_task_names, "role": args.role,
               "score": args.score, "orders": orders, "ceilings": ceilings,
               "summary": rp.summarise(orders, ceilings)}
     if args.out is not None:

@@ -202,17 +202,19 @@ def mean_apgr(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> f
 
 class Replay:
     """One live service, one labelled traffic: orders of (reset, prior sweep, learn, freeze,
-    frozen sweep). `with_task` sends each call's category as its `task`."""
+    frozen sweep). `with_task` sends each call's category as its `task`; `role`, when given, is
+    sent with every call."""
 
     def __init__(self, http: Http, traffic: Traffic, settings: Settings,
                  headers: dict[str, str] | None = None, with_task: bool = True,
-                 knobs: Sequence[float] = KNOBS):
+                 knobs: Sequence[float] = KNOBS, role: str | None = None):
         self.http = http
         self.traffic = traffic
         self.settings = settings
         self.headers = headers or {}
         self.with_task = with_task
         self.knobs = tuple(knobs)
+        self.role = role
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # every POST is JSON to the router, a bodyless one too
@@ -223,8 +225,11 @@ class Replay:
         return dict(r.json())
 
     def route(self, indices: np.ndarray, tag: str, **extra: Any) -> list[dict[str, Any]]:
-        return [self._post("/route", {**self.traffic.body(int(i), self.with_task),
-                                      "role": "replay", "run_id": tag, **extra})
+        # a role only when asked: one constant role is one category that decides every call
+        # before the embedding clusters could, which a replay without task names must not add
+        role = {"role": self.role} if self.role else {}
+        return [self._post("/route", {**self.traffic.body(int(i), self.with_task), **role,
+                                      "run_id": tag, **extra})
                 for i in indices]
 
     def teach(self, decision: dict[str, Any], i: int) -> bool:
@@ -366,8 +371,9 @@ def live_service(settings: Settings, workdir: Path, timeout: float = 300) -> Ite
 def run_orders(
     http: Http, traffic: Traffic, settings: Settings, *, orders: int, learn: int, score: int,
     window: int, seed: int, headers: dict[str, str] | None = None, with_task: bool = True,
+    role: str | None = None,
 ) -> list[dict[str, Any]]:
-    replay = Replay(http, traffic, settings, headers, with_task)
+    replay = Replay(http, traffic, settings, headers, with_task, role=role)
     results = []
     for k in range(orders):
         started = time.monotonic()

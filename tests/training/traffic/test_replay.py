@@ -114,12 +114,21 @@ def test_a_sweep_sends_every_knob_dry_run_and_the_task_only_when_asked(
     assert all(b["dry_run"] is True for b in http.bodies)
     assert sorted({b.get("quality_target") for b in http.bodies} - {None}) == sorted(KNOBS)
     assert all(("task" in b) == with_task for b in http.bodies)
+    assert all("role" not in b for b in http.bodies)  # no signal the data does not have
     assert {b.get("task") for b in http.bodies} == ({"proof", "chat"} if with_task else {None})
     assert out["quality_vs_strongest"] == 1.0 and out["cost_vs_strongest"] == 1.0
     assert out["share"] == {"medium": 0.0, "large": 1.0}
 
 
 # Synthetic labels below: the numbers are worked out by hand.
+
+
+def test_a_role_is_sent_with_every_call_only_when_given(settings: Settings) -> None:
+    traffic = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    http = Recorder("large")
+    Replay(http, traffic, replay_settings(settings, ["medium", "large"]),
+           role="planner").route(np.arange(5), "t")
+    assert [b["role"] for b in http.bodies] == ["planner"] * 5
 
 
 def test_shares_are_of_always_strongests_quality_and_cost() -> None:
