@@ -3,14 +3,20 @@
 Learned from the train split only, reported on the test split, each net of wasted calls:
 always-large, a random mixture at 95% of large's quality, prompt-only routing (a logistic head
 per tier on the encoder's embeddings of train prompts, its knob picked on train by 5-fold
-out-of-fold scores to reach 95% of large's quality), the per-category map (its decision rule
-simulated: Beta posterior per tier, 90% lower bound relative to large >= 0.95), always-
-cheapest-first (every tier in order until the tests pass) and check-aware routing (the map's
-rule over plans: the chain of tiers with the least expected cost, wasted calls included, whose
-90% lower bound of quality relative to large is >= 0.95). One model per tier (a deployment);
-two deployments are reported.
+out-of-fold scores to reach 95% of large's quality), the service's learned map alone (its
+decision, not checked), always-cheapest-first (every tier in order until the tests pass) and
+check-aware routing (the service's plan for a verifiable call and its escalations). The map and
+its check evidence are the service's own code (`fit_map`, `fit_checks`, `choose`,
+`cheap_first`, `escalation_tier`), fitted from the train split's outcomes replayed as the
+service's evidence increments (`traces.evidence.increments`, `traces.checks.check_increments`):
+every train prompt as one call of key ``bench``, task ``mbpp``, on every tier (full
+information, propensity 1), its test result the label and the check. One model per tier (a
+deployment); two deployments are reported. The same routers then run on ARC-Challenge with a
+weak check (the answer starts with an option letter: every answer does), where a plan must not
+trust the check.
 
-    .venv/bin/python bench/cascade_eval.py --data-dir ../shared/data [--cache-dir DIR]
+    nice -n 10 .venv/bin/python bench/cascade_eval.py --data-dir ../shared/data \
+        [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -26,14 +32,9 @@ from sklearn.model_selection import KFold
 
 from router.config import load_settings
 from router.decision.policy import threshold_choice
-from training.answer_signals import leave_one_source_out
-from training.cascade import (
-    Realised,
-    check_aware_chain,
-    map_chain,
-    random_mixture,
-    realise,
-)
+from training.answer_signals import SIGNALS, leave_one_source_out, signals
+from training.cascade import Realised, mixed, random_mixture, realise
+from training.cascade_replay import check_aware_plans, map_plans, replayed_map
 from training.classifier import TierClassifier
 from training.embed_cache import EmbeddingCache, training_embedder
 
@@ -78,10 +79,25 @@ def prompt_only(x_train: np.ndarray, q_train: np.ndarray, c_train: np.ndarray,
     return best[1], knob_point(head.predict_proba(x_test), best[1])
 
 
+def drawn(quality: np.ndarray, cost: np.ndarray, plans: list[tuple[tuple[int, ...], float]],
+          passes: np.ndarray | None = None) -> Realised:
+    """Every call on each plan, weighted by the plan's probability (the map's allowance)."""
+    return mixed([(realise(quality, cost, [chain] * len(quality), passes), w)
+                  for chain, w in plans])
+
+
+def described(plans: list[tuple[tuple[int, ...], float]]) -> str:
+    names = ("small", "medium", "large")
+    return " or ".join("->".join(names[t] for t in chain)
+                       + (f" ({100 * w:.0f}%)" if len(plans) > 1 else "")
+                       for chain, w in plans)
+
+
 def row(name: str, point: Realised, strongest: Realised, plan: str) -> str:
     share, saving = point.share_of(strongest)
     return (f"| {name} | {plan} | {100 * share:.1f}% | {100 * saving:.1f}% | "
-            f"{point.wasted_calls} | {1e3 * point.wasted_cost * 128:.2f} |")
+            f"{point.wasted_calls:.0f} | "
+            f"{1e3 * point.wasted_cost * (point.calls - point.wasted_calls):.2f} |")
 
 
 def main() -> None:
@@ -100,8 +116,9 @@ def main() -> None:
         strongest = realise(q_test, c_test, [(2,)] * n)
         mix_share, mix_saving = random_mixture(q_test, c_test, TARGET)
         knob, prompt_plan = prompt_only(x_train, q_train, c_train, x_test)
-        mapped = map_chain(q_train, TARGET)
-        aware = check_aware_chain(q_train, c_train, TARGET)
+        learned, table = replayed_map(q_train, c_train)
+        mapped = map_plans(learned, table, TARGET)
+        aware = check_aware_plans(learned, table, TARGET)
         print(f"\n### {name} (test: {n} prompts; tier accuracy "
               f"{', '.join(f'{q:.3f}' for q in q_test.mean(axis=0))}; mean cost per call "
               f"{', '.join(f'{1e3 * c:.4f}' for c in c_test.mean(axis=0))} mUSD)\n")
@@ -113,12 +130,13 @@ def main() -> None:
               f"{100 * mix_saving:.1f}% | 0 | 0.00 |")
         print(row("prompt-only (logreg head)", realise(q_test, c_test, prompt_plan), strongest,
                   f"knob {knob}"))
-        print(row("per-category map", realise(q_test, c_test, [mapped] * n), strongest,
-                  "->".join(("small", "medium", "large")[t] for t in mapped)))
+        print(row("learned map alone", drawn(q_test, c_test, mapped), strongest,
+                  described(mapped)))
         print(row("always-cheapest-first", realise(q_test, c_test, [(0, 1, 2)] * n),
                   strongest, "small->medium->large"))
-        print(row("check-aware (map over plans)", realise(q_test, c_test, [aware] * n),
-                  strongest, "->".join(("small", "medium", "large")[t] for t in aware)))
+        print(row("check-aware (the map's plan)", drawn(q_test, c_test, aware), strongest,
+                  described(aware)))
+    weak_check_table(args.data_dir)
     transfer_table(args.data_dir)
 
 
@@ -129,6 +147,53 @@ def answer_texts(data_dir: Path, source: str, split: str, model: str
     texts = ["\n".join(ast.literal_eval(t)) if isinstance(t, str) and t.startswith("[")
              else str(t) for t in frame[f"{model}|model_response"]]
     return texts, frame[model].to_numpy(dtype=float)
+
+
+def load_weak(data_dir: Path, split: str, models: tuple[str, ...]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ARC-Challenge: (quality, cost, the format check's result) per prompt and tier, on the
+    prompts every tier answered. The check passes an answer that starts with an option
+    letter, right or wrong: a weak check."""
+    frame = pd.read_csv(data_dir / "routerbench" / f"arc_challenge_{split}.csv")
+    frame = frame[frame[list(models)].notna().all(axis=1)]
+    quality = frame[list(models)].to_numpy(dtype=float)
+    cost = frame[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float)
+    fmt = SIGNALS.index("format_ok")
+    passes = np.array([[signals(_text(frame[f"{m}|model_response"].iloc[i]))[fmt]
+                        for m in models] for i in range(len(frame))])
+    return quality, cost, passes
+
+
+def _text(response: object) -> str:
+    if isinstance(response, str) and response.startswith("["):
+        return "\n".join(ast.literal_eval(response))
+    return "" if response is None or response != response else str(response)
+
+
+def weak_check_table(data_dir: Path) -> None:
+    """The same routers on ARC-Challenge with a format check: the plan must not trust it."""
+    for name, models in DEPLOYMENTS.items():
+        q_train, c_train, p_train = load_weak(data_dir, "train", models)
+        q_test, c_test, p_test = load_weak(data_dir, "test", models)
+        learned, table = replayed_map(q_train, c_train, "arc_challenge", passes=p_train)
+        mapped = map_plans(learned, table, TARGET, "arc_challenge")
+        aware = check_aware_plans(learned, table, TARGET, "arc_challenge")
+        n = len(q_test)
+        strongest = realise(q_test, c_test, [(2,)] * n)
+        print(f"\n### ARC-Challenge, a weak check (the answer starts with an option letter), "
+              f"{name} (test: {n} prompts; tier accuracy "
+              f"{', '.join(f'{q:.3f}' for q in q_test.mean(axis=0))}; the check passes "
+              f"{', '.join(f'{p:.3f}' for p in p_test.mean(axis=0))})\n")
+        print("| router | plan (learned on train) | quality vs large | saving vs always-large "
+              "| wasted calls | wasted mUSD |")
+        print("|---|---|---|---|---|---|")
+        print(row("always-large", strongest, strongest, "large"))
+        print(row("learned map alone", drawn(q_test, c_test, mapped), strongest,
+                  described(mapped)))
+        print(row("always-cheapest-first", realise(q_test, c_test, [(0, 1, 2)] * n, p_test),
+                  strongest, "small->medium->large"))
+        print(row("check-aware (the map's plan)", drawn(q_test, c_test, aware, p_test),
+                  strongest, described(aware)))
 
 
 def transfer_table(data_dir: Path) -> None:

@@ -31,6 +31,7 @@ def add_run_commands(sub: Any) -> None:
 
 def _runs(args: argparse.Namespace) -> int:
     from router.config import load_settings
+    from router.schemas import RunOutcomeInfo
     from router.traces.run_records import RunRecords
     from router.traces.store import TraceStore
 
@@ -43,6 +44,8 @@ def _runs(args: argparse.Namespace) -> int:
             listing, _ = records.recent(time.time(), expire, args.limit, args.key)
         else:
             ledger = records.ledger(args.run_id, expire, time.time(), args.key)
+            keys = [args.key] if args.key is not None else ledger.api_keys if ledger else []
+            outcome = records.outcome(keys[0], args.run_id) if len(keys) == 1 else None
     finally:
         store.close()
     if args.run_id is None:
@@ -59,6 +62,11 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"no live run {args.run_id!r}" + (f" of key {args.key!r}" if args.key else "")
               + f" (runs expire {expire:g} s after their last call: runs.expire_after_s)")
         return 1
+    if outcome is not None:
+        ledger.outcome = RunOutcomeInfo(
+            success=None if outcome["success"] is None else bool(outcome["success"]),
+            quality=outcome["quality"], api_key=outcome["reported_by"],
+            received_at=float(outcome["received_at"]))
     if args.json:
         print(ledger.model_dump_json(indent=2))
         return 0
@@ -83,6 +91,10 @@ def _runs(args: argparse.Namespace) -> int:
     top = ledger.most_expensive
     print(f"most expensive: step {top.step} ({top.model}, {top.cost_usd:.6f} USD, "
           f"decision {top.decision_id})")
+    done = ledger.outcome
+    print("outcome: not reported (POST /runs/{run_id}/outcome)" if done is None else
+          f"outcome: success {done.success}, quality {done.quality} (reported by "
+          f"{done.api_key} at {_utc(done.received_at)})")
     return 0
 
 

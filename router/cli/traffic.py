@@ -145,6 +145,7 @@ def add_traffic_commands(sub: Any) -> None:
 
 def _spend(args: argparse.Namespace) -> int:
     from router.config import load_settings
+    from router.traces.run_records import format_run_costs, run_costs
     from router.traces.shadow import shadow_report
     from router.traces.store import TraceStore
 
@@ -153,11 +154,13 @@ def _spend(args: argparse.Namespace) -> int:
     try:
         rows = store.spend(args.by, args.since)
         shadow = shadow_report(store, settings, args.since)
+        runs = run_costs(store, args.since)
     finally:
         store.close()
     if args.json:
         print(json.dumps({"by": args.by, "since": args.since, "rows": rows,
-                          "shadow": shadow.model_dump() if shadow else None}, indent=2))
+                          "shadow": shadow.model_dump() if shadow else None,
+                          "runs": runs.model_dump() if runs else None}, indent=2))
         return 0
     print(f"{args.by:<24} {'calls':>8} {'cost_usd':>12} {'actual':>12} {'estimated':>12} "
           f"{'est. calls':>10}")
@@ -170,6 +173,8 @@ def _spend(args: argparse.Namespace) -> int:
         print(f"shadow: {shadow.calls} calls, {shadow.with_outcome} with an outcome; followed "
               f"{shadow.followed_usd:.6f} USD, the router's picks {shadow.routed_usd:.6f} USD: "
               f"following it would save {saved}")
+    if runs is not None:
+        print(format_run_costs(runs))
     return 0
 
 

@@ -6,15 +6,20 @@ everything the first decision was held to: the tiers that can serve the call (co
 capabilities), its ceiling (the caller's own model's tier) and its ``max_cost_usd``. Which
 stronger tier: the next one, or the strongest allowed one when the evidence says the next one
 fails this kind of call too (`middle_fails_too`, read from the learned map: the call's category's
-lower bound for that tier is below the quality target). Pure: no store, no serving state.
+lower bound for that tier is below the quality target). For a verifiable call the map's check
+evidence (router/decision/checks.py) may put a cheaper tier first, at the first decision and at
+each escalation: `best_plan` weighs the plans by expected cost, wasted calls included, under the
+map's safety rule on the plan's expected final quality. Pure: no store, no serving state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import combinations
 
 from router.decision.categories import Signals
+from router.decision.checks import CheckEntry
 from router.decision.choice import CallFacts, Choice, TierTable, at_tier, cost
 from router.decision.learned_map import LearnedMap
 from router.errors import EscalationRefused
@@ -80,34 +85,138 @@ def middle_fails_too(learned: LearnedMap, signals: Signals, next_index: int,
 # own pick, or a move up for context or a task floor; never a forced, fixed, explored, sticky,
 # budget, health or degraded decision, which say which tier on purpose.
 PLANNED: frozenset[Reason] = frozenset({"classifier", "context_upgrade", "task_rule", "ceiling"})
+EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A verifiable call's plan: the tiers tried in order, each escalated from on a failed
+    check, the last one's answer kept."""
+
+    chain: tuple[int, ...]
+    cost: float  # expected, the wasted calls included
+    bound: float  # lower bound of the expected final quality relative to the strongest tier
+
+
+def best_plan(cheaper: Sequence[int], direct: int, bound: float, strongest_quality: float,
+              checks: CheckEntry, costs: Sequence[float], target: float) -> Plan:
+    """Of going to the `direct` tier (the map's pick, whose lower bound relative to the
+    strongest tier is `bound`) and trying some `cheaper` tiers first, in order, escalating on
+    a failed check, the plan with the least expected cost, the wasted calls included, whose
+    expected final quality keeps the map's safety rule (its lower bound >= `target`).
+
+    A call that passes at a cheaper tier c keeps c's answer instead of the direct tier's: the
+    plan loses at most (1 - quality of a passed answer) on those calls, so its bound is
+    ``bound - sum_c reach_c x pass_c+ x (1 - passed_c-) / strongest_quality`` with pass_c+
+    the pass rate's upper bound, passed_c- the lower bound of a passed answer's quality and
+    reach_c the expected share of calls that get to c (the pass rates' means, taken as
+    independent). With an exact check (a passed answer is right) the loss is nil and the plan
+    is as good as the direct tier. Keeping the cheap answer whatever its check says is the
+    map's own rule: when a cheaper tier's bound passes, the map picks it and the plan is direct.
+    """
+    best = Plan((direct,), float(costs[direct]), bound)
+    if bound < target - 1e-9:  # the direct tier is an allowance's draw: no room to lose
+        return best
+    scale = max(strongest_quality, EPS)
+    tiers = sorted(set(cheaper))
+    for k in range(1, len(tiers) + 1):
+        for tried in combinations(tiers, k):
+            reach, spend, loss = 1.0, 0.0, 0.0
+            for c in tried:
+                spend += reach * costs[c]
+                loss += reach * checks.pass_upper[c] * (1.0 - checks.passed_lower[c])
+                reach *= 1.0 - checks.pass_rate[c]
+            spend += reach * costs[direct]
+            kept = bound - loss / scale
+            if kept >= target - 1e-9 and spend < best.cost:
+                best = Plan((*tried, direct), spend, kept)
+    return best
+
+
+def allowed(table: TierTable, facts: CallFacts) -> list[int]:
+    """The tiers a call may go to: those that can serve it within its max_cost_usd, under its
+    ceiling."""
+    top = table.index(facts.ceiling_tier) if facts.ceiling_tier else len(table.tiers) - 1
+    return [i for i in table.serving(facts, within_cap=True) if i <= top]
 
 
 def cheap_first(choice: Choice, table: TierTable, facts: CallFacts,
-                quality: Sequence[float]) -> Choice | None:
+                checks: CheckEntry | None, target: float) -> Choice | None:
     """For a verifiable call (the caller checks the answer and escalates on a failure): the
-    cheaper tier to try first when its expected cost, the wasted call included, is below the
-    decided tier's: cost(c) + (1 - quality[c]) x cost(decided) < cost(decided), with
-    `quality[c]` the map's predicted quality of tier c for the call (its check pass rate, where
-    check results taught it). With an exact check the plan is at least as good as the decided
-    tier on every call (a passing answer is kept, a failing one escalates to it), so the
-    safety rule that chose the decided tier holds; None: go direct."""
-    if choice.reason not in PLANNED or table.fixed(facts.task) is not None:
+    cheaper tier to try first, when `best_plan` over the call's category's check evidence
+    finds one; None: go direct (always without check evidence, or without the map's verdict).
+
+    Where the map spends its fractional allowance (`Verdict.split`: a logged share of the
+    category's calls drawn to a cheaper tier), the plan weighs itself against that allowance,
+    from its base tier with the whole margin, and replaces it for this call when its expected
+    cost is lower (whichever tier the draw gave): the margin is spent once, by one of them. The
+    plan's tier is then certain given the evidence (propensity 1, exploration aside).
+    """
+    verdict = facts.learned
+    if (choice.reason not in PLANNED or checks is None or verdict is None
+            or table.fixed(facts.task, facts.role, facts.key) is not None):
         return None
     decided = table.index(choice.tier)
-    direct = choice.estimated_cost_usd
-    floor = table.floor(facts.task)
-    top = table.index(facts.ceiling_tier) if facts.ceiling_tier else len(table.tiers) - 1
-    best: tuple[float, int] | None = None
-    for c in table.serving(facts, within_cap=True):
-        if floor <= c < decided and c <= top:
-            expected = cost(table.tiers[c], facts) + (1.0 - quality[c]) * direct
-            if expected < direct and (best is None or expected < best[0]):
-                best = (expected, c)
-    if best is None:
+    costs = [cost(t, facts) for t in table.tiers]
+    direct, propensity = choice.estimated_cost_usd, choice.propensity
+    split = verdict.split
+    if split is not None and decided in split[:2]:
+        base, cheap, share = split
+        decided, propensity = base, 1.0
+        direct = share * costs[cheap] + (1.0 - share) * costs[base]
+    floor = table.floor(facts.task, facts.role, facts.key)
+    cheaper = [c for c in allowed(table, facts) if floor <= c < decided]
+    plan = best_plan(cheaper, decided, verdict.bounds[decided], verdict.quality[-1], checks,
+                     costs, target)
+    if len(plan.chain) == 1 or plan.cost >= direct:
         return None
-    expected, c = best
-    chosen = at_tier(table, c, choice.reason, facts, None, table.serving(facts))
-    return replace(chosen, propensity=choice.propensity).say(
-        f"verifiable: try '{table.names[c]}' first (predicted quality {quality[c]:.2f}), "
-        f"escalate on a failed check (up to '{choice.tier}'): expected {expected:.6f} USD with the "
-        f"wasted call, against {direct:.6f} direct")
+    chosen = at_tier(table, plan.chain[0], choice.reason, facts, choice.detail,
+                     table.serving(facts))
+    return replace(chosen, propensity=propensity).say(describe(table, plan, checks, direct,
+                                                               table.names[decided]))
+
+
+def describe(table: TierTable, plan: Plan, checks: CheckEntry, direct: float, up_to: str
+             ) -> str:
+    """A plan in words: what each tier tried passes, the expected cost and quality."""
+    names = table.names
+    tried = ", then ".join(
+        f"'{names[c]}' (passes {checks.pass_rate[c]:.2f} of {checks.tier_runs[c]:.0f} checks, "
+        f"passed answers' quality >= {checks.passed_lower[c]:.2f})" for c in plan.chain[:-1])
+    return (f"verifiable: try {tried}, escalate on a failed check (up to '{up_to}'): "
+            f"expected {plan.cost:.6f} USD with the wasted calls, against {direct:.6f} "
+            f"without a plan; expected quality >= {plan.bound:.2f} of the strongest tier's")
+
+
+def escalation_tier(table: TierTable, facts: CallFacts, failed_tier: str, learned: LearnedMap,
+                    signals: Signals, target: float, verifiable: bool = False) -> int:
+    """The tier an escalation goes to (`escalation_plan`'s)."""
+    return escalation_plan(table, facts, failed_tier, learned, signals, target, verifiable)[0]
+
+
+def escalation_plan(table: TierTable, facts: CallFacts, failed_tier: str, learned: LearnedMap,
+                    signals: Signals, target: float, verifiable: bool = False
+                    ) -> tuple[int, str | None]:
+    """The tier an escalation goes to, and why when a plan put it there: the next stronger
+    one, or the strongest allowed when the map says the next fails this kind of call too
+    (`middle_fails_too`); for a verifiable call, a tier between the failed one and that one
+    first when `best_plan` over the category's check evidence says trying it saves (the
+    escalation is itself checked)."""
+    nxt = next_tier(table, facts, failed_tier)
+    if middle_fails_too(learned, signals, nxt, target):
+        nxt = next_tier(table, facts, failed_tier, straight_to_strongest=True)
+    if not verifiable or learned.checks is None:
+        return nxt, None
+    checks, _ = learned.checks.find(signals, None)
+    entry, _, _ = learned.find(signals, None)
+    if checks is None or entry is None:
+        return nxt, None
+    failed = table.index(failed_tier)
+    top = len(table.tiers) - 1
+    bound = 1.0 if nxt == top else entry.bound[nxt]
+    cheaper = [c for c in allowed(table, facts) if failed < c < nxt]
+    costs = [cost(t, facts) for t in table.tiers]
+    plan = best_plan(cheaper, nxt, bound, entry.quality[top], checks, costs, target)
+    if len(plan.chain) == 1:
+        return nxt, None
+    return plan.chain[0], describe(table, plan, checks, costs[nxt], table.names[nxt])

@@ -45,11 +45,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from router.config import LearningConfig
 from router.decision.categories import SHARED, Signals, key_name, lookup_paths
+
+if TYPE_CHECKING:
+    from router.decision.checks import CheckMap
 
 # The evidence columns of one (namespace, category, tier), in this order.
 W, WY, W2, N, Y, P, S, SN, TOTAL = range(9)
@@ -101,6 +105,7 @@ class LearnedMap:
     dropped: int = 0  # categories beyond max_categories (their calls use a coarser one)
     moved: tuple[str, ...] = ()  # categories whose relative quality moved at this rebuild
     totals: np.ndarray = field(default_factory=lambda: np.zeros((0, len(COLUMNS))))  # roots
+    checks: CheckMap | None = None  # verifiable calls' check evidence (decision/checks.py)
 
     def calibrate(self, scores: Sequence[float]) -> list[float]:
         """Each tier's score through its recalibration (a shift in logit space)."""

@@ -110,8 +110,8 @@ def steps(
     pick: TierPick = bound_pick,
 ) -> Choice:
     """`decide`, the budget step, exploration and health, in that order. The propensity is
-    None with exploration off; 1 when health moved the decision to another tier (certain,
-    given the health state)."""
+    None when nothing is drawn (no exploration, no learned map); 1 when health moved the
+    decision to another tier (certain, given the health state)."""
     choice = decide(scores, table, quality_target, facts, pick)
     if low is not None and facts.forced_tier is None:
         budget = low()

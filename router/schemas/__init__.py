@@ -58,6 +58,8 @@ from router.schemas.route import (
     misspelt_field,
 )
 from router.schemas.runs import (
+    RevisionRunCosts,
+    RunCostFigures,
     RunCosts,
     RunKey,
     RunLedger,
@@ -76,8 +78,8 @@ __all__ = [
     "BatchRouteRequest", "BatchRouteResponse", "ChatMessage", "ContentPart", "ErrorBody",
     "Escalation", "EscalationReason", "EscalationReport",
     "Feedback", "FeedbackReceipt", "Id", "MapCategory", "MapPage", "MapReset", "MapTier", "Problem",
-    "Readiness", "Reason", "RouteDecision",
-    "RouteRequest", "RunCosts", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
+    "Readiness", "Reason", "RevisionRunCosts", "RouteDecision", "RouteRequest", "RunCostFigures",
+    "RunCosts", "RunKey", "RunLedger", "RunList", "RunOutcome", "RunOutcomeInfo",
     "RunOutcomeReceipt", "RunStep", "RunSummary", "ShadowReport",
     "SpendKey", "SpendReport", "SpendRow", "TierInfo", "ToolCall", "ToolSchema",
     "TraceRecord", "edit_distance", "error_responses", "exactly_one_input", "misspelt_field",

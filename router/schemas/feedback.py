@@ -69,6 +69,13 @@ class Feedback(BaseModel):
     attempts: list[Attempt] | None = Field(default=None, max_length=MAX_ATTEMPTS,
                                            description=ATTEMPTS_DOC)
     fallback_used: bool = Field(default=False, strict=True)
+    check_passed: bool | None = Field(
+        default=None, strict=True,
+        description="Whether the caller's check of this answer passed (a verifiable call: its "
+                    "JSON parsed, its tests passed...). Teaches the learned map how often this "
+                    "tier's answers pass in the call's category, and, with a label, how good "
+                    "passed answers are; the first check result of a decision stands (an "
+                    "escalation already said it failed). Never inferred from a label.")
 
     @model_validator(mode="after")
     def _something_observed(self) -> Feedback:

@@ -175,9 +175,12 @@ class RouteRequest(BaseModel):
     verifiable: bool = Field(
         default=False, strict=True,
         description="The caller checks the answer (it parses, the tests pass, ...) and "
-                    "escalates on a failure (escalate_from): the router may answer a cheaper "
-                    "tier to try first when that costs less on average, the wasted call "
-                    "included (plan: try_cheap_first), and says which plan it chose.")
+                    "escalates on a failure (escalate_from): where the learned map's check "
+                    "evidence for the call's category says a cheaper tier's answers pass often "
+                    "and are good when they pass, the router answers that tier to try first "
+                    "(plan: try_cheap_first) when it costs less on average, the wasted calls "
+                    "included, and the plan's expected final quality keeps the quality target; "
+                    "else the map's tier (plan: direct). Its escalations plan the same way.")
     escalate_from: Id | None = Field(
         default=None,
         description="The decision_id whose answer failed (with `escalation` saying how): that "
@@ -195,6 +198,7 @@ class RouteRequest(BaseModel):
     _chat: list[ChatMessage] | None = PrivateAttr(default=None)  # built once: read ~5x a call
     # Set by the server for an escalation it admitted: (decision escalated from, attempt).
     _escalating: tuple[str, int] | None = PrivateAttr(default=None)
+    _escalation_plan: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -226,10 +230,18 @@ class RouteRequest(BaseModel):
         escalation; None for every other call."""
         return self._escalating
 
-    def escalate_as(self, tier: str, from_decision: str, attempt: int) -> RouteRequest:
-        """Mark the request as the admitted escalation to `tier`; returns it for chaining."""
+    @property
+    def escalation_plan(self) -> str | None:
+        """Why a verifiable call's escalation tries the tier it does, when a plan chose it."""
+        return self._escalation_plan
+
+    def escalate_as(self, tier: str, from_decision: str, attempt: int,
+                    plan: str | None = None) -> RouteRequest:
+        """Mark the request as the admitted escalation to `tier` (`plan`: why, when a plan put
+        it there); returns it for chaining."""
         self.tier = tier
         self._escalating = (from_decision, attempt)
+        self._escalation_plan = plan
         return self
 
     def chat(self) -> list[ChatMessage]:
@@ -316,7 +328,9 @@ class RouteDecision(BaseModel):
     router_version: str
     detail: str | None = None
     propensity: float | None = Field(
-        default=None, description="P(this tier) under exploration; absent when it was certain."
+        default=None, description="P(this tier) under the logged draw (exploration, the "
+        "learned map's allowance); absent when the service draws nothing (no exploration, no "
+        "learning)."
     )
     requested_model: str | None = Field(
         default=None, description="The request's own `model`, echoed.")

@@ -133,11 +133,11 @@ class RunList(BaseModel):
         default=None, description="The `offset` of the next page; null: this is the last.")
 
 
-class RunCosts(BaseModel):
-    """Cost per run beside cost per call, since the report's `since`: a cheaper step that
-    makes a run longer or fail saves nothing, and only this shows it."""
+class RunCostFigures(BaseModel):
+    """Cost per call, per run and per successful run of a set of runs."""
 
-    runs: int = Field(description="Runs with a call in the period (calls carrying a run_id).")
+    runs: int = Field(description="Runs with a call in the period (calls carrying a run_id; "
+                                  "a run is one key's run_id).")
     calls: int
     cost_per_call_usd: float
     cost_per_run_usd: float
@@ -147,3 +147,24 @@ class RunCosts(BaseModel):
     cost_per_successful_run_usd: float | None = Field(
         description="What the runs with an outcome cost in all, over the successful ones "
                     "(failures' cost included); null without a success.")
+
+
+class RevisionRunCosts(RunCostFigures):
+    """The runs whose first call in the period was decided by a learned map of a revision in
+    [revision_from, revision_to] (labelled outcomes learned since the last reset)."""
+
+    revision_from: int | None = Field(description="null: no learned map decided the run's "
+                                                  "first call (learning off, a degraded call, "
+                                                  "or a call stored before revisions were).")
+    revision_to: int | None
+
+
+class RunCosts(RunCostFigures):
+    """Cost per run beside cost per call, since the report's `since`: a cheaper step that
+    makes a run longer or fail saves nothing, and only this shows it."""
+
+    by_revision: list[RevisionRunCosts] = Field(
+        default_factory=list,
+        description="The same figures by the map revision of each run's first call in the "
+                    "period, oldest first: one group per revision, or at most 8 bands of about "
+                    "equal runs when there are more (the no-map group first).")

@@ -118,9 +118,13 @@ class ClosedLoop:
         self.runs.configure(settings)
 
     def explorer(self, settings: Settings) -> Explorer | None:
-        """A fresh seeded explorer for a service built from `settings`; None when off."""
+        """A fresh seeded explorer for a service built from `settings`; None when neither
+        exploration nor the learned map draws (the map's fractional allowance sends a share of
+        a category's calls to a cheaper tier by the same logged draw, exploration or not)."""
         rate = settings.exploration_rate
-        return Explorer(rate, settings.exploration_seed) if rate else None
+        if not rate and not settings.learning.enabled:
+            return None
+        return Explorer(rate, settings.exploration_seed)
 
     def record(self, request: RouteRequest, view: CallView, decision: RouteDecision,
                seen: Seen | None = None) -> None:
@@ -260,6 +264,18 @@ class ClosedLoop:
             learner.observe(outcome, decision)
         except StoreError as exc:  # the outcome is stored: a rebuild from it can follow
             log.warning("learned map: could not add an outcome's evidence: %s", exc)
+
+    def check(self, decision: dict[str, Any], passed: bool, label: float | None = None
+              ) -> None:
+        """A routed decision's answer was checked (an escalation for a failed check, /verify,
+        /feedback's check_passed): the learned map's check evidence hears it, once."""
+        learner = self.learning
+        if learner is None:
+            return
+        try:
+            learner.observe_check(decision, passed, label)
+        except StoreError as exc:
+            log.warning("learned map: could not add a check's evidence: %s", exc)
 
     def refresh_budgets(self) -> None:
         store = self.store

@@ -10,7 +10,10 @@ keyed by the decision escalated from, written before the new decision, so a seco
 The chain climbs a tier at a time at least, so a call escalates at most once per tier.
 
 Which stronger tier: the next one, unless the learned map says the next one fails this kind
-of call too (`decision.escalation.middle_fails_too`); then the strongest one allowed.
+of call too (`decision.escalation.middle_fails_too`); then the strongest one allowed; for a
+verifiable call, a tier in between first when the map's check evidence says it saves
+(`decision.escalation.escalation_tier`). An escalation for a check's reason teaches the map's
+check evidence a failed check of the first decision's tier.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.decision.categories import Signals
-from router.decision.escalation import middle_fails_too, next_tier
+from router.decision.escalation import escalation_plan
 from router.errors import EscalationRefused, FeedbackConflict, RequestLimitError, StoreError
 from router.guards.auth import Principal
 from router.guards.run_spend import check_owner
@@ -33,6 +36,10 @@ from router.traces.escalations import EscalationRecords, EscalationRow
 log = logging.getLogger(__name__)
 
 FAILED = 0.0  # the quality an escalation records for the answer it escalates from
+# The reasons that are a check the caller ran (teaching the map's check evidence a failure);
+# low_confidence, rejected and other say nothing of a check.
+CHECK_REASONS = frozenset({"check_failed", "invalid_json", "schema_mismatch", "tool_error",
+                           "tests_failed", "refusal"})
 
 
 @dataclass(frozen=True)
@@ -61,14 +68,14 @@ class EscalationService:
         inherit(request, origin)
         facts = service.facts_of(request)
         failed = str(origin["tier"])
-        nxt = next_tier(service.table, facts, failed)
         signals = Signals(request.api_key, request.role, request.task, request.step)
         target = origin.get("quality_target")
-        if middle_fails_too(service.learned_map(), signals, nxt, float(
-                target if target is not None else service.settings.quality_target)):
-            nxt = next_tier(service.table, facts, failed, straight_to_strongest=True)
+        nxt, plan = escalation_plan(service.table, facts, failed, service.learned_map(),
+                                    signals, float(target if target is not None
+                                                   else service.settings.quality_target),
+                                    bool(request.verifiable))
         attempt = records.attempt_of(request.escalate_from) + 1
-        request.escalate_as(service.table.names[nxt], request.escalate_from, attempt)
+        request.escalate_as(service.table.names[nxt], request.escalate_from, attempt, plan)
         admission = service.admit(request)  # 402, 429 like any call; counts in budgets, run
         row = EscalationRow(
             from_decision_id=request.escalate_from, to_decision_id=admission.decision_id,
@@ -92,6 +99,8 @@ class EscalationService:
         if decision.tier != row.to_tier:  # model health moved it
             records.settle(row.from_decision_id, decision.tier)
         self._record_failure(request.escalate_from, service, caller)
+        if request.escalation.reason in CHECK_REASONS and self.feedback.check is not None:
+            self.feedback.check(origin, False, None)  # a failed check of that tier, once
         return decision
 
     def _record_failure(self, decision_id: str, service: RouterService,

@@ -35,6 +35,8 @@ from router.traces.rows import Written
 from router.traces.store import StoreMetrics, TraceStore
 
 Learn = Callable[[dict[str, Any], dict[str, Any]], None]  # an outcome and its decision row
+# a decision row, whether its answer passed its check, the answer's label if any
+Check = Callable[[dict[str, Any], bool, "float | None"], None]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class FeedbackService:
     learn: Learn
     metrics: StoreMetrics | None = None
     escalations: EscalationRecords | None = None  # which decisions were escalated from
+    check: Check | None = None  # the learned map's check evidence (ClosedLoop.check)
 
     def feedback(self, item: Feedback | TraceRecord, service: RouterService,
                  caller: Principal, escalation: bool = False) -> FeedbackReceipt:
@@ -83,6 +86,10 @@ class FeedbackService:
             self._count(outcome, decision, caller)
         elif written.status == "completed" and decision is not None:
             self._count_added(written, decision)
+        if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
+                decision is not None and item.check_passed is not None and not ignored
+                and self.check is not None):
+            self.check(decision, item.check_passed, item.label())
         if written.status in ("stored", "completed") and isinstance(item, Feedback) and (
                 decision is not None and service.gate is not None):
             measured = int(decision.get("tokens_in") or 0)

@@ -92,7 +92,8 @@ class ServiceHolder:
                                           self.keyring.counters)
             records = EscalationRecords(loop.store) if loop.store is not None else None
             self.feedback = FeedbackService(loop.store, loop.health, loop.budgets, loop.runs,
-                                            loop.drift, loop.learn, loop.metrics, records)
+                                            loop.drift, loop.learn, loop.metrics, records,
+                                            check=loop.check)
             self.escalations = EscalationService(self.feedback, records)
             self.verify = VerifyService(self.escalations, VerificationRecords(loop.store)
                                         if loop.store is not None else None)

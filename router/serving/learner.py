@@ -5,7 +5,8 @@ the map before a rebuild or the map after it, never a half-built one. The feedba
 each labelled outcome's evidence to the store (`observe`); a rebuild (`rebuild`, on the loop's
 thread: at start, ``REBUILD_AFTER_S`` after new outcomes, and every ``learning.refresh_s`` so
 replicas on one store converge to one map) reads the store's per-category sums, fits a new map
-with `decision.learned_map.fit_map` (pure) and swaps the reference. A restart loses nothing:
+with `decision.learned_map.fit_map` (pure), with the check evidence of verifiable calls
+(`decision.checks.fit_checks`) inside it, and swaps the reference. A restart loses nothing:
 the sums are in the store; a store that has outcomes but no sums yet (written before the
 table) is summed once from its outcomes.
 """
@@ -23,9 +24,11 @@ import numpy as np
 
 from router.config import LearningConfig
 from router.decision.categories import Clusters
+from router.decision.checks import CHECK_MARK, fit_checks
 from router.decision.learned_map import LearnedMap, moved_categories
 from router.decision.map_fit import empty_map, fit_map
 from router.errors import StoreError
+from router.traces.checks import CheckRecords, check_increments, label_increments
 from router.traces.evidence import EvidenceStore, increments
 from router.traces.store import TraceStore
 
@@ -48,6 +51,7 @@ class Learner:
                          if config.cluster_bits else None)
         self.cut = self.clusters.cut if self.clusters is not None else ""
         self.evidence = EvidenceStore(store, config)
+        self.checked = CheckRecords(store)
         self.map: LearnedMap = empty_map(self.tiers, config)  # swapped whole, never changed
         self._rebuilding = threading.Lock()
         self._new = 0  # outcomes observed since the last rebuild
@@ -77,9 +81,29 @@ class Learner:
 
     def observe(self, outcome: Mapping[str, Any], decision: Mapping[str, Any]) -> bool:
         """Add one labelled outcome of a routed decision to the store's evidence (the
-        feedback path calls this once per outcome); False when it cannot teach."""
+        feedback path calls this once per outcome), and to the check evidence when the
+        decision's answer passed its check unlabelled; False when it cannot teach."""
         rows = increments(outcome, decision, self.tiers, self.config, self.clusters)
         if not rows:
+            return False
+        label, decision_id = outcome.get("quality"), decision.get("decision_id")
+        if label is not None and decision_id and self.checked.label(str(decision_id)):
+            rows += label_increments(decision, float(label), self.tiers, self.config,
+                                     self.clusters)
+        self.evidence.add(rows, self.clock())
+        self._new += 1
+        return True
+
+    def observe_check(self, decision: Mapping[str, Any], passed: bool,
+                      label: float | None = None) -> bool:
+        """Add one checked answer of a routed decision to the check evidence, once per
+        decision (the first result stands); a passed answer's quality label, given here or
+        stored before, teaches what a passed answer is worth. False when it does not teach."""
+        if passed and label is None:
+            label = self.checked.stored_label(str(decision["decision_id"]))
+        rows = check_increments(decision, passed, label, self.tiers, self.config,
+                                self.clusters)
+        if not rows or not self.checked.claim(decision, passed, label is not None):
             return False
         self.evidence.add(rows, self.clock())
         self._new += 1
@@ -90,12 +114,14 @@ class Learner:
         with self._rebuilding:
             self._new = 0
             try:
-                evidence = self.evidence.read(self.tiers, self.clock())
+                evidence, checks = self.evidence.read_marked(self.tiers, self.clock(),
+                                                             ("", CHECK_MARK))
             except StoreError as exc:
                 log.warning("learned map refresh failed: %s", exc)
                 return self.map
             fitted = fit_map(evidence, self.tiers, self.config)
-            fitted = replace(fitted, moved=moved_categories(self.map, fitted))
+            fitted = replace(fitted, moved=moved_categories(self.map, fitted),
+                             checks=fit_checks(checks, self.tiers, self.config))
             if fitted.moved:
                 log.info("learned map: categories moved: %s", ", ".join(fitted.moved),
                          extra={"event": "learning_drift", "categories": list(fitted.moved)})
@@ -130,5 +156,6 @@ class Learner:
         """The map as an operator inspects it, rebuilt first if outcomes are waiting."""
         if self._new:
             self.rebuild()
-        return {"enabled": True, **self.map.snapshot(),
+        checks = self.map.checks.snapshot() if self.map.checks is not None else []
+        return {"enabled": True, **self.map.snapshot(), "checks": checks,
                 "stale": self._new, "categories_limit": self.config.max_categories}

@@ -86,17 +86,19 @@ class RunKeeper:
     def ledger(self, run_id: str, owner: str | None) -> RunLedger:
         """The live run's ledger as `owner` may see it (None: every key's calls); UnknownRun
         when it has no call of the caller's, or it expired (the two look alike on purpose: a
-        key learns nothing of another key's runs)."""
+        key learns nothing of another key's runs). Its outcome is its key's (for `owner`
+        None: the one key whose calls made it; none shown when several keys share the id)."""
         expire = self.settings.runs.expire_after_s
         ledger = self._records().ledger(run_id, expire, time.time(), owner)
-        if ledger is not None and self.records is not None:
-            stored = self.records.outcome(run_id)
-            if stored is not None:
-                ledger = ledger.model_copy(update={"outcome": _outcome_info(stored)})
         if ledger is None:
             raise UnknownRun(f"no live run {run_id!r} of this API key (a run is visible to the "
                              f"key that made its calls and to admin keys, and expires "
                              f"{expire:g} s after its last call: runs.expire_after_s)")
+        keys = [owner] if owner is not None else ledger.api_keys
+        if len(keys) == 1 and self.records is not None:
+            stored = self.records.outcome(keys[0], run_id)
+            if stored is not None:
+                ledger = ledger.model_copy(update={"outcome": _outcome_info(stored)})
         calls = [CallCost(s.cost_usd, s.tokens_in or s.tokens_in_estimated, s.tokens_out,
                           s.escalated_to is not None, s.escalated_from is None)
                  for s in ledger.steps if not s.shadow]
@@ -105,16 +107,23 @@ class RunKeeper:
 
     def record_outcome(self, run_id: str, owner: str | None, key: str | None,
                        outcome: RunOutcome) -> RunOutcomeReceipt:
-        """A run's final outcome, once: only for a live run with a call of `owner`'s (another
-        key's run is UnknownRun, as for the ledger); the same again is a duplicate, a
-        different one FeedbackConflict."""
-        self.ledger(run_id, owner)  # UnknownRun unless the caller may see the run
+        """A run's final outcome, once per (the run's key, run_id): only for a live run with a
+        call of `owner`'s (another key's run is UnknownRun, as for the ledger; `owner` None,
+        an admin or an open service: the one key whose calls made it, FeedbackConflict when
+        several keys' runs share the id); `key` reported it. The same again is a duplicate,
+        a different one FeedbackConflict."""
+        ledger = self.ledger(run_id, owner)  # UnknownRun unless the caller may see the run
+        keys = [owner] if owner is not None else ledger.api_keys
+        if len(keys) != 1:
+            raise FeedbackConflict(
+                f"run id {run_id!r} is used by the keys {keys}: each key's run has its own "
+                "outcome, so report it with that key")
         records = self._records()
-        stored = records.outcome(run_id)
+        stored = records.outcome(keys[0], run_id)
         status: Literal["recorded", "duplicate"] = "duplicate"
         if stored is None:
-            stored = records.record_outcome(run_id, key, outcome.success, outcome.quality,
-                                            time.time())
+            stored = records.record_outcome(keys[0], run_id, key, outcome.success,
+                                            outcome.quality, time.time())
             status = "recorded"
         info = _outcome_info(stored)
         if (info.success, info.quality) != (outcome.success, outcome.quality):
@@ -139,5 +148,5 @@ class RunKeeper:
 def _outcome_info(row: dict[str, Any]) -> RunOutcomeInfo:
     success = row["success"]
     return RunOutcomeInfo(success=None if success is None else bool(success),
-                          quality=row["quality"], api_key=row["api_key"],
+                          quality=row["quality"], api_key=row["reported_by"],
                           received_at=float(row["received_at"]))

@@ -24,6 +24,7 @@ import numpy as np
 from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.categories import Signals
+from router.decision.checks import CheckEntry
 from router.decision.choice import CallFacts, TierTable
 from router.decision.encoders.base import Embedder
 from router.decision.escalation import cheap_first
@@ -52,7 +53,7 @@ class RouterService:
     load_error: str | None = None
     recorders: tuple[Recorder, ...] = ()
     budgets: BudgetTracker | None = None  # None when no budget is configured
-    explorer: Explorer | None = None  # None when exploration_rate is 0
+    explorer: Explorer | None = None  # None without exploration and without learning
     learning: MapSource | None = None  # None when learning is off (or there is no store)
     gate: Gate | None = None  # tokens per minute and budgets; None when neither is configured
     runs: RunSpend | None = None  # each live run's spend and model (router/guards/run_spend.py)
@@ -147,7 +148,8 @@ class RouterService:
             seen = None
             if scored.embeddings is not None and scored.failure is None and self.embedder:
                 seen = Seen(scored.embeddings[i], self.embedder.name,
-                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)))
+                            dict(zip(self.tier_names, scored.scores[i].tolist(), strict=True)),
+                            learned.revision if self.learning is not None else None)
             for recorder in self.recorders:
                 recorder.record(request, view, decision, seen)
         return decisions
@@ -255,12 +257,15 @@ class RouterService:
         choice = choose(scores, self.table, target, facts, reads)
         plan: Literal["direct", "try_cheap_first"] | None = None
         if request.verifiable and request.escalate_from is None:
-            cheaper = cheap_first(choice, self.table, facts, list(scores.values()))
+            checks = self._checks(request, learned, cluster)
+            cheaper = cheap_first(choice, self.table, facts, checks, target)
             choice, plan = (cheaper, "try_cheap_first") if cheaper else (choice, "direct")
         escalating = request.escalating
         if escalating is not None:  # the admitted escalation: its tier was forced
             choice = replace(choice, reason="escalation").say(
                 f"escalated from {escalating[0]} (tier {choice.tier}, attempt {escalating[1]})")
+            if request.escalation_plan is not None:
+                choice = choice.say(request.escalation_plan)
         decision = RouteDecision(
             decision_id="",  # the admission's, set once the whole batch is decided
             tier=choice.tier,
@@ -301,6 +306,16 @@ class RouterService:
         costs = [tier.estimate_cost(facts.tokens_in, facts.expected_tokens_out)
                  for tier in self.table.tiers]
         return learned.assess(signals, path, row.tolist(), confidence, target, rate, costs)
+
+    def _checks(self, request: RouteRequest, learned: LearnedMap, cluster: int
+                ) -> CheckEntry | None:
+        """A verifiable call's category's check evidence (None: none has enough yet)."""
+        if learned.checks is None:
+            return None
+        grouping = self.learning.clusters if self.learning is not None else None
+        path = grouping.path(cluster) if grouping is not None else None
+        signals = Signals(request.api_key, request.role, request.task, request.step)
+        return learned.checks.find(signals, path)[0]
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""

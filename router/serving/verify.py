@@ -1,12 +1,16 @@
 """What one POST /verify does: find the decision (404/403 as /feedback), read the answer's
 checks and confidence, accept it or escalate it, record the verification, and learn.
 
-A failed check escalates; passed checks accept (and are evidence); without checks the answer
-is accepted only above its category's learned threshold (`decision.acceptance`), which exists
-only once the category's checked answers show, at the configured confidence, that accepted
-answers pass at least at the quality target. The learned thresholds are an immutable snapshot,
-refitted and swapped whole when a checked answer arrives, and read back from the store at
-start. Off unless ``verify.enabled``.
+A failed check escalates; passed checks accept (and are evidence, for the threshold and for the
+learned map's check evidence); without checks the answer is accepted only above its category's
+learned threshold (`decision.acceptance`), which exists only once the category's checked answers
+show, at the configured confidence, that accepted answers pass at least at the quality target.
+Its categories are the learned map's (`traces.evidence.category_names`: the key's signal path,
+cluster and root): a checked answer teaches each of them, and the finest with ``min_outcomes``
+checked answers decides, else the finest (no threshold yet). Only the key's own answers teach
+its thresholds (the map's shared namespace does not apply). The learned thresholds are an
+immutable snapshot, refitted and swapped whole when a checked answer arrives, and read back from
+the store at start. Off unless ``verify.enabled``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ from router.guards.run_spend import check_owner
 from router.schemas import Escalation, EscalationReason, VerifyAnswer, VerifyRequest
 from router.serving.escalation import EscalationService
 from router.serving.service import RouterService
+from router.traces.evidence import category_names
 from router.traces.verifications import VerificationRecords
 
 
-def category_of(decision: dict[str, Any]) -> str:
-    """Where a call's threshold is learned: its API key and task (the learned map's categories
-    can stand in here)."""
-    return f"{decision.get('api_key') or ''}/{decision.get('task') or ''}"
+def categories_of(decision: dict[str, Any], service: RouterService) -> list[str]:
+    """Where a call's threshold is learned: the learned map's categories of its decision, in
+    its key's namespace, finest first (``key/role:r/task:t``, ..., its cluster, ``key``)."""
+    grouping = service.learning.clusters if service.learning is not None else None
+    return category_names(decision, service.settings.learning, grouping)
+
+
+def deciding(names: list[str], thresholds: AcceptanceThreshold, least: int) -> str:
+    """The finest of `names` with `least` checked answers, else the finest (which has no
+    threshold yet): the map's rule for which category decides."""
+    return next((n for n in names if thresholds.evidence_.get(n, 0) >= least), names[0])
 
 
 @dataclass
@@ -53,8 +65,9 @@ class VerifyService:
         records = self._require_records()
         decision, _ = self.escalations.feedback.find(body.decision_id)
         check_owner(decision, caller)
-        thresholds = self._thresholds(settings, records)
-        category = category_of(decision)
+        thresholds = self._thresholds(settings, records, service)
+        names = categories_of(decision, service)
+        category = deciding(names, thresholds, settings.verify.min_outcomes)
         threshold = thresholds.threshold(category)
         passed = None if not body.checks else all(body.checks.values())
         action: Literal["accept", "escalate"]
@@ -77,7 +90,10 @@ class VerifyService:
                    "confidence alone")
         if records.add(body.decision_id, category, body.logprob_mean, passed, action) and (
                 passed is not None):
-            self._learn(settings, category, body.logprob_mean, passed)
+            self._learn(settings, names, body.logprob_mean, passed)
+        check = self.escalations.feedback.check
+        if passed is not None and check is not None:
+            check(decision, passed, None)  # the learned map's check evidence, once
         answer = VerifyAnswer(action=action, decision_id=body.decision_id, category=category,
                               threshold=threshold, evidence=thresholds.evidence_.get(category, 0),
                               detail=why)
@@ -92,21 +108,24 @@ class VerifyService:
                               "send the call's body as `request`)")
         return answer
 
-    def _thresholds(self, settings: Settings, records: VerificationRecords
-                    ) -> AcceptanceThreshold:
+    def _thresholds(self, settings: Settings, records: VerificationRecords,
+                    service: RouterService) -> AcceptanceThreshold:
         """The snapshot serving now; built from the store the first time."""
         current = self.thresholds
         if current is not None and current.quality_bar == settings.quality_target:
             return current
         with self._lock:
             self._observed = defaultdict(lambda: deque(maxlen=settings.verify.max_outcomes))
-            for category, lp, ok in records.observations(settings.verify.max_outcomes):
-                self._observed[category].append((lp, ok))
+            for row, lp, ok in records.observations()[::-1]:  # oldest first: deques keep newest
+                for name in categories_of(row, service):
+                    self._observed[name].append((lp, ok))
             return self._refit(settings)
 
-    def _learn(self, settings: Settings, category: str, logprob: float, passed: bool) -> None:
+    def _learn(self, settings: Settings, names: list[str], logprob: float,
+               passed: bool) -> None:
         with self._lock:
-            self._observed[category].append((logprob, float(passed)))
+            for name in names:
+                self._observed[name].append((logprob, float(passed)))
             self._refit(settings)
 
     def _refit(self, settings: Settings) -> AcceptanceThreshold:

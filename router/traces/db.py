@@ -36,7 +36,11 @@ from router.errors import ConfigError, StoreError
 #    escalated decision, so a decision is escalated from once, across restarts and replicas),
 #    the verifications table (a cheap answer's confidence and check result, POST /verify) and
 #    decisions.max_cost_usd (the call's own cap, which its escalation keeps).
-SCHEMA_VERSION = 7
+# 8: run_outcomes keyed by (api_key, run_id): two keys may use one run id, and one key's outcome
+#    is never another's (a version-7 outcome is kept for each key whose calls carried its run id;
+#    reported_by keeps the key that posted it), and decisions.map_revision (the learned map's
+#    revision that decided the call, NULL without learning) so reports group runs by it.
+SCHEMA_VERSION = 8
 
 # Columns added after version 1, by the version that added them: `create_schema` adds what an
 # older store lacks, in place, keeping every row. {blob} is the dialect's bytes type.
@@ -49,6 +53,7 @@ ADDED_COLUMNS = (
     (4, "shadow", "INTEGER NOT NULL DEFAULT 0"),
     (4, "requested_model", "TEXT"),
     (7, "max_cost_usd", "DOUBLE PRECISION"),
+    (8, "map_revision", "INTEGER"),
 )
 
 _DECISIONS = """
@@ -81,7 +86,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     prior_scores TEXT,
     shadow INTEGER NOT NULL DEFAULT 0,
     requested_model TEXT,
-    max_cost_usd DOUBLE PRECISION
+    max_cost_usd DOUBLE PRECISION,
+    map_revision INTEGER
 )"""
 
 _OUTCOMES = """
@@ -171,15 +177,37 @@ CREATE TABLE IF NOT EXISTS learning_evidence (
 # Indexes on columns a migration may add: made after it (one key's live runs, GET /runs).
 _LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS decisions_key ON decisions (api_key, created_at)",)
 
-# A run's final outcome (POST /runs/{run_id}/outcome): additive, so no schema version of its own;
-# a router that does not know it leaves it alone.
+# A run's final outcome (POST /runs/{run_id}/outcome), one per (the run's key, run id): api_key is
+# the name of the key whose calls made the run ('' for calls without a key), reported_by the key
+# that posted it (the run's own, or an admin's).
 _RUN_OUTCOMES = """
 CREATE TABLE IF NOT EXISTS run_outcomes (
-    run_id TEXT PRIMARY KEY,
-    api_key TEXT,
+    api_key TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    reported_by TEXT,
     success INTEGER,
     quality DOUBLE PRECISION,
-    received_at DOUBLE PRECISION NOT NULL
+    received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (api_key, run_id)
+)"""
+# A version-7 outcome (keyed by run_id alone, api_key its reporter) for every key whose calls
+# carried the run id, else for its reporter: what each key saw before, it still sees.
+_RUN_OUTCOMES_FROM_V7 = """
+INSERT INTO run_outcomes (api_key, run_id, reported_by, success, quality, received_at)
+SELECT COALESCE(k.api_key, COALESCE(r.api_key, '')), r.run_id, r.api_key, r.success, r.quality,
+       r.received_at
+FROM run_outcomes_v7 r
+LEFT JOIN (SELECT DISTINCT COALESCE(api_key, '') AS api_key, run_id FROM decisions
+           WHERE run_id IS NOT NULL) k ON k.run_id = r.run_id"""
+
+# Which decisions' answers were checked (router/traces/checks.py): additive, like run_outcomes.
+_CHECK_RESULTS = """
+CREATE TABLE IF NOT EXISTS check_results (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    tier TEXT,
+    passed INTEGER NOT NULL,
+    labelled INTEGER NOT NULL
 )"""
 
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -348,7 +376,8 @@ class Database:
         """Create the tables once (idempotent); refuse a store written by a newer version."""
         cur = conn.cursor()
         for statement in (_DECISIONS.format(blob=self.blob_type), _OUTCOMES, _EVIDENCE,
-                          _ESCALATIONS, _VERIFICATIONS, _META, _RUN_OUTCOMES, *_INDEXES):
+                          _ESCALATIONS, _VERIFICATIONS, _META, _RUN_OUTCOMES, _CHECK_RESULTS,
+                          *_INDEXES):
             cur.execute(statement)
         cur.execute(self.sql("SELECT value FROM store_meta WHERE key = ?"), ("schema_version",))
         row = cur.fetchone()
@@ -392,9 +421,30 @@ class Database:
             self._quality_nullable(cur)  # rebuilds outcomes with every column of this version
         elif version < 5:
             cur.execute(f"ALTER TABLE outcomes ADD COLUMN{maybe} api_key TEXT")
+        if "reported_by" not in self._columns(cur, "run_outcomes"):
+            self._key_run_outcomes(cur)
         cur.execute(self.sql("UPDATE store_meta SET value = ? WHERE key = ?"),
                     (str(SCHEMA_VERSION), "schema_version"))
         conn.commit()
+
+    def _columns(self, cur: Any, table: str) -> list[str]:
+        """The table's column names, as the database has them now."""
+        if self.dialect == "sqlite":
+            cur.execute(f"PRAGMA table_info({table})")
+            return [row[1] for row in cur.fetchall()]
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                    "AND table_schema = current_schema()", (table,))
+        return [row[0] for row in cur.fetchall()]
+
+    def _key_run_outcomes(self, cur: Any) -> None:
+        """A run_outcomes table keyed by run_id alone (versions 6-7) rebuilt keyed by
+        (api_key, run_id), its rows kept (`_RUN_OUTCOMES_FROM_V7`)."""
+        cur.execute("ALTER TABLE run_outcomes RENAME TO run_outcomes_v7")
+        if self.dialect == "postgresql":  # the old primary key's index keeps its name
+            cur.execute("ALTER INDEX IF EXISTS run_outcomes_pkey RENAME TO run_outcomes_v7_pkey")
+        cur.execute(_RUN_OUTCOMES)
+        cur.execute(_RUN_OUTCOMES_FROM_V7)
+        cur.execute("DROP TABLE run_outcomes_v7")
 
     def _quality_nullable(self, cur: Any) -> None:
         """SQLite cannot drop a NOT NULL: the outcomes table is rebuilt (same columns, in

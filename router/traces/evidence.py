@@ -19,19 +19,34 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from router.config import LearningConfig
 from router.decision.categories import ROOT as ROOT_PATH
-from router.decision.categories import Clusters, Signals, key_name, signal_path
-from router.decision.learned_map import COLUMNS, SN, TOTAL, W2, WY, CategoryKey, N, P, S, W, Y
+from router.decision.categories import Clusters, Signals, key_name, lookup_paths, signal_path
+from router.decision.learned_map import (
+    COLUMNS,
+    SN,
+    TOTAL,
+    W2,
+    WY,
+    CategoryKey,
+    N,
+    P,
+    S,
+    W,
+    Y,
+    category_name,
+)
+from router.errors import StoreError
 from router.traces.rows import decode_embedding
 from router.traces.store import TraceStore
 
 EPOCH_KEY = "learning_epoch"  # the store_meta key of the decay's reference instant
+BACKFILL_KEY = "learning_backfill"  # the store_meta key claimed by the one replica that sums
 CATEGORY_RESET_PREFIX = "learning_reset:"  # + the category's name: when it was last forgotten
 DAY_S = 86400.0
 EPS = 1e-4
@@ -61,6 +76,20 @@ def categories_of(row: Mapping[str, Any], config: LearningConfig,
         if cluster is not None:
             paths.append(cluster)
     return [*paths, ROOT_PATH]
+
+
+def category_names(row: Mapping[str, Any], config: LearningConfig,
+                   clusters: Clusters | None) -> list[str]:
+    """The names of a stored decision row's categories in its key's namespace, finest first,
+    as the map looks them up and names them (``key/role:r/task:t``, ...)."""
+    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
+    cluster = None
+    embedding = decode_embedding(row.get("embedding"))
+    if clusters is not None and embedding is not None:
+        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
+    namespace = key_name(row.get("api_key"))
+    return [category_name(namespace, path)
+            for path in lookup_paths(signals, config.category_fields, cluster)]
 
 
 def increments(outcome: Mapping[str, Any], decision: Mapping[str, Any], tiers: Sequence[str],
@@ -119,40 +148,54 @@ class EvidenceStore:
 
     def add_at(self, items: Iterable[tuple[Increment, float]]) -> int:
         """Add (increment, the instant it was observed) pairs, in one transaction."""
-        params = []
+        params = list(self._scaled(items))
+        self.store.execute([(_UPSERT, params)])
+        return len(params)
+
+    def _scaled(self, items: Iterable[tuple[Increment, float]]) -> Iterator[tuple[Any, ...]]:
+        """Upsert parameters, each increment scaled by its instant (lazily: a backfill's
+        millions of rows are never all in memory)."""
+        epoch: float | None = None
         for (namespace, path, tier, values), at in items:
-            scale = 2.0 ** ((at - self.epoch(at)) / self.half_life_s)
+            epoch = self.epoch(at) if epoch is None else epoch  # fixed once set
+            scale = 2.0 ** ((at - epoch) / self.half_life_s)
             scaled = [v * scale for v in values]
             scaled[W2] = values[W2] * scale * scale
             scaled[TOTAL] = values[TOTAL]
-            params.append((namespace, path, tier, *scaled))
-        self.store.execute([(_UPSERT, params)])
-        return len(params)
+            yield (namespace, path, tier, *scaled)
 
     def read(self, tiers: Sequence[str], now: float | None = None
              ) -> dict[CategoryKey, np.ndarray]:
         """Every category's sums decayed to `now`, as (T, len(COLUMNS)) in `tiers` order."""
+        return self.read_marked(tiers, now, ("",))[0]
+
+    def read_marked(self, tiers: Sequence[str], now: float | None, marks: Sequence[str]
+                    ) -> list[dict[CategoryKey, np.ndarray]]:
+        """`read` for each mark in one pass over the table: the rows whose tier is
+        ``<mark><tier>`` (``""``: the map's own, ``check:``: the check evidence's)."""
         now = time.time() if now is None else now
+        outs: list[dict[CategoryKey, np.ndarray]] = [{} for _ in marks]
         rows = self.store.query(_READ)
         if not rows:
-            return {}
+            return outs
         decay = 2.0 ** (-(now - self.epoch(now)) / self.half_life_s)
         factors = np.full(len(COLUMNS), decay)
         factors[W2], factors[TOTAL] = decay * decay, 1.0
-        index = {t: i for i, t in enumerate(tiers)}
-        out: dict[CategoryKey, np.ndarray] = {}
+        index = {mark + t: (m, i) for m, mark in enumerate(marks) for i, t in enumerate(tiers)}
         for row in rows:
-            t = index.get(row["tier"])
-            if t is None:
+            where = index.get(row["tier"])
+            if where is None:
                 continue
+            out, t = outs[where[0]], where[1]
             key = (row["api_key"], row["category"])
             values = out.get(key)
             if values is None:
                 values = out[key] = np.zeros((len(tiers), len(COLUMNS)))
             values[t] = [float(row[c]) for c in COLUMNS]
-        for values in out.values():
-            values *= factors
-        return out
+        for out in outs:
+            for values in out.values():
+                values *= factors
+        return outs
 
     def forget(self, namespace: str, path: str, at: float | None = None) -> int:
         """Forget one category of one key and every finer one under it (its coarser
@@ -182,13 +225,28 @@ class EvidenceStore:
         return not self.store.query("SELECT 1 AS one FROM learning_evidence LIMIT 1")
 
     def backfill(self, tiers: Sequence[str], clusters: Clusters | None,
-                 since: float = 0.0, chunk: int = 5000) -> int:
+                 since: float = 0.0) -> int:
         """Sum the learned outcomes received after `since` into the table (a store written
-        before it had one); returns how many outcomes were read."""
+        before it had one), once per store: the sums and a claim in the store's metadata go in
+        one transaction, so of replicas starting together on one old store exactly one sums
+        (the others' claim conflicts and they add nothing). Returns how many outcomes were
+        read (0 when another replica had claimed the backfill)."""
         rows = self.store.learning_rows(10**9, since)
-        for start in range(0, len(rows), chunk):
-            self.add_at((inc, float(row["received_at"])) for row in rows[start:start + chunk]
-                        for inc in increments(row, row, tiers, self.config, clusters))
+        if not rows:
+            return 0
+        now = time.time()
+        self.epoch(now)  # set before the transaction: the lazy rows only read it
+        increments_at = ((inc, float(row["received_at"])) for row in rows
+                         for inc in increments(row, row, tiers, self.config, clusters))
+        try:
+            self.store.execute([
+                ("INSERT INTO store_meta (key, value) VALUES (?, ?)", [(BACKFILL_KEY, repr(now))]),
+                (_UPSERT, self._scaled(increments_at))])
+        except StoreError:
+            if self.store.query("SELECT 1 AS one FROM store_meta WHERE key = ?",
+                                (BACKFILL_KEY,)):
+                return 0  # another replica summed them
+            raise
         return len(rows)
 
 

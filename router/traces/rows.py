@@ -29,7 +29,7 @@ DECISION_COLUMNS = (
     "quality_target", "estimated_cost_usd", "tokens_in", "task", "run_id", "role", "step",
     "user_id", "router_version", "propensity", "prompt_hash", "prompt", "messages", "api_key",
     "embedding", "embedder", "feature_version", "prior_scores", "shadow", "requested_model",
-    "max_cost_usd",
+    "max_cost_usd", "map_revision",
 )
 OUTCOME_COLUMNS = (
     "feedback_id", "decision_id", "received_at", "body_sha256", "model_used", "tier", "quality",
@@ -53,11 +53,14 @@ class Written:
 @dataclass(frozen=True)
 class Seen:
     """What the classifier saw for one call, beyond its view: the embedding (float32, one row),
-    the embedder that made it, and the model's scores before adaptation (config tier order)."""
+    the embedder that made it, the model's scores before adaptation (config tier order), and
+    the revision of the learned map that decided it (None without learning), which reports
+    group runs by."""
 
     embedding: np.ndarray
     embedder: str
     prior_scores: dict[str, float] | None = None
+    map_revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class PendingDecision:
             request.api_key,
             *self._seen_columns(config.feature_storage == "embedding").values(),
             int(decision.shadow), request.model, request.max_cost_usd,
+            None if self.seen is None else self.seen.map_revision,
         )
 
 

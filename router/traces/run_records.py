@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from router.errors import StoreError
-from router.schemas import RunCosts, RunKey, RunLedger, RunStep, RunSummary
+from router.schemas import (
+    RevisionRunCosts,
+    RunCostFigures,
+    RunCosts,
+    RunKey,
+    RunLedger,
+    RunStep,
+    RunSummary,
+)
 from router.traces.store import TraceStore
 
 _STEPS = """
@@ -103,21 +111,25 @@ class RunRecords:
         keys = sorted({r["api_key"] for r in rows}, key=lambda k: (k is None, k or ""))
         return ledger_of(run_id, [_step(r) for r in rows], expire_after_s, keys)
 
-    def outcome(self, run_id: str) -> dict[str, Any] | None:
-        """The run's recorded final outcome (success, quality, api_key, received_at)."""
-        rows = self.store.query("SELECT success, quality, api_key, received_at FROM "
-                                "run_outcomes WHERE run_id = ?", (run_id,))
+    def outcome(self, key: str | None, run_id: str) -> dict[str, Any] | None:
+        """The final outcome of `key`'s run (None: calls without a key): success, quality,
+        reported_by, received_at."""
+        rows = self.store.query("SELECT success, quality, reported_by, received_at FROM "
+                                "run_outcomes WHERE api_key = ? AND run_id = ?",
+                                (key or "", run_id))
         return rows[0] if rows else None
 
-    def record_outcome(self, run_id: str, key: str | None, success: bool | None,
-                       quality: float | None, at: float) -> dict[str, Any]:
-        """Record a run's final outcome unless it has one; returns the stored one (another
-        replica's may have won: the caller compares)."""
-        self.store.execute([("INSERT INTO run_outcomes (run_id, api_key, success, quality, "
-                             "received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                             [(run_id, key, None if success is None else int(success), quality,
-                               at)])])
-        stored = self.outcome(run_id)
+    def record_outcome(self, key: str | None, run_id: str, reported_by: str | None,
+                       success: bool | None, quality: float | None,
+                       at: float) -> dict[str, Any]:
+        """Record the final outcome of `key`'s run unless it has one; returns the stored one
+        (another replica's may have won: the caller compares)."""
+        self.store.execute([("INSERT INTO run_outcomes (api_key, run_id, reported_by, success, "
+                             "quality, received_at) VALUES (?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT (api_key, run_id) DO NOTHING",
+                             [(key or "", run_id, reported_by,
+                               None if success is None else int(success), quality, at)])])
+        stored = self.outcome(key, run_id)
         if stored is None:
             raise StoreError(f"run {run_id!r}: the outcome was not stored")
         return stored
@@ -195,31 +207,106 @@ class RunRecords:
         return out
 
 
-_RUN_COSTS = (
-    "SELECT d.run_id AS run_id, COUNT(*) AS calls, "
-    "SUM(COALESCE(o.cost_usd, d.estimated_cost_usd)) AS cost, "
-    "MAX(r.success) AS success, MAX(r.quality) AS quality, "
-    "MAX(CASE WHEN r.run_id IS NULL THEN 0 ELSE 1 END) AS reported "
-    "FROM decisions d "
-    "LEFT JOIN (SELECT decision_id, MAX(cost_usd) AS cost_usd FROM outcomes "
-    "WHERE decision_id IS NOT NULL GROUP BY decision_id) o ON o.decision_id = d.decision_id "
-    "LEFT JOIN run_outcomes r ON r.run_id = d.run_id "
-    "WHERE d.run_id IS NOT NULL AND d.created_at >= ? GROUP BY d.run_id")
+# One row per run (key, run_id) with a call since `?`: its calls, cost (reported where feedback
+# gave one, else the decision's estimate), the map revision of its first call in the period,
+# and its final outcome if reported.
+_RUN_COSTS = """
+    SELECT r.api_key, r.run_id, r.calls, r.cost,
+           (SELECT MIN(f.map_revision) FROM decisions f
+            WHERE f.run_id = r.run_id AND COALESCE(f.api_key, '') = r.api_key
+              AND f.created_at = r.first_at) AS revision,
+           ro.success, ro.quality, CASE WHEN ro.run_id IS NULL THEN 0 ELSE 1 END AS reported
+    FROM (SELECT COALESCE(d.api_key, '') AS api_key, d.run_id AS run_id, COUNT(*) AS calls,
+                 SUM(COALESCE(o.cost_usd, d.estimated_cost_usd)) AS cost,
+                 MIN(d.created_at) AS first_at
+          FROM decisions d
+          LEFT JOIN (SELECT decision_id, MAX(cost_usd) AS cost_usd FROM outcomes
+                     WHERE decision_id IS NOT NULL GROUP BY decision_id) o
+                 ON o.decision_id = d.decision_id
+          WHERE d.run_id IS NOT NULL AND d.created_at >= ?
+          GROUP BY COALESCE(d.api_key, ''), d.run_id) r
+    LEFT JOIN run_outcomes ro ON ro.api_key = r.api_key AND ro.run_id = r.run_id"""
+
+MAX_REVISION_BANDS = 8  # the report's groups by map revision, at most (plus "no learned map")
 
 
-def run_costs(store: TraceStore, since: float | None) -> RunCosts | None:
-    """Cost per call, per run and per successful run of the runs with a call since `since`
-    (reported costs where feedback gave one, else the decisions' estimates); None: no run."""
-    rows = store.read(_RUN_COSTS, (since or 0.0,))
-    if not rows:
-        return None
+def _succeeded(row: dict[str, Any]) -> bool:
+    if row["success"] is not None:
+        return bool(row["success"])
+    return float(row["quality"] or 0.0) >= 0.5
+
+
+def _costs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """RunCosts' fields over `rows` (at least one run)."""
     calls = sum(int(r["calls"]) for r in rows)
     total = sum(float(r["cost"] or 0.0) for r in rows)
     reported = [r for r in rows if r["reported"]]
-    wins = [r for r in reported if (bool(r["success"]) if r["success"] is not None
-                                    else float(r["quality"] or 0.0) >= 0.5)]
+    wins = [r for r in reported if _succeeded(r)]
     spent = sum(float(r["cost"] or 0.0) for r in reported)
-    return RunCosts(runs=len(rows), calls=calls, cost_per_call_usd=total / calls,
-                    cost_per_run_usd=total / len(rows), with_outcome=len(reported),
-                    successful=len(wins),
-                    cost_per_successful_run_usd=spent / len(wins) if wins else None)
+    return {"runs": len(rows), "calls": calls, "cost_per_call_usd": total / calls,
+            "cost_per_run_usd": total / len(rows), "with_outcome": len(reported),
+            "successful": len(wins),
+            "cost_per_successful_run_usd": spent / len(wins) if wins else None}
+
+
+def revision_bands(revisions: Sequence[int], bands: int = MAX_REVISION_BANDS) -> list[range]:
+    """Consecutive bands of the sorted revisions (one run each in `revisions`), at most
+    `bands`, of about equal runs; a revision is never split across two bands."""
+    counts: dict[int, int] = defaultdict(int)
+    for revision in revisions:
+        counts[revision] += 1
+    ordered = sorted(counts)
+    if len(ordered) <= bands:
+        return [range(r, r + 1) for r in ordered]
+    out: list[range] = []
+    start, filled, left = ordered[0], 0, len(revisions)
+    for i, revision in enumerate(ordered):
+        filled += counts[revision]
+        last = i == len(ordered) - 1
+        if last or filled >= left / (bands - len(out)):  # its share of the runs still left
+            out.append(range(start, revision + 1))
+            left -= filled
+            filled = 0
+            if not last:
+                start = ordered[i + 1]
+    return out
+
+
+def run_costs(store: TraceStore, since: float | None) -> RunCosts | None:
+    """Cost per call, per run and per successful run of the runs with a call since `since`,
+    overall and by the map revision of each run's first call (in bands when there are many);
+    None: no run."""
+    rows = store.read(_RUN_COSTS, (since or 0.0,))
+    if not rows:
+        return None
+    groups: list[RevisionRunCosts] = []
+    unmapped = [r for r in rows if r["revision"] is None]
+    if unmapped:
+        groups.append(RevisionRunCosts(revision_from=None, revision_to=None, **_costs(unmapped)))
+    mapped = [r for r in rows if r["revision"] is not None]
+    for band in revision_bands([int(r["revision"]) for r in mapped]):
+        members = [r for r in mapped if int(r["revision"]) in band]
+        groups.append(RevisionRunCosts(revision_from=band.start, revision_to=band.stop - 1,
+                                       **_costs(members)))
+    return RunCosts(**_costs(rows), by_revision=groups)
+
+
+def format_run_costs(runs: RunCosts) -> str:
+    """The runs part of the spend report as `tier-router spend` prints it: cost per call, per
+    run and per successful run, overall and by the map revision of each run's first call."""
+    def line(name: str, g: RunCostFigures) -> str:
+        per_win = ("-" if g.cost_per_successful_run_usd is None
+                   else f"{g.cost_per_successful_run_usd:.6f}")
+        return (f"{name:<16} {g.runs:>6} {g.calls:>7} {g.cost_per_call_usd:>10.6f} "
+                f"{g.cost_per_run_usd:>10.6f} {g.with_outcome:>8} {g.successful:>10} "
+                f"{per_win:>12}")
+
+    out = [f"{'runs by map rev.':<16} {'runs':>6} {'calls':>7} {'usd/call':>10} {'usd/run':>10} "
+           f"{'outcome':>8} {'successful':>10} {'usd/success':>12}", line("all", runs)]
+    for g in runs.by_revision:
+        name = ("no map" if g.revision_from is None else f"{g.revision_from}" if
+                g.revision_from == g.revision_to else f"{g.revision_from}-{g.revision_to}")
+        out.append(line(name, g))
+    out.append("a run's map revision: its first call's (labelled outcomes the learned map had "
+               "learned); usd/success: what the runs with an outcome cost, over the successful")
+    return "\n".join(out)

@@ -32,7 +32,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -284,8 +284,9 @@ class TraceStore(StoreReads):
                 raise StoreError(f"trace store write failed: {exc}") from exc
         return changed
 
-    def execute(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        """Run each (portable SQL, rows of parameters; `[()]` runs it once without any) in
+    def execute(self, statements: Sequence[tuple[str, Iterable[tuple[Any, ...]]]]) -> None:
+        """Run each (portable SQL, rows of parameters, a list or an iterator read as it goes;
+        `[()]` runs it once without any, `[]` not at all) in
         one committed transaction on the durable connection; for the modules that own a write
         of their own (`traces.evidence`)."""
         with self._conn_lock:

@@ -8,13 +8,14 @@ module's own, through `TraceStore.query` and `TraceStore.write`.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from router.traces.db import insert_sql
 from router.traces.store import TraceStore
 
 COLUMNS = ("decision_id", "created_at", "category", "logprob_mean", "passed", "action")
 
-Observation = tuple[str, float, float]  # (category, logprob_mean, passed 0/1)
+Observation = tuple[dict[str, Any], float, float]  # (decision row, logprob_mean, passed 0/1)
 
 
 class VerificationRecords:
@@ -32,16 +33,11 @@ class VerificationRecords:
                   None if passed is None else int(passed), action)
         return self.store.write(sql, values) == 1
 
-    def observations(self, per_category: int) -> list[Observation]:
-        """The newest `per_category` checked answers of each category, oldest first."""
+    def observations(self) -> list[Observation]:
+        """Every checked answer, newest first: its decision's row (what its categories are
+        made of), its logprob_mean and whether it passed."""
         rows = self.store.query(
-            "SELECT category, logprob_mean, passed FROM verifications WHERE passed IS NOT NULL "
-            "ORDER BY created_at DESC")
-        kept: dict[str, int] = {}
-        out: list[Observation] = []
-        for row in rows:
-            seen = kept.get(row["category"], 0)
-            if seen < per_category:
-                kept[row["category"]] = seen + 1
-                out.append((row["category"], float(row["logprob_mean"]), float(row["passed"])))
-        return out[::-1]
+            "SELECT v.logprob_mean, v.passed, d.decision_id, d.api_key, d.role, d.task, d.step, "
+            "d.embedding FROM verifications v JOIN decisions d ON d.decision_id = "
+            "v.decision_id WHERE v.passed IS NOT NULL ORDER BY v.created_at DESC")
+        return [(row, float(row["logprob_mean"]), float(row["passed"])) for row in rows]

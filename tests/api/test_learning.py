@@ -158,13 +158,15 @@ def test_exploration_is_logged_and_never_touches_a_dry_run(settings: Settings) -
         assert all(d["reason"] == "forced" and d["propensity"] == 1.0 for d in forced)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.0])
 def test_a_category_below_the_target_sends_its_allowance_as_a_logged_draw(
-    settings: Settings,
+    settings: Settings, rate: float,
 ) -> None:
     """`solve`: medium answers 60% as well as large, small never; at 0.95 a share of its calls
     goes to medium (reason classifier, the share in the detail, the propensity logged) and a
-    dry run takes large."""
-    explored = shipped(settings).model_copy(update={"exploration_rate": 0.1,
+    dry run takes large; with exploration off too (the allowance is the map's, not
+    exploration's)."""
+    explored = shipped(settings).model_copy(update={"exploration_rate": rate,
                                                     "exploration_seed": 5})
     with client_for(explored) as c:
         teach(c, 60, "solve", {"small": 0.0, "medium": 0.6, "large": 1.0})

@@ -405,3 +405,60 @@ def test_a_bad_run_outcome_is_422_naming_the_field(
     assert r.status_code == 422, r.text
     assert field in r.text
     assert client.get("/runs/r2").json()["outcome"] is None  # nothing was recorded
+
+
+def test_two_keys_runs_with_one_id_have_their_own_outcomes(settings: Settings) -> None:
+    with client_for(keyed(settings)) as c:
+        route(c, run_id="same", headers=key("a"))
+        route(c, HARD, run_id="same", headers=key("b"))
+        a = c.post("/runs/same/outcome", json={"success": True}, headers=key("a"))
+        assert a.status_code == 200 and a.json()["status"] == "recorded"
+        assert c.get("/runs/same", headers=key("b")).json()["outcome"] is None  # not b's
+        b = c.post("/runs/same/outcome", json={"success": False}, headers=key("b"))
+        assert b.status_code == 200 and b.json()["status"] == "recorded"  # never blocked by a's
+        assert c.get("/runs/same", headers=key("a")).json()["outcome"]["success"] is True
+        assert c.get("/runs/same", headers=key("b")).json()["outcome"]["success"] is False
+        # an admin sees both keys' calls under the id: which run's outcome is ambiguous
+        both = c.post("/runs/same/outcome", json={"success": True}, headers=key("ops"))
+        assert both.status_code == 409 and "'a', 'b'" in both.json()["detail"]
+        assert c.get("/runs/same", headers=key("ops")).json()["outcome"] is None
+        route(c, run_id="a-only", headers=key("a"))
+        by_admin = c.post("/runs/a-only/outcome", json={"quality": 0.4}, headers=key("ops"))
+        assert by_admin.status_code == 200, by_admin.text
+        assert by_admin.json()["outcome"]["api_key"] == "ops"  # who reported it
+        mine = c.get("/runs/a-only", headers=key("a")).json()["outcome"]  # the run's key's
+        assert (mine["quality"], mine["api_key"]) == (0.4, "ops")
+        assert c.post("/runs/a-only/outcome", json={"quality": 0.5},
+                      headers=key("a")).status_code == 409  # the admin's report is the run's
+        runs = c.get("/spend", headers=key("ops")).json()["runs"]
+        assert (runs["runs"], runs["with_outcome"], runs["successful"]) == (3, 3, 1)
+
+
+def test_spend_groups_runs_by_the_map_revision_of_their_first_call(settings: Settings) -> None:
+    with client_for(settings) as c:
+        for run in ("cold-1", "cold-2"):
+            route(c, run_id=run, task="greet")
+            route(c, HARD, run_id=run, task="greet")
+        assert c.post("/runs/cold-1/outcome", json={"success": True}).status_code == 200
+        assert c.post("/runs/cold-2/outcome", json={"success": False}).status_code == 200
+        for i in range(3):  # labelled outcomes: the map's revision moves to 3
+            d = route(c, f"hello there number {i}", task="greet")
+            assert c.post("/feedback", json={"decision_id": d["decision_id"],
+                                             "quality": 1.0}).status_code == 201
+        c.app.state.holder.loop.reload_learning()
+        first = route(c, run_id="warm", task="greet")
+        assert first["router_version"].endswith("+s3")
+        assert c.post("/feedback", json={"decision_id": first["decision_id"],
+                                         "quality": 1.0}).status_code == 201
+        c.app.state.holder.loop.reload_learning()
+        later = route(c, run_id="warm", task="greet")  # decided by a newer map
+        assert later["router_version"].endswith("+s4")
+        assert c.post("/runs/warm/outcome", json={"success": True}).status_code == 200
+        runs = c.get("/spend").json()["runs"]
+    groups = {(g["revision_from"], g["revision_to"]): g for g in runs["by_revision"]}
+    assert list(groups) == [(0, 0), (3, 3)]
+    cold, warm = groups[(0, 0)], groups[(3, 3)]
+    assert (cold["runs"], cold["calls"], cold["with_outcome"], cold["successful"]) == (2, 4, 2, 1)
+    assert (warm["runs"], warm["calls"], warm["successful"]) == (1, 2, 1)
+    assert cold["cost_per_successful_run_usd"] == pytest.approx(2 * cold["cost_per_run_usd"])
+    assert (runs["runs"], runs["calls"]) == (3, 6)  # the run's revision is its first call's

@@ -1,6 +1,7 @@
 """POST /verify through the real app: off by default; a failed check escalates (the next
-decision when the call's body comes along); checked answers teach the category's threshold,
-after which a confident unchecked answer is accepted. The log-probabilities are SYNTHETIC
+decision when the call's body comes along); checked answers teach the thresholds of the learned
+map's categories of the call, after which a confident unchecked answer is accepted, in a sparse
+category on its parent's threshold. The log-probabilities are SYNTHETIC
 (no shared data set carries them): this tests the path, not a threshold's worth."""
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def test_unchecked_answers_wait_for_evidence_then_confident_ones_are_accepted(
     unsure = route(on, tier="small", task="extract")
     r = on.post("/verify", json={"decision_id": unsure["decision_id"], "logprob_mean": -2.5})
     assert r.json()["action"] == "escalate"
-    other_task = route(on, tier="small", task="plan")  # another category: no evidence there
-    r = on.post("/verify", json={"decision_id": other_task["decision_id"],
-                                 "logprob_mean": -0.1})
-    assert r.json()["action"] == "escalate" and r.json()["threshold"] is None
+    assert answer["category"] == "-/task:extract"  # the map's name of the category
+    other_task = route(on, tier="small", task="plan")  # sparse: a coarser category decides,
+    r = on.post("/verify", json={"decision_id": other_task["decision_id"],  # the map's next:
+                                 "logprob_mean": -0.1})  # the prompt's embedding cluster
+    assert r.json()["category"].startswith("-/cluster:") and r.json()["action"] == "accept"
 
 
 def test_bad_input_is_422_naming_the_field(on: TestClient) -> None:

@@ -41,7 +41,8 @@ def test_runs_prints_a_runs_ledger(config: Path, capsys: pytest.CaptureFixture[s
     lines = out.splitlines()
     assert len([line for line in lines if " solver " in line]) == 3
     assert "321" in lines[3] and "0.750000" in lines[3]  # step 1: its reported tokens and cost
-    assert lines[-1].startswith("most expensive: step 1 (")
+    assert lines[-2].startswith("most expensive: step 1 (")
+    assert lines[-1] == "outcome: not reported (POST /runs/{run_id}/outcome)"
     total = float(out.split(" calls, ")[1].split()[0])
     counted = [float(line.split()[-1]) for line in lines[2:5]]
     assert sum(counted) == pytest.approx(total, abs=3e-6)  # the rows add up to the total
@@ -78,3 +79,24 @@ def test_forget_deletes_a_users_rows_and_says_how_many(
     store = TraceStore(load_settings(config).store).open()
     assert store.counts() == {"decisions": 1, "outcomes": 0}
     store.close()
+
+
+def test_spend_prints_cost_per_run_by_map_revision(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with TestClient(create_app(config, embedder_factory=lambda cfg: FakeEmbedder())) as c:
+        assert c.post("/runs/run-7/outcome", json={"success": True}).status_code == 200
+    assert main(["runs", "run-7", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "outcome: success True, quality None (reported by None at ")
+    assert main(["spend", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("runs by map rev."))
+    every, *groups = lines[start + 1:-1]
+    assert every.split()[:3] == ["all", "2", "4"]  # runs, calls
+    assert every.split()[5:7] == ["1", "1"]  # one with an outcome, a success
+    assert [g.split()[:3] for g in groups] == [["0", "2", "4"]]  # a map with nothing learned
+    assert lines[-1].startswith("a run's map revision: its first call's")
+    assert main(["spend", "--json", "--config", str(config)]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert runs["by_revision"][0]["revision_from"] == 0 and runs["successful"] == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 
 litellm = pytest.importorskip("litellm", reason="the client's integrations are not installed")
@@ -109,3 +110,38 @@ def test_the_example_runs_offline(live: Server) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     model, reason, status, *answer = done.stdout.split()
     assert status == "stored" and " ".join(answer) == "The parcel is late."
+
+
+def test_a_run_reports_its_outcome_when_it_ends(live: Server) -> None:
+    from tier_router_client.litellm import reporting_run
+
+    with RouterClient(live.url, api_key=AGENT) as router:
+        with reporting_run(router, "ll-run-ok") as run:
+            completion(router, messages=ASK, mock_response="Four.", run_id=run.run_id)
+            completion(router, messages=ASK, mock_response="Four.", run_id=run.run_id)
+        assert run.receipt is not None and run.receipt["status"] == "recorded"
+        with pytest.raises(AllModelsFailed), reporting_run(router, "ll-run-failed") as failed:
+            completion(router, messages=ASK, mock_response="litellm.RateLimitError",
+                       run_id=failed.run_id)
+        with reporting_run(router, "ll-run-graded") as graded:
+            completion(router, messages=ASK, mock_response="Five.", run_id=graded.run_id)
+            graded.quality = 0.2  # the agent's own grade of the run
+        with reporting_run(router, "ll-run-never-called"):
+            pass  # no call: the service has no such run, the report's 404 is only logged
+    ledgers = {r: httpx.get(f"{live.url}/runs/{r}", headers={"X-API-Key": AGENT}).json()
+               for r in ("ll-run-ok", "ll-run-failed", "ll-run-graded")}
+    assert ledgers["ll-run-ok"]["calls"] == 2
+    assert {r: (g["outcome"]["success"], g["outcome"]["quality"]) for r, g in ledgers.items()} == {
+        "ll-run-ok": (True, None), "ll-run-failed": (False, None),
+        "ll-run-graded": (None, 0.2)}
+
+    async def main() -> dict:
+        async with AsyncRouterClient(live.url, api_key=AGENT) as arouter:
+            async with areporting_run(arouter, "ll-run-async") as arun:
+                await acompletion(arouter, messages=ASK, mock_response="Four.",
+                                  run_id=arun.run_id)
+            return arun.receipt or {}
+
+    from tier_router_client.litellm import areporting_run
+
+    assert asyncio.run(main())["outcome"]["success"] is True

@@ -46,6 +46,8 @@ def proxy(live: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         name = deployment["model_name"]
         deployment["litellm_params"].update(api_key="sk-none", mock_response=(
             "litellm.RateLimitError" if name == "gpt-4.1-nano" else f"answer from {name}"))
+    for route in config["general_settings"]["pass_through_endpoints"]:
+        route["target"] = f"{live.url}/runs"  # the example's target is a default service's
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copy(EXAMPLE / "tier_router_callbacks.py", work)
     port, log = free_port(), (work / "proxy.log").open("w")
@@ -132,3 +134,18 @@ def test_the_openai_example_through_the_proxy(live: Server, proxy: str) -> None:
     # the model that answered (the proxy's nano deployment is rate limited: then its fallback)
     assert status == "stored" and model != "gpt-4.1-nano"
     assert " ".join(answer) == f"answer from {model}"
+
+
+def test_a_run_outcome_through_the_proxys_pass_through_route(live: Server, proxy: str) -> None:
+    client = openai.OpenAI(api_key="sk-any", base_url=f"{proxy}/v1", max_retries=0)
+    client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
+                                   extra_body={"metadata": {"run_id": "e2e-run"}})
+    posted = httpx.post(f"{proxy}/tier-router/runs/e2e-run/outcome", json={"success": True},
+                        headers={"Authorization": "Bearer sk-any"})
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["outcome"]["api_key"] == "agent"  # the hook's key: the run's own
+    shown = httpx.get(f"{live.url}/runs/e2e-run", headers={"X-API-Key": AGENT}).json()
+    assert shown["outcome"]["success"] is True
+    again = httpx.post(f"{proxy}/tier-router/runs/e2e-run/outcome", json={"success": False},
+                       headers={"Authorization": "Bearer sk-any"})
+    assert again.status_code == 409  # once per run, as from the client

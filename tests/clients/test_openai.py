@@ -80,3 +80,31 @@ def test_async(live: Server) -> None:
         assert call.model_used == "gpt-4.1-mini" and call.receipt is not None
 
     asyncio.run(main())
+
+
+def test_a_run_reports_its_outcome_when_it_ends(live: Server) -> None:
+    from tier_router_client.openai import areporting_run, reporting_run
+
+    with RouterClient(live.url, api_key=AGENT) as router:
+        with reporting_run(router, "oa-run-ok") as run:
+            create(router, sync_llm(), messages=ASK, run_id=run.run_id)
+        assert run.receipt is not None
+        assert (run.receipt["status"], run.receipt["outcome"]["success"]) == ("recorded", True)
+        with pytest.raises(RuntimeError, match="the agent gave up"), \
+                reporting_run(router, "oa-run-failed") as failed:
+            create(router, sync_llm(), messages=ASK, run_id=failed.run_id)
+            raise RuntimeError("the agent gave up")
+        assert failed.receipt is not None and failed.receipt["outcome"]["success"] is False
+
+    async def main() -> dict:
+        llm = openai.AsyncOpenAI(api_key="sk-test", base_url="http://llm.test/v1", max_retries=0,
+                                 http_client=httpx.AsyncClient(
+                                     transport=httpx.MockTransport(answer)))
+        async with AsyncRouterClient(live.url, api_key=AGENT) as arouter:
+            async with areporting_run(arouter, "oa-run-async") as arun:
+                await acreate(arouter, llm, messages=ASK, run_id=arun.run_id)
+                arun.success, arun.quality = True, 0.75
+            return arun.receipt or {}
+
+    outcome = asyncio.run(main())["outcome"]
+    assert (outcome["success"], outcome["quality"], outcome["api_key"]) == (True, 0.75, "agent")

@@ -8,10 +8,11 @@ passes or no stronger tier is allowed; report each answer's outcome on the way.
 `check(response)` answers True (or None) for a pass, False for a failure (``check_failed``),
 one of the escalation reasons as a string (``invalid_json``, ``tests_failed``, ...), any other
 string (reason ``other``, the string as detail), or a `Verdict`. A passed answer is reported
-with ``success=True``: the check is the caller's acceptance test. A failed one is escalated
-from (the router records it as a failure of its tier, once); when the router refuses to
-escalate (the strongest tier failed, or the call's ceiling or ``max_cost_usd`` allows no
-stronger tier) the failure is reported as ``success=False`` and the last answer returned with
+with ``success=True, check_passed=True``: the check is the caller's acceptance test, and the
+router learns how often each tier passes it. A failed one is escalated from (the router records
+it as a failed check of its tier, once); when the router refuses to escalate (the strongest tier
+failed, or the call's ceiling or ``max_cost_usd`` allows no stronger tier) the failure is
+reported as ``success=False, check_passed=False`` and the last answer returned with
 ``passed=False``: what to do with it is the caller's call.
 """
 
@@ -28,6 +29,9 @@ from tier_router_client.aclient import AsyncRouterClient
 from tier_router_client.client import RouterClient
 from tier_router_client.errors import RouterRefused
 from tier_router_client.types import Decision, Receipt
+
+PASSED = {"success": True, "check_passed": True}  # what a passed answer's report says
+FAILED = {"success": False, "check_passed": False}
 
 __all__ = ["Answer", "Completed", "Verdict", "acomplete", "complete", "routed_call",
            "verdict_of"]
@@ -104,7 +108,7 @@ def complete(router: RouterClient, body: Mapping[str, Any] | None = None, /, *,
         verdict = verdict_of(check(answer.response))
         tried.append(decision)
         if verdict.passed or not decision.decision_id:  # a fail-open decision: nothing to ask
-            label = {"success": True} if verdict.passed and decision.decision_id else {}
+            label = PASSED if verdict.passed and decision.decision_id else {}
             receipts.append(report(router, decision, {**answer.outcome, **label}))
             return Completed(answer.response, decision, verdict.passed, tuple(tried),
                              tuple(receipts), answer.outcome)
@@ -115,7 +119,7 @@ def complete(router: RouterClient, body: Mapping[str, Any] | None = None, /, *,
         except RouterRefused as exc:
             if exc.status_code != 409:
                 raise
-            receipts.append(report(router, decision, {**answer.outcome, "success": False}))
+            receipts.append(report(router, decision, {**answer.outcome, **FAILED}))
             return Completed(answer.response, decision, False, tuple(tried), tuple(receipts),
                              answer.outcome)
         receipts.append(report(router, decision, dict(answer.outcome))
@@ -136,7 +140,7 @@ async def acomplete(router: AsyncRouterClient, body: Mapping[str, Any] | None = 
         verdict = verdict_of(await _maybe(check(answer.response)))
         tried.append(decision)
         if verdict.passed or not decision.decision_id:
-            label = {"success": True} if verdict.passed and decision.decision_id else {}
+            label = PASSED if verdict.passed and decision.decision_id else {}
             receipts.append(await areport(router, decision, {**answer.outcome, **label}))
             return Completed(answer.response, decision, verdict.passed, tuple(tried),
                              tuple(receipts), answer.outcome)
@@ -147,8 +151,7 @@ async def acomplete(router: AsyncRouterClient, body: Mapping[str, Any] | None = 
         except RouterRefused as exc:
             if exc.status_code != 409:
                 raise
-            receipts.append(await areport(router, decision, {**answer.outcome,
-                                                             "success": False}))
+            receipts.append(await areport(router, decision, {**answer.outcome, **FAILED}))
             return Completed(answer.response, decision, False, tuple(tried), tuple(receipts),
                              answer.outcome)
         receipts.append(await areport(router, decision, dict(answer.outcome))

@@ -78,19 +78,22 @@ class RouterClient:
                  tokens_out: int | None = None, cached_tokens_in: int | None = None,
                  latency_ms: float | None = None, error: str | None = None,
                  fallback_used: bool = False,
-                 attempts: list[dict[str, Any]] | None = None) -> Receipt | None:
+                 attempts: list[dict[str, Any]] | None = None,
+                 check_passed: bool | None = None) -> Receipt | None:
         """Report the outcome of a routed call. Without `quality`/`success` it is outcome-only
         feedback (tokens, cost, latency, error): it counts for spend and model health, never
         for learning. `error` is a kind (timeout, rate_limited, server_error, bad_request,
         auth, content_filter, other; `error_kind` maps an exception); `attempts` are the
-        models tried before `model_used`, each {model, error, latency_ms}. None (nothing
-        posted) for a fail-open decision."""
+        models tried before `model_used`, each {model, error, latency_ms}; `check_passed`
+        whether the caller's check of the answer passed (it teaches the router's plans for
+        verifiable calls). None (nothing posted) for a fail-open decision."""
         if _core.skip_feedback(decision):
             return None
         body = _core.feedback_payload(decision, dict(
             quality=quality, success=success, model_used=model_used, cost_usd=cost_usd,
             tokens_in=tokens_in, tokens_out=tokens_out, cached_tokens_in=cached_tokens_in,
-            latency_ms=latency_ms, error=error, fallback_used=fallback_used, attempts=attempts))
+            latency_ms=latency_ms, error=error, fallback_used=fallback_used, attempts=attempts,
+            check_passed=check_passed))
         return _core.receipt_of(self.options, self._send("/feedback", body))
 
     def run_outcome(self, run_id: str, *, success: bool | None = None,

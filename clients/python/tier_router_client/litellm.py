@@ -11,6 +11,11 @@ deployments, keys and bases). Why not a LiteLLM custom routing strategy or routi
 choose among the deployments of the one model group a call named, so neither can follow the
 decision's cross-model fallbacks or report the outcome; in the proxy the pre-call hook can
 (`tier_router_client.litellm_proxy`).
+
+A run's final outcome (`POST /runs/{run_id}/outcome`) is reported when its block ends:
+
+    with reporting_run(router, "run-7") as run:
+        completion(router, messages=[...], run_id=run.run_id)
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from tier_router_client._calls import (
 from tier_router_client.aclient import AsyncRouterClient
 from tier_router_client.cascade import Answer, acomplete, complete, routed_call
 from tier_router_client.client import RouterClient
+from tier_router_client.runs import RunScope, areporting_run, reporting_run
 from tier_router_client.types import Decision
 
-__all__ = ["AllModelsFailed", "RoutedCall", "acompletion", "completion", "litellm_cost"]
+__all__ = ["AllModelsFailed", "RoutedCall", "RunScope", "acompletion", "areporting_run",
+           "completion", "litellm_cost", "reporting_run"]
 log = logging.getLogger("tier_router_client")
 
 

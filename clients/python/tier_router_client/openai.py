@@ -4,6 +4,11 @@ error) as outcome-only feedback. The SDK returns no price, so the service prices
 at the tier's prices.
 
     call = create(router, OpenAI(), messages=[...], run_id="run-7")
+
+A run's final outcome (`POST /runs/{run_id}/outcome`) is reported when its block ends:
+
+    with reporting_run(router, "run-7") as run:
+        create(router, OpenAI(), messages=[...], run_id=run.run_id)
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from tier_router_client._calls import (
 from tier_router_client.aclient import AsyncRouterClient
 from tier_router_client.cascade import Answer, acomplete, complete, routed_call
 from tier_router_client.client import RouterClient
+from tier_router_client.runs import RunScope, areporting_run, reporting_run
 from tier_router_client.types import Decision
 
-__all__ = ["AllModelsFailed", "RoutedCall", "acreate", "create"]
+__all__ = ["AllModelsFailed", "RoutedCall", "RunScope", "acreate", "areporting_run", "create",
+           "reporting_run"]
 
 
 def create(router: RouterClient, client: openai.OpenAI, *,

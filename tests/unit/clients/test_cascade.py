@@ -89,7 +89,8 @@ def test_a_failed_check_escalates_once_per_tier_until_an_answer_passes() -> None
     reports = [b for p, b in fake.bodies if p == "/feedback"]
     # the failed call: outcome only (the escalation is its label); the passing one: success
     assert reports == [{"decision_id": "d0", "tokens_out": 7},
-                       {"decision_id": "d1", "tokens_out": 7, "success": True}]
+                       {"decision_id": "d1", "tokens_out": 7, "success": True,
+                        "check_passed": True}]
 
 
 def test_when_the_strongest_fails_too_the_last_answer_comes_back_unpassed() -> None:
@@ -98,7 +99,8 @@ def test_when_the_strongest_fails_too_the_last_answer_comes_back_unpassed() -> N
                                  check=lambda text: False)
     assert not done.passed and [d.tier for d in done.tried] == TIERS
     last = [b for p, b in fake.bodies if p == "/feedback"][-1]
-    assert last == {"decision_id": "d2", "tokens_out": 7, "success": False}
+    assert last == {"decision_id": "d2", "tokens_out": 7, "success": False,
+                    "check_passed": False}
 
 
 def test_a_check_answers_in_several_shapes() -> None:

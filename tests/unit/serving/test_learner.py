@@ -138,3 +138,37 @@ def test_a_category_that_goes_quiet_goes_sparse_and_its_coarser_level_decides(
     assert verdict.category == "team/role:agent"
     assert learner.map.entries[("team", "role:agent/task:extract")].outcomes == (
         pytest.approx(300 / 16))
+
+
+def test_a_decisions_check_teaches_once_and_its_label_once_and_a_restart_keeps_it(
+    store: TraceStore,
+) -> None:
+    """Synthetic checks: each decision's first check result stands; a passed answer's label
+    counts once, whether it comes with the check, before it or after it."""
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()
+    first = {**decision(), "decision_id": "d1", "tier": "medium"}
+    assert learner.observe_check(first, True)
+    assert not learner.observe_check(first, False)  # the first result stands
+    assert learner.observe({"tier": "medium", "quality": 0.8}, first)  # its label, later
+    assert not learner.checked.label("d1")  # once
+    failed = {**decision(), "decision_id": "d2", "tier": "medium"}
+    assert learner.observe_check(failed, False)
+    assert not learner.checked.label("d2")  # a failed answer's label says nothing of passes
+    early = {**decision(), "decision_id": "d3", "tier": "medium"}
+    store.execute([("INSERT INTO outcomes (feedback_id, decision_id, received_at, body_sha256, "
+                    "quality, cost_estimated, fallback_used) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [("f3", "d3", NOW, "x", 0.6, 1, 0)])])
+    assert learner.observe_check(early, True)  # reads the label stored before it
+    shadow = {**decision(), "decision_id": "d4", "tier": "medium", "shadow": 1}
+    assert not learner.observe_check(shadow, True)  # nobody followed it: nothing checked
+    learner.rebuild()
+    assert learner.map.checks is not None
+    root = learner.map.checks.entries[("team", "")]
+    assert root.tier_runs == (3.0, 0.0)
+    restarted = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()
+    assert restarted.map.checks is not None
+    again = restarted.map.checks.entries[("team", "role:agent/task:extract")]
+    assert again.tier_runs == (3.0, 0.0)
+    # 2 of 3 passed; passed answers labelled 0.8 and 0.6 (a uniform prior worth 2 at the root)
+    assert abs(root.pass_rate[0] - (1.0 + 2.0) / 5.0) < 1e-9
+    assert abs(root.passed_quality[0] - (1.0 + 1.4) / 4.0) < 1e-9

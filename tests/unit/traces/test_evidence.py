@@ -76,3 +76,16 @@ def test_an_older_stores_outcomes_are_summed_once(store: TraceStore) -> None:
     assert evidence.backfill(TIERS, None) == 5
     sums = evidence.read(TIERS, 1_800_000_004.0)[("team", "role:agent/task:extract")]
     assert sums[1, TOTAL] == 5 and np.isclose(sums[1, N], 5, rtol=1e-5)
+
+
+def test_replicas_starting_together_on_an_old_store_sum_its_outcomes_once(
+        store: TraceStore) -> None:
+    rows = [{**outcome(), **decision(), "received_at": 1_800_000_000.0 + i, "embedding": None}
+            for i in range(4)]
+    store.learning_rows = lambda limit, since=0.0: rows  # type: ignore[method-assign]
+    first, second = EvidenceStore(store, CONFIG), EvidenceStore(store, CONFIG)
+    assert first.is_empty() and second.is_empty()  # both saw an empty table at start
+    assert first.backfill(TIERS, None) == 4
+    assert second.backfill(TIERS, None) == 0  # its claim conflicts: it adds nothing
+    sums = second.read(TIERS, 1_800_000_003.0)[("team", "role:agent/task:extract")]
+    assert sums[1, TOTAL] == 4

@@ -104,7 +104,7 @@ def test_a_version_2_store_gains_the_feature_columns_in_place(tmp_path: Path) ->
     old.close()
     with sqlite3.connect(path) as conn:  # as a version-2 router left it
         for column in ("embedding", "embedder", "feature_version", "prior_scores", "shadow",
-                       "requested_model", "max_cost_usd"):
+                       "requested_model", "max_cost_usd", "map_revision"):
             conn.execute(f"ALTER TABLE decisions DROP COLUMN {column}")
         conn.execute("UPDATE store_meta SET value = '2' WHERE key = 'schema_version'")
     upgraded = make_store(f"sqlite:///{path}").start()

@@ -49,7 +49,8 @@ def test_a_version_3_store_keeps_its_rows_and_takes_outcomes_without_a_label(
     _sql(store_url,  # as a version-3 router left it, its rows in place
          "ALTER TABLE decisions DROP COLUMN shadow",
          "ALTER TABLE decisions DROP COLUMN requested_model",
-         "ALTER TABLE decisions DROP COLUMN max_cost_usd", "DROP TABLE escalations",
+         "ALTER TABLE decisions DROP COLUMN max_cost_usd",
+         "ALTER TABLE decisions DROP COLUMN map_revision", "DROP TABLE escalations",
          "DROP TABLE verifications",
          "ALTER TABLE outcomes RENAME TO outcomes_v4", V3_OUTCOMES,
          "INSERT INTO outcomes SELECT * FROM outcomes_v4", "DROP TABLE outcomes_v4",
@@ -83,7 +84,8 @@ def test_a_version_6_store_gains_the_escalations_table_and_max_cost_usd(store_ur
     record(store, req, decision)
     store.flush(5)
     store.close()
-    _sql(store_url, "ALTER TABLE decisions DROP COLUMN max_cost_usd", "DROP TABLE escalations",
+    _sql(store_url, "ALTER TABLE decisions DROP COLUMN max_cost_usd",
+         "ALTER TABLE decisions DROP COLUMN map_revision", "DROP TABLE escalations",
          "DROP TABLE verifications",
          "UPDATE store_meta SET value = '6' WHERE key = 'schema_version'")
     upgraded = make_store(store_url).start()
@@ -92,6 +94,51 @@ def test_a_version_6_store_gains_the_escalations_table_and_max_cost_usd(store_ur
         assert old is not None and old["max_cost_usd"] is None  # kept, the new column empty
         assert upgraded.query("SELECT COUNT(*) AS n FROM escalations") == [{"n": 0}]
         assert _sql(store_url, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [
-            ("7",)]
+            (str(SCHEMA_VERSION),)]
     finally:
         upgraded.close()
+
+
+V7_RUN_OUTCOMES = """CREATE TABLE run_outcomes (run_id TEXT PRIMARY KEY, api_key TEXT,
+    success INTEGER, quality DOUBLE PRECISION, received_at DOUBLE PRECISION NOT NULL)"""
+
+
+def test_a_version_7_store_keys_its_run_outcomes_by_key_and_gains_map_revision(
+    store_url: str,
+) -> None:
+    store = make_store(store_url).start()
+    for prompt, run_id, key in (("a", "shared", "team-a"), ("b", "shared", "team-b"),
+                                ("c", "solo", "team-a"), ("d", "open", None)):
+        req, decision = routed(prompt)
+        record(store, req.model_copy(update={"run_id": run_id}).attribute_to(key), decision)
+    store.flush(5)
+    store.close()
+    _sql(store_url, "ALTER TABLE decisions DROP COLUMN map_revision", "DROP TABLE run_outcomes",
+         V7_RUN_OUTCOMES,  # as a version-7 router left it: one outcome per run id
+         "INSERT INTO run_outcomes VALUES ('shared', 'team-a', 1, 0.9, 10.0)",
+         "INSERT INTO run_outcomes VALUES ('solo', 'ops', 0, NULL, 11.0)",
+         "INSERT INTO run_outcomes VALUES ('open', NULL, 1, NULL, 12.0)",
+         "INSERT INTO run_outcomes VALUES ('gone', 'team-c', NULL, 0.2, 13.0)",
+         "UPDATE store_meta SET value = '7' WHERE key = 'schema_version'")
+    upgraded = make_store(store_url).start()
+    try:
+        rows = upgraded.query("SELECT api_key, run_id, reported_by, success, quality, "
+                              "received_at FROM run_outcomes ORDER BY run_id, api_key")
+        assert [tuple(r.values()) for r in rows] == [
+            ("team-c", "gone", "team-c", None, 0.2, 13.0),  # no call left: its reporter's
+            ("", "open", None, 1, None, 12.0),
+            ("team-a", "shared", "team-a", 1, 0.9, 10.0),  # each key saw it: each keeps it
+            ("team-b", "shared", "team-a", 1, 0.9, 10.0),
+            ("team-a", "solo", "ops", 0, None, 11.0),  # an admin's report: the run's key's
+        ]
+        assert upgraded.query("SELECT COUNT(*) AS n FROM decisions WHERE map_revision IS NULL"
+                              ) == [{"n": 4}]  # kept, the new column empty
+        assert _sql(store_url, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [
+            (str(SCHEMA_VERSION),)]
+    finally:
+        upgraded.close()
+    again = make_store(store_url).start()  # a second start changes nothing
+    try:
+        assert len(again.query("SELECT run_id FROM run_outcomes")) == 5
+    finally:
+        again.close()

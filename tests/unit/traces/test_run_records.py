@@ -22,7 +22,7 @@ from router.traces.retention import (
     forget_user,
 )
 from router.traces.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, PendingDecision
-from router.traces.run_records import RunRecords
+from router.traces.run_records import RunRecords, revision_bands
 from router.traces.store import TraceStore
 
 HOUR = 3600.0
@@ -221,3 +221,17 @@ def test_the_retention_job_runs_when_due_and_says_so_in_the_log(
     assert job.tick(30) is None  # not due for an hour
     clock[0] += 3600
     assert job.tick(30).decisions == 1  # type: ignore[union-attr]
+
+
+def test_revision_bands_are_bounded_never_split_a_revision_and_hold_about_equal_runs() -> None:
+    assert revision_bands([0, 0, 5, 9]) == [range(0, 1), range(5, 6), range(9, 10)]
+    runs = [r for r in range(100) for _ in range(3)] + [40] * 60  # 100 revisions, one busy
+    bands = revision_bands(runs, bands=8)
+    assert len(bands) <= 8
+    assert bands[0].start == 0 and bands[-1].stop == 100
+    assert all(a.stop == b.start for a, b in zip(bands, bands[1:], strict=False))  # no gap
+    sizes = [sum(r in band for r in runs) for band in bands]
+    busy = next(i for i, band in enumerate(bands) if 40 in band)
+    assert sum(sizes) == len(runs) and sizes[busy] <= 60 + 3 * 15
+    assert all(30 <= n <= 50 for i, n in enumerate(sizes) if i != busy)  # the rest about equal
+    assert revision_bands([]) == []

@@ -244,7 +244,7 @@ def test_a_version_1_store_gains_the_key_column_and_keeps_its_rows(tmp_path: Pat
     with sqlite3.connect(path) as conn:  # make it look as a version-1 router left it
         conn.execute("DROP INDEX decisions_key")
         for column in ("api_key", "embedding", "embedder", "feature_version", "prior_scores",
-                       "shadow", "requested_model", "max_cost_usd"):
+                       "shadow", "requested_model", "max_cost_usd", "map_revision"):
             conn.execute(f"ALTER TABLE decisions DROP COLUMN {column}")
         conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = make_store(f"sqlite:///{path}").start()
