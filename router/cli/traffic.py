@@ -94,6 +94,10 @@ def add_traffic_commands(sub: Any) -> None:
                         help="serve a prior fitted (serving recipe) without these data sets")
     replay.add_argument("--no-task-names", action="store_true",
                         help="withhold each call's category (its task) from the service")
+    replay.add_argument("--role", default=None,
+                        help="send this role with every call (default: none; one constant role "
+                             "is one category that decides every call before the embedding "
+                             "clusters)")
     replay.add_argument("--url", type=http_url, default=None,
                         help="an already running service (its tiers must be the source's); "
                              "default: start one with a fresh trace store in --work")
@@ -120,6 +124,13 @@ def add_traffic_commands(sub: Any) -> None:
     replay.add_argument("--out", type=out_file((".json",)), default=None,
                         help="write the report JSON here")
     replay.set_defaults(func=_replay)
+
+    tables = sub.add_parser("replay-report", help="the reports `replay --out` wrote, as "
+                                                  "markdown tables with each figure's range "
+                                                  "over orders and the targets")
+    tables.add_argument("reports", type=existing_file, nargs="+", metavar="REPORT",
+                        help="JSON reports of `tier-router replay --out`")
+    tables.set_defaults(func=_replay_report)
 
     promote = sub.add_parser("promote", help="install a retrained candidate if it is not worse")
     config_option(promote)
@@ -282,7 +293,8 @@ def _replay(args: argparse.Namespace) -> int:
             prior_version = http.get("/readyz").json()["router_version"]
             orders = rp.run_orders(http, traffic, served, orders=args.orders, learn=args.learn,
                                    score=args.score, window=args.window, seed=args.seed,
-                                   headers=headers, with_task=not args.no_task_names)
+                                   headers=headers, with_task=not args.no_task_names,
+                                   role=args.role)
     except httpx.HTTPError as exc:
         raise CliError(f"the service at {args.url or 'the started service'} failed: "
                        f"{type(exc).__name__}: {exc}") from None
@@ -291,12 +303,22 @@ def _replay(args: argparse.Namespace) -> int:
         for o in orders]
     report = {"source": traffic.name, "url": url, "prior": prior_version, "tiers": tiers,
               "holdout_source": args.holdout_source, "learn": args.learn,
-              "with_task": not args.no_task_names,
+              "with_task": not args.no_task_names, "role": args.role,
               "score": args.score, "orders": orders, "ceilings": ceilings,
               "summary": rp.summarise(orders, ceilings)}
     if args.out is not None:
         rp.write_report(report, args.out)
     print(rp.format_replay(report))
+    return 0
+
+
+def _replay_report(args: argparse.Namespace) -> int:
+    from training.traffic.replay_summary import markdown_tables, read_report
+
+    for path in args.reports:
+        print(f"<!-- {path} -->")
+        print(markdown_tables(read_report(path)))
+        print()
     return 0
 
 

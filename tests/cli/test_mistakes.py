@@ -311,3 +311,10 @@ def test_serve_on_a_busy_port_says_so_before_loading_the_model(capsys, monkeypat
 def test_replay_names_the_source_flag_and_the_choices(capsys) -> None:
     refused(["replay", "--data-dir", ".", "--source", "nope"], capsys, 2,
             "argument --source: must be one of routerbench, llmrouter", "Got 'nope'")
+
+
+def test_replay_report_names_a_file_that_is_not_a_report(capsys, tmp_path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": []}')
+    refused(["replay-report", str(other)], capsys, 1, "other.json is not a report")
+    refused(["replay-report", str(tmp_path / "gone.json")], capsys, 2, "REPORT", "gone.json")

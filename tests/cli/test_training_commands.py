@@ -3,6 +3,7 @@ function with them (defaults included) and prints what it returns."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,18 @@ def test_retrain_passes_every_flag_and_prints_the_report(
                     "public_sources": ["routerbench"], "mix_public": False, "since": 5.0,
                     "seed": 0}
     assert capsys.readouterr().out == "the report\n"
+
+
+def test_replay_report_prints_each_reports_tables(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.training.traffic.test_replay_summary import report, three_orders
+
+    paths = []
+    for name, with_task in (("names.json", True), ("none.json", False)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(report(three_orders(), with_task)))
+    assert main(["replay-report", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| window | outcomes |") == 2
+    assert "task names sent" in out and "task names withheld" in out
+    assert "| frozen APGR >= prior's - 0.01 |" in out

@@ -9,13 +9,15 @@ sweep the scored calls with the prior alone, then stream the learning calls: ``P
 then ``POST /feedback`` with the real outcome of the chosen tier's model on that prompt (the
 representative label `training.labels` gives), over HTTP only. After ``learn`` outcomes the
 state is frozen (no more feedback), its final maps are waited for, and the scored calls are
-swept again. A sweep routes every scored call ``dry_run`` at the config's knob and at every
-``quality_target`` of `training.traffic.replay_metrics.KNOBS`. What the service answered is judged
-against every tier's known outcome (`training.traffic.replay_metrics`): per window of the learning
-phase, the realised quality and the cost as shares of always-strongest's; per sweep, APGR,
-savings at 95% of always-strongest's quality, the default point's quality, cost and
-calibration, beside the length rule and a random mixture at the same cost; per source where
-several are mixed.
+swept again, then routed once more as live calls (the map's allowance drawn, no feedback): the
+default point a deployment realises after ``learn`` outcomes. A sweep routes every scored call
+``dry_run`` at the config's knob and at every ``quality_target`` of
+`training.traffic.replay_metrics.KNOBS`. What the service answered is judged against every
+tier's known outcome (`training.traffic.replay_metrics`): per window of the learning phase, the
+realised quality and the cost as shares of always-strongest's; for the learning phase and the
+live calls after it, the same beside the length rule and a random mixture at that cost; per
+sweep, APGR, savings at 95% of always-strongest's quality, the default point's quality, cost
+and calibration, beside the same baselines; per source where several are mixed.
 
 With a data set source, the ceiling beside the result is the serving recipe fitted with full
 information (every tier's label) on the train split minus the scored prompts, scored on them
@@ -44,19 +46,20 @@ import numpy as np
 import yaml
 
 from router.config import Settings
-from router.decision.artifact import save_model
-from router.errors import RouterError
+from router.decision.artifact import load_model, save_model
+from router.errors import ArtifactError, RouterError
 from training.embed_cache import EmbeddingCache, Featurised, featurise
 from training.ingest import load_outcomes, read_traces
 from training.labels import PromptTable, tier_table
 from training.selection import Candidate, pair_apgrs
 from training.traffic.replay_metrics import (
     KNOBS,
-    format_replay,
-    summarise,
+    category_ceiling,
+    live_stats,
     sweep_stats,
     window_stats,
 )
+from training.traffic.replay_summary import format_replay, summarise
 from training.train import fit_final
 
 log = logging.getLogger(__name__)
@@ -139,9 +142,20 @@ def holdout_prior(
     settings: Settings, data_dir: Path, source: Sequence[str] | str, recipe: Candidate,
     out: Path, cache: EmbeddingCache, seed: int = 0,
 ) -> Path:
-    """The serving recipe fitted on every other source's train split, saved at `out`."""
+    """The serving recipe fitted on every other source's train split, saved at `out`; a prior
+    already at `out` from the same recipe, seed, data files, embedder and tier models is
+    reused (a fit takes minutes; the with- and without-names replays share one)."""
     names = [source] if isinstance(source, str) else list(source)
     outcomes, files = load_outcomes(data_dir, [])
+    fitted_from = {
+        "router_version": f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
+        "head": recipe.as_metadata(), "embedder_backend": cache.embedder.name, "seed": seed,
+        "data": files, "held_out_source": "+".join(names),
+        "tier_models": {t.name: list(t.training_models) for t in settings.tiers},
+    }
+    if _same_prior(out, fitted_from):
+        log.info("reusing the prior fitted without %s at %s", "+".join(names), out)
+        return out
     table = tier_table(outcomes, settings)
     sources = table.prompts["source"].astype(str)
     held = np.logical_or.reduce([sources.str.startswith(s).to_numpy() for s in names])
@@ -149,12 +163,21 @@ def holdout_prior(
     rows = table.subset(keep)
     data, _ = featurise(rows, cache)
     model = fit_final(data, recipe, seed)
-    save_model(out, model.head, model.features,
-               router_version=f"lodo-{'+'.join(names)}-{recipe.name}-seed{seed}",
-               head=recipe.as_metadata(), embedder_backend=cache.embedder.name, seed=seed,
-               data=files, training_prompts=int(len(rows)), held_out_source="+".join(names),
+    save_model(out, model.head, model.features, **fitted_from,
+               training_prompts=int(len(rows)),
                training_prompts_by_source=rows.prompts["source"].value_counts().to_dict())
     return out
+
+
+def _same_prior(out: Path, fitted_from: dict[str, Any]) -> bool:
+    """Whether `out` holds a loadable prior whose metadata says it was fitted from
+    `fitted_from` (compared as JSON, the form it was saved in)."""
+    try:
+        metadata = load_model(out).metadata
+    except ArtifactError:
+        return False
+    expected = json.loads(json.dumps(fitted_from, default=str))
+    return all(metadata.get(key) == value for key, value in expected.items())
 
 
 def ceiling_apgr(
@@ -179,17 +202,19 @@ def mean_apgr(scores: np.ndarray, labels: np.ndarray, tiers: Sequence[str]) -> f
 
 class Replay:
     """One live service, one labelled traffic: orders of (reset, prior sweep, learn, freeze,
-    frozen sweep). `with_task` sends each call's category as its `task`."""
+    frozen sweep). `with_task` sends each call's category as its `task`; `role`, when given, is
+    sent with every call."""
 
     def __init__(self, http: Http, traffic: Traffic, settings: Settings,
                  headers: dict[str, str] | None = None, with_task: bool = True,
-                 knobs: Sequence[float] = KNOBS):
+                 knobs: Sequence[float] = KNOBS, role: str | None = None):
         self.http = http
         self.traffic = traffic
         self.settings = settings
         self.headers = headers or {}
         self.with_task = with_task
         self.knobs = tuple(knobs)
+        self.role = role
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # every POST is JSON to the router, a bodyless one too
@@ -200,8 +225,11 @@ class Replay:
         return dict(r.json())
 
     def route(self, indices: np.ndarray, tag: str, **extra: Any) -> list[dict[str, Any]]:
-        return [self._post("/route", {**self.traffic.body(int(i), self.with_task),
-                                      "role": "replay", "run_id": tag, **extra})
+        # a role only when asked: one constant role is one category that decides every call
+        # before the embedding clusters could, which a replay without task names must not add
+        role = {"role": self.role} if self.role else {}
+        return [self._post("/route", {**self.traffic.body(int(i), self.with_task), **role,
+                                      "run_id": tag, **extra})
                 for i in indices]
 
     def teach(self, decision: dict[str, Any], i: int) -> bool:
@@ -235,12 +263,30 @@ class Replay:
                           for k in self.knobs])
         labels = self.traffic.table.labels[indices]
         sources = self.traffic.table.prompts["source"].to_numpy()[indices]
+        tasks = self.traffic.table.prompts["task"].fillna("").to_numpy()[indices]
         out = sweep_stats(picks, default, labels, self.settings)
+        # the data's own categories, sent or withheld: what knowing them could rank
+        out["category_ceiling"] = category_ceiling(labels, tasks)
         out["by_source"] = {
-            str(s): sweep_stats(picks[:, sources == s], [d for d, x in zip(default, sources,
-                                                                          strict=True) if x == s],
-                                labels[sources == s], self.settings)
+            str(s): {**sweep_stats(picks[:, sources == s],
+                                   [d for d, x in zip(default, sources, strict=True) if x == s],
+                                   labels[sources == s], self.settings),
+                     "category_ceiling": category_ceiling(labels[sources == s],
+                                                          tasks[sources == s])}
             for s in np.unique(sources)} if len(np.unique(sources)) > 1 else {}
+        return out
+
+    def judge(self, decisions: Sequence[dict[str, Any]], indices: np.ndarray) -> dict[str, Any]:
+        """Live decisions on `indices` judged overall and, where several sources are mixed,
+        per source, each beside the length rule and a random mixture at its cost."""
+        labels = self.traffic.table.labels[indices]
+        sources = self.traffic.table.prompts["source"].to_numpy()[indices]
+        names = np.unique(sources)
+        out = live_stats(decisions, labels, self.settings)
+        out["by_source"] = {
+            str(s): live_stats([d for d, x in zip(decisions, sources, strict=True) if x == s],
+                               labels[sources == s], self.settings)
+            for s in names} if len(names) > 1 else {}
         return out
 
     def order(self, seed: int, learn: int, score: int, window: int) -> dict[str, Any]:
@@ -267,10 +313,13 @@ class Replay:
                 batch = []
         state = self.wait_for_state()
         frozen = self.sweep(scored, f"replay-{seed}-frozen")
+        # the frozen state as live calls meet it (the allowance drawn, exploration on), with
+        # no feedback: a dry run takes each category's base tier, so only this shows the
+        # default point a deployment realises after `learn` outcomes
+        after = self.judge(self.route(scored, f"replay-{seed}-after"), scored)
         return {"seed": seed, "outcomes": taught, "prior": prior, "curve": curve,
-                "learning": window_stats(decisions, labels[learning], self.settings),
-                "frozen": frozen, "state_revision": state.get("revision"),
-                "scored": scored.tolist()}
+                "learning": self.judge(decisions, learning), "frozen": frozen, "after": after,
+                "state_revision": state.get("revision"), "scored": scored.tolist()}
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
@@ -322,8 +371,9 @@ def live_service(settings: Settings, workdir: Path, timeout: float = 300) -> Ite
 def run_orders(
     http: Http, traffic: Traffic, settings: Settings, *, orders: int, learn: int, score: int,
     window: int, seed: int, headers: dict[str, str] | None = None, with_task: bool = True,
+    role: str | None = None,
 ) -> list[dict[str, Any]]:
-    replay = Replay(http, traffic, settings, headers, with_task)
+    replay = Replay(http, traffic, settings, headers, with_task, role=role)
     results = []
     for k in range(orders):
         started = time.monotonic()

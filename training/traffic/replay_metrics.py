@@ -12,6 +12,8 @@ of `KNOBS` (``quality_target`` per call, ``dry_run`` so nothing is explored or l
   of the curve's points allowed (`training.metrics.savings_at_quality_fraction`);
 * **scores APGR**: the returned scores swept offline (each cheaper tier's score ranks the calls,
   `training.selection.pair_apgrs`): what the prior's scores alone would rank;
+* the **category ceiling**: the best ranking a map that knows only each call's category can
+  reach on these calls (`category_ceiling`);
 * the **length rule** (longer calls to stronger tiers, `training.baselines.length_choices`) and a
   **random mixture** of the tiers, each at the cost of the service's default point.
 """
@@ -90,6 +92,23 @@ def curve_stats(picks: np.ndarray, labels: np.ndarray, cost: np.ndarray) -> dict
     }
 
 
+def category_ceiling(labels: np.ndarray, categories: np.ndarray) -> float:
+    """The APGR of the best map that knows only each call's category: categories moved from
+    the cheapest to the strongest tier in order of their true gap between the two, measured on
+    these very calls (an in-sample bound on what any per-category map can rank)."""
+    full = ~np.isnan(labels).any(axis=1)
+    y, cats = labels[full], np.asarray(categories)[full].astype(str)
+    names = np.unique(cats)
+    if len(y) < 20 or len(names) == 0:
+        return math.nan
+    gap = {c: float((y[cats == c, -1] - y[cats == c, 0]).mean()) for c in names}
+    ranked = sorted(names, key=lambda c: -gap[c])
+    strongest = labels.shape[1] - 1
+    picks = np.array([np.where(np.isin(cats, ranked[:j]), strongest, 0)
+                      for j in range(len(ranked) + 1)])
+    return curve_stats(picks, y, np.ones_like(y))["apgr"]
+
+
 def baselines_at(
     cost_share: float, labels: np.ndarray, cost: np.ndarray, tokens: np.ndarray
 ) -> dict[str, float]:
@@ -115,6 +134,17 @@ def baselines_at(
     }
 
 
+def live_stats(
+    decisions: Sequence[dict[str, Any]], labels: np.ndarray, settings: Settings
+) -> dict[str, Any]:
+    """Live decisions (`window_stats`) beside the length rule and a random mixture at the
+    cost they realised, on the same calls."""
+    point = window_stats(decisions, labels, settings)
+    tokens = np.array([int(d["estimated_tokens_in"]) for d in decisions])
+    return {**point, **baselines_at(point["cost_vs_strongest"], labels,
+                                    decision_costs(decisions, settings), tokens)}
+
+
 def sweep_stats(
     picks: np.ndarray, default: Sequence[dict[str, Any]], labels: np.ndarray,
     settings: Settings,
@@ -131,88 +161,5 @@ def sweep_stats(
             **baselines_at(point["cost_vs_strongest"], labels, cost, tokens)}
 
 
-
-
-T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-SUMMARY_KEYS = ("apgr", "scores_apgr", "savings_at_95", "quality_vs_strongest",
-                "cost_vs_strongest", "predicted", "realised", "length_apgr",
-                "length_savings_at_95", "length_quality", "random_quality")
-
-
-def _mean(values: Sequence[float]) -> float:
-    """NaN-aware: savings are NaN where a curve never reaches 95%."""
-    array = np.array(values, dtype=float)
-    return float(np.nanmean(array)) if np.isfinite(array).any() else math.nan
-
-
-def summarise(orders: Sequence[dict[str, Any]], ceilings: Sequence[float]) -> dict[str, Any]:
-    """Means over orders of the prior's and the frozen state's numbers (overall and per
-    source), the learning phase's, its worst window, and the APGR gain's 95% t-interval."""
-    gains = np.array([o["frozen"]["apgr"] - o["prior"]["apgr"] for o in orders])
-    k = len(gains)
-    half = T_975.get(k - 1, 1.96) * gains.std(ddof=1) / math.sqrt(k) if k > 1 else math.nan
-
-    def means(where: Sequence[dict[str, Any]]) -> dict[str, float]:
-        return {key: _mean([w[key] for w in where]) for key in SUMMARY_KEYS if key in where[0]}
-
-    sources = sorted(orders[0]["frozen"].get("by_source", {}))
-    windows = [w["quality_vs_strongest"] for o in orders for w in o["curve"]]
-    return {
-        "orders": k,
-        "prior": means([o["prior"] for o in orders]),
-        "frozen": means([o["frozen"] for o in orders]),
-        "learning": means([o["learning"] for o in orders]),
-        "worst_window_quality": float(np.nanmin(windows)) if windows else math.nan,
-        "by_source": {s: {"prior": means([o["prior"]["by_source"][s] for o in orders]),
-                          "frozen": means([o["frozen"]["by_source"][s] for o in orders])}
-                      for s in sources},
-        "apgr_gain": float(gains.mean()),
-        "apgr_gain_ci": [float(gains.mean() - half), float(gains.mean() + half)],
-        "ceiling_apgr": float(np.mean(ceilings)) if ceilings else math.nan,
-    }
-
-
-def _row(name: str, s: dict[str, float]) -> str:
-    return (f"  {name:<28} {s['apgr']:.3f}  {s['scores_apgr']:.3f}  {s['savings_at_95']:+.3f}  "
-            f"{s['quality_vs_strongest']:.3f}  {s['cost_vs_strongest']:.3f}  "
-            f"{s['predicted'] - s['realised']:+.3f}  {s['length_apgr']:.3f}  "
-            f"{s['length_quality']:.3f}  {s['random_quality']:.3f}")
-
-
-def format_replay(report: dict[str, Any]) -> str:
-    """The learning curve of the first order and the prior-vs-frozen table, as printed."""
-    lines = [f"replay of {report['source']} through {report['url']} (prior {report['prior']}, "
-             f"tiers {', '.join(report['tiers'])}, task names "
-             f"{'sent' if report.get('with_task', True) else 'withheld'})"]
-    first = report["orders"][0]
-    lines.append("learning (order 1): outcomes  quality/strongest  cost/strongest  pred  real  "
-                 "explored  shares")
-    for w in first["curve"]:
-        shares = " ".join(f"{t}:{v:.2f}" for t, v in w["share"].items())
-        lines.append(f"  {w['outcomes']:>6}  {w['quality_vs_strongest']:.3f}  "
-                     f"{w['cost_vs_strongest']:.3f}  {w['predicted']:.3f}  {w['realised']:.3f}  "
-                     f"{w['explored']:.3f}  {shares}")
-    s = report["summary"]
-    learning = s["learning"]
-    lines += [
-        f"over {s['orders']} orders: while learning {learning['quality_vs_strongest']:.3f} of "
-        f"always-strongest's quality at {learning['cost_vs_strongest']:.3f} of its cost; worst "
-        f"window {s['worst_window_quality']:.3f}",
-        f"scored on {report['score']} held-back calls after {report['learn']} outcomes "
-        "(quality, cost: shares of always-strongest's at the default knob; length, random: "
-        "quality at that cost):",
-        "  state                        APGR   scores savings@95 quality cost  pred-real "
-        "length_APGR length random",
-        _row("prior", s["prior"]), _row("frozen", s["frozen"]),
-    ]
-    for source, both in s["by_source"].items():
-        lines += [_row(f"{source} prior", both["prior"]), _row(f"{source} frozen",
-                                                              both["frozen"])]
-    lines.append(f"  APGR gain {s['apgr_gain']:+.3f} (95% CI {s['apgr_gain_ci'][0]:+.3f} .. "
-                 f"{s['apgr_gain_ci'][1]:+.3f}); full-information ceiling "
-                 f"{s['ceiling_apgr']:.3f}")
-    return "\n".join(lines)
-
-
-__all__ = ["KNOBS", "baselines_at", "curve_stats", "decision_costs", "format_replay", "shares",
-           "summarise", "sweep_stats", "window_stats"]
+__all__ = ["KNOBS", "baselines_at", "category_ceiling", "curve_stats", "decision_costs",
+           "live_stats", "shares", "sweep_stats", "window_stats"]

@@ -7,6 +7,10 @@ data does that.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from router.api.app import create_app
 from router.config import Settings
-from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder
+from tests.conftest import EASY, HARD, LOOPBACK, FakeEmbedder, synthetic_model
 from training.labels import PromptTable
+from training.selection import Candidate
+from training.traffic import replay as rp
 from training.traffic.replay import (
     Replay,
     Traffic,
@@ -25,7 +31,14 @@ from training.traffic.replay import (
     restrict_tiers,
     summarise,
 )
-from training.traffic.replay_metrics import KNOBS, baselines_at, curve_stats, shares, window_stats
+from training.traffic.replay_metrics import (
+    KNOBS,
+    baselines_at,
+    category_ceiling,
+    curve_stats,
+    shares,
+    window_stats,
+)
 
 
 def synthetic_traffic(n: int = 120, tasks: bool = False) -> Traffic:
@@ -56,14 +69,18 @@ def test_one_order_resets_learns_freezes_and_sweeps_over_http(settings: Settings
         assert order["state_revision"] == 60  # reset between orders: one order's outcomes
         assert order["prior"]["n"] == order["frozen"]["n"] == 30
         assert order["learning"]["n"] == 60
+        assert order["after"]["n"] == 30  # the scored calls once more, live
+        assert order["after"]["random_quality"] <= 1.0
         for window in (order["prior"], order["frozen"], order["learning"], *order["curve"]):
             assert sum(window["share"].values()) == pytest.approx(1.0)
             assert 0.0 <= window["realised"] <= 1.0
             assert 0.0 < window["cost_vs_strongest"] <= 1.0
         for sweep in (order["prior"], order["frozen"]):
             assert 0.0 <= sweep["apgr"] <= 1.0 and sweep["by_source"] == {}
+            # 'proof' calls fail on small, 'chat' calls never do (synthetic labels)
+            assert sweep["category_ceiling"] == pytest.approx(0.75, abs=0.1)
             assert sweep["length_quality"] <= 1.0 and sweep["random_quality"] <= 1.0
-    assert state["revision"] == 60
+    assert state["revision"] == 60  # the live calls after the freeze taught nothing
     report = {"source": "synthetic", "url": "test", "prior": "synthetic-test",
               "tiers": exploring.tier_names, "learn": 60, "score": 30,
               "orders": [first, second], "summary": summarise([first, second], [0.6, 0.6])}
@@ -97,12 +114,21 @@ def test_a_sweep_sends_every_knob_dry_run_and_the_task_only_when_asked(
     assert all(b["dry_run"] is True for b in http.bodies)
     assert sorted({b.get("quality_target") for b in http.bodies} - {None}) == sorted(KNOBS)
     assert all(("task" in b) == with_task for b in http.bodies)
+    assert all("role" not in b for b in http.bodies)  # no signal the data does not have
     assert {b.get("task") for b in http.bodies} == ({"proof", "chat"} if with_task else {None})
     assert out["quality_vs_strongest"] == 1.0 and out["cost_vs_strongest"] == 1.0
     assert out["share"] == {"medium": 0.0, "large": 1.0}
 
 
 # Synthetic labels below: the numbers are worked out by hand.
+
+
+def test_a_role_is_sent_with_every_call_only_when_given(settings: Settings) -> None:
+    traffic = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    http = Recorder("large")
+    Replay(http, traffic, replay_settings(settings, ["medium", "large"]),
+           role="planner").route(np.arange(5), "t")
+    assert [b["role"] for b in http.bodies] == ["planner"] * 5
 
 
 def test_shares_are_of_always_strongests_quality_and_cost() -> None:
@@ -127,6 +153,19 @@ def test_a_window_reports_quality_and_cost_against_strongest(settings: Settings)
     assert w["cost_vs_strongest"] == pytest.approx((2 * ratio + 2) / 4)
     assert w["explored"] == 0.25 and w["share"] == {"medium": 0.5, "large": 0.5}
     assert w["predicted"] == pytest.approx(0.85) and w["realised"] == pytest.approx(0.5)
+
+
+def test_the_category_ceiling_ranks_categories_by_their_true_gap() -> None:
+    # 'a' always needs large, 'b' never: moving 'a' first recovers the whole gap at half the
+    # calls on large, so the area is 0.25 (rising) + 0.5 (flat at 1) = 0.75
+    cats = np.array(["b"] * 50 + ["a"] * 50)
+    labels = np.stack([np.r_[np.ones(50), np.zeros(50)], np.ones(100)], axis=1)
+    assert category_ceiling(labels, cats) == pytest.approx(0.75)
+    # both categories need large on every other call: knowing the category ranks nothing
+    half = np.tile([0.0, 1.0], 50)
+    assert category_ceiling(np.stack([half, np.ones(100)], axis=1), cats) == pytest.approx(0.5)
+    unlabelled = np.vstack([labels, [[np.nan, 1.0]] * 10])  # calls missing a tier do not count
+    assert category_ceiling(unlabelled, np.r_[cats, ["c"] * 10]) == pytest.approx(0.75)
 
 
 def test_a_perfect_sweep_recovers_the_whole_gap_and_the_baselines_sit_below_it() -> None:
@@ -176,3 +215,51 @@ def test_summarise_gives_the_gain_its_interval_and_the_worst_window() -> None:
     assert low < 0.06 < high and low == pytest.approx(0.06 - 4.30 * 0.02 / np.sqrt(3))
     assert s["worst_window_quality"] == pytest.approx(0.91)
     assert s["learning"]["cost_vs_strongest"] == pytest.approx(0.6)
+
+
+def test_mixed_sources_are_judged_per_source_beside_the_baselines(settings: Settings) -> None:
+    traffic = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    traffic.table.prompts["source"] = ["a" if i < 30 else "b" for i in range(40)]
+    two = replay_settings(settings, ["medium", "large"])
+    # hand-made decisions: medium on the easy calls (even), large on the hard ones
+    decisions = [{"tier": "large" if i % 2 else "medium", "scores": {"medium": 0.5, "large": 0.9},
+                  "estimated_tokens_in": 10 + i, "reason": "classifier"} for i in range(40)]
+    out = Replay(Recorder("large"), traffic, two).judge(decisions, np.arange(40))
+    assert set(out["by_source"]) == {"a", "b"}
+    assert out["by_source"]["a"]["n"] == 30 and out["by_source"]["b"]["n"] == 10
+    assert out["quality_vs_strongest"] == 1.0  # medium answers the easy calls as well
+    assert 0.0 < out["cost_vs_strongest"] < 1.0
+    assert out["by_source"]["a"]["length_quality"] <= 1.0
+    assert out["random_quality"] < 1.0  # a random mixture at that cost misses hard calls
+    alone = restrict_tiers(synthetic_traffic(40), ["medium", "large"])
+    assert Replay(Recorder("large"), alone, two).judge(decisions, np.arange(40))[
+        "by_source"] == {}
+
+
+def test_a_holdout_prior_fitted_from_the_same_inputs_is_reused(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [{"path": "x/train.json", "sha256": "ab", "bytes": 3}]
+    monkeypatch.setattr(rp, "load_outcomes", lambda data_dir, extra: (pd.DataFrame(), files))
+
+    def refit(*args: object) -> None:
+        raise LookupError("fitted again")
+
+    monkeypatch.setattr(rp, "tier_table", refit)
+    recipe = Candidate("tqr", {"C": 1.0})
+    cache = SimpleNamespace(embedder=FakeEmbedder())
+    out = synthetic_model(tmp_path / "prior")
+    meta = json.loads((out / "metadata.json").read_text())
+    meta.update({"router_version": "lodo-x-tqr-seed0", "head": recipe.as_metadata(),
+                 "embedder_backend": "fake", "seed": 0, "data": files, "held_out_source": "x",
+                 "tier_models": {t.name: list(t.training_models) for t in settings.tiers}})
+    (out / "metadata.json").write_text(json.dumps(meta))
+    assert rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=0) == out
+    with pytest.raises(LookupError, match="fitted again"):  # another seed: not the same prior
+        rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=1)
+    with pytest.raises(LookupError, match="fitted again"):  # another data file
+        monkeypatch.setattr(rp, "load_outcomes", lambda data_dir, extra: (
+            pd.DataFrame(), [{**files[0], "sha256": "cd"}]))
+        rp.holdout_prior(settings, tmp_path, "x", recipe, out, cache, seed=0)
+    with pytest.raises(LookupError, match="fitted again"):  # nothing there yet
+        rp.holdout_prior(settings, tmp_path, "x", recipe, tmp_path / "none", cache, seed=0)
