@@ -220,8 +220,11 @@ class LearningConfig(Section):
                                 "kept (most evidence first); beyond it the coarser level.")
     min_outcomes: int = Field(default=30, ge=1, description="Outcomes a category needs before "
                               "its own estimate decides.")
-    prior_strength: float = Field(default=10.0, gt=0, description="Outcomes the model's "
-                                  "(recalibrated) score, or a parent category, is worth.")
+    prior_strength: float = Field(default=2.0, gt=0, description="Outcomes the model's "
+                                  "(recalibrated) score, or a parent category, is worth (low: "
+                                  "out of domain the score can be far off, and a strong prior "
+                                  "spends the margin before the cheaper tier's own outcomes "
+                                  "arrive).")
     bound: float = Field(default=0.9, ge=0.5, lt=1.0, description="One-sided level of the "
                          "lower bound on a tier's quality relative to the strongest tier's.")
     score_weight: float = Field(default=0.0, ge=0, le=2, description="How far a call's own "

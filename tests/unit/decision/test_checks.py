@@ -37,7 +37,8 @@ def test_a_sparse_fine_category_borrows_from_its_parent() -> None:
     entry, name = fitted.find(Signals("k", task="x"), None)
     assert name == "k"  # the parent decides
     own = fitted.entries[("k", "task:x")]
-    assert 0.3 < own.pass_rate[0] < 0.75  # pulled toward the parent's 0.8, not 0
+    # pulled toward the parent's 0.8 (worth prior_strength checks), not 0
+    assert 0.1 < own.pass_rate[0] < 0.75
     many = check_sums([(60, 0), (0, 0), (0, 0)])
     fitted = fit_checks({("k", ""): root + many, ("k", "task:x"): many}, TIERS, CONFIG)
     entry, name = fitted.find(Signals("k", task="x"), None)
