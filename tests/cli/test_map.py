@@ -7,23 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from router.api.app import create_app
 from router.cli.main import main
-from tests.api.test_reload import write_config
-from tests.conftest import FakeEmbedder
 
 
 def test_map_prints_each_category_and_refuses_an_unknown_tier(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    greeted: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    path = write_config(tmp_path / "c.yaml", model_dir)
-    with TestClient(create_app(path, embedder_factory=lambda cfg: FakeEmbedder())) as c:
-        for i in range(3):  # synthetic labels
-            d = c.post("/route", json={"prompt": f"hi {i}", "task": "greet"}).json()
-            assert c.post("/feedback", json={"decision_id": d["decision_id"],
-                                             "quality": 1.0}).status_code == 201
+    path = greeted
     assert main(["map", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("learned map: ") and "3 outcomes learned" in out
