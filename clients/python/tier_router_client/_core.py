@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -132,6 +133,15 @@ def feedback_payload(decision: Decision | str, outcome: Mapping[str, Any]) -> di
     if not body.get("fallback_used"):
         body.pop("fallback_used", None)
     return body
+
+
+def run_outcome_request(run_id: str, success: bool | None, quality: float | None
+                        ) -> tuple[str, dict[str, Any]]:
+    """The path and body of a run's outcome report."""
+    if success is None and quality is None:
+        raise ValueError("give success, quality or both")
+    body = {k: v for k, v in (("success", success), ("quality", quality)) if v is not None}
+    return "/runs/" + quote(run_id, safe="") + "/outcome", body
 
 
 def _detail(response: httpx.Response) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -97,14 +96,11 @@ class AsyncRouterClient:
         return _core.receipt_of(self.options, await self._send("/feedback", body))
 
     async def run_outcome(self, run_id: str, *, success: bool | None = None,
-                    quality: float | None = None) -> dict[str, Any]:
+                          quality: float | None = None) -> dict[str, Any]:
         """Report how a whole run ended (success and/or quality 0-1), once per run: the same
         again answers status "duplicate", a different one is `RouterRefused` (409). Only a
         key that made the run's calls may report it. Returns the service's receipt."""
-        if success is None and quality is None:
-            raise ValueError("give success, quality or both")
-        body = {k: v for k, v in (("success", success), ("quality", quality)) if v is not None}
-        path = "/runs/" + quote(run_id, safe="") + "/outcome"
+        path, body = _core.run_outcome_request(run_id, success, quality)
         return _core.read_json(self.options, await self._send(path, body))
 
     async def _send(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:

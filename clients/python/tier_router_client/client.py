@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -101,10 +100,7 @@ class RouterClient:
         """Report how a whole run ended (success and/or quality 0-1), once per run: the same
         again answers status "duplicate", a different one is `RouterRefused` (409). Only a
         key that made the run's calls may report it. Returns the service's receipt."""
-        if success is None and quality is None:
-            raise ValueError("give success, quality or both")
-        body = {k: v for k, v in (("success", success), ("quality", quality)) if v is not None}
-        path = "/runs/" + quote(run_id, safe="") + "/outcome"
+        path, body = _core.run_outcome_request(run_id, success, quality)
         return _core.read_json(self.options, self._send(path, body))
 
     def _send(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:

@@ -73,17 +73,9 @@ def completion(router: RouterClient, *, llm: litellm.Router | None = None,
 
         return routed_call(complete(router, route, call=call, check=check))
     decision = router.route(route)
-    tries = Attempts(decision)
-    for model in decision.models:
-        try:
-            response = (llm or litellm).completion(model=model, **llm_kwargs)
-        except openai.APIError as exc:  # LiteLLM's errors are the OpenAI SDK's types
-            tries.failed(model, exc)
-            continue
-        receipt = report(router, decision, tries.outcome(response, model, litellm_cost(response)))
-        return RoutedCall(response, decision, model, receipt)
-    report(router, decision, tries.failure())
-    raise tries.all_failed()
+    answer = _answer(router, decision, llm, llm_kwargs)
+    receipt = report(router, decision, answer.outcome)
+    return RoutedCall(answer.response, decision, answer.outcome["model_used"], receipt)
 
 
 async def acompletion(router: AsyncRouterClient, *, llm: litellm.Router | None = None,
@@ -96,17 +88,9 @@ async def acompletion(router: AsyncRouterClient, *, llm: litellm.Router | None =
 
         return routed_call(await acomplete(router, route, call=call, check=check))
     decision = await router.route(route)
-    tries = Attempts(decision)
-    for model in decision.models:
-        try:
-            response = await (llm or litellm).acompletion(model=model, **llm_kwargs)
-        except openai.APIError as exc:
-            tries.failed(model, exc)
-            continue
-        fields = tries.outcome(response, model, litellm_cost(response))
-        return RoutedCall(response, decision, model, await areport(router, decision, fields))
-    await areport(router, decision, tries.failure())
-    raise tries.all_failed()
+    answer = await _aanswer(router, decision, llm, llm_kwargs)
+    receipt = await areport(router, decision, answer.outcome)
+    return RoutedCall(answer.response, decision, answer.outcome["model_used"], receipt)
 
 
 def _answer(router: RouterClient, decision: Decision, llm: litellm.Router | None,
@@ -117,7 +101,7 @@ def _answer(router: RouterClient, decision: Decision, llm: litellm.Router | None
     for model in decision.models:
         try:
             response = (llm or litellm).completion(model=model, **llm_kwargs)
-        except openai.APIError as exc:
+        except openai.APIError as exc:  # LiteLLM's errors are the OpenAI SDK's types
             tries.failed(model, exc)
             continue
         return Answer(response, tries.outcome(response, model, litellm_cost(response)),

@@ -47,30 +47,13 @@ def create(router: RouterClient, client: openai.OpenAI, *,
     route, llm_kwargs = split(kwargs)
     if check is not None:
         def call(decision: Decision) -> Answer:
-            tries = Attempts(decision)
-            for model in decision.models:
-                try:
-                    response = client.chat.completions.create(model=model, **llm_kwargs)
-                except openai.APIError as exc:
-                    tries.failed(model, exc)
-                    continue
-                return _answer(response, model, tries, llm_kwargs)
-            report(router, decision, tries.failure())
-            raise tries.all_failed()
+            return _answer(router, client, decision, llm_kwargs)
 
         return routed_call(complete(router, route, call=call, check=check))
     decision = router.route(route)
-    tries = Attempts(decision)
-    for model in decision.models:
-        try:
-            response = client.chat.completions.create(model=model, **llm_kwargs)
-        except openai.APIError as exc:
-            tries.failed(model, exc)
-            continue
-        receipt = report(router, decision, tries.outcome(response, model, None))
-        return RoutedCall(response, decision, model, receipt)
-    report(router, decision, tries.failure())
-    raise tries.all_failed()
+    answer = _answer(router, client, decision, llm_kwargs)
+    receipt = report(router, decision, answer.outcome)
+    return RoutedCall(answer.response, decision, answer.outcome["model_used"], receipt)
 
 
 async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI, *,
@@ -79,19 +62,35 @@ async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI, *,
     route, llm_kwargs = split(kwargs)
     if check is not None:
         async def call(decision: Decision) -> Answer:
-            tries = Attempts(decision)
-            for model in decision.models:
-                try:
-                    response = await client.chat.completions.create(model=model, **llm_kwargs)
-                except openai.APIError as exc:
-                    tries.failed(model, exc)
-                    continue
-                return _answer(response, model, tries, llm_kwargs)
-            await areport(router, decision, tries.failure())
-            raise tries.all_failed()
+            return await _aanswer(router, client, decision, llm_kwargs)
 
         return routed_call(await acomplete(router, route, call=call, check=check))
     decision = await router.route(route)
+    answer = await _aanswer(router, client, decision, llm_kwargs)
+    receipt = await areport(router, decision, answer.outcome)
+    return RoutedCall(answer.response, decision, answer.outcome["model_used"], receipt)
+
+
+def _answer(router: RouterClient, client: openai.OpenAI, decision: Decision,
+            llm_kwargs: dict[str, Any]) -> Answer:
+    """One decision's call (its models in order) as the cascade reads it: its outcome fields
+    and, if asked, its confidence; every model failing is reported and raised."""
+    tries = Attempts(decision)
+    for model in decision.models:
+        try:
+            response = client.chat.completions.create(model=model, **llm_kwargs)
+        except openai.APIError as exc:
+            tries.failed(model, exc)
+            continue
+        return Answer(response, tries.outcome(response, model, None),
+                      logprob_mean(response) if llm_kwargs.get("logprobs") else None)
+    report(router, decision, tries.failure())
+    raise tries.all_failed()
+
+
+async def _aanswer(router: AsyncRouterClient, client: openai.AsyncOpenAI, decision: Decision,
+                   llm_kwargs: dict[str, Any]) -> Answer:
+    """`_answer` for asyncio."""
     tries = Attempts(decision)
     for model in decision.models:
         try:
@@ -99,13 +98,7 @@ async def acreate(router: AsyncRouterClient, client: openai.AsyncOpenAI, *,
         except openai.APIError as exc:
             tries.failed(model, exc)
             continue
-        fields = tries.outcome(response, model, None)
-        return RoutedCall(response, decision, model, await areport(router, decision, fields))
+        return Answer(response, tries.outcome(response, model, None),
+                      logprob_mean(response) if llm_kwargs.get("logprobs") else None)
     await areport(router, decision, tries.failure())
     raise tries.all_failed()
-
-
-def _answer(response: Any, model: str, tries: Attempts, llm_kwargs: dict[str, Any]) -> Answer:
-    """A response as the cascade reads it: its outcome fields and, if asked, its confidence."""
-    return Answer(response, tries.outcome(response, model, None),
-                  logprob_mean(response) if llm_kwargs.get("logprobs") else None)
