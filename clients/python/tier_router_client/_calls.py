@@ -136,7 +136,8 @@ class Attempts:
         return error
 
 
-def report(router: RouterClient, decision: Decision, fields: dict) -> Receipt | None:
+def report(router: RouterClient, decision: Decision, fields: Mapping[str, Any]
+           ) -> Receipt | None:
     """Post the outcome; a router that cannot take it is logged, never the caller's failure
     (the LLM's answer is already in hand)."""
     try:
@@ -146,7 +147,8 @@ def report(router: RouterClient, decision: Decision, fields: dict) -> Receipt | 
         return None
 
 
-async def areport(router: AsyncRouterClient, decision: Decision, fields: dict) -> Receipt | None:
+async def areport(router: AsyncRouterClient, decision: Decision, fields: Mapping[str, Any]
+                  ) -> Receipt | None:
     try:
         return await router.feedback(decision, **fields)
     except TierRouterError as exc:
