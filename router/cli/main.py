@@ -172,8 +172,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level, json_lines=args.log_format == "json")
     log = logging.getLogger("router.cli.main")
+    overrides = _serve_overrides(args)
     try:
-        settings = load_settings(args.config, **_serve_overrides(args))
+        settings = load_settings(args.config, **overrides)
     except ConfigError as exc:
         log.error("refusing to start: %s", exc, extra={"event": "start", "outcome": "refused",
                                                         "reason": str(exc)})
@@ -203,7 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.shadow:
         log.info("shadow mode: every call is decided and recorded, the agent keeps its model",
                  extra={"event": "shadow"})
-    app = create_app(args.config, overrides=_serve_overrides(args))
+    app = create_app(args.config, overrides=overrides)
     limit_native_threads()  # after the imports that load the libraries: router/serving/threads.py
     # a port taken between the check above and this bind: one uvicorn log line, exit status 3
     uvicorn.run(app, host=host, port=port, workers=1, log_level=args.log_level.lower(),
