@@ -9,18 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api.app import create_app
 from router.config import AuthConfig, BudgetConfig, Settings
 from router.guards.auth import hash_key
 from router.traces.store import TraceStore
-from tests.conftest import LOOPBACK, FakeEmbedder
+from tests.api.test_feedback import client_for
 
 CHECK = {"reason": "tests_failed", "logprob_mean": -0.8, "detail": "2 of 5 tests failed"}
-
-
-def client_for(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings=settings, embedder_factory=lambda cfg: FakeEmbedder()),
-                      client=LOOPBACK)
 
 
 @pytest.fixture
