@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import Server, add_common_args, dump, write_config  # noqa: E402, I001
+from tests.integration.service import send_huge_header  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
 KEYS = {  # name -> (key, scopes, limits)
@@ -264,26 +264,6 @@ def open_probes(http: httpx.Client, report: Report) -> None:
         return (fb.status_code < 300 or reset.status_code < 300,
                 f"trace {fb.status_code}, reset {reset.status_code}")
     report.attempt("6", "open mode: JSON posts with a cross-site Origin", cross_site)
-
-
-def send_huge_header(port: int, size: int) -> tuple[int, bytes, float]:
-    started, sent, chunk = time.monotonic(), 0, b"a" * 65_536
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: ")
-        try:
-            while sent < size:
-                sock.sendall(chunk)
-                sent += len(chunk)
-            sock.sendall(b"\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        try:
-            while part := sock.recv(65_536):
-                answer += part
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return sent, answer, time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:

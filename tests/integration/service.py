@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,3 +75,26 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+def send_huge_header(port: int, size: int) -> tuple[int, bytes, float]:
+    """Stream a request whose one header is `size` bytes; (bytes the server took before it
+    closed, its answer, seconds)."""
+    started = time.monotonic()
+    sent, chunk = 0, b"a" * 65_536
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: ")
+        try:
+            while sent < size:
+                sock.sendall(chunk)
+                sent += len(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while part := sock.recv(65_536):
+                answer += part
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return sent, answer, time.monotonic() - started

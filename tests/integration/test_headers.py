@@ -4,14 +4,12 @@ limits.max_header_bytes, and a 64 MB header is never read whole."""
 from __future__ import annotations
 
 import json
-import socket
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.integration.service import SHIPPED_MODEL, Server, write_config
+from tests.integration.service import SHIPPED_MODEL, Server, send_huge_header, write_config
 
 
 @pytest.fixture(scope="module")
@@ -23,29 +21,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(config, work / "server.log").start()
     yield running
     running.stop()
-
-
-def send_huge_header(port: int, size: int) -> tuple[int, bytes, float]:
-    """Stream a request whose one header is `size` bytes; (bytes the server took before it
-    closed, its answer, seconds)."""
-    started = time.monotonic()
-    sent, chunk = 0, b"a" * 65_536
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: ")
-        try:
-            while sent < size:
-                sock.sendall(chunk)
-                sent += len(chunk)
-            sock.sendall(b"\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        answer = b""
-        try:
-            while part := sock.recv(65_536):
-                answer += part
-        except ConnectionResetError:
-            pass
-    return sent, answer, time.monotonic() - started
 
 
 def test_a_64_mb_header_is_431_and_not_read_whole(server: Server) -> None:
