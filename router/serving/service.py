@@ -25,7 +25,7 @@ from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.categories import Signals
 from router.decision.checks import CheckEntry
-from router.decision.choice import CallFacts, TierTable
+from router.decision.choice import CallFacts, TierTable, cost
 from router.decision.encoders.base import Embedder
 from router.decision.escalation import cheap_first
 from router.decision.features import CallView, view_of
@@ -300,11 +300,8 @@ class RouterService:
                  facts: CallFacts) -> Verdict:
         """The learned map's verdict on one call: its category from what the caller says, and
         each tier's estimated cost of it (where the map's allowance saves most)."""
-        signals = Signals(request.api_key, request.role, request.task, request.step)
-        grouping = self.learning.clusters if self.learning is not None else None
-        path = grouping.path(cluster) if grouping is not None else None
-        costs = [tier.estimate_cost(facts.tokens_in, facts.expected_tokens_out)
-                 for tier in self.table.tiers]
+        signals, path = self._category(request, cluster)
+        costs = [cost(tier, facts) for tier in self.table.tiers]
         return learned.assess(signals, path, row.tolist(), confidence, target, rate, costs)
 
     def _checks(self, request: RouteRequest, learned: LearnedMap, cluster: int
@@ -312,10 +309,14 @@ class RouterService:
         """A verifiable call's category's check evidence (None: none has enough yet)."""
         if learned.checks is None:
             return None
+        return learned.checks.find(*self._category(request, cluster))[0]
+
+    def _category(self, request: RouteRequest, cluster: int) -> tuple[Signals, str | None]:
+        """What the caller says of the call, and its embedding cluster's path: the two
+        lookups of the map's categories."""
         grouping = self.learning.clusters if self.learning is not None else None
         path = grouping.path(cluster) if grouping is not None else None
-        signals = Signals(request.api_key, request.role, request.task, request.step)
-        return learned.checks.find(signals, path)[0]
+        return Signals(request.api_key, request.role, request.task, request.step), path
 
     def _facts(self, request: RouteRequest, view: CallView) -> CallFacts:
         """What the decision knows of the call besides its scores."""
@@ -380,8 +381,7 @@ class RouterService:
         tier = self._tier_of(request.model)
         if tier is None:
             return None
-        cost = self.settings.tier(tier).estimate_cost(facts.tokens_in, facts.expected_tokens_out)
-        return round(cost, 8)
+        return round(cost(self.settings.tier(tier), facts), 8)
 
     def _tier_of(self, model: str | None) -> str | None:
         """The configured tier a requested model names (by tier or model name), else None."""
