@@ -65,28 +65,29 @@ _READ = f"SELECT api_key, category, tier, {', '.join(COLUMNS)} FROM learning_evi
 Increment = tuple[str, str, str, tuple[float, ...]]  # (namespace, category, tier, columns)
 
 
+def _row_signals(row: Mapping[str, Any], clusters: Clusters | None
+                 ) -> tuple[Signals, str | None]:
+    """A stored decision row's signals and its embedding cluster's path (None: no cluster)."""
+    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
+    embedding = decode_embedding(row.get("embedding"))
+    if clusters is None or embedding is None:
+        return signals, None
+    return signals, clusters.path(int(clusters.of(embedding[None, :])[0]))
+
+
 def categories_of(row: Mapping[str, Any], config: LearningConfig,
                   clusters: Clusters | None) -> list[str]:
     """The categories a stored decision row falls in (signal path, cluster, root)."""
-    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
+    signals, cluster = _row_signals(row, clusters)
     paths = signal_path(signals, config.category_fields)
-    embedding = decode_embedding(row.get("embedding"))
-    if clusters is not None and embedding is not None:
-        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
-        if cluster is not None:
-            paths.append(cluster)
-    return [*paths, ROOT_PATH]
+    return [*paths, *([cluster] if cluster is not None else []), ROOT_PATH]
 
 
 def category_names(row: Mapping[str, Any], config: LearningConfig,
                    clusters: Clusters | None) -> list[str]:
     """The names of a stored decision row's categories in its key's namespace, finest first,
     as the map looks them up and names them (``key/role:r/task:t``, ...)."""
-    signals = Signals(row.get("api_key"), row.get("role"), row.get("task"), row.get("step"))
-    cluster = None
-    embedding = decode_embedding(row.get("embedding"))
-    if clusters is not None and embedding is not None:
-        cluster = clusters.path(int(clusters.of(embedding[None, :])[0]))
+    signals, cluster = _row_signals(row, clusters)
     namespace = key_name(row.get("api_key"))
     return [category_name(namespace, path)
             for path in lookup_paths(signals, config.category_fields, cluster)]
