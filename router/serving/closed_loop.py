@@ -290,16 +290,18 @@ class ClosedLoop:
             log.warning("budget refresh failed: %s", exc)
 
     def _refresh_loop(self) -> None:
+        """Budgets, runs and the learned map kept current; a fault in one step is logged and
+        the loop goes on (a dead thread would freeze the map and the budgets silently)."""
         last_budgets = last_learning = time.monotonic()
         while not self._stop.wait(TICK_S):
             now = time.monotonic()
             if now - last_budgets >= BUDGET_REFRESH_S:
-                self.refresh_budgets()
+                guarded("budget refresh", self.refresh_budgets)
                 last_budgets = now
-            self.runs.tick()
+            guarded("run expiry", self.runs.tick)
             learner = self.learning
             if learner is not None and learner.due(now - last_learning):
-                learner.rebuild()
+                guarded("learned map rebuild", learner.rebuild)
                 last_learning = now
 
     def _require_store(self) -> TraceStore:
@@ -446,3 +448,12 @@ class DriftWindow:
               registry=registry).set_function(lambda: self.counts()[1])
         Gauge("tier_router_window_seconds", "Length of the drift window.",
               registry=registry).set_function(lambda: self.window_s)
+
+
+def guarded(what: str, step: Callable[[], object]) -> None:
+    """One step of the background loop; any fault is logged with its traceback."""
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - the loop must outlive any one step's fault
+        log.exception("%s failed; the background loop goes on", what,
+                      extra={"event": "background_fault", "step": what})

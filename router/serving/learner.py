@@ -112,11 +112,12 @@ class Learner:
     def rebuild(self) -> LearnedMap:
         """Fit a new map from the store's evidence and swap it in (one rebuild at a time)."""
         with self._rebuilding:
-            self._new = 0
+            pending, self._new = self._new, 0
             try:
                 evidence, checks = self.evidence.read_marked(self.tiers, self.clock(),
                                                              ("", CHECK_MARK))
             except StoreError as exc:
+                self._new += pending  # still waiting: the next tick tries again
                 log.warning("learned map refresh failed: %s", exc)
                 return self.map
             fitted = fit_map(evidence, self.tiers, self.config)

@@ -36,6 +36,16 @@ def planned(http: httpx.Client, deadline_s: float = 30.0) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def why(http: httpx.Client, decision: dict[str, Any], server: Server) -> str:
+    """What a failed wait saw: the decision, the map's check evidence after a rebuild forced
+    by reading it, and the server's warnings."""
+    learning = http.get("/admin/learning").json()
+    warned = [line for line in server.log.read_text().splitlines()
+              if '"level": "WARNING"' in line or '"level": "ERROR"' in line]
+    return (f"decision {decision}\nmap revision {learning.get('revision')}, checks "
+            f"{learning.get('checks')}\nserver warnings: {warned[-20:]}")
+
+
 def test_a_verifiable_calls_plan_is_learned_from_checks_and_survives_a_restart(
     model_dir: Path, tmp_path: Path,
 ) -> None:
@@ -62,7 +72,8 @@ def test_a_verifiable_calls_plan_is_learned_from_checks_and_survives_a_restart(
                 large = post(http, "/route", prompt=prompt, task="code", tier="large")
                 post(http, "/feedback", 201, decision_id=large["decision_id"], success=True)
             taught = planned(http)
-            assert (taught["tier"], taught["plan"]) == ("small", "try_cheap_first"), taught
+            assert (taught["tier"], taught["plan"]) == ("small", "try_cheap_first"), \
+                why(http, taught, server)
             plain = post(http, "/route", prompt="write a function that parses dates",
                          task="code")
             assert "plan" not in plain and plain["detail"].startswith("task code:")
@@ -78,7 +89,8 @@ def test_a_verifiable_calls_plan_is_learned_from_checks_and_survives_a_restart(
         try:
             with httpx.Client(base_url=restarted.url, timeout=60) as http:
                 again = planned(http, 10.0)
-                assert (again["tier"], again["plan"]) == ("small", "try_cheap_first")
+                assert (again["tier"], again["plan"]) == ("small", "try_cheap_first"), \
+                    why(http, again, restarted)
         finally:
             restarted.kill()
     finally:

@@ -14,6 +14,7 @@ import pytest
 from router.config import LearningConfig, StoreConfig
 from router.decision.categories import Signals
 from router.decision.map_fit import empty_map, fit_map
+from router.errors import StoreError
 from router.serving.learner import Learner
 from router.traces.evidence import increments
 from router.traces.store import TraceStore
@@ -172,3 +173,19 @@ def test_a_decisions_check_teaches_once_and_its_label_once_and_a_restart_keeps_i
     # 2 of 3 passed; passed answers labelled 0.8 and 0.6 (a uniform prior worth 2 at the root)
     assert abs(root.pass_rate[0] - (1.0 + 2.0) / 5.0) < 1e-9
     assert abs(root.passed_quality[0] - (1.0 + 1.4) / 4.0) < 1e-9
+
+
+def test_a_rebuild_the_store_refuses_keeps_its_outcomes_waiting(
+    store: TraceStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    learner = Learner(CONFIG, TIERS, 8, store, clock=lambda: NOW).start()
+    assert learner.observe({"tier": "medium", "quality": 1.0}, decision())
+    before = learner.map
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(learner.evidence, "read_marked", refuse)
+    assert learner.rebuild() is before and learner.stale == 1 and learner.due(1.0)
+    monkeypatch.undo()
+    assert learner.rebuild() is not before and learner.stale == 0
