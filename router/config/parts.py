@@ -84,8 +84,8 @@ class Pin(TaskRule):
 
     def matches(self, key: str | None, role: str | None, task: str | None) -> bool:
         """Whether a call (or a category) with these signals falls under the pin."""
-        return all(want is None or want == have for want, have in
-                   ((self.key, key), (self.role, role), (self.task, task)))
+        return ((self.key is None or self.key == key) and (self.role is None or self.role == role)
+                and (self.task is None or self.task == task))
 
     def describe(self) -> str:
         return " ".join(f"{name} '{value}'" for name, value in

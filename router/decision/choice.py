@@ -129,7 +129,8 @@ class TierTable:
 def serves(tier: TierConfig, facts: CallFacts, within_cap: bool = False) -> bool:
     """The tier can hold the call (context, tools, capabilities) and, with `within_cap`,
     fits its max_cost_usd."""
-    ok = tier.context_window >= facts.tokens and facts.capabilities <= set(tier.capabilities)
+    needs = facts.capabilities
+    ok = tier.context_window >= facts.tokens and (not needs or needs <= set(tier.capabilities))
     if ok and within_cap and facts.max_cost_usd is not None:
         return cost(tier, facts) <= facts.max_cost_usd
     return ok
