@@ -24,11 +24,13 @@ from router.errors import NotFittedError
 
 
 def lower_bound(successes: float, n: float, confidence: float) -> float:
-    """One-sided Wilson lower bound of a pass rate (fractional successes allowed)."""
+    """One-sided Wilson lower bound of a pass rate (fractional successes allowed; a rate
+    outside [0, 1], which summed and decayed evidence should never give, is clamped rather than
+    left to fail a whole map rebuild)."""
     if n <= 0:
         return 0.0
     z = NormalDist().inv_cdf(confidence)
-    p = successes / n
+    p = min(max(successes / n, 0.0), 1.0)
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, (centre - spread) / (1 + z * z / n))

@@ -50,6 +50,8 @@ def test_conservative_without_evidence_or_when_the_bar_is_out_of_reach() -> None
 def test_lower_bound_and_parameter_errors() -> None:
     assert lower_bound(90, 100, 0.9) < 0.9 < lower_bound(900, 950, 0.9) + 0.05
     assert lower_bound(0, 0, 0.9) == 0.0
+    assert lower_bound(12, 10, 0.9) == lower_bound(10, 10, 0.9) < 1.0  # clamped, not a ValueError
+    assert lower_bound(-1, 10, 0.9) == 0.0
     with pytest.raises(NotFittedError):
         AcceptanceThreshold().threshold("x")
     with pytest.raises(ValueError, match="quality_bar"):
