@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.config import LearningConfig, StoreConfig
 from router.decision.categories import Signals
@@ -189,3 +191,51 @@ def test_a_rebuild_the_store_refuses_keeps_its_outcomes_waiting(
     assert learner.rebuild() is before and learner.stale == 1 and learner.due(1.0)
     monkeypatch.undo()
     assert learner.rebuild() is not before and learner.stale == 0
+
+
+FEEDBACK = st.lists(st.tuples(
+    st.sampled_from(["outcome", "check", "both"]),
+    st.sampled_from(TIERS),
+    st.sampled_from(["extract", "plan", None]),
+    st.floats(0.0, 1.0),  # the label
+    st.sampled_from([1.0, 0.5, 0.05]),  # the decision's propensity
+    st.booleans(),  # the check passed
+    st.floats(0.0, 90.0),  # days since the first outcome (the decay)
+), max_size=60)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(events=FEEDBACK, target=st.sampled_from([0.9, 0.95, 0.99]))
+def test_any_feedback_rebuilds_into_a_map_that_answers_in_range(
+    tmp_path_factory: pytest.TempPathFactory, events: list[Any], target: float,
+) -> None:
+    """Synthetic feedback in any order, any mix of labels, checks and propensities, spread
+    over months: every rebuild fits (a failed fit would freeze the map), and the map's
+    answers are probabilities."""
+    path = tmp_path_factory.mktemp("fuzz") / "traces.db"
+    store = TraceStore(StoreConfig(url=f"sqlite:///{path}")).start()
+    try:
+        now = [NOW]
+        learner = Learner(LearningConfig(cluster_bits=0, min_outcomes=5, prior_confidence=None),
+                          TIERS, 8, store, clock=lambda: now[0]).start()
+        for i, (kind, tier, task, label, propensity, passed, days) in enumerate(events):
+            now[0] = NOW + days * 86_400
+            made = {**decision(task or "extract"), "task": task, "tier": tier,
+                    "decision_id": f"d{i}", "propensity": propensity}
+            if kind in ("outcome", "both"):
+                learner.observe({"tier": tier, "quality": label}, made)
+            if kind in ("check", "both"):
+                learner.observe_check(made, passed, label if kind == "both" else None)
+            if i % 7 == 0:
+                learner.rebuild()
+        learned = learner.rebuild()
+        for task in ("extract", "plan", None):
+            verdict = learned.assess(Signals("team", "agent", task), None, (0.7, 0.8), 1.0,
+                                     target, 0.1, (1.0, 3.0))
+            assert all(0.0 <= v <= 1.0 for v in (*verdict.bounds, *verdict.quality))
+            assert all(v >= 0.0 for v in verdict.explore) and sum(verdict.explore) <= 0.1 + 1e-9
+        for entry in (learned.checks.entries.values() if learned.checks else ()):
+            assert all(0.0 <= v <= 1.0 for v in (*entry.pass_rate, *entry.passed_quality,
+                                                  *entry.passed_lower, *entry.pass_upper))
+    finally:
+        store.close()
