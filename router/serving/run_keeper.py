@@ -94,7 +94,7 @@ class RunKeeper:
             raise UnknownRun(f"no live run {run_id!r} of this API key (a run is visible to the "
                              f"key that made its calls and to admin keys, and expires "
                              f"{expire:g} s after its last call: runs.expire_after_s)")
-        keys = [owner] if owner is not None else ledger.api_keys
+        keys = _outcome_keys(ledger, owner)
         if len(keys) == 1 and self.records is not None:
             stored = self.records.outcome(keys[0], run_id)
             if stored is not None:
@@ -113,7 +113,7 @@ class RunKeeper:
         several keys' runs share the id); `key` reported it. The same again is a duplicate,
         a different one FeedbackConflict."""
         ledger = self.ledger(run_id, owner)  # UnknownRun unless the caller may see the run
-        keys = [owner] if owner is not None else ledger.api_keys
+        keys = _outcome_keys(ledger, owner)
         if len(keys) != 1:
             raise FeedbackConflict(
                 f"run id {run_id!r} is used by the keys {keys}: each key's run has its own "
@@ -143,6 +143,12 @@ class RunKeeper:
             raise StoreError("the trace store is disabled (store.enabled: false): no ledgers")
         self.store.flush(timeout=2.0)  # this replica's queued decisions are part of their runs
         return self.records
+
+
+def _outcome_keys(ledger: RunLedger, owner: str | None) -> list[str | None]:
+    """Whose outcome a run's is: the caller's own run, else (an admin, an open service) the
+    keys whose calls made it (one, or a conflict)."""
+    return [owner] if owner is not None else list(ledger.api_keys)
 
 
 def _outcome_info(row: dict[str, Any]) -> RunOutcomeInfo:

@@ -24,7 +24,6 @@ import numpy as np
 from router.config import Settings
 from router.decision.artifact import RouterModel
 from router.decision.categories import Signals
-from router.decision.checks import CheckEntry
 from router.decision.choice import CallFacts, TierTable, cost
 from router.decision.encoders.base import Embedder
 from router.decision.escalation import cheap_first
@@ -241,10 +240,10 @@ class RouterService:
         # never explored: a dry run (nobody runs it), a shadow call (the pipeline: nobody
         # follows the draw)
         explorer = self.explorer if not request.dry_run else None
+        category = self._category(request, cluster)  # the map's two look-ups of the call
         if failure is None:
             rate = self.settings.exploration_rate if explorer and not shadow else 0.0
-            verdict = self._verdict(request, learned, row, cluster, confidence, target, rate,
-                                    facts)
+            verdict = self._verdict(category, learned, row, confidence, target, rate, facts)
             scores = dict(zip(self.tier_names, verdict.quality, strict=True))
             facts = replace(facts, learned=verdict)
         reads = Reads(
@@ -257,7 +256,7 @@ class RouterService:
         choice = choose(scores, self.table, target, facts, reads)
         plan: Literal["direct", "try_cheap_first"] | None = None
         if request.verifiable and request.escalate_from is None:
-            checks = self._checks(request, learned, cluster)
+            checks = learned.checks.find(*category)[0] if learned.checks is not None else None
             cheaper = cheap_first(choice, self.table, facts, checks, target)
             choice, plan = (cheaper, "try_cheap_first") if cheaper else (choice, "direct")
         escalating = request.escalating
@@ -295,21 +294,13 @@ class RouterService:
         """What the decision knows of a call besides its scores (an escalation's limits)."""
         return self._facts(request, view_of(request.chat(), request.tools))
 
-    def _verdict(self, request: RouteRequest, learned: LearnedMap, row: np.ndarray,
-                 cluster: int, confidence: float, target: float, rate: float,
+    def _verdict(self, category: tuple[Signals, str | None], learned: LearnedMap,
+                 row: np.ndarray, confidence: float, target: float, rate: float,
                  facts: CallFacts) -> Verdict:
-        """The learned map's verdict on one call: its category from what the caller says, and
-        each tier's estimated cost of it (where the map's allowance saves most)."""
-        signals, path = self._category(request, cluster)
+        """The learned map's verdict on one call: its category (what the caller says, its
+        cluster), and each tier's estimated cost of it (where the map's allowance saves most)."""
         costs = [cost(tier, facts) for tier in self.table.tiers]
-        return learned.assess(signals, path, row.tolist(), confidence, target, rate, costs)
-
-    def _checks(self, request: RouteRequest, learned: LearnedMap, cluster: int
-                ) -> CheckEntry | None:
-        """A verifiable call's category's check evidence (None: none has enough yet)."""
-        if learned.checks is None:
-            return None
-        return learned.checks.find(*self._category(request, cluster))[0]
+        return learned.assess(*category, row.tolist(), confidence, target, rate, costs)
 
     def _category(self, request: RouteRequest, cluster: int) -> tuple[Signals, str | None]:
         """What the caller says of the call, and its embedding cluster's path: the two
